@@ -1,0 +1,46 @@
+/** One captured packet, reused for every record of a file: the frame is `buf[off, off + caplen)`. */
+export class PacketRecord {
+  buf: Uint8Array = new Uint8Array(0);
+  off = 0;
+  caplen = 0;
+  wirelen = 0;
+  /** seconds since the epoch */
+  tsSec = 0;
+  /** fraction of a second in units of 10^-digits */
+  tsFrac = 0;
+  /** 6 = microseconds, 9 = nanoseconds (pcapng interfaces with other resolutions are converted to 6 or 9) */
+  digits = 6;
+  linktype = 0;
+  /** pcapng interface id (0 for classic pcap) */
+  ifIndex = 0;
+  /** 1-based packet number in the file */
+  index = 0;
+  /** byte offset of the record header in the (decompressed) file */
+  fileOffset = 0;
+}
+
+/** Packet time in microseconds since the epoch (exact as a double for any realistic date). */
+export function recordTimeUs(r: PacketRecord): number {
+  return r.tsSec * 1e6 + (r.digits === 6 ? r.tsFrac : Math.floor(r.tsFrac / 10 ** (r.digits - 6)));
+}
+
+/** "sec.fraction" with as many fraction digits as the record's precision. */
+export function formatTs(sec: number, frac: number, digits: number): string {
+  return `${sec}.${String(frac).padStart(digits, '0')}`;
+}
+
+/** A user-facing problem with a capture file: always names the file and where. */
+export class CaptureError extends Error {
+  /** what was read before the error, when the file header was valid */
+  partial?: { format: 'pcap' | 'pcapng'; linktypes: number[]; packets: number; bytes: number; warnings: string[] };
+
+  constructor(
+    readonly file: string,
+    readonly where: string,
+    readonly what: string,
+    readonly packetsRead: number,
+  ) {
+    super(`${file}: ${where}: ${what}${packetsRead > 0 ? ` (after ${packetsRead} packets)` : ''}`);
+    this.name = 'CaptureError';
+  }
+}

@@ -1,0 +1,57 @@
+/** Human-readable report formatting (the CLI is the only place that uses chalk). */
+import chalk, { Chalk } from 'chalk';
+import type { ReplaySummary } from '../replay.js';
+
+const LINKTYPE_NAMES: Record<number, string> = {
+  0: 'NULL',
+  1: 'EN10MB',
+  12: 'RAW',
+  14: 'RAW',
+  101: 'RAW',
+  108: 'LOOP',
+  113: 'LINUX_SLL',
+  228: 'IPV4',
+  229: 'IPV6',
+  274: 'ETHERNET_MPACKET',
+  276: 'LINUX_SLL2',
+};
+
+export function linktypeName(lt: number): string {
+  return `${LINKTYPE_NAMES[lt] ?? 'unknown'}(${lt})`;
+}
+
+function n(x: number): string {
+  return x.toLocaleString('en-US');
+}
+
+function kv(obj: Record<string, number>): string {
+  const parts = Object.entries(obj).map(([k, v]) => `${k} ${n(v)}`);
+  return parts.length ? parts.join('  ') : 'none';
+}
+
+export function formatSummary(s: ReplaySummary, color: boolean): string {
+  const c = color ? chalk : new Chalk({ level: 0 });
+  const lines: string[] = [];
+  const label = (t: string) => c.bold(t.padEnd(10));
+  lines.push(`${label('file')}${s.file}  (${s.format}${s.compressed ? ', gzip' : ''}; ${s.linktypes.map(linktypeName).join(', ') || 'no interfaces'})`);
+  lines.push(`${label('packets')}${n(s.packets)}   bytes ${n(s.bytes)}`);
+  if (s.first_ts && s.last_ts) {
+    const dur = Number(s.last_ts) - Number(s.first_ts);
+    lines.push(`${label('time')}${s.first_ts} .. ${s.last_ts}  (${dur.toFixed(3)} s)`);
+  }
+  lines.push(`${label('decoded')}${kv(s.decoded as unknown as Record<string, number>)}`);
+  const drops = kv(s.drops);
+  lines.push(`${label('drops')}${drops === 'none' ? c.green(drops) : c.yellow(drops)}`);
+  if (s.checksums) lines.push(`${label('checksums')}${kv(s.checksums)}`);
+  if (s.warnings.length) for (const w of s.warnings) lines.push(`${label('warning')}${c.yellow(w)}`);
+  if (s.error) lines.push(`${label('error')}${c.red(s.error)}`);
+  return lines.join('\n');
+}
+
+/** A one-line progress bar for stderr on a TTY. */
+export function progressBar(done: number, total: number, packets: number): string {
+  const width = 30;
+  const frac = total > 0 ? Math.min(1, done / total) : 0;
+  const fill = Math.round(frac * width);
+  return `\r[${'='.repeat(fill)}${' '.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${n(packets)} packets`;
+}
