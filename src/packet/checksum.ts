@@ -34,15 +34,21 @@ export function finish(s: number): number {
 }
 
 /** Sum of the IPv4/IPv6 pseudo-header for an L4 segment of `l4len` bytes. */
-export function pseudoSum(v: PacketView, proto: number, l4len: number): number {
+export function pseudoSum(b: Uint8Array, v: PacketView, proto: number, l4len: number): number {
   let s = 0;
   if (v.ipVersion === 4) {
     s = (v.src[0]! >>> 16) + (v.src[0]! & 0xffff) + (v.dst[0]! >>> 16) + (v.dst[0]! & 0xffff);
   } else {
     for (let i = 0; i < 4; i++) {
       const a = v.src[i]!;
-      const d = v.dst[i]!;
-      s += (a >>> 16) + (a & 0xffff) + (d >>> 16) + (d & 0xffff);
+      s += (a >>> 16) + (a & 0xffff);
+    }
+    if (v.finalDstOff >= 0) s += sum16(b, v.finalDstOff, 16);
+    else {
+      for (let i = 0; i < 4; i++) {
+        const d = v.dst[i]!;
+        s += (d >>> 16) + (d & 0xffff);
+      }
     }
   }
   return s + proto + (l4len >>> 16) + (l4len & 0xffff);
@@ -76,7 +82,7 @@ export function l4ChecksumOffset(proto: number): number {
 
 /** Whole L4 sum including the pseudo-header where the protocol has one. */
 function l4Sum(b: Uint8Array, v: PacketView): number {
-  const init = v.proto === IPPROTO_ICMP ? 0 : pseudoSum(v, v.proto, v.l4Len);
+  const init = v.proto === IPPROTO_ICMP ? 0 : pseudoSum(b, v, v.proto, v.l4Len);
   return sum16(b, v.l4Off, v.l4Len, init);
 }
 

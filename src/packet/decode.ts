@@ -264,6 +264,12 @@ function ipv6(b: Uint8Array, o: number, end: number, v: PacketView): number {
           q += 2 + b[q + 1]!;
         }
       }
+      if (nh === 43 && b[p + 3]! > 0) {
+        // routing header with segments left: the pseudo-header uses the final destination
+        const rt = b[p + 2]!;
+        if ((rt === 0 || rt === 2) && len >= 24) v.finalDstOff = p + len - 16; // last listed address
+        else if (rt === 4 && len >= 24) v.finalDstOff = p + 8; // SRH: segment list[0]
+      }
       nh = b[p]!;
       p += len;
     } else if (nh === 44) {

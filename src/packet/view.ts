@@ -97,6 +97,8 @@ export class PacketView {
   proto = 0;
   /** offset of the IPv6 fragment header, -1 if none */
   fragHdrOff = -1;
+  /** offset of the final destination in an IPv6 routing header with segments left (RFC 8200 §8.1), -1 if none */
+  finalDstOff = -1;
 
   /* L4 */
   hasL4 = false;
@@ -155,6 +157,7 @@ export class PacketView {
     this.df = false;
     this.proto = 0;
     this.fragHdrOff = -1;
+    this.finalDstOff = -1;
     this.hasL4 = false;
     this.l4Off = -1;
     this.l4Len = 0;

@@ -1,0 +1,107 @@
+/** `bin/tsvs replay` as a user runs it: exit codes, one-line errors, truncated captures (tshark as oracle). */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CORPUS, haveTool, run, tsvs } from '../helpers/corpus.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-cli-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+async function tsharkCount(file: string): Promise<number> {
+  const r = await run('tshark', ['-n', '-r', file, '-T', 'fields', '-e', 'frame.number']);
+  return r.stdout.split('\n').filter(Boolean).length;
+}
+
+function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l && !l.startsWith('tsvs: warning:'));
+}
+
+describe('tsvs replay (CLI)', function () {
+  this.timeout(120000);
+
+  it('prints a readable table by default and JSON with --json', async function () {
+    const f = path.join(CORPUS, 'tcp/zeek-http-get.pcap');
+    const t = await tsvs(['replay', f]);
+    assert.equal(t.code, 0);
+    assert.match(t.stdout, /packets\s+14\b/);
+    assert.match(t.stdout, /decoded\s+ipv4 14\s+ipv6 0\s+tcp 14/);
+    const j = await tsvs(['replay', '--json', f]);
+    const o = JSON.parse(j.stdout) as Record<string, unknown>;
+    for (const k of ['file', 'format', 'linktypes', 'packets', 'bytes', 'first_ts', 'last_ts', 'decoded', 'drops', 'warnings']) assert.ok(k in o, k);
+    assert.deepEqual(Object.keys(o.decoded as object).sort(), ['fragments', 'icmp', 'icmpv6', 'ipv4', 'ipv6', 'other', 'tcp', 'udp']);
+  });
+
+  it('--verify-checksums agrees with the Zeek checksum samples (bad ones counted, good ones clean, IPv6 routing headers included)', async function () {
+    const dir = path.join(CORPUS, 'malformed');
+    const files = fs.readdirSync(dir).filter((f) => /^zeek-chksum-.*\.pcap$/.test(f));
+    assert.equal(files.length, 19);
+    for (const f of files) {
+      const r = await tsvs(['replay', '--json', '--verify-checksums', path.join(dir, f)]);
+      const c = JSON.parse(r.stdout).checksums as { ipv4_bad: number; l4_bad: number; l4_unverified: number };
+      const bad = f.includes('-bad');
+      const ipHeader = f === 'zeek-chksum-ip4-bad.pcap';
+      assert.deepEqual(c, { ipv4_bad: bad && ipHeader ? 1 : 0, l4_bad: bad && !ipHeader ? 1 : 0, l4_unverified: 0 }, f);
+    }
+  });
+
+  for (const src of ['tcp/zeek-http-get.pcap', 'pcapng/zeek-pcapng-multi-interface.pcapng', 'ipv6/zeek-ftp-ipv6.pcap']) {
+    it(`hand-cut truncations of ${src}: whole records, a warning, exit 0 (tshark counts the same packets)`, async function () {
+      if (!haveTool('tshark')) this.skip();
+      const img = fs.readFileSync(path.join(CORPUS, src));
+      const cuts = [0.13, 0.29, 0.5, 0.77, 0.91].map((x) => Math.floor(img.length * x)).concat([img.length - 1]);
+      for (const cut of cuts) {
+        const p = path.join(tmp, `cut-${cut}-${path.basename(src)}`);
+        fs.writeFileSync(p, img.subarray(0, cut));
+        const r = await tsvs(['replay', '--json', p]);
+        assert.equal(r.code, 0, `${p}: ${r.stderr}`);
+        assert.equal(errorLines(r.stderr).length, 0);
+        assert.match(r.stderr, /tsvs: warning: .* file cut inside/);
+        assert.equal(JSON.parse(r.stdout).packets, await tsharkCount(p), `cut at ${cut}`);
+      }
+    });
+  }
+
+  it('bad files: one stderr line naming the file and where, exit 2, no stack trace', async function () {
+    const empty = path.join(tmp, 'empty.pcap');
+    fs.writeFileSync(empty, '');
+    const junk = path.join(tmp, 'junk.pcap');
+    fs.writeFileSync(junk, 'this is not a capture file at all');
+    const cases: Array<[string, RegExp]> = [
+      [empty, /empty\.pcap: byte offset 0: empty file/],
+      [junk, /junk\.pcap: byte offset 0: not a pcap or pcapng file/],
+      [tmp, /is a directory/],
+      [path.join(tmp, 'missing.pcap'), /missing\.pcap: open: no such file/],
+      [path.join(CORPUS, 'malformed/suricata-tls_DER-incomplete-header-corrupt-record.pcap'), /record 7 at byte offset \d+: corrupt record header.*\(after 6 packets\)/],
+      [path.join(CORPUS, 'malformed/libpcap-shb-option-too-long.pcapng'), /block 1 at byte offset 0: block total length in header \d+ and trailer \d+ don't match/],
+    ];
+    for (const [f, re] of cases) {
+      const r = await tsvs(['replay', f]);
+      assert.equal(r.code, 2, f);
+      const lines = errorLines(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, re);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    }
+  });
+
+  it('a bad file among good ones: the good ones are still reported, exit 2', async function () {
+    const good = path.join(CORPUS, 'udp/tcpdump-dns_udp.pcap');
+    const r = await tsvs(['replay', '--json', good, path.join(tmp, 'missing.pcap'), good]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout.trim().split('\n').length, 2);
+  });
+
+  it('a corrupt record mid-file still reports the packets read before it', async function () {
+    const r = await tsvs(['replay', '--json', path.join(CORPUS, 'malformed/suricata-smtp-to-comma-corrupt-record.pcap')]);
+    assert.equal(r.code, 2);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.packets, 18);
+    assert.match(j.error, /record 19/);
+  });
+
+  it('usage errors exit 2', async function () {
+    assert.equal((await tsvs(['replay'])).code, 2);
+    assert.equal((await tsvs(['frobnicate'])).code, 2);
+  });
+});
