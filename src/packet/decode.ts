@@ -14,13 +14,34 @@
  * - Non-first fragments have no L4 header; a first fragment too short for its L4 header is a fragment without L4.
  */
 import { rd16, rd32 } from './bytes.js';
-import * as S from './status.js';
+import {
+  ICMPV6_TRUNCATED,
+  ICMP_TRUNCATED,
+  IPV4_BAD_IHL,
+  IPV4_BAD_TOTAL_LENGTH,
+  IPV4_TRUNCATED,
+  IPV6_BAD_PAYLOAD_LENGTH,
+  IPV6_EXT_TRUNCATED,
+  IPV6_TOO_MANY_EXT,
+  IPV6_TRUNCATED,
+  IP_BAD_VERSION,
+  L2_TRUNCATED,
+  MPLS_TRUNCATED,
+  NOT_IP,
+  OK,
+  PPPOE_TRUNCATED,
+  TCP_BAD_DATA_OFFSET,
+  TCP_TRUNCATED,
+  UDP_BAD_LENGTH,
+  UDP_TRUNCATED,
+  UNSUPPORTED_LINKTYPE,
+  VLAN_TRUNCATED,
+} from './status.js';
 import {
   IPPROTO_ICMP,
   IPPROTO_ICMPV6,
   IPPROTO_TCP,
   IPPROTO_UDP,
-  MAX_SACK_BLOCKS,
   MAX_VLANS,
   type InnerView,
   type PacketView,
@@ -69,19 +90,96 @@ export function isSupportedLinktype(lt: number): boolean {
 
 /** Decode one frame of `caplen` captured bytes at `off` (`wirelen` = original length on the wire). */
 export function decode(b: Uint8Array, off: number, caplen: number, wirelen: number, linktype: number, v: PacketView): number {
-  v.reset();
+  if (fastIpv4(b, off, caplen, wirelen, linktype, v)) return OK;
+  return decodeGeneral(b, off, caplen, wirelen, linktype, v);
+}
+
+/**
+ * Fast path for the bulk of real traffic: untagged Ethernet or raw IPv4, no IP options, not a fragment,
+ * captured whole, TCP or UDP with sane lengths. One flat function (measured ~3x faster than the layered
+ * path on this machine). Anything else returns false and goes through the general decoder, which fills the
+ * view identically (test/packet/decode.test.ts checks that on mutated packets).
+ */
+function fastIpv4(b: Uint8Array, off: number, caplen: number, wirelen: number, linktype: number, v: PacketView): boolean {
+  let o: number;
+  if (linktype === LINKTYPE_ETHERNET) {
+    if (caplen < 54 || b[off + 12] !== 0x08 || b[off + 13] !== 0x00) return false;
+    o = off + 14;
+  } else if (linktype === LINKTYPE_RAW || linktype === LINKTYPE_IPV4) {
+    if (caplen < 40) return false;
+    o = off;
+  } else return false;
+  if (b[o] !== 0x45 || (b[o + 6]! & 0x3f) !== 0 || b[o + 7] !== 0) return false;
+  const total = (b[o + 2]! << 8) | b[o + 3]!;
+  const end = off + caplen;
+  if (total < 28 || o + total > end) return false;
+  const proto = b[o + 9]!;
+  const p = o + 20;
+  const len = total - 20;
+  let doff = 0;
+  if (proto === IPPROTO_TCP) {
+    if (len < 20) return false;
+    doff = (b[p + 12]! >>> 4) << 2;
+    if (doff < 20 || doff > len) return false;
+  } else if (proto === IPPROTO_UDP) {
+    const ulen = (b[p + 4]! << 8) | b[p + 5]!;
+    if (ulen < 8 || ulen > len) return false;
+  } else return false;
+  if (v.buf !== b) v.buf = b;
+  v.status = OK;
   v.linktype = linktype;
   v.frameOff = off;
   v.caplen = caplen;
-  v.wirelen = wirelen;
+  v.ethertype = linktype === LINKTYPE_ETHERNET ? ETH_P_IP : 0;
+  v.vlanCount = 0;
+  v.mplsLabels = 0;
+  v.l3Off = o;
+  v.ipVersion = 4;
+  v.ipHdrLen = 20;
+  v.ipTotalLen = total;
+  v.isFragment = false;
+  v.proto = proto;
+  v.src[0] = ((b[o + 12]! << 24) | (b[o + 13]! << 16) | (b[o + 14]! << 8) | b[o + 15]!) >>> 0;
+  v.dst[0] = ((b[o + 16]! << 24) | (b[o + 17]! << 16) | (b[o + 18]! << 8) | b[o + 19]!) >>> 0;
+  v.hasL4 = true;
+  v.l4Off = p;
+  v.sport = (b[p]! << 8) | b[p + 1]!;
+  v.dport = (b[p + 2]! << 8) | b[p + 3]!;
+  if (proto === IPPROTO_TCP) {
+    v.tcpFlags = b[p + 13]!;
+    v.optsParsed = false;
+  }
+  return true;
+}
+
+/** wire length of the frame being decoded by the general path */
+let wire = 0;
+
+/** The layered decoder: every link type, tags, IPv6 extension headers, fragments, ICMP, drops. */
+export function decodeGeneral(b: Uint8Array, off: number, caplen: number, wirelen: number, linktype: number, v: PacketView): number {
+  v.reset();
+  // a pointer store costs a GC write barrier (~9 ns here): store only when the window buffer changes
+  if (v.buf !== b) v.buf = b;
+  v.linktype = linktype;
+  v.frameOff = off;
+  v.caplen = caplen;
+  wire = wirelen;
   const end = off + caplen;
   let st: number;
   switch (linktype) {
-    case LINKTYPE_ETHERNET:
-      if (caplen < 14) return (v.status = S.L2_TRUNCATED);
-      v.l2Off = off;
-      st = ethertype(b, off + 12, end, v);
+    case LINKTYPE_ETHERNET: {
+      if (caplen < 14) return (v.status = L2_TRUNCATED);
+      const type = (b[off + 12]! << 8) | b[off + 13]!;
+      // untagged IPv4/IPv6 directly; tags, MPLS and the rest through the ethertype walk
+      if (type === ETH_P_IP) {
+        v.ethertype = type;
+        st = ipv4(b, off + 14, end, v);
+      } else if (type === ETH_P_IPV6) {
+        v.ethertype = type;
+        st = ipv6(b, off + 14, end, v);
+      } else st = ethertype(b, off + 12, end, v);
       break;
+    }
     case LINKTYPE_RAW:
     case LINKTYPE_RAW_BSD12:
     case LINKTYPE_RAW_BSD14:
@@ -94,29 +192,26 @@ export function decode(b: Uint8Array, off: number, caplen: number, wirelen: numb
       st = ipv6(b, off, end, v);
       break;
     case LINKTYPE_LINUX_SLL:
-      if (caplen < 16) return (v.status = S.L2_TRUNCATED);
-      v.l2Off = off;
+      if (caplen < 16) return (v.status = L2_TRUNCATED);
       st = ethertype(b, off + 14, end, v);
       break;
     case LINKTYPE_LINUX_SLL2:
-      if (caplen < 20) return (v.status = S.L2_TRUNCATED);
-      v.l2Off = off;
+      if (caplen < 20) return (v.status = L2_TRUNCATED);
       st = dispatchEthertype(b, rd16(b, off), off + 20, end, v);
       break;
     case LINKTYPE_NULL:
     case LINKTYPE_LOOP: {
-      if (caplen < 4) return (v.status = S.L2_TRUNCATED);
-      v.l2Off = off;
+      if (caplen < 4) return (v.status = L2_TRUNCATED);
       // LINKTYPE_NULL stores the family in the capturing host's byte order; LOOP in network order.
       let fam = rd32(b, off);
       if (linktype === LINKTYPE_NULL && (fam & 0xffff) === 0) fam = fam >>> 24 | ((fam >>> 8) & 0xff00);
       if (fam === 2) st = ipv4(b, off + 4, end, v);
       else if (fam === 10 || fam === 24 || fam === 28 || fam === 30) st = ipv6(b, off + 4, end, v);
-      else st = S.NOT_IP;
+      else st = NOT_IP;
       break;
     }
     default:
-      st = S.UNSUPPORTED_LINKTYPE;
+      st = UNSUPPORTED_LINKTYPE;
   }
   v.status = st;
   return st;
@@ -127,7 +222,7 @@ function ethertype(b: Uint8Array, o: number, end: number, v: PacketView): number
   let type = rd16(b, o);
   o += 2;
   while (type === ETH_P_8021Q || type === ETH_P_8021AD || type === ETH_P_QINQ1 || type === ETH_P_QINQ2) {
-    if (o + 4 > end) return S.VLAN_TRUNCATED;
+    if (o + 4 > end) return VLAN_TRUNCATED;
     if (v.vlanCount < MAX_VLANS) v.vlans[v.vlanCount] = rd16(b, o) & 0x0fff;
     v.vlanCount++;
     type = rd16(b, o + 2);
@@ -151,92 +246,86 @@ function dispatchEthertype(b: Uint8Array, type: number, o: number, end: number, 
     case ETH_P_MPLS_UC:
     case ETH_P_MPLS_MC: {
       for (;;) {
-        if (o + 4 > end) return S.MPLS_TRUNCATED;
+        if (o + 4 > end) return MPLS_TRUNCATED;
         const bos = b[o + 2]! & 1;
         v.mplsLabels++;
         o += 4;
         if (bos) break;
       }
-      if (o >= end) return S.MPLS_TRUNCATED;
+      if (o >= end) return MPLS_TRUNCATED;
       const nib = b[o]! >>> 4;
       if (nib === 4) return ipv4(b, o, end, v);
       if (nib === 6) return ipv6(b, o, end, v);
-      return S.NOT_IP; // pseudowire or other payload
+      return NOT_IP; // pseudowire or other payload
     }
     case ETH_P_PPPOE_SESS: {
-      if (o + 8 > end) return S.PPPOE_TRUNCATED;
+      if (o + 8 > end) return PPPOE_TRUNCATED;
       const ppp = rd16(b, o + 6);
       if (ppp === 0x0021) return ipv4(b, o + 8, end, v);
       if (ppp === 0x0057) return ipv6(b, o + 8, end, v);
-      return S.NOT_IP;
+      return NOT_IP;
     }
     default:
-      return S.NOT_IP;
+      return NOT_IP;
   }
 }
 
 function rawIp(b: Uint8Array, o: number, end: number, v: PacketView): number {
-  if (o >= end) return S.L2_TRUNCATED;
+  if (o >= end) return L2_TRUNCATED;
   const nib = b[o]! >>> 4;
   if (nib === 4) return ipv4(b, o, end, v);
   if (nib === 6) return ipv6(b, o, end, v);
-  return S.IP_BAD_VERSION;
+  return IP_BAD_VERSION;
 }
 
 /** Bytes of the frame beyond `o` that were on the wire (captured or not). */
 function wireAvail(v: PacketView, o: number): number {
-  return v.wirelen - (o - v.frameOff);
+  return wire - (o - v.frameOff);
 }
 
 function ipv4(b: Uint8Array, o: number, end: number, v: PacketView): number {
-  if (o + 20 > end) return (end > o && b[o]! >>> 4 !== 4) ? S.IP_BAD_VERSION : S.IPV4_TRUNCATED;
+  if (o + 20 > end) return (end > o && b[o]! >>> 4 !== 4) ? IP_BAD_VERSION : IPV4_TRUNCATED;
   const vihl = b[o]!;
-  if (vihl >>> 4 !== 4) return S.IP_BAD_VERSION;
+  if (vihl >>> 4 !== 4) return IP_BAD_VERSION;
   const hl = (vihl & 15) << 2;
-  if (hl < 20) return S.IPV4_BAD_IHL;
-  if (o + hl > end) return S.IPV4_TRUNCATED;
+  if (hl < 20) return IPV4_BAD_IHL;
+  if (o + hl > end) return IPV4_TRUNCATED;
   let total = rd16(b, o + 2);
   const cap = end - o;
   if (total === 0) total = Math.max(cap, wireAvail(v, o)); // TSO / GRO super-packet: length from the capture
-  if (total < hl) return S.IPV4_BAD_TOTAL_LENGTH;
-  if (total > cap) {
-    if (total > wireAvail(v, o)) return S.IPV4_BAD_TOTAL_LENGTH;
-    v.ipTruncated = true;
-  }
+  if (total < hl) return IPV4_BAD_TOTAL_LENGTH;
+  if (total > cap && total > wireAvail(v, o)) return IPV4_BAD_TOTAL_LENGTH;
   v.l3Off = o;
   v.ipVersion = 4;
   v.ipHdrLen = hl;
   v.ipTotalLen = total;
   const ipEnd = total > cap ? end : o + total;
-  v.ipEnd = ipEnd;
-  v.tos = b[o + 1]!;
-  v.ipId = rd16(b, o + 4);
   const ff = rd16(b, o + 6);
-  v.df = (ff & 0x4000) !== 0;
   v.moreFragments = (ff & 0x2000) !== 0;
   v.fragOffset = (ff & 0x1fff) << 3;
   v.isFragment = v.moreFragments || v.fragOffset !== 0;
-  v.ttl = b[o + 8]!;
   v.proto = b[o + 9]!;
   v.src[0] = rd32(b, o + 12);
   v.dst[0] = rd32(b, o + 16);
-  if (v.fragOffset !== 0) return S.OK; // non-first fragment: no L4 header here
+  if (v.fragOffset !== 0) return OK; // non-first fragment: no L4 header here
   return l4(b, o + hl, total - hl, ipEnd, v);
 }
 
 function ipv6(b: Uint8Array, o: number, end: number, v: PacketView): number {
-  if (o + 40 > end) return (end > o && b[o]! >>> 4 !== 6) ? S.IP_BAD_VERSION : S.IPV6_TRUNCATED;
+  if (o + 40 > end) return (end > o && b[o]! >>> 4 !== 6) ? IP_BAD_VERSION : IPV6_TRUNCATED;
   const w0 = rd32(b, o);
-  if (w0 >>> 28 !== 6) return S.IP_BAD_VERSION;
+  if (w0 >>> 28 !== 6) return IP_BAD_VERSION;
   const cap = end - o;
   const plen = rd16(b, o + 4);
   // payload length 0: a jumbogram (RFC 2675, length in a hop-by-hop option) or a BIG TCP / GRO super-packet
   let total = plen === 0 ? 0 : plen + 40;
   v.l3Off = o;
   v.ipVersion = 6;
-  v.tos = (w0 >>> 20) & 0xff;
-  v.flowLabel = w0 & 0xfffff;
-  v.ttl = b[o + 7]!;
+  v.fragHdrOff = -1;
+  v.finalDstOff = -1;
+  v.fragOffset = 0;
+  v.moreFragments = false;
+  v.isFragment = false;
   for (let i = 0; i < 4; i++) {
     v.src[i] = rd32(b, o + 8 + 4 * i);
     v.dst[i] = rd32(b, o + 24 + 4 * i);
@@ -246,9 +335,9 @@ function ipv6(b: Uint8Array, o: number, end: number, v: PacketView): number {
   let n = 0;
   for (;;) {
     if (nh === 0 || nh === 43 || nh === 60 || nh === 135 || nh === 139 || nh === 140) {
-      if (p + 8 > end) return S.IPV6_EXT_TRUNCATED;
+      if (p + 8 > end) return IPV6_EXT_TRUNCATED;
       const len = (b[p + 1]! + 1) << 3;
-      if (p + len > end) return S.IPV6_EXT_TRUNCATED;
+      if (p + len > end) return IPV6_EXT_TRUNCATED;
       if (nh === 0 && total === 0) {
         // look for a Jumbo Payload option (type 0xC2, RFC 2675)
         for (let q = p + 2; q + 1 < p + len; ) {
@@ -273,159 +362,97 @@ function ipv6(b: Uint8Array, o: number, end: number, v: PacketView): number {
       nh = b[p]!;
       p += len;
     } else if (nh === 44) {
-      if (p + 8 > end) return S.IPV6_EXT_TRUNCATED;
+      if (p + 8 > end) return IPV6_EXT_TRUNCATED;
       const fo = rd16(b, p + 2);
       v.fragHdrOff = p;
       v.fragOffset = fo & 0xfff8;
       v.moreFragments = (fo & 1) !== 0;
-      v.ipId = rd32(b, p + 4);
       v.isFragment = v.fragOffset !== 0 || v.moreFragments;
       nh = b[p]!;
       p += 8;
       if (v.fragOffset !== 0) break;
     } else if (nh === 51) {
-      if (p + 8 > end) return S.IPV6_EXT_TRUNCATED;
+      if (p + 8 > end) return IPV6_EXT_TRUNCATED;
       const len = (b[p + 1]! + 2) << 2;
-      if (p + len > end) return S.IPV6_EXT_TRUNCATED;
+      if (p + len > end) return IPV6_EXT_TRUNCATED;
       nh = b[p]!;
       p += len;
     } else break;
-    if (++n > MAX_IPV6_EXT) return S.IPV6_TOO_MANY_EXT;
+    if (++n > MAX_IPV6_EXT) return IPV6_TOO_MANY_EXT;
   }
   if (total === 0) total = Math.max(cap, wireAvail(v, o));
-  if (total > cap) {
-    if (total > wireAvail(v, o)) return S.IPV6_BAD_PAYLOAD_LENGTH;
-    v.ipTruncated = true;
-  }
+  if (total > cap && total > wireAvail(v, o)) return IPV6_BAD_PAYLOAD_LENGTH;
   const hl = p - o;
-  if (hl > total) return S.IPV6_BAD_PAYLOAD_LENGTH;
+  if (hl > total) return IPV6_BAD_PAYLOAD_LENGTH;
   v.ipHdrLen = hl;
   v.ipTotalLen = total;
   const ipEnd = total > cap ? end : o + total;
-  v.ipEnd = ipEnd;
   v.proto = nh;
-  if (v.fragOffset !== 0) return S.OK;
+  if (v.fragOffset !== 0) return OK;
   return l4(b, p, total - hl, ipEnd, v);
 }
 
-/** `len` = L4 bytes per the IP header; `end` = end of captured bytes of this IP packet. */
+/**
+ * `len` = L4 bytes per the IP header; `end` = end of captured bytes of this IP packet.
+ * One small function per protocol so the JIT can inline the common ones into the IP decoders.
+ */
 function l4(b: Uint8Array, o: number, len: number, end: number, v: PacketView): number {
-  const cap = end - o;
-  const firstFrag = v.isFragment;
-  switch (v.proto) {
-    case IPPROTO_TCP: {
-      if (len < 20 || cap < 20) return firstFrag ? S.OK : S.TCP_TRUNCATED;
-      const doff = (b[o + 12]! >>> 4) << 2;
-      if (doff < 20 || (doff > len && !firstFrag)) return S.TCP_BAD_DATA_OFFSET;
-      v.hasL4 = true;
-      v.l4Off = o;
-      v.l4Len = len;
-      v.sport = rd16(b, o);
-      v.dport = rd16(b, o + 2);
-      v.seq = rd32(b, o + 4);
-      v.ack = rd32(b, o + 8);
-      v.tcpFlags = b[o + 13]!;
-      v.window = rd16(b, o + 14);
-      v.tcpHdrLen = doff;
-      v.payloadOff = o + doff;
-      v.payloadLen = len > doff ? len - doff : 0;
-      if (doff > 20) tcpOptions(b, o + 20, o + Math.min(doff, cap), v);
-      return S.OK;
-    }
-    case IPPROTO_UDP: {
-      if (len < 8 || cap < 8) return firstFrag ? S.OK : S.UDP_TRUNCATED;
-      const ulen = rd16(b, o + 4);
-      if (!firstFrag && (ulen < 8 || ulen > len) && !(ulen === 0 && v.ipVersion === 6)) return S.UDP_BAD_LENGTH;
-      v.hasL4 = true;
-      v.l4Off = o;
-      v.l4Len = len;
-      v.sport = rd16(b, o);
-      v.dport = rd16(b, o + 2);
-      v.udpLen = ulen;
-      v.payloadOff = o + 8;
-      v.payloadLen = (ulen >= 8 && !firstFrag ? ulen : len) - 8;
-      return S.OK;
-    }
-    case IPPROTO_ICMP:
-    case IPPROTO_ICMPV6: {
-      const six = v.proto === IPPROTO_ICMPV6;
-      if (len < 8 || cap < 8) {
-        if (firstFrag) return S.OK;
-        return six ? S.ICMPV6_TRUNCATED : S.ICMP_TRUNCATED;
-      }
-      v.hasL4 = true;
-      v.l4Off = o;
-      v.l4Len = len;
-      const type = b[o]!;
-      v.icmpType = type;
-      v.icmpCode = b[o + 1]!;
-      v.payloadOff = o + 8;
-      v.payloadLen = len - 8;
-      if (six ? type < 128 && type >= 1 && type <= 4 : type === 3 || type === 4 || type === 5 || type === 11 || type === 12) {
-        v.icmpIsError = true;
-        if (!firstFrag) inner(b, o + 8, end, v.inner);
-      } else if (six ? type === 128 || type === 129 : isIcmpQuery(type)) {
-        v.icmpId = rd16(b, o + 4);
-      }
-      return S.OK;
-    }
-    default:
-      return S.OK;
+  const p = v.proto;
+  if (p === IPPROTO_TCP) return tcp(b, o, len, end - o, v);
+  if (p === IPPROTO_UDP) return udp(b, o, len, end - o, v);
+  if (p === IPPROTO_ICMP || p === IPPROTO_ICMPV6) return icmp(b, o, len, end, v);
+  return OK;
+}
+
+function tcp(b: Uint8Array, o: number, len: number, cap: number, v: PacketView): number {
+  if (len < 20 || cap < 20) return v.isFragment ? OK : TCP_TRUNCATED;
+  const doff = (b[o + 12]! >>> 4) << 2;
+  if (doff < 20 || (doff > len && !v.isFragment)) return TCP_BAD_DATA_OFFSET;
+  v.hasL4 = true;
+  v.l4Off = o;
+  v.sport = (b[o]! << 8) | b[o + 1]!;
+  v.dport = (b[o + 2]! << 8) | b[o + 3]!;
+  v.tcpFlags = b[o + 13]!;
+  v.optsParsed = false;
+  return OK;
+}
+
+function udp(b: Uint8Array, o: number, len: number, cap: number, v: PacketView): number {
+  const frag = v.isFragment;
+  if (len < 8 || cap < 8) return frag ? OK : UDP_TRUNCATED;
+  const ulen = (b[o + 4]! << 8) | b[o + 5]!;
+  if (!frag && (ulen < 8 || ulen > len) && !(ulen === 0 && v.ipVersion === 6)) return UDP_BAD_LENGTH;
+  v.hasL4 = true;
+  v.l4Off = o;
+  v.sport = (b[o]! << 8) | b[o + 1]!;
+  v.dport = (b[o + 2]! << 8) | b[o + 3]!;
+  return OK;
+}
+
+function icmp(b: Uint8Array, o: number, len: number, end: number, v: PacketView): number {
+  const six = v.proto === IPPROTO_ICMPV6;
+  if (len < 8 || end - o < 8) {
+    if (v.isFragment) return OK;
+    return six ? ICMPV6_TRUNCATED : ICMP_TRUNCATED;
   }
+  v.hasL4 = true;
+  v.l4Off = o;
+  const type = b[o]!;
+  v.icmpType = type;
+  v.icmpId = 0;
+  v.icmpIsError = false;
+  if (six ? type >= 1 && type <= 4 : type === 3 || type === 4 || type === 5 || type === 11 || type === 12) {
+    v.icmpIsError = true;
+    v.inner.reset();
+    if (!v.isFragment) inner(b, o + 8, end, v.inner);
+  } else if (six ? type === 128 || type === 129 : isIcmpQuery(type)) {
+    v.icmpId = rd16(b, o + 4);
+  }
+  return OK;
 }
 
 export function isIcmpQuery(type: number): boolean {
   return type === 8 || type === 0 || type === 13 || type === 14 || type === 15 || type === 16 || type === 17 || type === 18;
-}
-
-function tcpOptions(b: Uint8Array, o: number, end: number, v: PacketView): void {
-  while (o < end) {
-    const kind = b[o]!;
-    if (kind === 0) return;
-    if (kind === 1) {
-      o++;
-      continue;
-    }
-    if (o + 2 > end) return;
-    const len = b[o + 1]!;
-    if (len < 2 || o + len > end) {
-      v.tcpOptBad = true;
-      return;
-    }
-    switch (kind) {
-      case 2:
-        if (len === 4) v.mss = rd16(b, o + 2);
-        else v.tcpOptBad = true;
-        break;
-      case 3:
-        if (len === 3) v.wscale = b[o + 2]!;
-        else v.tcpOptBad = true;
-        break;
-      case 4:
-        if (len === 2) v.sackPerm = true;
-        else v.tcpOptBad = true;
-        break;
-      case 5: {
-        const n = (len - 2) >>> 3;
-        if ((len - 2) & 7 || n === 0) v.tcpOptBad = true;
-        else {
-          v.sackOff = o + 2;
-          v.sackCount = n > MAX_SACK_BLOCKS ? MAX_SACK_BLOCKS : n;
-        }
-        break;
-      }
-      case 8:
-        if (len === 10) {
-          v.hasTs = true;
-          v.tsVal = rd32(b, o + 2);
-          v.tsEcr = rd32(b, o + 6);
-        } else v.tcpOptBad = true;
-        break;
-      default:
-        break;
-    }
-    o += len;
-  }
 }
 
 /** Decode the packet quoted in an ICMP error, as far as it was captured. */

@@ -4,6 +4,9 @@
  * buffer the packet was decoded from; `-1` means "absent".
  */
 
+import { rd16, rd32 } from './bytes.js';
+import { parseTcpOptions } from './tcp-options.js';
+
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_IPIP = 4;
 export const IPPROTO_TCP = 6;
@@ -21,7 +24,7 @@ export const TCP_ECE = 0x40;
 export const TCP_CWR = 0x80;
 
 export const MAX_VLANS = 8;
-export const MAX_SACK_BLOCKS = 4;
+export { MAX_SACK_BLOCKS } from './tcp-options.js';
 
 /** The packet quoted inside an ICMP/ICMPv6 error: IP header and the first 8 bytes of L4. */
 export class InnerView {
@@ -56,15 +59,15 @@ export class InnerView {
 }
 
 export class PacketView {
+  /** the buffer the packet was decoded from; header fields not copied at decode time are read from it */
+  buf: Uint8Array = new Uint8Array(0);
   status = 0;
   linktype = 0;
   /** offset of the first byte of the frame and captured length */
   frameOff = 0;
   caplen = 0;
-  wirelen = 0;
 
   /* L2 */
-  l2Off = -1;
   ethertype = 0;
   vlanCount = 0;
   readonly vlans = new Uint16Array(MAX_VLANS);
@@ -77,15 +80,6 @@ export class PacketView {
   ipHdrLen = 0;
   /** length of the IP packet according to its header (or the captured length when the header says 0: TSO/BIG TCP) */
   ipTotalLen = 0;
-  /** end of the IP packet inside the buffer: min(l3Off + ipTotalLen, end of captured data) */
-  ipEnd = 0;
-  /** true when the capture holds fewer bytes than the IP header says (snap length cut) */
-  ipTruncated = false;
-  tos = 0;
-  ttl = 0;
-  ipId = 0;
-  flowLabel = 0;
-  df = false;
   /** fragment of a larger datagram (not an IPv6 atomic fragment) */
   isFragment = false;
   /** fragment offset in bytes */
@@ -95,7 +89,8 @@ export class PacketView {
   readonly dst = new Uint32Array(4);
   /** L4 protocol (after IPv6 extension headers); 59 = no next header */
   proto = 0;
-  /** offset of the IPv6 fragment header, -1 if none */
+  /** fragment fields (fragOffset, moreFragments) are meaningful only when isFragment */
+  /** offset of the IPv6 fragment header, -1 if none (IPv6 only) */
   fragHdrOff = -1;
   /** offset of the final destination in an IPv6 routing header with segments left (RFC 8200 §8.1), -1 if none */
   finalDstOff = -1;
@@ -103,80 +98,152 @@ export class PacketView {
   /* L4 */
   hasL4 = false;
   l4Off = -1;
-  /** L4 length from the IP header (header + payload) */
-  l4Len = 0;
   sport = 0;
   dport = 0;
-  payloadOff = -1;
-  payloadLen = 0;
 
-  /* TCP */
+  /* TCP (options parsed on first access to an option getter) */
   tcpFlags = 0;
-  seq = 0;
-  ack = 0;
-  window = 0;
-  tcpHdrLen = 0;
-  mss = -1;
-  wscale = -1;
-  sackPerm = false;
-  sackCount = 0;
-  /** offset of the first SACK block (8 bytes each: left edge, right edge) */
-  sackOff = -1;
-  hasTs = false;
-  tsVal = 0;
-  tsEcr = 0;
-  /** an option with an impossible length stopped option parsing */
-  tcpOptBad = false;
-
-  /* UDP */
-  udpLen = 0;
+  optsParsed = false;
+  _mss = -1;
+  _wscale = -1;
+  _sackPerm = false;
+  _sackCount = 0;
+  _sackOff = -1;
+  _hasTs = false;
+  _tsVal = 0;
+  _tsEcr = 0;
+  _tcpOptBad = false;
 
   /* ICMP / ICMPv6 */
   icmpType = -1;
-  icmpCode = -1;
   icmpId = 0;
   /** true for destination unreachable, time exceeded, parameter problem, source quench, redirect (v4) and packet too big (v6) */
   icmpIsError = false;
   readonly inner = new InnerView();
 
+  /* Fields derived or read in place on demand (valid only when their layer is present). */
+  /** end of the IP packet inside the buffer: min(l3Off + ipTotalLen, end of captured data) */
+  get ipEnd(): number {
+    const e = this.l3Off + this.ipTotalLen;
+    const capEnd = this.frameOff + this.caplen;
+    return e < capEnd ? e : capEnd;
+  }
+  /** true when the capture holds fewer bytes than the IP header says (snap length cut) */
+  get ipTruncated(): boolean {
+    return this.l3Off + this.ipTotalLen > this.frameOff + this.caplen;
+  }
+  /** L4 length from the IP header (header + payload) */
+  get l4Len(): number {
+    return this.ipTotalLen - (this.l4Off - this.l3Off);
+  }
+  /** offset of the L2 header (the frame itself), -1 for raw-IP link types */
+  get l2Off(): number {
+    const lt = this.linktype;
+    return lt === 101 || lt === 228 || lt === 229 || lt === 12 || lt === 14 ? -1 : this.frameOff;
+  }
+  /** offset of the L4 payload, -1 without an L4 header */
+  get payloadOff(): number {
+    if (!this.hasL4) return -1;
+    return this.proto === IPPROTO_TCP ? this.l4Off + this.tcpHdrLen : this.l4Off + 8;
+  }
+  /** L4 payload length per the headers (TCP: IP length - header; UDP: UDP length - 8; ICMP: after the 8-byte header) */
+  get payloadLen(): number {
+    if (!this.hasL4) return 0;
+    const len = this.l4Len;
+    if (this.proto === IPPROTO_TCP) {
+      const h = this.tcpHdrLen;
+      return len > h ? len - h : 0;
+    }
+    if (this.proto === IPPROTO_UDP) {
+      const u = this.udpLen;
+      return (u >= 8 && !this.isFragment ? u : len) - 8;
+    }
+    return len - 8;
+  }
+  get tcpHdrLen(): number {
+    return (this.buf[this.l4Off + 12]! >>> 4) << 2;
+  }
+  get tos(): number {
+    return this.ipVersion === 4 ? this.buf[this.l3Off + 1]! : (rd32(this.buf, this.l3Off) >>> 20) & 0xff;
+  }
+  get ttl(): number {
+    return this.buf[this.l3Off + (this.ipVersion === 4 ? 8 : 7)]!;
+  }
+  /** IPv4 identification, or the IPv6 fragment header's identification (0 without one) */
+  get ipId(): number {
+    if (this.ipVersion === 4) return rd16(this.buf, this.l3Off + 4);
+    return this.fragHdrOff >= 0 ? rd32(this.buf, this.fragHdrOff + 4) : 0;
+  }
+  get df(): boolean {
+    return this.ipVersion === 4 && (this.buf[this.l3Off + 6]! & 0x40) !== 0;
+  }
+  get flowLabel(): number {
+    return this.ipVersion === 6 ? rd32(this.buf, this.l3Off) & 0xfffff : 0;
+  }
+  get seq(): number {
+    return rd32(this.buf, this.l4Off + 4);
+  }
+  get ack(): number {
+    return rd32(this.buf, this.l4Off + 8);
+  }
+  get window(): number {
+    return rd16(this.buf, this.l4Off + 14);
+  }
+  get udpLen(): number {
+    return rd16(this.buf, this.l4Off + 4);
+  }
+  get icmpCode(): number {
+    return this.buf[this.l4Off + 1]!;
+  }
+  get mss(): number {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._mss;
+  }
+  get wscale(): number {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._wscale;
+  }
+  get sackPerm(): boolean {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._sackPerm;
+  }
+  get sackCount(): number {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._sackCount;
+  }
+  /** offset of the first SACK block (8 bytes each: left edge, right edge) */
+  get sackOff(): number {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._sackOff;
+  }
+  get hasTs(): boolean {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._hasTs;
+  }
+  get tsVal(): number {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._tsVal;
+  }
+  get tsEcr(): number {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._tsEcr;
+  }
+  /** an option with an impossible length stopped option parsing */
+  get tcpOptBad(): boolean {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._tcpOptBad;
+  }
+
+  /**
+   * Clear the presence markers. Each layer sets all of its own fields when it is decoded, so fields of a
+   * layer are meaningful only when that layer is present (TCP fields when proto is TCP and hasL4, etc.).
+   */
   reset(): void {
-    this.status = 0;
-    this.l2Off = -1;
     this.ethertype = 0;
     this.vlanCount = 0;
     this.mplsLabels = 0;
     this.l3Off = -1;
     this.ipVersion = 0;
-    this.ipHdrLen = 0;
-    this.ipTotalLen = 0;
-    this.ipEnd = 0;
-    this.ipTruncated = false;
-    this.isFragment = false;
-    this.fragOffset = 0;
-    this.moreFragments = false;
-    this.df = false;
-    this.proto = 0;
-    this.fragHdrOff = -1;
-    this.finalDstOff = -1;
     this.hasL4 = false;
-    this.l4Off = -1;
-    this.l4Len = 0;
-    this.sport = 0;
-    this.dport = 0;
-    this.payloadOff = -1;
-    this.payloadLen = 0;
-    this.tcpFlags = 0;
-    this.mss = -1;
-    this.wscale = -1;
-    this.sackPerm = false;
-    this.sackCount = 0;
-    this.sackOff = -1;
-    this.hasTs = false;
-    this.tcpOptBad = false;
-    this.icmpType = -1;
-    this.icmpCode = -1;
-    this.icmpId = 0;
-    this.icmpIsError = false;
-    this.inner.reset();
   }
 }

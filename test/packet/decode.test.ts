@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { decode } from '../../src/packet/decode.js';
+import { decode, decodeGeneral } from '../../src/packet/decode.js';
 import { formatAddr } from '../../src/packet/bytes.js';
 import { DROP_REASONS, NUM_STATUS, statusName } from '../../src/packet/status.js';
 import { PacketView } from '../../src/packet/view.js';
@@ -253,6 +253,41 @@ describe('decode', function () {
         const st = decode(data, 0, data.length, Math.max(wire, data.length), lt, v);
         assert.ok(st >= 0 && st < NUM_STATUS);
         if (st === 0 && v.hasL4) assert.ok(v.l4Off >= 0 && v.l4Off <= data.length);
+      }),
+      { numRuns: 20000 },
+    );
+  });
+
+  it('the fast path fills the view exactly like the general decoder (fast-check on mutated IPv4 TCP/UDP frames)', function () {
+    const fields = [
+      'status', 'linktype', 'frameOff', 'caplen', 'l2Off', 'ethertype', 'vlanCount', 'mplsLabels', 'l3Off', 'ipVersion', 'ipHdrLen',
+      'ipTotalLen', 'ipEnd', 'ipTruncated', 'isFragment', 'proto', 'hasL4', 'l4Off', 'l4Len', 'sport', 'dport', 'payloadOff', 'payloadLen',
+      'ttl', 'tos', 'ipId', 'df',
+    ] as const;
+    const tcpFields = ['tcpFlags', 'seq', 'ack', 'window', 'tcpHdrLen', 'mss', 'wscale', 'sackPerm', 'sackCount', 'hasTs'] as const;
+    const snap = (x: PacketView) => {
+      const o: Record<string, unknown> = {};
+      for (const f of fields) o[f] = x[f];
+      if (x.status === 0 && x.hasL4 && x.proto === 6) for (const f of tcpFields) o[f] = x[f];
+      if (x.status === 0) o.addr = [x.src[0], x.dst[0]];
+      return o;
+    };
+    const bases = [
+      eth(0x0800, ipv4({ proto: 6 }, tcp({ options: tcpOpts }, bytes(1, 2, 3)))),
+      eth(0x0800, ipv4({ proto: 17 }, udp({}, bytes(1, 2, 3, 4, 5)))),
+      ipv4({ proto: 6, src: '192.168.1.1', dst: '172.16.0.9' }, tcp({ flags: 0x12 }, new Uint8Array(30))),
+      ipv4({ proto: 17 }, udp({}, new Uint8Array(12))),
+    ];
+    const v2 = new PacketView();
+    fc.assert(
+      fc.property(fc.nat(bases.length - 1), fc.array(fc.tuple(fc.nat(80), fc.nat(255)), { maxLength: 4 }), fc.nat(20), (bi, muts, trim) => {
+        const base = bases[bi]!;
+        const m = base.slice(0, Math.max(0, base.length - trim));
+        for (const [i, b] of muts) if (i < m.length) m[i] = b;
+        const lt = bi < 2 ? 1 : 228;
+        decode(m, 0, m.length, base.length, lt, v);
+        decodeGeneral(m, 0, m.length, base.length, lt, v2);
+        assert.deepEqual(snap(v), snap(v2));
       }),
       { numRuns: 20000 },
     );

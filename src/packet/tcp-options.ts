@@ -1,0 +1,76 @@
+/**
+ * TCP options (RFC 9293 §3.2; MSS RFC 6691, window scale and timestamps RFC 7323, SACK RFC 2018), parsed on
+ * demand from the segment a PacketView points at.
+ */
+import { rd16, rd32 } from './bytes.js';
+import type { PacketView } from './view.js';
+
+export const MAX_SACK_BLOCKS = 4;
+
+/**
+ * Parse the TCP options of a decoded segment into the view (called lazily by the view's option getters).
+ * Options cut by the snap length are parsed as far as they were captured.
+ */
+export function parseTcpOptions(v: PacketView): void {
+  v.optsParsed = true;
+  v._mss = -1;
+  v._wscale = -1;
+  v._sackPerm = false;
+  v._sackCount = 0;
+  v._sackOff = -1;
+  v._hasTs = false;
+  v._tsVal = 0;
+  v._tsEcr = 0;
+  v._tcpOptBad = false;
+  if (v.tcpHdrLen <= 20) return;
+  const b = v.buf;
+  let o = v.l4Off + 20;
+  const end = Math.min(v.l4Off + v.tcpHdrLen, v.frameOff + v.caplen);
+  while (o < end) {
+    const kind = b[o]!;
+    if (kind === 0) return;
+    if (kind === 1) {
+      o++;
+      continue;
+    }
+    if (o + 2 > end) return;
+    const len = b[o + 1]!;
+    if (len < 2 || o + len > end) {
+      v._tcpOptBad = true;
+      return;
+    }
+    switch (kind) {
+      case 2:
+        if (len === 4) v._mss = rd16(b, o + 2);
+        else v._tcpOptBad = true;
+        break;
+      case 3:
+        if (len === 3) v._wscale = b[o + 2]!;
+        else v._tcpOptBad = true;
+        break;
+      case 4:
+        if (len === 2) v._sackPerm = true;
+        else v._tcpOptBad = true;
+        break;
+      case 5: {
+        const n = (len - 2) >>> 3;
+        if ((len - 2) & 7 || n === 0) v._tcpOptBad = true;
+        else {
+          v._sackOff = o + 2;
+          v._sackCount = n > MAX_SACK_BLOCKS ? MAX_SACK_BLOCKS : n;
+        }
+        break;
+      }
+      case 8:
+        if (len === 10) {
+          v._hasTs = true;
+          v._tsVal = rd32(b, o + 2);
+          v._tsEcr = rd32(b, o + 6);
+        } else v._tcpOptBad = true;
+        break;
+      default:
+        break;
+    }
+    o += len;
+  }
+}
