@@ -1,6 +1,7 @@
 /**
- * Replay of one capture file: every record is decoded in place and counted. Later stages (conntrack, load
- * balancing) hang off `onPacket`.
+ * Replay of one capture file in virtual time: every record is decoded in place, counted, and run through
+ * connection tracking with the clock set from its timestamp. Outputs (events, per-connection records,
+ * snapshot) are written only when asked for.
  */
 import { readCapture, type ReadOptions } from './capture/reader.js';
 import { CaptureError, formatTs, type PacketRecord } from './capture/record.js';
@@ -8,6 +9,16 @@ import { decode } from './packet/decode.js';
 import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
 import { PacketView } from './packet/view.js';
 import { DecodeStats, type DecodedCounts } from './stats/decode-stats.js';
+import { connRecord, counterObject, eventJson, LineWriter, snapshot, type Snapshot } from './conntrack/records.js';
+import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
+
+export interface ConnsSummary {
+  total: number;
+  tcp: number;
+  udp: number;
+  icmp: number;
+  open_at_end: number;
+}
 
 export interface ReplaySummary {
   file: string;
@@ -21,6 +32,8 @@ export interface ReplaySummary {
   decoded: DecodedCounts;
   drops: Record<string, number>;
   checksums?: { ipv4_bad: number; l4_bad: number; l4_unverified: number };
+  conns?: ConnsSummary;
+  conntrack?: Record<string, number>;
   warnings: string[];
   /** set when the file could not be read to its end: the counts cover what was read before */
   error?: string;
@@ -30,6 +43,14 @@ export interface ReplayOptions extends ReadOptions {
   /** verify IPv4 header and L4 checksums (counted, not dropped) */
   verifyChecksums?: boolean;
   onPacket?: (r: PacketRecord, v: PacketView) => void;
+  /** connection tracking; omit to only decode */
+  track?: TrackerConfig & {
+    drain?: boolean;
+    events?: LineWriter;
+    conns?: LineWriter;
+    /** receives the table at the end of the replay */
+    onSnapshot?: (s: Snapshot) => void;
+  };
 }
 
 export async function replayFile(file: string, opts: ReplayOptions = {}): Promise<ReplaySummary> {
@@ -48,6 +69,16 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   let l4Bad = 0;
   let l4Unverified = 0;
   const onPacket = opts.onPacket;
+  const tc = opts.track;
+  const tracker = tc ? new Tracker(tc) : null;
+  if (tracker && tc?.events) {
+    const w = tc.events;
+    tracker.onEvent = (type, c, tsUs) => w.line(eventJson(tracker, type, c, tsUs));
+  }
+  if (tracker && tc?.conns) {
+    const w = tc.conns;
+    tracker.onDestroy = (c, _tsUs, reason) => w.line(JSON.stringify(connRecord(tracker, c, reason)));
+  }
   const build = (res: { format: 'pcap' | 'pcapng'; linktypes: number[]; packets: number; bytes: number; warnings: string[] }, compressed: boolean): ReplaySummary => {
     const summary: ReplaySummary = {
       file,
@@ -63,7 +94,17 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       warnings: res.warnings,
     };
     if (verify) summary.checksums = { ipv4_bad: ipv4Bad, l4_bad: l4Bad, l4_unverified: l4Unverified };
+    if (tracker) {
+      summary.conns = { total: tracker.created, ...tracker.createdByProto, open_at_end: tracker.table.count };
+      summary.conntrack = counterObject(tracker);
+    }
     return summary;
+  };
+  const finishTracking = () => {
+    if (!tracker || !tc) return;
+    if (tc.drain) tracker.drain();
+    if (tc.conns) for (const c of tracker.handles()) tc.conns.line(JSON.stringify(connRecord(tracker, c, 'open')));
+    if (tc.onSnapshot) tc.onSnapshot(snapshot(tracker, file));
   };
   let res;
   try {
@@ -92,18 +133,24 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
         if (c === 0) l4Bad++;
         else if (c < 0 && view.hasL4) l4Unverified++;
       }
+      if (tracker) {
+        tracker.setTime(r.tsSec, r.tsFrac, r.digits);
+        tracker.track(view);
+      }
       if (onPacket) onPacket(r, view);
     },
     opts,
   );
   } catch (e) {
     if (e instanceof CaptureError && e.partial) {
+      finishTracking();
       const s = build(e.partial, false);
       s.error = e.message;
       throw new ReplayError(e, s);
     }
     throw new ReplayError(e as Error, null);
   }
+  finishTracking();
   return build(res, res.compressed);
 }
 

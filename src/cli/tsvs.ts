@@ -3,12 +3,50 @@
 import * as fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { replayFile, ReplayError } from '../replay.js';
+import { LineWriter, type Snapshot } from '../conntrack/records.js';
+import type { Profile } from '../conntrack/tracker.js';
 import { formatSummary, progressBar } from './format.js';
 
 const LARGE_FILE = 64 * 1024 * 1024;
 
-async function replayCmd(files: string[], opts: { json?: boolean; verifyChecksums?: boolean }): Promise<number> {
+interface ReplayCliOptions {
+  json?: boolean;
+  verifyChecksums?: boolean;
+  profile: string;
+  seed: string;
+  maxConns: string;
+  drain?: boolean;
+  events?: string;
+  conns?: string;
+  snapshot?: string;
+}
+
+class UsageError extends Error {}
+
+function intOption(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name}: expected an integer in [${min}, ${max}], got "${v}"`);
+  return n;
+}
+
+function openOutput(flag: string, path: string | undefined): LineWriter | undefined {
+  if (!path) return undefined;
+  try {
+    return new LineWriter(path);
+  } catch (e) {
+    throw new UsageError(`--${flag} ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+async function replayCmd(files: string[], opts: ReplayCliOptions): Promise<number> {
   let rc = 0;
+  if (opts.profile !== 'netfilter' && opts.profile !== 'dpvs') throw new UsageError(`--profile: expected netfilter or dpvs, got "${opts.profile}"`);
+  const profile = opts.profile as Profile;
+  const seed = intOption('seed', opts.seed, 0, 0xffffffff);
+  const maxConns = intOption('max-conns', opts.maxConns, 16, 64 * 1024 * 1024);
+  const events = openOutput('events', opts.events);
+  const conns = openOutput('conns', opts.conns);
+  let snap: Snapshot | null = null;
   const color = process.stdout.isTTY === true;
   for (const file of files) {
     let packets = 0;
@@ -22,6 +60,7 @@ async function replayCmd(files: string[], opts: { json?: boolean; verifyChecksum
     try {
       const s = await replayFile(file, {
         verifyChecksums: opts.verifyChecksums,
+        track: { profile, seed, maxConns, drain: opts.drain, events, conns, onSnapshot: (x) => (snap = x) },
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
       });
@@ -34,6 +73,15 @@ async function replayCmd(files: string[], opts: { json?: boolean; verifyChecksum
       process.stderr.write(`tsvs: ${e.message}\n`);
       if (e.summary) process.stdout.write(opts.json ? `${JSON.stringify(e.summary)}\n` : `${formatSummary(e.summary, color)}\n\n`);
       rc = 2;
+    }
+  }
+  events?.close();
+  conns?.close();
+  if (opts.snapshot && snap) {
+    try {
+      fs.writeFileSync(opts.snapshot, `${JSON.stringify(snap)}\n`);
+    } catch (e) {
+      throw new UsageError(`--snapshot ${opts.snapshot}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
   }
   return rc;
@@ -51,13 +99,24 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<file...>', 'capture files')
     .option('--json', 'one JSON object per file on stdout')
     .option('--verify-checksums', 'verify IPv4 header and TCP/UDP/ICMP checksums (counted, never dropped)')
-    .action(async (files: string[], opts: { json?: boolean; verifyChecksums?: boolean }) => {
+    .option('--profile <name>', 'state machines: netfilter (Linux nf_conntrack) or dpvs', 'netfilter')
+    .option('--seed <n>', 'seed of the timeout jitter PRNG', '1')
+    .option('--max-conns <n>', 'connection table capacity', '1048576')
+    .option('--drain', 'after the last packet, advance time until every connection has expired')
+    .option('--events <file>', 'write connection events (new/update/destroy) as JSON lines')
+    .option('--conns <file>', 'write one JSON line per connection (at its end, or at the end of the replay)')
+    .option('--snapshot <file>', 'write the connection table at the end of the replay (for ctstat)')
+    .action(async (files: string[], opts: ReplayCliOptions) => {
       rc = await replayCmd(files, opts);
     });
   try {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof UsageError) {
+      process.stderr.write(`tsvs: ${e.message}\n`);
+      return 2;
+    }
     throw e;
   }
   return rc;

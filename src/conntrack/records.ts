@@ -1,0 +1,212 @@
+/**
+ * Records of the tracker for people and tools: events and per-connection lines (JSON lines), and the
+ * snapshot of the table that `ctstat` reads. Formatting happens only when an output is asked for.
+ */
+import * as fs from 'node:fs';
+import { formatAddr } from '../packet/bytes.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/view.js';
+import { icmpReplyKey } from './table.js';
+import { COUNTER_NAMES, S_ASSURED, S_SEEN_REPLY, type EventType, type Tracker } from './tracker.js';
+
+export function protoName(p: number): string {
+  switch (p) {
+    case IPPROTO_TCP:
+      return 'tcp';
+    case IPPROTO_UDP:
+      return 'udp';
+    case IPPROTO_ICMP:
+      return 'icmp';
+    case IPPROTO_ICMPV6:
+      return 'icmpv6';
+    default:
+      return String(p);
+  }
+}
+
+export interface TupleJson {
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+  type?: number;
+  code?: number;
+  id?: number;
+}
+
+const w4 = new Uint32Array(4);
+
+function addr(arr: Uint32Array, c: number, v6: boolean): string {
+  for (let i = 0; i < 4; i++) w4[i] = arr[c * 4 + i]!;
+  return formatAddr(w4, v6 ? 6 : 4);
+}
+
+/** The original (dir 0) or reply (dir 1) tuple of connection c. */
+export function tupleJson(t: Tracker, c: number, dir: number): TupleJson {
+  const tb = t.table;
+  const v6 = t.isV6(c);
+  const p = tb.proto[c]!;
+  const a = addr(tb.src, c, v6);
+  const b = addr(tb.dst, c, v6);
+  const src = dir === 0 ? a : b;
+  const dst = dir === 0 ? b : a;
+  if (p === IPPROTO_ICMP || p === IPPROTO_ICMPV6) {
+    const tc = dir === 0 ? tb.dport[c]! : icmpReplyKey(v6, tb.dport[c]!);
+    return { src, dst, type: tc >>> 8, code: tc & 0xff, id: tb.sport[c]! };
+  }
+  return dir === 0 ? { src, dst, sport: tb.sport[c]!, dport: tb.dport[c]! } : { src, dst, sport: tb.dport[c]!, dport: tb.sport[c]! };
+}
+
+export function eventJson(t: Tracker, type: EventType, c: number, tsUs: number): string {
+  return JSON.stringify({
+    ts: tsUs === t.nowUs && type !== 'destroy' ? t.nowString() : t.formatUs(tsUs),
+    type,
+    proto: protoName(t.table.proto[c]!),
+    state: t.stateName(c),
+    orig: tupleJson(t, c, 0),
+    reply: tupleJson(t, c, 1),
+    timeout: type === 'destroy' ? 0 : Math.round(t.timeout[c]!),
+    assured: (t.status[c]! & S_ASSURED) !== 0,
+  });
+}
+
+export interface ConnRecord {
+  proto: string;
+  orig: TupleJson;
+  reply: TupleJson;
+  first_ts: string;
+  last_ts: string;
+  orig_pkts: number;
+  orig_bytes: number;
+  reply_pkts: number;
+  reply_bytes: number;
+  related: number;
+  state: string;
+  assured: boolean;
+  replied: boolean;
+  history: string;
+  end: string;
+}
+
+function ts(t: Tracker, sec: number, frac: number): string {
+  return `${sec}.${String(frac).padStart(t.digits, '0')}`;
+}
+
+export function connRecord(t: Tracker, c: number, end: string): ConnRecord {
+  return {
+    proto: protoName(t.table.proto[c]!),
+    orig: tupleJson(t, c, 0),
+    reply: tupleJson(t, c, 1),
+    first_ts: ts(t, t.firstSec[c]!, t.firstFrac[c]!),
+    last_ts: ts(t, t.lastSec[c]!, t.lastFrac[c]!),
+    orig_pkts: t.pkts[2 * c]!,
+    orig_bytes: t.bytes[2 * c]!,
+    reply_pkts: t.pkts[2 * c + 1]!,
+    reply_bytes: t.bytes[2 * c + 1]!,
+    related: t.related[c]!,
+    state: t.stateName(c),
+    assured: (t.status[c]! & S_ASSURED) !== 0,
+    replied: (t.status[c]! & S_SEEN_REPLY) !== 0,
+    history: t.historyString(c),
+    end,
+  };
+}
+
+/** One entry of a table snapshot (what `ctstat -L` lists). */
+export interface SnapshotConn {
+  proto: string;
+  state: string;
+  /** seconds left before expiry */
+  expire: number;
+  timeout: number;
+  assured: boolean;
+  replied: boolean;
+  orig: TupleJson;
+  reply: TupleJson;
+  orig_pkts: number;
+  orig_bytes: number;
+  reply_pkts: number;
+  reply_bytes: number;
+  /** load balancing (later issues): real server and local address */
+  server?: string;
+  laddr?: string;
+}
+
+export interface Snapshot {
+  version: 1;
+  source: string;
+  profile: string;
+  time: string;
+  counters: Record<string, number>;
+  gauges: { entries: number; by_proto: Record<string, number>; by_state: Record<string, number> };
+  conns: SnapshotConn[];
+}
+
+export function counterObject(t: Tracker): Record<string, number> {
+  const out: Record<string, number> = {};
+  COUNTER_NAMES.forEach((n, i) => (out[n] = t.counters[i]!));
+  return out;
+}
+
+export function gauges(t: Tracker): Snapshot['gauges'] {
+  const byProto: Record<string, number> = {};
+  const byState: Record<string, number> = {};
+  let n = 0;
+  for (const c of t.handles()) {
+    n++;
+    const p = protoName(t.table.proto[c]!);
+    byProto[p] = (byProto[p] ?? 0) + 1;
+    const k = `${p}/${t.stateName(c)}`;
+    byState[k] = (byState[k] ?? 0) + 1;
+  }
+  return { entries: n, by_proto: byProto, by_state: byState };
+}
+
+export function snapshot(t: Tracker, source: string): Snapshot {
+  const conns: SnapshotConn[] = [];
+  for (const c of t.handles()) {
+    conns.push({
+      proto: protoName(t.table.proto[c]!),
+      state: t.stateName(c),
+      expire: Math.round(t.remaining(c)),
+      timeout: Math.round(t.timeout[c]!),
+      assured: (t.status[c]! & S_ASSURED) !== 0,
+      replied: (t.status[c]! & S_SEEN_REPLY) !== 0,
+      orig: tupleJson(t, c, 0),
+      reply: tupleJson(t, c, 1),
+      orig_pkts: t.pkts[2 * c]!,
+      orig_bytes: t.bytes[2 * c]!,
+      reply_pkts: t.pkts[2 * c + 1]!,
+      reply_bytes: t.bytes[2 * c + 1]!,
+    });
+  }
+  return { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t), conns };
+}
+
+/** Buffered line writer (one syscall per 64 KiB). */
+export class LineWriter {
+  private readonly fd: number;
+  private parts: string[] = [];
+  private size = 0;
+
+  constructor(readonly path: string) {
+    this.fd = fs.openSync(path, 'w');
+  }
+
+  line(s: string): void {
+    this.parts.push(s);
+    this.size += s.length + 1;
+    if (this.size >= 65536) this.flush();
+  }
+
+  flush(): void {
+    if (this.parts.length === 0) return;
+    fs.writeSync(this.fd, `${this.parts.join('\n')}\n`);
+    this.parts = [];
+    this.size = 0;
+  }
+
+  close(): void {
+    this.flush();
+    fs.closeSync(this.fd);
+  }
+}

@@ -1,0 +1,660 @@
+/**
+ * Connection tracking: one probe per packet into the table, the protocol state machine, the idle timeout
+ * re-armed on one timer wheel, counters, per-connection accounting and events.
+ *
+ * Profiles:
+ * - netfilter: Linux nf_conntrack semantics without TCP window tracking (nf_conntrack_proto_tcp.c
+ *   nf_conntrack_tcp_packet(): sIG/sIV handling, reopen on SYN in TIME_WAIT/CLOSE after a close or RST,
+ *   immediate removal on RST before any reply, SYN retransmits not refreshing the timer, mid-stream
+ *   pickup capped at the 300 s "unacknowledged" timeout until a reply is seen, ASSURED); UDP 30 s / 120 s
+ *   stream after 2 s; ICMP queries 30 s. State names as `conntrack -L` prints them (UDP and ICMP, which
+ *   have no kernel state, are shown as UNREPLIED / REPLIED / ASSURED).
+ * - dpvs: the DPVS tables (INPUT for the original direction, OUTPUT for replies; INPUT-ONLY for
+ *   connections marked input-only, as DR/TUNNEL are); only a pure SYN opens a TCP connection, as
+ *   tcp_conn_sched() requires; the timeout changes with the state and every packet re-arms it.
+ * A random delay in [0, 1 s) from a seeded PRNG is added to the first timeout of every connection
+ * (dpvs_time_rand_delay() in dp_vs_conn_new()), so replays are repeatable for a seed.
+ */
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, type PacketView } from '../packet/view.js';
+import { icmpInverse, icmpIsRequest, NF_ICMP_TIMEOUT, DPVS_ICMP_TIMEOUT } from '../proto/icmp.js';
+import * as T from '../proto/tcp.js';
+import { DPVS_UDP_TIMEOUTS, NF_UDP_REPLIED, NF_UDP_STREAM_AFTER, NF_UDP_UNREPLIED, U_NONE, U_NORMAL, U_ONEWAY } from '../proto/udp.js';
+import { Rng } from '../timer/rng.js';
+import { TimerWheel } from '../timer/wheel.js';
+import { ConnTable, F_V6, TupleKey } from './table.js';
+
+export type Profile = 'netfilter' | 'dpvs';
+
+/* status bits (per connection) */
+export const S_ASSURED = 0x01;
+export const S_SEEN_REPLY = 0x02;
+const S_CLOSE_INIT0 = 0x04; // FIN_WAIT entered by the original direction
+const S_CLOSE_INIT1 = 0x08;
+const S_SIMOPEN = 0x10;
+const S_CHALLENGE = 0x20; // IP_CT_EXP_CHALLENGE_ACK
+export const S_INPUT_ONLY = 0x40;
+const S_NO_LAST = 0x80; // tcp last_index not set yet
+
+/* netfilter UDP / ICMP pseudo-states */
+export const X_UNREPLIED = 0;
+export const X_REPLIED = 1;
+export const X_ASSURED = 2;
+const X_NAMES = ['UNREPLIED', 'REPLIED', 'ASSURED'];
+
+/** Zeek history letters: index = code; upper case for the originator */
+const HISTORY_LETTERS = 'SHADFRshadfr';
+const H_S = 0;
+const H_H = 1;
+const H_A = 2;
+const H_D = 3;
+const H_F = 4;
+const H_R = 5;
+
+export interface TrackerConfig {
+  profile: Profile;
+  maxConns: number;
+  seed: number;
+  /** TCP timeouts in seconds by state name (of the profile); merged over the defaults */
+  tcpTimeouts?: Record<string, number>;
+  udpTimeouts?: { unreplied?: number; replied?: number; oneway?: number; normal?: number };
+  icmpTimeout?: number;
+  /** add the [0, 1 s) random delay to new connections (default true) */
+  jitter?: boolean;
+}
+
+export const COUNTER_NAMES = [
+  'searched',
+  'found',
+  'new',
+  'insert',
+  'invalid',
+  'ignore',
+  'insert_failed',
+  'drop',
+  'early_drop',
+  'icmp_error',
+  'related',
+  'expired',
+  'killed',
+  'reopened',
+  'untracked_decode',
+  'untracked_fragment',
+  'untracked_proto',
+  'untracked_icmp',
+  'no_conn',
+] as const;
+export type CounterName = (typeof COUNTER_NAMES)[number];
+
+const C = Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as Record<CounterName, number>;
+
+export type EventType = 'new' | 'update' | 'destroy';
+/** Event sink: called only when set; `tsUs` is the event time in µs. */
+export type EventFn = (type: EventType, c: number, tsUs: number) => void;
+/** Called when a connection is destroyed (before its handle is freed): for per-connection records. */
+export type DestroyFn = (c: number, tsUs: number, reason: 'expired' | 'killed' | 'evicted' | 'reopened') => void;
+
+const TICK_US = 1000;
+
+export class Tracker {
+  readonly table: ConnTable;
+  readonly wheel: TimerWheel;
+  readonly profile: Profile;
+  readonly counters = new Float64Array(COUNTER_NAMES.length);
+  /* per-connection rows */
+  readonly state: Uint8Array;
+  readonly status: Uint8Array;
+  /** netfilter TCP: last_index (3 bits) | last_dir << 3 */
+  private readonly tcpLast: Uint8Array;
+  private readonly lastEnd: Uint32Array;
+  readonly pkts: Uint32Array; // [2c + dir]
+  readonly bytes: Float64Array; // [2c + dir]
+  readonly firstSec: Uint32Array;
+  readonly firstFrac: Uint32Array;
+  readonly lastSec: Uint32Array;
+  readonly lastFrac: Uint32Array;
+  readonly related: Uint16Array;
+  /** history: up to 16 letter codes, 4 bits each, in order of first appearance; hseen = set of codes */
+  private readonly hist: Uint32Array; // [2c], [2c+1]
+  private readonly hseen: Uint16Array;
+  /** current idle timeout of each connection, in seconds */
+  readonly timeout: Float32Array;
+
+  readonly tcpTimeouts: number[];
+  readonly tcpNames: string[];
+  private readonly udpT: { unreplied: number; replied: number; oneway: number; normal: number };
+  private readonly icmpT: number;
+  private readonly rng: Rng;
+  private readonly jitter: boolean;
+  private readonly key = new TupleKey();
+
+  /** packet time of the current packet (µs) and its timestamp parts, for records */
+  nowUs = 0;
+  private curSec = 0;
+  private curFrac = 0;
+  /** fraction digits of the capture being tracked (6 or 9), for formatting */
+  digits = 6;
+  created = 0;
+  createdByProto = { tcp: 0, udp: 0, icmp: 0 };
+
+  onEvent: EventFn | null = null;
+  onDestroy: DestroyFn | null = null;
+  private readonly fireFn = (c: number) => this.expire(c);
+
+  constructor(cfg: TrackerConfig) {
+    const cap = cfg.maxConns;
+    this.profile = cfg.profile;
+    this.table = new ConnTable(cap, (cfg.seed ^ 0x5bd1e995) >>> 0);
+    this.wheel = new TimerWheel(cap);
+    this.state = new Uint8Array(cap);
+    this.status = new Uint8Array(cap);
+    this.tcpLast = new Uint8Array(cap);
+    this.lastEnd = new Uint32Array(cap);
+    this.pkts = new Uint32Array(cap * 2);
+    this.bytes = new Float64Array(cap * 2);
+    this.firstSec = new Uint32Array(cap);
+    this.firstFrac = new Uint32Array(cap);
+    this.lastSec = new Uint32Array(cap);
+    this.lastFrac = new Uint32Array(cap);
+    this.related = new Uint16Array(cap);
+    this.hist = new Uint32Array(cap * 2);
+    this.hseen = new Uint16Array(cap);
+    this.timeout = new Float32Array(cap);
+    this.rng = new Rng(cfg.seed);
+    this.jitter = cfg.jitter !== false;
+    if (cfg.profile === 'dpvs') {
+      this.tcpNames = T.DPVS_TCP_STATE_NAMES;
+      this.tcpTimeouts = [...T.DPVS_TCP_TIMEOUTS];
+      this.udpT = { unreplied: 0, replied: 0, oneway: cfg.udpTimeouts?.oneway ?? DPVS_UDP_TIMEOUTS[U_ONEWAY]!, normal: cfg.udpTimeouts?.normal ?? DPVS_UDP_TIMEOUTS[U_NORMAL]! };
+      this.icmpT = cfg.icmpTimeout ?? DPVS_ICMP_TIMEOUT;
+    } else {
+      this.tcpNames = [...T.NF_TCP_STATE_NAMES, 'RETRANS', 'UNACK'];
+      this.tcpTimeouts = [...T.NF_TCP_TIMEOUTS];
+      this.udpT = { unreplied: cfg.udpTimeouts?.unreplied ?? NF_UDP_UNREPLIED, replied: cfg.udpTimeouts?.replied ?? NF_UDP_REPLIED, oneway: 0, normal: 0 };
+      this.icmpT = cfg.icmpTimeout ?? NF_ICMP_TIMEOUT;
+    }
+    for (const [name, secs] of Object.entries(cfg.tcpTimeouts ?? {})) {
+      const i = this.tcpNames.findIndex((n) => n.toLowerCase() === name.toLowerCase());
+      if (i < 0) throw new Error(`unknown TCP state "${name}" for profile ${cfg.profile} (known: ${this.tcpNames.join(', ')})`);
+      this.tcpTimeouts[i] = secs;
+    }
+  }
+
+  counter(name: CounterName): number {
+    return this.counters[C[name]]!;
+  }
+
+  /* ---------------- time ---------------- */
+
+  /**
+   * Move time to the packet's timestamp, expiring what is due. Call before `track` for every record
+   * (also for packets that do not decode: time passes regardless).
+   */
+  setTime(sec: number, frac: number, digits: number): void {
+    const us = sec * 1e6 + (digits === 6 ? frac : Math.floor(frac / 10 ** (digits - 6)));
+    if (us >= this.nowUs) {
+      this.nowUs = us;
+      this.curSec = sec;
+      this.curFrac = frac;
+    }
+    this.digits = digits;
+    this.wheel.advance(Math.floor(this.nowUs / TICK_US), this.fireFn);
+  }
+
+  /**
+   * Advance time until every connection has expired (replay --drain). Each connection is destroyed at its
+   * own expiry time; the wheel skips the empty stretches in between.
+   */
+  drain(): void {
+    const longest = Math.max(...this.tcpTimeouts, this.udpT.unreplied, this.udpT.replied, this.udpT.oneway, this.udpT.normal, this.icmpT) + 2;
+    while (this.wheel.armed > 0) {
+      const target = Math.floor(this.nowUs / TICK_US) + longest * 1000;
+      this.wheel.advance(target, this.fireFn);
+      this.nowUs = target * TICK_US;
+    }
+  }
+
+  /** Format a µs time as "sec.frac" with the capture's digits. */
+  formatUs(us: number): string {
+    const sec = Math.floor(us / 1e6);
+    const fracUs = us - sec * 1e6;
+    return this.digits === 9 ? `${sec}.${String(Math.round(fracUs * 1000)).padStart(9, '0')}` : `${sec}.${String(Math.round(fracUs)).padStart(6, '0')}`;
+  }
+
+  /** current event time: the packet's own timestamp at the capture's precision */
+  nowString(): string {
+    return `${this.curSec}.${String(this.curFrac).padStart(this.digits, '0')}`;
+  }
+
+  private armTimeout(c: number, secs: number, jitter: boolean): void {
+    this.timeout[c] = secs;
+    let us = this.nowUs + secs * 1e6;
+    if (jitter) us += this.rng.below(1000000);
+    this.wheel.extend(c, Math.ceil(us / TICK_US));
+  }
+
+  /** Remaining time before expiry, in seconds (for listings). */
+  remaining(c: number): number {
+    return Math.max(0, (this.wheel.expiry(c) * TICK_US - this.nowUs) / 1e6);
+  }
+
+  private expire(c: number): void {
+    this.counters[C.expired]!++;
+    const tUs = Math.max(this.nowUs, this.wheel.expiry(c) * TICK_US);
+    this.destroy(c, tUs, 'expired');
+  }
+
+  private destroy(c: number, tUs: number, reason: 'expired' | 'killed' | 'evicted' | 'reopened'): void {
+    this.wheel.cancel(c);
+    if (this.onEvent) this.onEvent('destroy', c, tUs);
+    if (this.onDestroy) this.onDestroy(c, tUs, reason);
+    this.table.remove(c);
+  }
+
+  /* ---------------- per packet ---------------- */
+
+  /**
+   * Track one decoded packet. Returns the index entry (2·handle + direction) of its connection, or -1
+   * when it is not tracked (not decodable, fragment, other protocol, untracked ICMP, invalid first packet).
+   */
+  track(v: PacketView): number {
+    if (v.status !== 0 || !v.hasL4) {
+      this.counters[v.status !== 0 ? C.untracked_decode : v.isFragment ? C.untracked_fragment : C.untracked_proto]!++;
+      return -1;
+    }
+    const p = v.proto;
+    const k = this.key;
+    if (p === IPPROTO_TCP || p === IPPROTO_UDP) {
+      k.sport = v.sport;
+      k.dport = v.dport;
+    } else if (p === IPPROTO_ICMP || p === IPPROTO_ICMPV6) {
+      if (v.icmpIsError) return this.icmpRelated(v);
+      const six = p === IPPROTO_ICMPV6;
+      if (icmpInverse(six, v.icmpType) < 0) {
+        this.counters[C.untracked_icmp]!++;
+        return -1;
+      }
+      k.sport = v.icmpId;
+      k.dport = (v.icmpType << 8) | v.icmpCode;
+    } else {
+      this.counters[C.untracked_proto]!++;
+      return -1;
+    }
+    k.proto = p;
+    k.v6 = v.ipVersion === 6;
+    k.src[0] = v.src[0]!;
+    k.dst[0] = v.dst[0]!;
+    if (k.v6) {
+      k.src[1] = v.src[1]!;
+      k.src[2] = v.src[2]!;
+      k.src[3] = v.src[3]!;
+      k.dst[1] = v.dst[1]!;
+      k.dst[2] = v.dst[2]!;
+      k.dst[3] = v.dst[3]!;
+    }
+    this.table.hashKey(k);
+    this.counters[C.searched]!++;
+    let e = this.table.lookup(k);
+    const fresh = e < 0;
+    if (!fresh) {
+      this.counters[C.found]!++;
+    } else {
+      e = this.create(v, k);
+      if (e < 0) return -1;
+    }
+    const c = e >>> 1;
+    const dir = e & 1;
+    this.account(c, dir, v);
+    const r = p === IPPROTO_TCP ? this.tcp(c, dir, v, fresh) : p === IPPROTO_UDP ? this.udp(c, dir, fresh) : this.icmp(c, dir, fresh);
+    if (r === REPEAT) {
+      // a reopened connection: the old entry is gone, track this packet as the first of a new one
+      const e2 = this.create(v, k);
+      if (e2 < 0) return -1;
+      this.account(e2 >>> 1, 0, v);
+      this.tcp(e2 >>> 1, 0, v, true);
+      return e2;
+    }
+    return e;
+  }
+
+  /** Open a connection for the first packet of a flow, or return -1 when this packet may not open one. */
+  private create(v: PacketView, k: TupleKey): number {
+    const p = v.proto;
+    if (p === IPPROTO_TCP) {
+      const f = v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST);
+      const ok = this.profile === 'dpvs' ? f === TCP_SYN : f === TCP_SYN || f === TCP_ACK; // tcp_new(): SYN, or ACK pickup
+      if (!ok) {
+        this.counters[C.no_conn]!++;
+        this.counters[C.invalid]!++;
+        return -1;
+      }
+    } else if (p !== IPPROTO_UDP && !icmpIsRequest(p === IPPROTO_ICMPV6, v.icmpType)) {
+      this.counters[C.no_conn]!++;
+      this.counters[C.invalid]!++;
+      return -1;
+    }
+    let c = this.table.alloc();
+    if (c < 0) {
+      // nf_conntrack early_drop: evict a not-yet-assured connection from nearby buckets
+      const victim = this.table.findEvictable(k.hash, 8, (x) => (this.status[x]! & S_ASSURED) === 0 && !this.isEstablished(x));
+      if (victim < 0) {
+        this.counters[C.insert_failed]!++;
+        this.counters[C.drop]!++;
+        return -1;
+      }
+      this.counters[C.early_drop]!++;
+      this.destroy(victim, this.nowUs, 'evicted');
+      c = this.table.alloc();
+    }
+    this.table.insert(c, k);
+    this.state[c] = 0;
+    this.status[c] = S_NO_LAST;
+    this.tcpLast[c] = 0;
+    this.lastEnd[c] = 0;
+    this.pkts[2 * c] = 0;
+    this.pkts[2 * c + 1] = 0;
+    this.bytes[2 * c] = 0;
+    this.bytes[2 * c + 1] = 0;
+    this.firstSec[c] = this.curSec;
+    this.firstFrac[c] = this.curFrac;
+    this.related[c] = 0;
+    this.hist[2 * c] = 0;
+    this.hist[2 * c + 1] = 0;
+    this.hseen[c] = 0;
+    this.timeout[c] = 0;
+    this.counters[C.new]!++;
+    this.counters[C.insert]!++;
+    this.created++;
+    if (p === IPPROTO_TCP) this.createdByProto.tcp++;
+    else if (p === IPPROTO_UDP) this.createdByProto.udp++;
+    else this.createdByProto.icmp++;
+    return 2 * c;
+  }
+
+  private isEstablished(c: number): boolean {
+    if (this.table.proto[c] !== IPPROTO_TCP) return (this.status[c]! & S_SEEN_REPLY) !== 0;
+    return this.profile === 'dpvs' ? this.state[c] === T.D_ESTABLISHED : this.state[c] === T.N_ESTABLISHED;
+  }
+
+  private account(c: number, dir: number, v: PacketView): void {
+    this.pkts[2 * c + dir]!++;
+    this.bytes[2 * c + dir]! += v.ipTotalLen;
+    this.lastSec[c] = this.curSec;
+    this.lastFrac[c] = this.curFrac;
+    const p = v.proto;
+    if (p === IPPROTO_TCP) {
+      const f = v.tcpFlags;
+      if (f & TCP_SYN) this.history(c, dir, f & TCP_ACK ? H_H : H_S);
+      if (f & TCP_FIN) this.history(c, dir, H_F);
+      if (f & TCP_RST) this.history(c, dir, H_R);
+      if ((f & (TCP_ACK | TCP_SYN | TCP_FIN | TCP_RST)) === TCP_ACK && v.payloadLen === 0) this.history(c, dir, H_A);
+      if (v.payloadLen > 0) this.history(c, dir, H_D);
+    } else if (p === IPPROTO_UDP && v.payloadLen > 0) this.history(c, dir, H_D);
+  }
+
+  private history(c: number, dir: number, letter: number): void {
+    const code = letter + (dir === 0 ? 0 : 6);
+    const bit = 1 << code;
+    const seen = this.hseen[c]!;
+    if (seen & bit) return;
+    this.hseen[c] = seen | bit;
+    // the number of letters so far is the popcount of seen
+    let n = 0;
+    for (let s = seen; s; s &= s - 1) n++;
+    if (n >= 16) return;
+    const w = 2 * c + (n >>> 3);
+    this.hist[w] = (this.hist[w]! | ((code + 1) << ((n & 7) * 4))) >>> 0;
+  }
+
+  /** Zeek-style history string of connection c. */
+  historyString(c: number): string {
+    let s = '';
+    for (let n = 0; n < 16; n++) {
+      const code = ((this.hist[2 * c + (n >>> 3)]! >>> ((n & 7) * 4)) & 15) - 1;
+      if (code < 0) break;
+      s += HISTORY_LETTERS[code];
+    }
+    return s;
+  }
+
+  private emit(type: EventType, c: number): void {
+    if (this.onEvent) this.onEvent(type, c, this.nowUs);
+  }
+
+  /* ---------------- TCP ---------------- */
+
+  private tcp(c: number, dir: number, v: PacketView, isNew: boolean): number {
+    return this.profile === 'dpvs' ? this.tcpDpvs(c, dir, v, isNew) : this.tcpNf(c, dir, v, isNew);
+  }
+
+  private tcpDpvs(c: number, dir: number, v: PacketView, isNew: boolean): number {
+    const old = this.state[c]!;
+    const off = this.status[c]! & S_INPUT_ONLY ? T.D_DIR_INPUT_ONLY : dir === 0 ? T.D_DIR_INPUT : T.D_DIR_OUTPUT;
+    const ns = T.dpvsNext(off, v.tcpFlags, old);
+    if (dir === 1) this.status[c]! |= S_SEEN_REPLY;
+    if (ns !== old || isNew) {
+      this.state[c] = ns;
+      this.armTimeout(c, this.tcpTimeouts[ns]!, isNew && this.jitter);
+      if (isNew) this.emit('new', c);
+      else this.emit('update', c);
+      if (ns === T.D_ESTABLISHED && !(this.status[c]! & S_ASSURED)) this.status[c]! |= S_ASSURED;
+    } else {
+      this.armTimeout(c, this.timeout[c]!, false);
+    }
+    return OK;
+  }
+
+  private tcpNf(c: number, dir: number, v: PacketView, isNew: boolean): number {
+    const flags = v.tcpFlags;
+    let old = this.state[c]!;
+    const idx = T.nfIndex(flags);
+    let ns = T.nfNext(dir, idx, old);
+    const st = this.status[c]!;
+    const last = this.tcpLast[c]!;
+    const lastIdx = st & S_NO_LAST ? T.NI_NONE : last & 7;
+    const lastDir = (last >>> 3) & 1;
+    let ignored = false;
+    switch (ns) {
+      case T.N_SYN_SENT:
+        if (old < T.N_TIME_WAIT) break;
+        // reopen from TIME_WAIT/CLOSE after a close or an RST from this side (RFC 1122)
+        if (st & (S_CLOSE_INIT0 | S_CLOSE_INIT1) || (lastDir === dir && lastIdx === T.NI_RST)) {
+          this.counters[C.reopened]!++;
+          this.destroy(c, this.nowUs, 'reopened');
+          return REPEAT;
+        }
+        ignored = true;
+        break;
+      case T.N_IGNORE:
+        ignored = true;
+        break;
+      case T.N_INVALID:
+        this.counters[C.invalid]!++;
+        return INVALID;
+      case T.N_TIME_WAIT:
+        if (old === T.N_LAST_ACK && idx === T.NI_ACK && lastDir !== dir && lastIdx === T.NI_SYN && st & S_CHALLENGE) {
+          this.status[c] = st & ~S_CHALLENGE; // RFC 5961 challenge ACK: not the last ACK
+          this.counters[C.ignore]!++;
+          this.seenReply(c, dir);
+          return OK;
+        }
+        break;
+      case T.N_SYN_SENT2:
+        this.status[c] = st | S_SIMOPEN;
+        break;
+      case T.N_SYN_RECV:
+        if (dir === 1 && idx === T.NI_ACK && st & S_SIMOPEN) ns = T.N_ESTABLISHED;
+        break;
+      default:
+        break;
+    }
+    if (ignored) {
+      if (idx === T.NI_SYNACK && lastIdx === T.NI_SYN && lastDir !== dir && v.ack === this.lastEnd[c]) {
+        // this SYN/ACK answers a SYN we ignored: client and server are in sync, resynchronise
+        old = T.N_SYN_SENT;
+        ns = T.N_SYN_RECV;
+      } else {
+        this.tcpLast[c] = idx | (dir << 3);
+        this.status[c]! &= ~S_NO_LAST;
+        this.lastEnd[c] = (v.seq + v.payloadLen + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) >>> 0;
+        if (idx === T.NI_SYN && dir === 0) {
+          if (old === T.N_LAST_ACK) this.status[c]! |= S_CHALLENGE;
+          else this.status[c]! &= ~S_CHALLENGE;
+        }
+        this.counters[C.ignore]!++;
+        this.seenReply(c, dir);
+        return OK;
+      }
+    }
+    // in-window (no window tracking: every segment is)
+    this.tcpLast[c] = idx | (dir << 3);
+    this.status[c]! &= ~S_NO_LAST;
+    this.lastEnd[c] = (v.seq + v.payloadLen + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) >>> 0;
+    this.state[c] = ns;
+    if (old !== ns && ns === T.N_FIN_WAIT) this.status[c]! |= dir === 0 ? S_CLOSE_INIT0 : S_CLOSE_INIT1;
+    const to = this.tcpTimeouts;
+    let timeout = idx === T.NI_RST ? to[T.N_CLOSE]! : to[ns]!;
+    const s2 = this.status[c]!;
+    let changed = old !== ns;
+    if (!(s2 & S_SEEN_REPLY)) {
+      if (flags & TCP_RST) {
+        // only a RST answered: not an established connection, delete it at once
+        if (isNew) this.emit('new', c);
+        this.counters[C.killed]!++;
+        this.destroy(c, this.nowUs, 'killed');
+        return OK;
+      }
+      if (idx === T.NI_SYN && old === T.N_SYN_SENT && !isNew) {
+        // SYN retransmit: do not renew the timeout
+        this.seenReply(c, dir);
+        return OK;
+      }
+      if (ns === T.N_ESTABLISHED && timeout > to[T.N_UNACK]!) timeout = to[T.N_UNACK]!;
+    } else if (!(s2 & S_ASSURED) && (old === T.N_SYN_RECV || old === T.N_ESTABLISHED) && ns === T.N_ESTABLISHED) {
+      this.status[c] = s2 | S_ASSURED;
+      changed = true;
+    }
+    this.armTimeout(c, timeout, isNew && this.jitter);
+    const firstReply = this.seenReply(c, dir);
+    if (isNew) this.emit('new', c);
+    else if (changed || firstReply) this.emit('update', c);
+    return OK;
+  }
+
+  /** Mark a reply seen; returns true the first time. */
+  private seenReply(c: number, dir: number): boolean {
+    if (dir === 1 && !(this.status[c]! & S_SEEN_REPLY)) {
+      this.status[c]! |= S_SEEN_REPLY;
+      return true;
+    }
+    return false;
+  }
+
+  /* ---------------- UDP / ICMP ---------------- */
+
+  private udp(c: number, dir: number, isNew: boolean): number {
+    if (this.profile === 'dpvs') {
+      const old = this.state[c]!;
+      const ns = dir === 1 ? U_NORMAL : old === U_NONE ? U_ONEWAY : old;
+      if (dir === 1) this.status[c]! |= S_SEEN_REPLY;
+      this.state[c] = ns;
+      this.armTimeout(c, ns === U_NORMAL ? this.udpT.normal : this.udpT.oneway, isNew && this.jitter);
+      if (isNew) this.emit('new', c);
+      else if (ns !== old) this.emit('update', c);
+      return OK;
+    }
+    const st = this.status[c]!;
+    let timeout = this.udpT.unreplied;
+    let changed = false;
+    if (st & S_SEEN_REPLY) {
+      const ageUs = this.nowUs - (this.firstSec[c]! * 1e6 + this.fracUs(this.firstFrac[c]!));
+      if (ageUs > NF_UDP_STREAM_AFTER * 1e6) {
+        timeout = this.udpT.replied;
+        if (!(st & S_ASSURED)) {
+          this.status[c] = st | S_ASSURED;
+          this.state[c] = X_ASSURED;
+          changed = true;
+        }
+      }
+    }
+    this.armTimeout(c, timeout, isNew && this.jitter);
+    if (this.seenReply(c, dir)) {
+      if (this.state[c] === X_UNREPLIED) this.state[c] = X_REPLIED;
+      changed = true;
+    }
+    if (isNew) this.emit('new', c);
+    else if (changed) this.emit('update', c);
+    return OK;
+  }
+
+  private icmp(c: number, dir: number, isNew: boolean): number {
+    this.armTimeout(c, this.icmpT, isNew && this.jitter);
+    const first = this.seenReply(c, dir);
+    if (first) this.state[c] = X_REPLIED;
+    if (isNew) this.emit('new', c);
+    else if (first) this.emit('update', c);
+    return OK;
+  }
+
+  private fracUs(frac: number): number {
+    return this.digits === 6 ? frac : Math.floor(frac / 10 ** (this.digits - 6));
+  }
+
+  /** ICMP error: find the connection of the quoted packet; RELATED, no timer refresh. */
+  private icmpRelated(v: PacketView): number {
+    const q = v.inner;
+    if (!q.valid || (q.proto !== IPPROTO_TCP && q.proto !== IPPROTO_UDP && q.proto !== IPPROTO_ICMP && q.proto !== IPPROTO_ICMPV6)) {
+      this.counters[C.icmp_error]!++;
+      return -1;
+    }
+    const k = this.key;
+    k.proto = q.proto;
+    k.v6 = q.ipVersion === 6;
+    for (let i = 0; i < (k.v6 ? 4 : 1); i++) {
+      k.src[i] = q.src[i]!;
+      k.dst[i] = q.dst[i]!;
+    }
+    if (q.proto === IPPROTO_TCP || q.proto === IPPROTO_UDP) {
+      k.sport = q.sport;
+      k.dport = q.dport;
+    } else {
+      k.sport = q.icmpId;
+      k.dport = q.icmpType << 8; // quoted echo: code 0
+    }
+    this.table.hashKey(k);
+    this.counters[C.searched]!++;
+    const e = this.table.lookup(k);
+    if (e < 0) {
+      this.counters[C.icmp_error]!++;
+      return -1;
+    }
+    const c = e >>> 1;
+    this.counters[C.related]!++;
+    if (this.related[c]! < 0xffff) this.related[c]!++;
+    this.lastSec[c] = this.curSec;
+    this.lastFrac[c] = this.curFrac;
+    return e;
+  }
+
+  /* ---------------- inspection ---------------- */
+
+  stateName(c: number): string {
+    const p = this.table.proto[c]!;
+    if (p === IPPROTO_TCP) return this.tcpNames[this.state[c]!]!;
+    if (this.profile === 'dpvs') return p === IPPROTO_UDP ? ['NONE', 'ONEWAY', 'NORMAL'][this.state[c]!]! : 'NORMAL';
+    return X_NAMES[this.state[c]!]!;
+  }
+
+  isV6(c: number): boolean {
+    return (this.table.flags[c]! & F_V6) !== 0;
+  }
+
+  /** live connection handles */
+  *handles(): Generator<number> {
+    const t = this.table;
+    for (let c = 0; c < t.highWater; c++) if (t.isUsed(c)) yield c;
+  }
+}
+
+const OK = 0;
+const INVALID = 1;
+const REPEAT = 2;
