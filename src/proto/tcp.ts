@@ -34,7 +34,7 @@ export const D_DIR_INPUT = 0;
 export const D_DIR_OUTPUT = 4;
 export const D_DIR_INPUT_ONLY = 8;
 
-const [sNO, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI, sSA] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] as const;
+const [, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
 
 // prettier-ignore
 export const DPVS_TCP_TABLE = Uint8Array.from([
@@ -103,7 +103,7 @@ export const NI_ACK = 3;
 export const NI_RST = 4;
 export const NI_NONE = 5;
 
-const [nNO, nSS, nSR, nES, nFW, nCW, nLA, nTW, nCL, nS2, nIV, nIG] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
+const [, nSS, nSR, nES, nFW, nCW, nLA, nTW, nCL, nS2, nIV, nIG] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
 
 // prettier-ignore
 export const NF_TCP_TABLE = Uint8Array.from([
