@@ -50,7 +50,7 @@ export function tupleJson(t: Tracker, c: number, dir: number): TupleJson {
   const src = dir === 0 ? a : b;
   const dst = dir === 0 ? b : a;
   if (p === IPPROTO_ICMP || p === IPPROTO_ICMPV6) {
-    const tc = dir === 0 ? tb.dport[c]! : icmpReplyKey(v6, tb.dport[c]!);
+    const tc = dir === 0 ? tb.dport[c]! : icmpReplyKey(p === IPPROTO_ICMPV6, tb.dport[c]!);
     return { src, dst, type: tc >>> 8, code: tc & 0xff, id: tb.sport[c]! };
   }
   return dir === 0 ? { src, dst, sport: tb.sport[c]!, dport: tb.dport[c]! } : { src, dst, sport: tb.dport[c]!, dport: tb.sport[c]! };

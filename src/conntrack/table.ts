@@ -19,7 +19,7 @@ import { icmpInverse } from '../proto/icmp.js';
 export const F_V6 = 0x01;
 export const F_USED = 0x02;
 
-/** reply-direction "dport" for ICMP keys (type << 8 | code): the inverted query type */
+/** reply-direction "dport" for ICMP keys (type << 8 | code): the inverted query type (`v6`: ICMPv6 types) */
 export function icmpReplyKey(v6: boolean, typeCode: number): number {
   const inv = icmpInverse(v6, typeCode >>> 8);
   return inv < 0 ? typeCode : (inv << 8) | (typeCode & 0xff);
@@ -136,7 +136,7 @@ export class ConnTable {
     const v6 = (this.flags[c]! & F_V6) !== 0;
     const p = this.proto[c]!;
     if ((e & 1) === 0) return this.hashWords(v6, this.src, c * 4, this.dst, c * 4, this.sport[c]!, this.dport[c]!, p);
-    if (isIcmp(p)) return this.hashWords(v6, this.dst, c * 4, this.src, c * 4, this.sport[c]!, icmpReplyKey(v6, this.dport[c]!), p);
+    if (isIcmp(p)) return this.hashWords(v6, this.dst, c * 4, this.src, c * 4, this.sport[c]!, icmpReplyKey(p === 58, this.dport[c]!), p);
     return this.hashWords(v6, this.dst, c * 4, this.src, c * 4, this.dport[c]!, this.sport[c]!, p);
   }
 
@@ -159,7 +159,7 @@ export class ConnTable {
       b = this.dst;
     } else {
       if (isIcmp(k.proto)) {
-        if (this.sport[c] !== k.sport || icmpReplyKey(v6, this.dport[c]!) !== k.dport) return false;
+        if (this.sport[c] !== k.sport || icmpReplyKey(k.proto === 58, this.dport[c]!) !== k.dport) return false;
       } else if (this.dport[c] !== k.sport || this.sport[c] !== k.dport) return false;
       a = this.dst;
       b = this.src;

@@ -239,8 +239,7 @@ export class Tracker {
 
   private expire(c: number): void {
     this.counters[C.expired]!++;
-    const tUs = Math.max(this.nowUs, this.wheel.expiry(c) * TICK_US);
-    this.destroy(c, tUs, 'expired');
+    this.destroy(c, this.wheel.expiry(c) * TICK_US, 'expired');
   }
 
   private destroy(c: number, tUs: number, reason: 'expired' | 'killed' | 'evicted' | 'reopened'): void {
@@ -524,7 +523,8 @@ export class Tracker {
         return OK;
       }
       if (idx === T.NI_SYN && old === T.N_SYN_SENT && !isNew) {
-        // SYN retransmit: do not renew the timeout
+        // SYN retransmit (or simultaneous-open SYN): the state may change, the timeout is not renewed
+        if (changed) this.emit('update', c);
         this.seenReply(c, dir);
         return OK;
       }
