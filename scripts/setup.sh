@@ -7,7 +7,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends tshark libpcap-dev tcpdump conntrack iproute2 ethtool nftables curl >/dev/null
+  apt-get install -y -qq --no-install-recommends tshark libpcap-dev tcpdump conntrack iproute2 iputils-ping ethtool nftables curl >/dev/null
 fi
 npm ci --no-audit --no-fund
 npm run build
