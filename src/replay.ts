@@ -9,7 +9,12 @@ import { decode } from './packet/decode.js';
 import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
 import { PacketView } from './packet/view.js';
 import { DecodeStats, type DecodedCounts } from './stats/decode-stats.js';
-import { connRecord, counterObject, eventJson, LineWriter, snapshot, type Snapshot } from './conntrack/records.js';
+import { connRecord, counterObject, eventJson, snapshot, type Snapshot } from './conntrack/records.js';
+
+/** where JSON lines go (a LineWriter for files) */
+export interface LineSink {
+  line(s: string): void;
+}
 import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
 
 export interface ConnsSummary {
@@ -40,14 +45,14 @@ export interface ReplaySummary {
 }
 
 export interface ReplayOptions extends ReadOptions {
-  /** verify IPv4 header and L4 checksums (counted, not dropped) */
+  /** verify IPv4 header and L4 checksums: counted, and packets that fail are not tracked (nf_conntrack_checksum) */
   verifyChecksums?: boolean;
   onPacket?: (r: PacketRecord, v: PacketView) => void;
   /** connection tracking; omit to only decode */
   track?: TrackerConfig & {
     drain?: boolean;
-    events?: LineWriter;
-    conns?: LineWriter;
+    events?: LineSink;
+    conns?: LineSink;
     /** receives the table at the end of the replay */
     onSnapshot?: (s: Snapshot) => void;
   };
@@ -127,15 +132,22 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
         lastFrac = r.tsFrac;
         lastDigits = r.digits;
       }
+      let badSum = false;
       if (verify && view.status === 0) {
-        if (view.ipVersion === 4 && !ipv4HeaderOk(r.buf, view)) ipv4Bad++;
+        if (view.ipVersion === 4 && !ipv4HeaderOk(r.buf, view)) {
+          ipv4Bad++;
+          badSum = true;
+        }
         const c = l4ChecksumStatus(r.buf, view);
-        if (c === 0) l4Bad++;
-        else if (c < 0 && view.hasL4) l4Unverified++;
+        if (c === 0) {
+          l4Bad++;
+          badSum = true;
+        } else if (c < 0 && view.hasL4) l4Unverified++;
       }
       if (tracker) {
         tracker.setTime(r.tsSec, r.tsFrac, r.digits);
-        tracker.track(view);
+        if (badSum) tracker.rejectChecksum();
+        else tracker.track(view);
       }
       if (onPacket) onPacket(r, view);
     },

@@ -98,7 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('read pcap/pcapng captures (optionally gzip-compressed) and report what they hold')
     .argument('<file...>', 'capture files')
     .option('--json', 'one JSON object per file on stdout')
-    .option('--verify-checksums', 'verify IPv4 header and TCP/UDP/ICMP checksums (counted, never dropped)')
+    .option('--verify-checksums', 'verify IPv4 header and TCP/UDP/ICMP checksums; failures are counted and not tracked')
     .option('--profile <name>', 'state machines: netfilter (Linux nf_conntrack) or dpvs', 'netfilter')
     .option('--seed <n>', 'seed of the timeout jitter PRNG', '1')
     .option('--max-conns <n>', 'connection table capacity', '1048576')

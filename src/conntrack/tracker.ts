@@ -78,6 +78,7 @@ export const COUNTER_NAMES = [
   'killed',
   'reopened',
   'untracked_decode',
+  'untracked_checksum',
   'untracked_fragment',
   'untracked_proto',
   'untracked_icmp',
@@ -313,6 +314,12 @@ export class Tracker {
       return e2;
     }
     return e;
+  }
+
+  /** A packet with a bad checksum: invalid for tracking, as with nf_conntrack_checksum=1. */
+  rejectChecksum(): void {
+    this.counters[C.untracked_checksum]!++;
+    this.counters[C.invalid]!++;
   }
 
   /** Open a connection for the first packet of a flow, or return -1 when this packet may not open one. */

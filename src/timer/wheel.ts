@@ -10,12 +10,17 @@
  * - `extend(h, t)` is the per-packet refresh: a later expiry is only recorded (pending) and applied when the
  *   timer fires; an earlier one re-links at once. Expiry is therefore exact without touching lists per packet.
  * - `advance(now)` skips empty levels, so an hour-long gap in a capture costs a few steps, not 3.6M.
- * Ticks are relative to `base` (set by the first call that names a time) and kept below 2^32.
+ * Ticks are relative to `base` (set by the first call that names a time) and kept below 2^32: long runs and
+ * big jumps in time (a capture with a 5-year gap) are advanced in chunks, shifting `base` by multiples of
+ * 2^24 ticks in between. Such a shift leaves the slot of every timer in levels 0-2 unchanged; level-3
+ * timers are re-linked.
  */
 
 const SLOTS = 256;
 const LEVELS = 4;
 const MAX_REL = 0xfffffffe;
+const CHUNK = 2 ** 30;
+const SHIFT_UNIT = 2 ** 24;
 
 export type FireFn = (h: number) => void;
 
@@ -161,7 +166,43 @@ export class TimerWheel {
       this.rel(tick);
       return 0;
     }
-    const end = tick - this.base;
+    let fired = 0;
+    while (tick - this.base - this.cur > CHUNK || tick - this.base > 2 * CHUNK) {
+      fired += this.advanceRel(Math.min(tick - this.base, this.cur + CHUNK), fire);
+      this.shift();
+    }
+    return fired + this.advanceRel(tick - this.base, fire);
+  }
+
+  /** Move `base` forward by a multiple of 2^24 ticks (keeping every relative tick representable). */
+  private shift(): void {
+    const d = Math.floor(this.cur / SHIFT_UNIT) * SHIFT_UNIT;
+    if (d === 0) return;
+    const lv3 = this.sentinel0 + 3 * SLOTS;
+    const moved: number[] = [];
+    for (let s = lv3; s < lv3 + SLOTS; s++) {
+      for (let h = this.next[s]! - 1; h !== s; h = this.next[h]! - 1) moved.push(h);
+      this.next[s] = s + 1;
+      this.prev[s] = s + 1;
+    }
+    this.counts[3] = 0;
+    for (let s = this.sentinel0; s < lv3; s++) {
+      for (let h = this.next[s]! - 1; h !== s; h = this.next[h]! - 1) {
+        this.at[h] = this.at[h]! - d;
+        this.want[h] = this.want[h]! - d;
+      }
+    }
+    this.cur -= d;
+    this.base += d;
+    for (const h of moved) {
+      this.next[h] = 0;
+      this.prev[h] = 0;
+      this.want[h] = this.want[h]! - d;
+      this.link(h, this.at[h]! - d);
+    }
+  }
+
+  private advanceRel(end: number, fire: FireFn): number {
     let fired = 0;
     const c = this.counts;
     while (this.cur <= end) {

@@ -39,6 +39,44 @@ describe('timer wheel', function () {
     assert.deepEqual(fired.at(-1), [3, 5 * 86_400_000 + 1]);
   });
 
+  it('a 5-year jump (a capture spanning years) keeps later timers exact', function () {
+    const w = new TimerWheel(8);
+    const t0 = 952109346874; // ms, year 2000
+    w.advance(t0, () => {});
+    w.arm(1, t0 + 120_000);
+    const fired: Array<[number, number]> = [];
+    const t1 = 1128727435450; // year 2005
+    w.advance(t1, (h) => fired.push([h, w.expiry(h)]));
+    assert.deepEqual(fired, [[1, t0 + 120_000]]);
+    w.arm(2, t1 + 60_000);
+    w.arm(3, t1 + 5 * 86_400_000);
+    w.advance(t1 + 59_999, (h) => fired.push([h, w.expiry(h)]));
+    assert.equal(fired.length, 1, 'nothing early after the jump');
+    w.advance(t1 + 60_000, (h) => fired.push([h, w.expiry(h)]));
+    assert.deepEqual(fired.at(-1), [2, t1 + 60_000]);
+    w.advance(t1 + 6 * 86_400_000, (h) => fired.push([h, w.expiry(h)]));
+    assert.deepEqual(fired.at(-1), [3, t1 + 5 * 86_400_000]);
+  });
+
+  it('a timer kept alive across several base shifts (a live run of 100+ days) fires on time', function () {
+    const w = new TimerWheel(4);
+    w.advance(0, () => {});
+    const day = 86_400_000;
+    let fired = 0;
+    for (let d = 1; d <= 120; d++) {
+      w.extend(1, d * day + 5 * day); // refreshed daily, 5-day timeout
+      w.advance(d * day, () => fired++);
+    }
+    assert.equal(fired, 0);
+    w.advance(125 * day - 1, () => fired++);
+    assert.equal(fired, 0);
+    w.advance(125 * day, (h) => {
+      fired++;
+      assert.equal(w.expiry(h), 125 * day);
+    });
+    assert.equal(fired, 1);
+  });
+
   it('extend() postpones lazily and shortens at once; cancel() removes', function () {
     const w = new TimerWheel(8);
     w.advance(0, () => {});
