@@ -35,8 +35,8 @@ export interface TupleJson {
 
 const w4 = new Uint32Array(4);
 
-function addr(arr: Uint32Array, c: number, v6: boolean): string {
-  for (let i = 0; i < 4; i++) w4[i] = arr[c * 4 + i]!;
+function addr(t: Tracker, c: number, which: 'src' | 'dst', v6: boolean): string {
+  t.table.addrWords(c, which, w4);
   return formatAddr(w4, v6 ? 6 : 4);
 }
 
@@ -45,8 +45,8 @@ export function tupleJson(t: Tracker, c: number, dir: number): TupleJson {
   const tb = t.table;
   const v6 = t.isV6(c);
   const p = tb.proto[c]!;
-  const a = addr(tb.src, c, v6);
-  const b = addr(tb.dst, c, v6);
+  const a = addr(t, c, 'src', v6);
+  const b = addr(t, c, 'dst', v6);
   const src = dir === 0 ? a : b;
   const dst = dir === 0 ? b : a;
   if (p === IPPROTO_ICMP || p === IPPROTO_ICMPV6) {
@@ -64,8 +64,8 @@ export function eventJson(t: Tracker, type: EventType, c: number, tsUs: number):
     state: t.stateName(c),
     orig: tupleJson(t, c, 0),
     reply: tupleJson(t, c, 1),
-    timeout: type === 'destroy' ? 0 : Math.round(t.timeout[c]!),
-    assured: (t.status[c]! & S_ASSURED) !== 0,
+    timeout: type === 'destroy' ? 0 : Math.round(t.timeoutOf(c)),
+    assured: (t.statusOf(c) & S_ASSURED) !== 0,
   });
 }
 
@@ -96,16 +96,16 @@ export function connRecord(t: Tracker, c: number, end: string): ConnRecord {
     proto: protoName(t.table.proto[c]!),
     orig: tupleJson(t, c, 0),
     reply: tupleJson(t, c, 1),
-    first_ts: ts(t, t.firstSec[c]!, t.firstFrac[c]!),
-    last_ts: ts(t, t.lastSec[c]!, t.lastFrac[c]!),
-    orig_pkts: t.pkts[2 * c]!,
-    orig_bytes: t.bytes[2 * c]!,
-    reply_pkts: t.pkts[2 * c + 1]!,
-    reply_bytes: t.bytes[2 * c + 1]!,
-    related: t.related[c]!,
+    first_ts: ts(t, ...t.firstOf(c)),
+    last_ts: ts(t, ...t.lastOf(c)),
+    orig_pkts: t.packetsOf(c, 0),
+    orig_bytes: t.bytesOf(c, 0),
+    reply_pkts: t.packetsOf(c, 1),
+    reply_bytes: t.bytesOf(c, 1),
+    related: t.relatedOf(c),
     state: t.stateName(c),
-    assured: (t.status[c]! & S_ASSURED) !== 0,
-    replied: (t.status[c]! & S_SEEN_REPLY) !== 0,
+    assured: (t.statusOf(c) & S_ASSURED) !== 0,
+    replied: (t.statusOf(c) & S_SEEN_REPLY) !== 0,
     history: t.historyString(c),
     end,
   };
@@ -168,15 +168,15 @@ export function snapshot(t: Tracker, source: string): Snapshot {
       proto: protoName(t.table.proto[c]!),
       state: t.stateName(c),
       expire: Math.round(t.remaining(c)),
-      timeout: Math.round(t.timeout[c]!),
-      assured: (t.status[c]! & S_ASSURED) !== 0,
-      replied: (t.status[c]! & S_SEEN_REPLY) !== 0,
+      timeout: Math.round(t.timeoutOf(c)),
+      assured: (t.statusOf(c) & S_ASSURED) !== 0,
+      replied: (t.statusOf(c) & S_SEEN_REPLY) !== 0,
       orig: tupleJson(t, c, 0),
       reply: tupleJson(t, c, 1),
-      orig_pkts: t.pkts[2 * c]!,
-      orig_bytes: t.bytes[2 * c]!,
-      reply_pkts: t.pkts[2 * c + 1]!,
-      reply_bytes: t.bytes[2 * c + 1]!,
+      orig_pkts: t.packetsOf(c, 0),
+      orig_bytes: t.bytesOf(c, 0),
+      reply_pkts: t.packetsOf(c, 1),
+      reply_bytes: t.bytesOf(c, 1),
     });
   }
   return { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t), conns };

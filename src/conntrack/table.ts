@@ -3,7 +3,9 @@
  * connection twice — entry 2h for its original tuple, 2h+1 for its reply tuple — so one probe with a
  * packet's tuple yields the connection and the packet's direction (nf_conntrack's tuplehash[2] layout).
  *
- * - Tuples: addresses as 32-bit words (IPv4 in word 0, IPv6 in words 0-3), ports, L4 protocol. The reply
+ * - Tuples: addresses as 32-bit words: word 0 in `src`/`dst`, words 1-3 of IPv6 addresses in `srcHi`/`dstHi`
+ *   (indexed by handle, touched only by IPv6 connections, so an IPv4 table never commits those pages); ports;
+ *   L4 protocol. The reply
  *   tuple is the inverse of the original (ports swapped; ICMP: same id, inverted query type).
  * - Hash: seeded, mixes 32-bit words with Math.imul (murmur3 fmix32 finaliser). No string keys.
  * - Index: chained (bucket heads + one `next` link per entry, all Int32Array, stored +1 so zero = end).
@@ -43,14 +45,23 @@ export class TupleKey {
 
 export class ConnTable {
   readonly capacity: number;
+  /** word 0 of the original source / destination address */
   readonly src: Uint32Array;
   readonly dst: Uint32Array;
+  /** words 1-3 of IPv6 addresses, [3c .. 3c+2] */
+  readonly srcHi: Uint32Array;
+  readonly dstHi: Uint32Array;
+  private readonly scratch = new TupleKey();
   readonly sport: Uint16Array;
   readonly dport: Uint16Array;
   readonly proto: Uint8Array;
   readonly flags: Uint8Array;
-  /** chain links, one per entry (2 per connection), +1 encoded */
-  private readonly hnext: Int32Array;
+  /**
+   * Per index entry (2 per connection), side by side so one cache line serves a chain step:
+   * [2e] = next entry + 1 (0 = end), [2e + 1] = the entry's hash (compared before any tuple field, and
+   * reused by rehashing and removal).
+   */
+  private readonly chain: Int32Array;
   private buckets: Int32Array;
   private mask: number;
   private old: Int32Array | null = null;
@@ -69,13 +80,15 @@ export class ConnTable {
     initialBuckets = 1024,
   ) {
     this.capacity = capacity;
-    this.src = new Uint32Array(capacity * 4);
-    this.dst = new Uint32Array(capacity * 4);
+    this.src = new Uint32Array(capacity);
+    this.dst = new Uint32Array(capacity);
+    this.srcHi = new Uint32Array(capacity * 3);
+    this.dstHi = new Uint32Array(capacity * 3);
     this.sport = new Uint16Array(capacity);
     this.dport = new Uint16Array(capacity);
     this.proto = new Uint8Array(capacity);
     this.flags = new Uint8Array(capacity);
-    this.hnext = new Int32Array(capacity * 2);
+    this.chain = new Int32Array(capacity * 4);
     let nb = 16;
     while (nb < initialBuckets) nb *= 2;
     let maxB = 16;
@@ -108,36 +121,58 @@ export class ConnTable {
     return (h ^ (h >>> 16)) >>> 0;
   }
 
-  private hashWords(v6: boolean, s: Uint32Array, so: number, d: Uint32Array, dOff: number, sp: number, dp: number, proto: number): number {
-    const mix = ConnTable.mix;
-    let h = this.seed ^ proto;
-    h = mix(h, s[so]!);
-    h = mix(h, d[dOff]!);
-    if (v6) {
-      h = mix(h, s[so + 1]!);
-      h = mix(h, s[so + 2]!);
-      h = mix(h, s[so + 3]!);
-      h = mix(h, d[dOff + 1]!);
-      h = mix(h, d[dOff + 2]!);
-      h = mix(h, d[dOff + 3]!);
-    }
-    h = mix(h, (sp << 16) | dp);
-    return ConnTable.fmix(h);
-  }
-
   /** Hash the key (stored in key.hash). */
   hashKey(k: TupleKey): number {
-    return (k.hash = this.hashWords(k.v6, k.src, 0, k.dst, 0, k.sport, k.dport, k.proto));
+    const mix = ConnTable.mix;
+    const s = k.src;
+    const d = k.dst;
+    let h = this.seed ^ k.proto;
+    h = mix(h, s[0]!);
+    h = mix(h, d[0]!);
+    if (k.v6) {
+      h = mix(h, s[1]!);
+      h = mix(h, s[2]!);
+      h = mix(h, s[3]!);
+      h = mix(h, d[1]!);
+      h = mix(h, d[2]!);
+      h = mix(h, d[3]!);
+    }
+    h = mix(h, (k.sport << 16) | k.dport);
+    return (k.hash = ConnTable.fmix(h));
+  }
+
+  /** Copy connection c's address (original source, or destination) into `out` (4 words). */
+  addrWords(c: number, which: 'src' | 'dst', out: Uint32Array): void {
+    const lo = which === 'src' ? this.src : this.dst;
+    const hi = which === 'src' ? this.srcHi : this.dstHi;
+    out[0] = lo[c]!;
+    const v6 = (this.flags[c]! & F_V6) !== 0;
+    out[1] = v6 ? hi[c * 3]! : 0;
+    out[2] = v6 ? hi[c * 3 + 1]! : 0;
+    out[3] = v6 ? hi[c * 3 + 2]! : 0;
   }
 
   /** Hash of index entry e (2h = original tuple, 2h+1 = reply tuple). */
   private entryHash(e: number): number {
     const c = e >>> 1;
-    const v6 = (this.flags[c]! & F_V6) !== 0;
+    const k = this.scratch;
     const p = this.proto[c]!;
-    if ((e & 1) === 0) return this.hashWords(v6, this.src, c * 4, this.dst, c * 4, this.sport[c]!, this.dport[c]!, p);
-    if (isIcmp(p)) return this.hashWords(v6, this.dst, c * 4, this.src, c * 4, this.sport[c]!, icmpReplyKey(p === 58, this.dport[c]!), p);
-    return this.hashWords(v6, this.dst, c * 4, this.src, c * 4, this.dport[c]!, this.sport[c]!, p);
+    const rev = (e & 1) === 1;
+    k.v6 = (this.flags[c]! & F_V6) !== 0;
+    k.proto = p;
+    this.addrWords(c, rev ? 'dst' : 'src', k.src);
+    this.addrWords(c, rev ? 'src' : 'dst', k.dst);
+    if (!rev) {
+      k.sport = this.sport[c]!;
+      k.dport = this.dport[c]!;
+    } else if (isIcmp(p)) {
+      k.sport = this.sport[c]!;
+      k.dport = icmpReplyKey(p === 58, this.dport[c]!);
+    } else {
+      k.sport = this.dport[c]!;
+      k.dport = this.sport[c]!;
+    }
+    return this.hashKey(k);
   }
 
   /* ---------------- lookup ---------------- */
@@ -148,26 +183,32 @@ export class ConnTable {
     if (this.proto[c] !== k.proto) return false;
     const v6 = (this.flags[c]! & F_V6) !== 0;
     if (v6 !== k.v6) return false;
-    const o = c * 4;
     const ks = k.src;
     const kd = k.dst;
     let a: Uint32Array;
     let b: Uint32Array;
+    let ah: Uint32Array;
+    let bh: Uint32Array;
     if ((e & 1) === 0) {
       if (this.sport[c] !== k.sport || this.dport[c] !== k.dport) return false;
       a = this.src;
       b = this.dst;
+      ah = this.srcHi;
+      bh = this.dstHi;
     } else {
       if (isIcmp(k.proto)) {
         if (this.sport[c] !== k.sport || icmpReplyKey(k.proto === 58, this.dport[c]!) !== k.dport) return false;
       } else if (this.dport[c] !== k.sport || this.sport[c] !== k.dport) return false;
       a = this.dst;
       b = this.src;
+      ah = this.dstHi;
+      bh = this.srcHi;
     }
-    if (a[o] !== ks[0] || b[o] !== kd[0]) return false;
+    if (a[c] !== ks[0] || b[c] !== kd[0]) return false;
     if (v6) {
-      if (a[o + 1] !== ks[1] || a[o + 2] !== ks[2] || a[o + 3] !== ks[3]) return false;
-      if (b[o + 1] !== kd[1] || b[o + 2] !== kd[2] || b[o + 3] !== kd[3]) return false;
+      const o = c * 3;
+      if (ah[o] !== ks[1] || ah[o + 1] !== ks[2] || ah[o + 2] !== ks[3]) return false;
+      if (bh[o] !== kd[1] || bh[o + 1] !== kd[2] || bh[o + 2] !== kd[3]) return false;
     }
     return true;
   }
@@ -200,46 +241,56 @@ export class ConnTable {
       arr = old;
       b = h & this.oldMask;
     }
-    for (let e = arr[b]! - 1; e >= 0; e = this.hnext[e]! - 1) {
-      if (this.matches(e, k)) return e;
+    const ch = this.chain;
+    const hs = h | 0;
+    for (let e = arr[b]! - 1; e >= 0; e = ch[2 * e]! - 1) {
+      if (ch[2 * e + 1] === hs && this.matches(e, k)) return e;
     }
     return -1;
   }
 
   /* ---------------- insert / remove ---------------- */
 
+  /** true when the last alloc() returned a handle used before (its rows hold old values) */
+  reused = false;
+
   /** Take a free handle, or -1 when the table is full. */
   alloc(): number {
     let c: number;
     if (this.freeHead !== 0) {
       c = this.freeHead - 1;
-      this.freeHead = this.hnext[c * 2]!;
-      this.hnext[c * 2] = 0;
+      this.freeHead = this.chain[2 * (c * 2)]!;
+      this.chain[2 * (c * 2)] = 0;
+      this.reused = true;
     } else if (this.fresh < this.capacity) {
       c = this.fresh++;
+      this.reused = false; // never used: every row is still zero
     } else return -1;
     return c;
   }
 
   /** Fill the original tuple of handle c from key k and index both directions. */
   insert(c: number, k: TupleKey): void {
-    const o = c * 4;
-    this.src[o] = k.src[0]!;
-    this.dst[o] = k.dst[0]!;
+    this.src[c] = k.src[0]!;
+    this.dst[c] = k.dst[0]!;
     if (k.v6) {
-      this.src[o + 1] = k.src[1]!;
-      this.src[o + 2] = k.src[2]!;
-      this.src[o + 3] = k.src[3]!;
-      this.dst[o + 1] = k.dst[1]!;
-      this.dst[o + 2] = k.dst[2]!;
-      this.dst[o + 3] = k.dst[3]!;
+      const o = c * 3;
+      this.srcHi[o] = k.src[1]!;
+      this.srcHi[o + 1] = k.src[2]!;
+      this.srcHi[o + 2] = k.src[3]!;
+      this.dstHi[o] = k.dst[1]!;
+      this.dstHi[o + 1] = k.dst[2]!;
+      this.dstHi[o + 2] = k.dst[3]!;
     }
     this.sport[c] = k.sport;
     this.dport[c] = k.dport;
     this.proto[c] = k.proto;
     this.flags[c] = (k.v6 ? F_V6 : 0) | F_USED;
+    const rh = this.entryHash(c * 2 + 1);
+    this.chain[c * 4 + 1] = k.hash;
+    this.chain[c * 4 + 3] = rh;
     this.link(c * 2, k.hash);
-    this.link(c * 2 + 1, this.entryHash(c * 2 + 1));
+    this.link(c * 2 + 1, rh);
     this.count++;
     this.grow();
   }
@@ -248,23 +299,23 @@ export class ConnTable {
     this.where(h);
     const arr = this.wArr;
     const b = this.wIdx;
-    this.hnext[e] = arr[b]!;
+    this.chain[2 * e] = arr[b]!;
     arr[b] = e + 1;
   }
 
   private unlink(e: number): void {
-    this.where(this.entryHash(e));
+    this.where(this.chain[2 * e + 1]! >>> 0);
     const arr = this.wArr;
     const b = this.wIdx;
     let p = arr[b]! - 1;
     if (p === e) {
-      arr[b] = this.hnext[e]!;
+      arr[b] = this.chain[2 * e]!;
       return;
     }
     while (p >= 0) {
-      const n = this.hnext[p]! - 1;
+      const n = this.chain[2 * p]! - 1;
       if (n === e) {
-        this.hnext[p] = this.hnext[e]!;
+        this.chain[2 * p] = this.chain[2 * e]!;
         return;
       }
       p = n;
@@ -277,8 +328,8 @@ export class ConnTable {
     this.unlink(c * 2);
     this.unlink(c * 2 + 1);
     this.flags[c] = 0;
-    this.hnext[c * 2] = this.freeHead;
-    this.hnext[c * 2 + 1] = 0;
+    this.chain[2 * (c * 2)] = this.freeHead;
+    this.chain[2 * (c * 2 + 1)] = 0;
     this.freeHead = c + 1;
     this.count--;
   }
@@ -319,9 +370,9 @@ export class ConnTable {
       old[b] = 0;
       this.migratePos++; // entries of this bucket now belong to the new table
       while (e >= 0) {
-        const nx = this.hnext[e]! - 1;
-        const nbk = this.entryHash(e) & this.mask;
-        this.hnext[e] = this.buckets[nbk]!;
+        const nx = this.chain[2 * e]! - 1;
+        const nbk = this.chain[2 * e + 1]! & this.mask;
+        this.chain[2 * e] = this.buckets[nbk]!;
         this.buckets[nbk] = e + 1;
         e = nx;
       }
@@ -337,7 +388,7 @@ export class ConnTable {
     for (let i = 0; i < buckets; i++) {
       this.where((h + i) >>> 0);
       const arr = this.wArr;
-      for (let e = arr[this.wIdx]! - 1; e >= 0; e = this.hnext[e]! - 1) {
+      for (let e = arr[this.wIdx]! - 1; e >= 0; e = this.chain[2 * e]! - 1) {
         const c = e >>> 1;
         if (evictable(c)) return c;
       }

@@ -17,7 +17,35 @@
  */
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, type PacketView } from '../packet/view.js';
 import { icmpInverse, icmpIsRequest, NF_ICMP_TIMEOUT, DPVS_ICMP_TIMEOUT } from '../proto/icmp.js';
-import * as T from '../proto/tcp.js';
+import {
+  DPVS_TCP_STATE_NAMES,
+  DPVS_TCP_TIMEOUTS,
+  D_DIR_INPUT,
+  D_DIR_INPUT_ONLY,
+  D_DIR_OUTPUT,
+  D_ESTABLISHED,
+  NF_TCP_STATE_NAMES,
+  NF_TCP_TIMEOUTS,
+  NI_ACK,
+  NI_NONE,
+  NI_RST,
+  NI_SYN,
+  NI_SYNACK,
+  N_CLOSE,
+  N_ESTABLISHED,
+  N_FIN_WAIT,
+  N_IGNORE,
+  N_INVALID,
+  N_LAST_ACK,
+  N_SYN_RECV,
+  N_SYN_SENT,
+  N_SYN_SENT2,
+  N_TIME_WAIT,
+  N_UNACK,
+  dpvsNext,
+  nfIndex,
+  nfNext,
+} from '../proto/tcp.js';
 import { DPVS_UDP_TIMEOUTS, NF_UDP_REPLIED, NF_UDP_STREAM_AFTER, NF_UDP_UNREPLIED, U_NONE, U_NORMAL, U_ONEWAY } from '../proto/udp.js';
 import { Rng } from '../timer/rng.js';
 import { TimerWheel } from '../timer/wheel.js';
@@ -86,7 +114,27 @@ export const COUNTER_NAMES = [
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
-const C = Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as Record<CounterName, number>;
+/* counter indexes (plain constants: no object lookup on the packet path) */
+const C_SEARCHED = 0;
+const C_FOUND = 1;
+const C_NEW = 2;
+const C_INSERT = 3;
+const C_INVALID = 4;
+const C_IGNORE = 5;
+const C_INSERT_FAILED = 6;
+const C_DROP = 7;
+const C_EARLY_DROP = 8;
+const C_ICMP_ERROR = 9;
+const C_RELATED = 10;
+const C_EXPIRED = 11;
+const C_KILLED = 12;
+const C_REOPENED = 13;
+const C_UNTRACKED_DECODE = 14;
+const C_UNTRACKED_CHECKSUM = 15;
+const C_UNTRACKED_FRAGMENT = 16;
+const C_UNTRACKED_PROTO = 17;
+const C_UNTRACKED_ICMP = 18;
+const C_NO_CONN = 19;
 
 export type EventType = 'new' | 'update' | 'destroy';
 /** Event sink: called only when set; `tsUs` is the event time in µs. */
@@ -101,24 +149,22 @@ export class Tracker {
   readonly wheel: TimerWheel;
   readonly profile: Profile;
   readonly counters = new Float64Array(COUNTER_NAMES.length);
-  /* per-connection rows */
-  readonly state: Uint8Array;
-  readonly status: Uint8Array;
+  /* per-connection rows: one typed array per field, indexed by handle ([2c + dir] for per-direction ones) */
+  private readonly state: Uint8Array;
+  private readonly status: Uint8Array;
   /** netfilter TCP: last_index (3 bits) | last_dir << 3 */
   private readonly tcpLast: Uint8Array;
   private readonly lastEnd: Uint32Array;
-  readonly pkts: Uint32Array; // [2c + dir]
-  readonly bytes: Float64Array; // [2c + dir]
-  readonly firstSec: Uint32Array;
-  readonly firstFrac: Uint32Array;
-  readonly lastSec: Uint32Array;
-  readonly lastFrac: Uint32Array;
-  readonly related: Uint16Array;
+  private readonly pkts: Uint32Array;
+  private readonly bytes: Float64Array;
+  private readonly firstSec: Uint32Array;
+  private readonly firstFrac: Uint32Array;
+  private readonly lastSec: Uint32Array;
+  private readonly lastFrac: Uint32Array;
+  private readonly related: Uint16Array;
   /** history: up to 16 letter codes, 4 bits each, in order of first appearance; hseen = set of codes */
-  private readonly hist: Uint32Array; // [2c], [2c+1]
+  private readonly hist: Uint32Array;
   private readonly hseen: Uint16Array;
-  /** current idle timeout of each connection, in seconds */
-  readonly timeout: Float32Array;
 
   readonly tcpTimeouts: number[];
   readonly tcpNames: string[];
@@ -159,17 +205,16 @@ export class Tracker {
     this.related = new Uint16Array(cap);
     this.hist = new Uint32Array(cap * 2);
     this.hseen = new Uint16Array(cap);
-    this.timeout = new Float32Array(cap);
     this.rng = new Rng(cfg.seed);
     this.jitter = cfg.jitter !== false;
     if (cfg.profile === 'dpvs') {
-      this.tcpNames = T.DPVS_TCP_STATE_NAMES;
-      this.tcpTimeouts = [...T.DPVS_TCP_TIMEOUTS];
+      this.tcpNames = DPVS_TCP_STATE_NAMES;
+      this.tcpTimeouts = [...DPVS_TCP_TIMEOUTS];
       this.udpT = { unreplied: 0, replied: 0, oneway: cfg.udpTimeouts?.oneway ?? DPVS_UDP_TIMEOUTS[U_ONEWAY]!, normal: cfg.udpTimeouts?.normal ?? DPVS_UDP_TIMEOUTS[U_NORMAL]! };
       this.icmpT = cfg.icmpTimeout ?? DPVS_ICMP_TIMEOUT;
     } else {
-      this.tcpNames = [...T.NF_TCP_STATE_NAMES, 'RETRANS', 'UNACK'];
-      this.tcpTimeouts = [...T.NF_TCP_TIMEOUTS];
+      this.tcpNames = [...NF_TCP_STATE_NAMES, 'RETRANS', 'UNACK'];
+      this.tcpTimeouts = [...NF_TCP_TIMEOUTS];
       this.udpT = { unreplied: cfg.udpTimeouts?.unreplied ?? NF_UDP_UNREPLIED, replied: cfg.udpTimeouts?.replied ?? NF_UDP_REPLIED, oneway: 0, normal: 0 };
       this.icmpT = cfg.icmpTimeout ?? NF_ICMP_TIMEOUT;
     }
@@ -181,7 +226,7 @@ export class Tracker {
   }
 
   counter(name: CounterName): number {
-    return this.counters[C[name]]!;
+    return this.counters[COUNTER_NAMES.indexOf(name)]!;
   }
 
   /* ---------------- time ---------------- */
@@ -227,7 +272,6 @@ export class Tracker {
   }
 
   private armTimeout(c: number, secs: number, jitter: boolean): void {
-    this.timeout[c] = secs;
     let us = this.nowUs + secs * 1e6;
     if (jitter) us += this.rng.below(1000000);
     this.wheel.extend(c, Math.ceil(us / TICK_US));
@@ -239,7 +283,7 @@ export class Tracker {
   }
 
   private expire(c: number): void {
-    this.counters[C.expired]!++;
+    this.counters[C_EXPIRED]!++;
     this.destroy(c, this.wheel.expiry(c) * TICK_US, 'expired');
   }
 
@@ -258,7 +302,7 @@ export class Tracker {
    */
   track(v: PacketView): number {
     if (v.status !== 0 || !v.hasL4) {
-      this.counters[v.status !== 0 ? C.untracked_decode : v.isFragment ? C.untracked_fragment : C.untracked_proto]!++;
+      this.counters[v.status !== 0 ? C_UNTRACKED_DECODE : v.isFragment ? C_UNTRACKED_FRAGMENT : C_UNTRACKED_PROTO]!++;
       return -1;
     }
     const p = v.proto;
@@ -270,13 +314,13 @@ export class Tracker {
       if (v.icmpIsError) return this.icmpRelated(v);
       const six = p === IPPROTO_ICMPV6;
       if (icmpInverse(six, v.icmpType) < 0) {
-        this.counters[C.untracked_icmp]!++;
+        this.counters[C_UNTRACKED_ICMP]!++;
         return -1;
       }
       k.sport = v.icmpId;
       k.dport = (v.icmpType << 8) | v.icmpCode;
     } else {
-      this.counters[C.untracked_proto]!++;
+      this.counters[C_UNTRACKED_PROTO]!++;
       return -1;
     }
     k.proto = p;
@@ -292,11 +336,11 @@ export class Tracker {
       k.dst[3] = v.dst[3]!;
     }
     this.table.hashKey(k);
-    this.counters[C.searched]!++;
+    this.counters[C_SEARCHED]!++;
     let e = this.table.lookup(k);
     const fresh = e < 0;
     if (!fresh) {
-      this.counters[C.found]!++;
+      this.counters[C_FOUND]!++;
     } else {
       e = this.create(v, k);
       if (e < 0) return -1;
@@ -318,8 +362,8 @@ export class Tracker {
 
   /** A packet with a bad checksum: invalid for tracking, as with nf_conntrack_checksum=1. */
   rejectChecksum(): void {
-    this.counters[C.untracked_checksum]!++;
-    this.counters[C.invalid]!++;
+    this.counters[C_UNTRACKED_CHECKSUM]!++;
+    this.counters[C_INVALID]!++;
   }
 
   /** Open a connection for the first packet of a flow, or return -1 when this packet may not open one. */
@@ -329,13 +373,13 @@ export class Tracker {
       const f = v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST);
       const ok = this.profile === 'dpvs' ? f === TCP_SYN : f === TCP_SYN || f === TCP_ACK; // tcp_new(): SYN, or ACK pickup
       if (!ok) {
-        this.counters[C.no_conn]!++;
-        this.counters[C.invalid]!++;
+        this.counters[C_NO_CONN]!++;
+        this.counters[C_INVALID]!++;
         return -1;
       }
     } else if (p !== IPPROTO_UDP && !icmpIsRequest(p === IPPROTO_ICMPV6, v.icmpType)) {
-      this.counters[C.no_conn]!++;
-      this.counters[C.invalid]!++;
+      this.counters[C_NO_CONN]!++;
+      this.counters[C_INVALID]!++;
       return -1;
     }
     let c = this.table.alloc();
@@ -343,32 +387,35 @@ export class Tracker {
       // nf_conntrack early_drop: evict a not-yet-assured connection from nearby buckets
       const victim = this.table.findEvictable(k.hash, 8, (x) => (this.status[x]! & S_ASSURED) === 0 && !this.isEstablished(x));
       if (victim < 0) {
-        this.counters[C.insert_failed]!++;
-        this.counters[C.drop]!++;
+        this.counters[C_INSERT_FAILED]!++;
+        this.counters[C_DROP]!++;
         return -1;
       }
-      this.counters[C.early_drop]!++;
+      this.counters[C_EARLY_DROP]!++;
       this.destroy(victim, this.nowUs, 'evicted');
       c = this.table.alloc();
     }
+    const reused = this.table.reused;
     this.table.insert(c, k);
-    this.state[c] = 0;
-    this.status[c] = S_NO_LAST;
-    this.tcpLast[c] = 0;
-    this.lastEnd[c] = 0;
-    this.pkts[2 * c] = 0;
-    this.pkts[2 * c + 1] = 0;
-    this.bytes[2 * c] = 0;
-    this.bytes[2 * c + 1] = 0;
     this.firstSec[c] = this.curSec;
     this.firstFrac[c] = this.curFrac;
-    this.related[c] = 0;
-    this.hist[2 * c] = 0;
-    this.hist[2 * c + 1] = 0;
-    this.hseen[c] = 0;
-    this.timeout[c] = 0;
-    this.counters[C.new]!++;
-    this.counters[C.insert]!++;
+    this.status[c] = S_NO_LAST;
+    if (reused) {
+      // a fresh handle's rows are still zero; a reused one's hold the previous connection
+      this.state[c] = 0;
+      this.tcpLast[c] = 0;
+      this.lastEnd[c] = 0;
+      this.pkts[2 * c] = 0;
+      this.pkts[2 * c + 1] = 0;
+      this.bytes[2 * c] = 0;
+      this.bytes[2 * c + 1] = 0;
+      this.related[c] = 0;
+      this.hist[2 * c] = 0;
+      this.hist[2 * c + 1] = 0;
+      this.hseen[c] = 0;
+    }
+    this.counters[C_NEW]!++;
+    this.counters[C_INSERT]!++;
     this.created++;
     if (p === IPPROTO_TCP) this.createdByProto.tcp++;
     else if (p === IPPROTO_UDP) this.createdByProto.udp++;
@@ -378,7 +425,7 @@ export class Tracker {
 
   private isEstablished(c: number): boolean {
     if (this.table.proto[c] !== IPPROTO_TCP) return (this.status[c]! & S_SEEN_REPLY) !== 0;
-    return this.profile === 'dpvs' ? this.state[c] === T.D_ESTABLISHED : this.state[c] === T.N_ESTABLISHED;
+    return this.profile === 'dpvs' ? this.state[c] === D_ESTABLISHED : this.state[c] === N_ESTABLISHED;
   }
 
   private account(c: number, dir: number, v: PacketView): void {
@@ -389,18 +436,25 @@ export class Tracker {
     const p = v.proto;
     if (p === IPPROTO_TCP) {
       const f = v.tcpFlags;
-      if (f & TCP_SYN) this.history(c, dir, f & TCP_ACK ? H_H : H_S);
-      if (f & TCP_FIN) this.history(c, dir, H_F);
-      if (f & TCP_RST) this.history(c, dir, H_R);
-      if ((f & (TCP_ACK | TCP_SYN | TCP_FIN | TCP_RST)) === TCP_ACK && v.payloadLen === 0) this.history(c, dir, H_A);
-      if (v.payloadLen > 0) this.history(c, dir, H_D);
-    } else if (p === IPPROTO_UDP && v.payloadLen > 0) this.history(c, dir, H_D);
+      const data = v.payloadLen > 0;
+      // Zeek letters: S/H (SYN, SYN+ACK), F, R, A (pure ACK), D (payload); upper case = originator
+      const seen = this.hseen[c]!;
+      const off = dir === 0 ? 0 : 6;
+      if (f & TCP_SYN) this.history(c, off + (f & TCP_ACK ? H_H : H_S), seen);
+      if (f & TCP_FIN) this.history(c, off + H_F, seen);
+      if (f & TCP_RST) this.history(c, off + H_R, seen);
+      if (data) {
+        if (!(seen & (1 << (off + H_D)))) this.history(c, off + H_D, this.hseen[c]!);
+      } else if ((f & (TCP_ACK | TCP_SYN | TCP_FIN | TCP_RST)) === TCP_ACK && !(seen & (1 << (off + H_A)))) this.history(c, off + H_A, this.hseen[c]!);
+    } else if (p === IPPROTO_UDP && v.payloadLen > 0) {
+      const code = dir === 0 ? H_D : 6 + H_D;
+      if (!(this.hseen[c]! & (1 << code))) this.history(c, code, this.hseen[c]!);
+    }
   }
 
-  private history(c: number, dir: number, letter: number): void {
-    const code = letter + (dir === 0 ? 0 : 6);
+  private history(c: number, code: number, seenIn: number): void {
     const bit = 1 << code;
-    const seen = this.hseen[c]!;
+    const seen = this.hseen[c]! | seenIn;
     if (seen & bit) return;
     this.hseen[c] = seen | bit;
     // the number of letters so far is the popcount of seen
@@ -434,17 +488,17 @@ export class Tracker {
 
   private tcpDpvs(c: number, dir: number, v: PacketView, isNew: boolean): number {
     const old = this.state[c]!;
-    const off = this.status[c]! & S_INPUT_ONLY ? T.D_DIR_INPUT_ONLY : dir === 0 ? T.D_DIR_INPUT : T.D_DIR_OUTPUT;
-    const ns = T.dpvsNext(off, v.tcpFlags, old);
+    const off = this.status[c]! & S_INPUT_ONLY ? D_DIR_INPUT_ONLY : dir === 0 ? D_DIR_INPUT : D_DIR_OUTPUT;
+    const ns = dpvsNext(off, v.tcpFlags, old);
     if (dir === 1) this.status[c]! |= S_SEEN_REPLY;
     if (ns !== old || isNew) {
       this.state[c] = ns;
       this.armTimeout(c, this.tcpTimeouts[ns]!, isNew && this.jitter);
       if (isNew) this.emit('new', c);
       else this.emit('update', c);
-      if (ns === T.D_ESTABLISHED && !(this.status[c]! & S_ASSURED)) this.status[c]! |= S_ASSURED;
+      if (ns === D_ESTABLISHED && !(this.status[c]! & S_ASSURED)) this.status[c]! |= S_ASSURED;
     } else {
-      this.armTimeout(c, this.timeout[c]!, false);
+      this.armTimeout(c, this.tcpTimeouts[old]!, false);
     }
     return OK;
   }
@@ -452,61 +506,61 @@ export class Tracker {
   private tcpNf(c: number, dir: number, v: PacketView, isNew: boolean): number {
     const flags = v.tcpFlags;
     let old = this.state[c]!;
-    const idx = T.nfIndex(flags);
-    let ns = T.nfNext(dir, idx, old);
+    const idx = nfIndex(flags);
+    let ns = nfNext(dir, idx, old);
     const st = this.status[c]!;
     const last = this.tcpLast[c]!;
-    const lastIdx = st & S_NO_LAST ? T.NI_NONE : last & 7;
+    const lastIdx = st & S_NO_LAST ? NI_NONE : last & 7;
     const lastDir = (last >>> 3) & 1;
     let ignored = false;
     switch (ns) {
-      case T.N_SYN_SENT:
-        if (old < T.N_TIME_WAIT) break;
+      case N_SYN_SENT:
+        if (old < N_TIME_WAIT) break;
         // reopen from TIME_WAIT/CLOSE after a close or an RST from this side (RFC 1122)
-        if (st & (S_CLOSE_INIT0 | S_CLOSE_INIT1) || (lastDir === dir && lastIdx === T.NI_RST)) {
-          this.counters[C.reopened]!++;
+        if (st & (S_CLOSE_INIT0 | S_CLOSE_INIT1) || (lastDir === dir && lastIdx === NI_RST)) {
+          this.counters[C_REOPENED]!++;
           this.destroy(c, this.nowUs, 'reopened');
           return REPEAT;
         }
         ignored = true;
         break;
-      case T.N_IGNORE:
+      case N_IGNORE:
         ignored = true;
         break;
-      case T.N_INVALID:
-        this.counters[C.invalid]!++;
+      case N_INVALID:
+        this.counters[C_INVALID]!++;
         return INVALID;
-      case T.N_TIME_WAIT:
-        if (old === T.N_LAST_ACK && idx === T.NI_ACK && lastDir !== dir && lastIdx === T.NI_SYN && st & S_CHALLENGE) {
+      case N_TIME_WAIT:
+        if (old === N_LAST_ACK && idx === NI_ACK && lastDir !== dir && lastIdx === NI_SYN && st & S_CHALLENGE) {
           this.status[c] = st & ~S_CHALLENGE; // RFC 5961 challenge ACK: not the last ACK
-          this.counters[C.ignore]!++;
+          this.counters[C_IGNORE]!++;
           this.seenReply(c, dir);
           return OK;
         }
         break;
-      case T.N_SYN_SENT2:
+      case N_SYN_SENT2:
         this.status[c] = st | S_SIMOPEN;
         break;
-      case T.N_SYN_RECV:
-        if (dir === 1 && idx === T.NI_ACK && st & S_SIMOPEN) ns = T.N_ESTABLISHED;
+      case N_SYN_RECV:
+        if (dir === 1 && idx === NI_ACK && st & S_SIMOPEN) ns = N_ESTABLISHED;
         break;
       default:
         break;
     }
     if (ignored) {
-      if (idx === T.NI_SYNACK && lastIdx === T.NI_SYN && lastDir !== dir && v.ack === this.lastEnd[c]) {
+      if (idx === NI_SYNACK && lastIdx === NI_SYN && lastDir !== dir && v.ack === this.lastEnd[c]) {
         // this SYN/ACK answers a SYN we ignored: client and server are in sync, resynchronise
-        old = T.N_SYN_SENT;
-        ns = T.N_SYN_RECV;
+        old = N_SYN_SENT;
+        ns = N_SYN_RECV;
       } else {
         this.tcpLast[c] = idx | (dir << 3);
         this.status[c]! &= ~S_NO_LAST;
         this.lastEnd[c] = (v.seq + v.payloadLen + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) >>> 0;
-        if (idx === T.NI_SYN && dir === 0) {
-          if (old === T.N_LAST_ACK) this.status[c]! |= S_CHALLENGE;
+        if (idx === NI_SYN && dir === 0) {
+          if (old === N_LAST_ACK) this.status[c]! |= S_CHALLENGE;
           else this.status[c]! &= ~S_CHALLENGE;
         }
-        this.counters[C.ignore]!++;
+        this.counters[C_IGNORE]!++;
         this.seenReply(c, dir);
         return OK;
       }
@@ -516,27 +570,27 @@ export class Tracker {
     this.status[c]! &= ~S_NO_LAST;
     this.lastEnd[c] = (v.seq + v.payloadLen + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) >>> 0;
     this.state[c] = ns;
-    if (old !== ns && ns === T.N_FIN_WAIT) this.status[c]! |= dir === 0 ? S_CLOSE_INIT0 : S_CLOSE_INIT1;
+    if (old !== ns && ns === N_FIN_WAIT) this.status[c]! |= dir === 0 ? S_CLOSE_INIT0 : S_CLOSE_INIT1;
     const to = this.tcpTimeouts;
-    let timeout = idx === T.NI_RST ? to[T.N_CLOSE]! : to[ns]!;
+    let timeout = idx === NI_RST ? to[N_CLOSE]! : to[ns]!;
     const s2 = this.status[c]!;
     let changed = old !== ns;
     if (!(s2 & S_SEEN_REPLY)) {
       if (flags & TCP_RST) {
         // only a RST answered: not an established connection, delete it at once
         if (isNew) this.emit('new', c);
-        this.counters[C.killed]!++;
+        this.counters[C_KILLED]!++;
         this.destroy(c, this.nowUs, 'killed');
         return OK;
       }
-      if (idx === T.NI_SYN && old === T.N_SYN_SENT && !isNew) {
+      if (idx === NI_SYN && old === N_SYN_SENT && !isNew) {
         // SYN retransmit (or simultaneous-open SYN): the state may change, the timeout is not renewed
         if (changed) this.emit('update', c);
         this.seenReply(c, dir);
         return OK;
       }
-      if (ns === T.N_ESTABLISHED && timeout > to[T.N_UNACK]!) timeout = to[T.N_UNACK]!;
-    } else if (!(s2 & S_ASSURED) && (old === T.N_SYN_RECV || old === T.N_ESTABLISHED) && ns === T.N_ESTABLISHED) {
+      if (ns === N_ESTABLISHED && timeout > to[N_UNACK]!) timeout = to[N_UNACK]!;
+    } else if (!(s2 & S_ASSURED) && (old === N_SYN_RECV || old === N_ESTABLISHED) && ns === N_ESTABLISHED) {
       this.status[c] = s2 | S_ASSURED;
       changed = true;
     }
@@ -610,7 +664,7 @@ export class Tracker {
   private icmpRelated(v: PacketView): number {
     const q = v.inner;
     if (!q.valid || (q.proto !== IPPROTO_TCP && q.proto !== IPPROTO_UDP && q.proto !== IPPROTO_ICMP && q.proto !== IPPROTO_ICMPV6)) {
-      this.counters[C.icmp_error]!++;
+      this.counters[C_ICMP_ERROR]!++;
       return -1;
     }
     const k = this.key;
@@ -628,14 +682,14 @@ export class Tracker {
       k.dport = q.icmpType << 8; // quoted echo: code 0
     }
     this.table.hashKey(k);
-    this.counters[C.searched]!++;
+    this.counters[C_SEARCHED]!++;
     const e = this.table.lookup(k);
     if (e < 0) {
-      this.counters[C.icmp_error]!++;
+      this.counters[C_ICMP_ERROR]!++;
       return -1;
     }
     const c = e >>> 1;
-    this.counters[C.related]!++;
+    this.counters[C_RELATED]!++;
     if (this.related[c]! < 0xffff) this.related[c]!++;
     this.lastSec[c] = this.curSec;
     this.lastFrac[c] = this.curFrac;
@@ -643,6 +697,52 @@ export class Tracker {
   }
 
   /* ---------------- inspection ---------------- */
+
+  statusOf(c: number): number {
+    return this.status[c]!;
+  }
+
+  /**
+   * Idle timeout in force for connection c, in seconds (derived from protocol, state and flags, as the
+   * packet path sets it; not stored).
+   */
+  timeoutOf(c: number): number {
+    const p = this.table.proto[c]!;
+    const st = this.state[c]!;
+    if (p === IPPROTO_TCP) {
+      const t = this.tcpTimeouts[st]!;
+      if (this.profile === 'netfilter' && st === N_ESTABLISHED && !(this.status[c]! & S_SEEN_REPLY)) return Math.min(t, this.tcpTimeouts[N_UNACK]!);
+      return t;
+    }
+    if (p === IPPROTO_UDP) {
+      if (this.profile === 'dpvs') return st === U_NORMAL ? this.udpT.normal : this.udpT.oneway;
+      return st === X_ASSURED ? this.udpT.replied : this.udpT.unreplied;
+    }
+    return this.icmpT;
+  }
+
+  /** packets of direction dir (0 original, 1 reply) */
+  packetsOf(c: number, dir: number): number {
+    return this.pkts[2 * c + dir]!;
+  }
+
+  /** IP bytes of direction dir */
+  bytesOf(c: number, dir: number): number {
+    return this.bytes[2 * c + dir]!;
+  }
+
+  relatedOf(c: number): number {
+    return this.related[c]!;
+  }
+
+  /** first and last packet time as [sec, frac] at the capture's precision */
+  firstOf(c: number): [number, number] {
+    return [this.firstSec[c]!, this.firstFrac[c]!];
+  }
+
+  lastOf(c: number): [number, number] {
+    return [this.lastSec[c]!, this.lastFrac[c]!];
+  }
 
   stateName(c: number): string {
     const p = this.table.proto[c]!;

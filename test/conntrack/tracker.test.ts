@@ -28,7 +28,7 @@ class Harness {
 
   constructor(profile: Profile, opts: { maxConns?: number; seed?: number; jitter?: boolean } = {}) {
     this.tr = new Tracker({ profile, maxConns: opts.maxConns ?? 64, seed: opts.seed ?? 1, jitter: opts.jitter ?? false });
-    this.tr.onEvent = (type, c, us) => this.events.push({ t: us / 1e6, type, state: this.tr.stateName(c), assured: (this.tr.status[c]! & 1) !== 0 });
+    this.tr.onEvent = (type, c, us) => this.events.push({ t: us / 1e6, type, state: this.tr.stateName(c), assured: (this.tr.statusOf(c) & 1) !== 0 });
     this.tr.onDestroy = (_c, us, reason) => this.destroyed.push({ t: us / 1e6, reason });
   }
 
@@ -80,7 +80,7 @@ describe('tracker: netfilter profile', function () {
     assert.equal(h.tr.table.count, 1);
     const c = [...h.tr.handles()][0]!;
     assert.equal(h.tr.historyString(c), 'ShADdFf'); // no bare ACK from the server in this exchange
-    assert.deepEqual([h.tr.pkts[2 * c], h.tr.pkts[2 * c + 1]], [5, 3]);
+    assert.deepEqual([h.tr.packetsOf(c, 0), h.tr.packetsOf(c, 1)], [5, 3]);
     h.time(1000.07 + 119.9);
     assert.equal(h.tr.table.count, 1);
     h.time(1000.07 + 120.01);
@@ -112,10 +112,10 @@ describe('tracker: netfilter profile', function () {
     const h = new Harness('netfilter');
     h.tcp4(0, true, ACK, 5000, 7000);
     assert.deepEqual(h.states(), ['new:ESTABLISHED']);
-    assert.equal(h.tr.timeout[0], 300);
+    assert.equal(h.tr.timeoutOf(0), 300);
     h.tcp4(1, false, ACK, 7000, 5000);
     h.tcp4(2, true, ACK, 5000, 7000);
-    assert.equal(h.tr.timeout[0], 432000);
+    assert.equal(h.tr.timeoutOf(0), 432000);
     assert.equal(h.events.at(-1)!.assured, true);
   });
 
@@ -160,13 +160,13 @@ describe('tracker: netfilter profile', function () {
   it('UDP: 30 s unreplied; a reply after 2 s makes it a 120 s ASSURED stream', function () {
     const h = new Harness('netfilter');
     h.udp4(0, true);
-    assert.equal(h.tr.timeout[0], 30);
+    assert.equal(h.tr.timeoutOf(0), 30);
     h.udp4(0.5, false);
     assert.deepEqual(h.states(), ['new:UNREPLIED', 'update:REPLIED']);
     h.udp4(1.0, true);
-    assert.equal(h.tr.timeout[0], 30);
+    assert.equal(h.tr.timeoutOf(0), 30);
     h.udp4(3.0, true);
-    assert.equal(h.tr.timeout[0], 120);
+    assert.equal(h.tr.timeoutOf(0), 120);
     assert.deepEqual(h.states().at(-1), 'update:ASSURED');
     h.time(3.0 + 121);
     assert.equal(h.tr.table.count, 0);
@@ -202,7 +202,7 @@ describe('tracker: netfilter profile', function () {
     const quoted = ipv4({ proto: 17, src: C, dst: S }, udp({ src: C, dst: S, sport: 5353, dport: 53 }, bytes(1, 2, 3)));
     const e = h.pkt(25, ipv4({ proto: 1, src: S, dst: C }, icmp({ type: 3, code: 3 }, quoted.subarray(0, 28))));
     assert.equal(e >>> 1, 0);
-    assert.equal(h.tr.related[0], 1);
+    assert.equal(h.tr.relatedOf(0), 1);
     assert.equal(h.tr.counter('related'), 1);
     h.time(30.5); // the ICMP error at 25 s did not refresh the 30 s timeout
     assert.equal(h.tr.table.count, 0);
@@ -263,7 +263,7 @@ describe('tracker: dpvs profile', function () {
     assert.equal(h.tr.table.count, 0);
     fullConnection(h, 1);
     assert.deepEqual(h.states(), ['new:SYN_RECV', 'update:ESTABLISHED', 'update:CLOSE_WAIT', 'update:TIME_WAIT']);
-    assert.equal(h.tr.timeout[0], 7);
+    assert.equal(h.tr.timeoutOf(0), 7);
   });
 
   it('every packet re-arms the timeout of the current state (ESTABLISHED 90 s)', function () {
@@ -291,6 +291,6 @@ describe('tracker: dpvs profile', function () {
     h.udp4(0, true);
     h.udp4(1, false);
     assert.deepEqual(h.states(), ['new:ONEWAY', 'update:NORMAL']);
-    assert.equal(h.tr.timeout[0], 300);
+    assert.equal(h.tr.timeoutOf(0), 300);
   });
 });

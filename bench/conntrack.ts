@@ -1,0 +1,87 @@
+/**
+ * Connection-tracking figures (issue 3):
+ * - established path: read + decode + track over a generated capture of 1M packets on 10k connections;
+ * - new connections/s: a generated capture of 1M SYNs, every one a new connection;
+ * - bytes of memory per tracked connection at 1M and 10M connections: RSS growth while N connections are
+ *   created through the real path (decode + track of generated SYNs, in memory).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readCapture } from '../src/capture/reader.js';
+import { PcapWriter } from '../src/capture/writer.js';
+import { Tracker } from '../src/conntrack/tracker.js';
+import { wr16, wr32 } from '../src/packet/bytes.js';
+import { setIpv4HeaderChecksum } from '../src/packet/checksum.js';
+import { decode } from '../src/packet/decode.js';
+import { PacketView } from '../src/packet/view.js';
+
+/** an Ethernet/IPv4/TCP SYN template */
+function synFrame(): Uint8Array {
+  const f = new Uint8Array(54);
+  f.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0]);
+  f[14] = 0x45;
+  wr16(f, 16, 40);
+  f[22] = 64;
+  f[23] = 6;
+  f[14 + 20 + 12] = 0x50;
+  f[14 + 20 + 13] = 0x02;
+  wr16(f, 14 + 20 + 14, 65535);
+  return f;
+}
+
+/** the n-th SYN: a distinct (source address, source port) per n */
+function setSyn(f: Uint8Array, n: number): void {
+  wr32(f, 26, (0x0a000000 + Math.floor(n / 50000)) >>> 0);
+  wr32(f, 30, 0xc0a80101);
+  wr16(f, 34, 1024 + (n % 50000));
+  wr16(f, 36, 80);
+  wr32(f, 38, n);
+  setIpv4HeaderChecksum(f, 14, 20);
+}
+
+export function generateSyns(out: string, n: number): void {
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const w = new PcapWriter(out, 1, 6);
+  const f = synFrame();
+  for (let i = 0; i < n; i++) {
+    setSyn(f, i);
+    const t = 1700000000 * 1e6 + i;
+    w.write(Math.floor(t / 1e6), t % 1e6, f, 0, f.length);
+  }
+  w.close();
+}
+
+export async function trackCapture(file: string, maxConns: number): Promise<{ packets: number; seconds: number; tracker: Tracker }> {
+  const tracker = new Tracker({ profile: 'netfilter', maxConns, seed: 1 });
+  const v = new PacketView();
+  let n = 0;
+  const t0 = performance.now();
+  await readCapture(file, (r) => {
+    decode(r.buf, r.off, r.caplen, r.wirelen, r.linktype, v);
+    tracker.setTime(r.tsSec, r.tsFrac, r.digits);
+    tracker.track(v);
+    n++;
+  });
+  return { packets: n, seconds: (performance.now() - t0) / 1000, tracker };
+}
+
+/** RSS growth per connection while `n` connections are created through decode + track (in memory). */
+export function bytesPerConn(n: number): { bytes: number; seconds: number; tracked: number } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const before = process.memoryUsage().rss;
+  const tracker = new Tracker({ profile: 'netfilter', maxConns: n, seed: 1 });
+  const v = new PacketView();
+  const f = synFrame();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    setSyn(f, i);
+    decode(f, 0, f.length, f.length, 1, v);
+    if (i % 1024 === 0) tracker.setTime(1700000000, i % 1000000, 6);
+    tracker.track(v);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  gc?.();
+  const after = process.memoryUsage().rss;
+  return { bytes: (after - before) / tracker.table.count, seconds, tracked: tracker.table.count };
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+/**
+ * `ctstat`: the connection table and counters of a replay snapshot (`tsvs replay --snapshot FILE`).
+ *   ctstat -L [-o ipvs|conntrack|json] [--proto P] [--state S] [--src A] [--dst A] [--port N] --snapshot F
+ *   ctstat -S [-o json] --snapshot F
+ * States are coloured only when stdout is a terminal.
+ */
+import * as fs from 'node:fs';
+import chalk, { Chalk } from 'chalk';
+import { Command, CommanderError } from 'commander';
+import type { Snapshot, SnapshotConn, TupleJson } from '../conntrack/records.js';
+
+class UsageError extends Error {}
+
+interface Opts {
+  list?: boolean;
+  stats?: boolean;
+  output: string;
+  snapshot?: string;
+  proto?: string;
+  state?: string;
+  src?: string;
+  dst?: string;
+  port?: string;
+}
+
+function load(path: string | undefined): Snapshot {
+  if (!path) throw new UsageError('no source: give --snapshot FILE (written by tsvs replay --snapshot)');
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let snap: Snapshot;
+  try {
+    snap = JSON.parse(text) as Snapshot;
+  } catch (e) {
+    throw new UsageError(`${path}: not a tsvs snapshot (${(e as Error).message})`);
+  }
+  if (snap.version !== 1 || !Array.isArray(snap.conns)) throw new UsageError(`${path}: not a tsvs snapshot (version ${String(snap.version)})`);
+  return snap;
+}
+
+function hostPort(t: TupleJson, side: 'src' | 'dst'): string {
+  const a = t[side];
+  const p = side === 'src' ? t.sport : t.dport;
+  const host = a.includes(':') ? `[${a}]` : a;
+  return p === undefined ? host : `${host}:${p}`;
+}
+
+function mmss(secs: number): string {
+  const m = Math.floor(secs / 60);
+  return `${String(m).padStart(2, '0')}:${String(Math.floor(secs % 60)).padStart(2, '0')}`;
+}
+
+function colourState(c: typeof chalk, s: string): string {
+  if (s === 'ESTABLISHED' || s === 'ASSURED' || s === 'NORMAL') return c.green(s);
+  if (s.startsWith('SYN') || s === 'UNREPLIED' || s === 'ONEWAY') return c.yellow(s);
+  if (s === 'CLOSE' || s === 'TIME_WAIT') return c.gray(s);
+  return c.cyan(s);
+}
+
+function filter(conns: SnapshotConn[], o: Opts): SnapshotConn[] {
+  const port = o.port === undefined ? undefined : Number(o.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port: expected 0-65535, got "${o.port}"`);
+  return conns.filter(
+    (c) =>
+      (!o.proto || c.proto === o.proto.toLowerCase()) &&
+      (!o.state || c.state === o.state.toUpperCase()) &&
+      (!o.src || c.orig.src === o.src) &&
+      (!o.dst || c.orig.dst === o.dst) &&
+      (port === undefined || c.orig.sport === port || c.orig.dport === port || c.orig.id === port),
+  );
+}
+
+function icmpPart(t: TupleJson): string {
+  return `type=${t.type} code=${t.code} id=${t.id}`;
+}
+
+/** one `conntrack -L` line */
+export function conntrackLine(c: SnapshotConn): string {
+  const num = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58 }[c.proto] ?? 0;
+  const tup = (t: TupleJson) => `src=${t.src} dst=${t.dst} ${t.type !== undefined ? icmpPart(t) : `sport=${t.sport} dport=${t.dport}`}`;
+  const state = c.proto === 'tcp' ? `${c.state} ` : '';
+  return `${c.proto.padEnd(8)} ${num} ${c.expire} ${state}${tup(c.orig)}${c.replied ? '' : ' [UNREPLIED]'} ${tup(c.reply)}${c.assured ? ' [ASSURED]' : ''} mark=0 use=1`;
+}
+
+function list(snap: Snapshot, o: Opts, color: boolean): string {
+  const conns = filter(snap.conns, o);
+  if (o.output === 'json') return JSON.stringify(conns);
+  if (o.output === 'conntrack') return conns.map(conntrackLine).join('\n') + (conns.length ? '\n' : '') + `conntrack v1.4 (tsvs): ${conns.length} flow entries have been shown.`;
+  const c = color ? chalk : new Chalk({ level: 0 });
+  const lines = ['IPVS connection entries', 'pro expire state       source                 destination            reply source           reply destination'];
+  for (const x of conns) {
+    const st = x.state.padEnd(11);
+    lines.push(
+      `${x.proto.toUpperCase().padEnd(3)} ${mmss(x.expire).padEnd(6)} ${colourState(c, st)} ${hostPort(x.orig, 'src').padEnd(22)} ${hostPort(x.orig, 'dst').padEnd(22)} ${hostPort(x.reply, 'src').padEnd(22)} ${hostPort(x.reply, 'dst')}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function stats(snap: Snapshot, o: Opts): string {
+  if (o.output === 'json') return JSON.stringify({ counters: snap.counters, gauges: snap.gauges });
+  const lines = [`source ${snap.source}  profile ${snap.profile}  time ${snap.time}`, '', 'counters'];
+  for (const [k, v] of Object.entries(snap.counters)) lines.push(`  ${k.padEnd(20)} ${v}`);
+  lines.push('', `entries ${snap.gauges.entries}`);
+  for (const [k, v] of Object.entries(snap.gauges.by_proto)) lines.push(`  ${k.padEnd(20)} ${v}`);
+  lines.push('', 'by state');
+  for (const [k, v] of Object.entries(snap.gauges.by_state)) lines.push(`  ${k.padEnd(20)} ${v}`);
+  return lines.join('\n');
+}
+
+export function main(argv: string[]): number {
+  const program = new Command('ctstat')
+    .description('connection table and statistics of a tsvs replay snapshot')
+    .option('-L, --list', 'list connections')
+    .option('-S, --stats', 'print the counters')
+    .option('-o, --output <fmt>', 'ipvs (ipvsadm -lnc columns), conntrack (conntrack -L lines) or json', 'ipvs')
+    .option('--snapshot <file>', 'snapshot written by tsvs replay --snapshot')
+    .option('--proto <p>', 'only this protocol (tcp, udp, icmp, icmpv6)')
+    .option('--state <s>', 'only connections in this state')
+    .option('--src <addr>', 'only this original source address')
+    .option('--dst <addr>', 'only this original destination address')
+    .option('--port <n>', 'only connections with this source or destination port (or ICMP id)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  try {
+    program.parse(argv);
+    const o = program.opts<Opts>();
+    if (!['ipvs', 'conntrack', 'json'].includes(o.output)) throw new UsageError(`-o: expected ipvs, conntrack or json, got "${o.output}"`);
+    if (!o.list && !o.stats) throw new UsageError('nothing to do: give -L (connections) or -S (counters)');
+    const snap = load(o.snapshot);
+    const color = process.stdout.isTTY === true;
+    if (o.list) process.stdout.write(`${list(snap, o, color)}\n`);
+    if (o.stats) process.stdout.write(`${stats(snap, o)}\n`);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof UsageError) {
+      process.stderr.write(`ctstat: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+process.exitCode = main(process.argv);

@@ -1,0 +1,67 @@
+/** ctstat over a snapshot written by tsvs replay (bundled capture; tshark's conversation count as oracle). */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadFacts, REPO, run, tsvs } from '../helpers/corpus.js';
+
+const CTSTAT = path.join(REPO, 'bin', 'ctstat');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-ctstat-'));
+const snap = path.join(tmp, 'snap.json');
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('ctstat', function () {
+  this.timeout(60000);
+  const fact = loadFacts()['tcp/dpkt-http.pcap']!; // the same bytes as pcaps/http-dns.pcap
+
+  before(async function () {
+    const r = await tsvs(['replay', '--snapshot', snap, path.join(REPO, 'pcaps', 'http-dns.pcap')]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('-L lists every open connection with ipvsadm-style columns', async function () {
+    const r = await run(CTSTAT, ['-L', '--snapshot', snap]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines[0], 'IPVS connection entries');
+    assert.match(lines[1]!, /^pro expire state\s+source\s+destination\s+reply source\s+reply destination$/);
+    const rows = lines.slice(2);
+    assert.equal(rows.length, fact.tcp_conversations! + fact.udp_conversations!);
+    for (const row of rows) assert.match(row, /^(TCP|UDP) +\d\d+:\d\d +[A-Z_]+ +[\d.]+:\d+ +[\d.]+:\d+ +[\d.]+:\d+ +[\d.]+:\d+$/);
+  });
+
+  it('-o conntrack prints conntrack -L lines; filters select', async function () {
+    const r = await run(CTSTAT, ['-L', '-o', 'conntrack', '--proto', 'tcp', '--snapshot', snap]);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, fact.tcp_conversations! + 1);
+    for (const l of lines.slice(0, -1)) assert.match(l, /^tcp {6}6 \d+ [A-Z_]+ src=\S+ dst=\S+ sport=\d+ dport=\d+( \[UNREPLIED\])? src=\S+ dst=\S+ sport=\d+ dport=\d+( \[ASSURED\])? mark=0 use=1$/);
+    const est = await run(CTSTAT, ['-L', '-o', 'json', '--state', 'established', '--snapshot', snap]);
+    const conns = JSON.parse(est.stdout) as Array<{ state: string; orig: { dport: number } }>;
+    assert.ok(conns.length >= 1 && conns.every((c) => c.state === 'ESTABLISHED'));
+    const p53 = JSON.parse((await run(CTSTAT, ['-L', '-o', 'json', '--port', '53', '--snapshot', snap])).stdout) as unknown[];
+    assert.equal(p53.length, fact.udp_conversations);
+    const none = JSON.parse((await run(CTSTAT, ['-L', '-o', 'json', '--src', '192.0.2.99', '--snapshot', snap])).stdout) as unknown[];
+    assert.equal(none.length, 0);
+  });
+
+  it('-S prints the nf_conntrack counters and gauges', async function () {
+    const r = await run(CTSTAT, ['-S', '-o', 'json', '--snapshot', snap]);
+    const j = JSON.parse(r.stdout) as { counters: Record<string, number>; gauges: { entries: number } };
+    for (const k of ['found', 'new', 'invalid', 'insert', 'insert_failed', 'drop', 'early_drop', 'icmp_error', 'expired']) assert.ok(k in j.counters, k);
+    assert.equal(j.counters.new, fact.tcp_conversations! + fact.udp_conversations!);
+    assert.equal(j.gauges.entries, j.counters.new);
+    const text = await run(CTSTAT, ['-S', '--snapshot', snap]);
+    assert.match(text.stdout, /^counters$/m);
+  });
+
+  it('errors: no source, unreadable or foreign file, bad option values: one line, exit 2', async function () {
+    const junk = path.join(tmp, 'junk.json');
+    fs.writeFileSync(junk, '{"hello": 1}');
+    for (const args of [['-L'], ['-L', '--snapshot', path.join(tmp, 'nope')], ['-L', '--snapshot', junk], ['-L', '-o', 'xml', '--snapshot', snap], ['--snapshot', snap], ['-L', '--port', 'x', '--snapshot', snap]]) {
+      const r = await run(CTSTAT, args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /^ctstat: /);
+    }
+  });
+});
