@@ -9,8 +9,10 @@
  *   tuple is the inverse of the original (ports swapped; ICMP: same id, inverted query type).
  * - Hash: seeded, mixes 32-bit words with Math.imul (murmur3 fmix32 finaliser). No string keys.
  * - Index: chained (bucket heads + one `next` link per entry, all Int32Array, stored +1 so zero = end).
- *   When chains average 2 entries the bucket array doubles, migrating a few old buckets per insert
- *   (incremental rehash: no pause proportional to the table size).
+ *   By default the bucket array is sized for the capacity at start (at most 2 entries per bucket when
+ *   full), like nf_conntrack's and DPVS's fixed hash; its pages are committed only as entries land in them.
+ *   A table created with fewer buckets doubles them when chains average 2 entries, migrating a few old
+ *   buckets per insert (incremental rehash: no pause proportional to the table size).
  * - Rows are allocated for `capacity` connections up front; untouched pages are never committed, so memory
  *   grows with the connections actually tracked. Freed handles go on a free list threaded through the
  *   (then unused) `next` link of their first entry.
@@ -77,7 +79,8 @@ export class ConnTable {
   constructor(
     capacity: number,
     readonly seed: number,
-    initialBuckets = 1024,
+    /** default: sized for `capacity` up front, as nf_conntrack and DPVS size their hash at start-up (no rehash) */
+    initialBuckets = capacity,
   ) {
     this.capacity = capacity;
     this.src = new Uint32Array(capacity);
@@ -155,9 +158,18 @@ export class ConnTable {
   /** Hash of index entry e (2h = original tuple, 2h+1 = reply tuple). */
   private entryHash(e: number): number {
     const c = e >>> 1;
-    const k = this.scratch;
     const p = this.proto[c]!;
     const rev = (e & 1) === 1;
+    if (!(this.flags[c]! & F_V6) && !isIcmp(p)) {
+      // IPv4 TCP/UDP: the same mixing as hashKey, straight from the rows
+      const mix = ConnTable.mix;
+      let h = this.seed ^ p;
+      h = mix(h, rev ? this.dst[c]! : this.src[c]!);
+      h = mix(h, rev ? this.src[c]! : this.dst[c]!);
+      h = mix(h, rev ? (this.dport[c]! << 16) | this.sport[c]! : (this.sport[c]! << 16) | this.dport[c]!);
+      return ConnTable.fmix(h);
+    }
+    const k = this.scratch;
     k.v6 = (this.flags[c]! & F_V6) !== 0;
     k.proto = p;
     this.addrWords(c, rev ? 'dst' : 'src', k.src);
@@ -176,6 +188,14 @@ export class ConnTable {
   }
 
   /* ---------------- lookup ---------------- */
+
+  /** Is connection c's original tuple its own reverse (then both index entries carry the same tuple)? */
+  private selfInverse(c: number): boolean {
+    if (this.src[c] !== this.dst[c] || this.sport[c] !== this.dport[c] || isIcmp(this.proto[c]!)) return false;
+    if (!(this.flags[c]! & F_V6)) return true;
+    const o = c * 3;
+    return this.srcHi[o] === this.dstHi[o] && this.srcHi[o + 1] === this.dstHi[o + 1] && this.srcHi[o + 2] === this.dstHi[o + 2];
+  }
 
   /** Does entry e carry exactly the tuple of `k`? */
   private matches(e: number, k: TupleKey): boolean {
@@ -244,7 +264,11 @@ export class ConnTable {
     const ch = this.chain;
     const hs = h | 0;
     for (let e = arr[b]! - 1; e >= 0; e = ch[2 * e]! - 1) {
-      if (ch[2 * e + 1] === hs && this.matches(e, k)) return e;
+      if (ch[2 * e + 1] === hs && this.matches(e, k)) {
+        // a tuple equal to its own reverse (same address and port both ways) matches both entries: original
+        if (e & 1 && this.selfInverse(e >>> 1)) return e - 1;
+        return e;
+      }
     }
     return -1;
   }
@@ -296,6 +320,12 @@ export class ConnTable {
   }
 
   private link(e: number, h: number): void {
+    if (this.old === null) {
+      const b = h & this.mask;
+      this.chain[2 * e] = this.buckets[b]!;
+      this.buckets[b] = e + 1;
+      return;
+    }
     this.where(h);
     const arr = this.wArr;
     const b = this.wIdx;

@@ -20,6 +20,8 @@ const SLOTS = 256;
 const LEVELS = 4;
 const MAX_REL = 0xfffffffe;
 const CHUNK = 2 ** 30;
+/** ticks per slot at each level: 256^level */
+const SPAN = [1, 256, 65536, 16777216];
 const SHIFT_UNIT = 2 ** 24;
 
 export type FireFn = (h: number) => void;
@@ -88,7 +90,7 @@ export class TimerWheel {
 
   private link(h: number, t: number): void {
     const lv = this.level(t);
-    const slot = Math.floor(t / SLOTS ** lv) % SLOTS;
+    const slot = Math.floor(t / SPAN[lv]!) % SLOTS;
     const s = this.sentinel0 + lv * SLOTS + slot;
     const first = this.next[s]! - 1;
     this.next[h] = first + 1;

@@ -129,6 +129,18 @@ describe('connection table', function () {
     );
   });
 
+  it('a tuple equal to its own reverse resolves to the original direction', function () {
+    const tb = new ConnTable(8, 99, 16);
+    const k = new TupleKey();
+    k.proto = 17;
+    k.src[0] = k.dst[0] = 0x0a000001;
+    k.sport = k.dport = 5353;
+    tb.hashKey(k);
+    const c = tb.alloc();
+    tb.insert(c, k);
+    assert.equal(tb.lookup(k), c * 2);
+  });
+
   it('grows its index incrementally: 200k connections, every one found, several rehashes', function () {
     const n = 200_000;
     const tb = new ConnTable(n, 12345, 16);
