@@ -176,6 +176,7 @@ export class Tracker {
 
   /** packet time of the current packet (µs) and its timestamp parts, for records */
   nowUs = 0;
+  private lastTick = -1;
   private curSec = 0;
   private curFrac = 0;
   /** fraction digits of the capture being tracked (6 or 9), for formatting */
@@ -243,7 +244,12 @@ export class Tracker {
       this.curFrac = frac;
     }
     this.digits = digits;
-    this.wheel.advance(Math.floor(this.nowUs / TICK_US), this.fireFn);
+    const tick = Math.floor(this.nowUs / TICK_US);
+    if (tick !== this.lastTick) {
+      // the wheel moves in 1 ms ticks: nothing can expire between two packets of the same millisecond
+      this.lastTick = tick;
+      this.wheel.advance(tick, this.fireFn);
+    }
   }
 
   /**
