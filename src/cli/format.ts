@@ -43,6 +43,11 @@ export function formatSummary(s: ReplaySummary, color: boolean): string {
   const drops = kv(s.drops);
   lines.push(`${label('drops')}${drops === 'none' ? c.green(drops) : c.yellow(drops)}`);
   if (s.checksums) lines.push(`${label('checksums')}${kv(s.checksums)}`);
+  if (s.conns && s.conntrack) {
+    const ct = s.conntrack;
+    lines.push(`${label('conns')}${n(s.conns.total)} tracked (tcp ${n(s.conns.tcp)}, udp ${n(s.conns.udp)}, icmp ${n(s.conns.icmp)}), ${n(s.conns.open_at_end)} open at the end`);
+    lines.push(`${label('conntrack')}expired ${n(ct.expired ?? 0)}  invalid ${n(ct.invalid ?? 0)}  related ${n(ct.related ?? 0)}  early_drop ${n(ct.early_drop ?? 0)}  insert_failed ${n(ct.insert_failed ?? 0)}`);
+  }
   if (s.warnings.length) for (const w of s.warnings) lines.push(`${label('warning')}${c.yellow(w)}`);
   if (s.error) lines.push(`${label('error')}${c.red(s.error)}`);
   return lines.join('\n');

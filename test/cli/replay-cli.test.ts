@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CORPUS, haveTool, run, tsvs } from '../helpers/corpus.js';
+import { CORPUS, haveTool, REPO, run, tsvs } from '../helpers/corpus.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-cli-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -98,6 +98,38 @@ describe('tsvs replay (CLI)', function () {
     const j = JSON.parse(r.stdout);
     assert.equal(j.packets, 18);
     assert.match(j.error, /record 19/);
+  });
+
+  it('tracking: the same seed gives byte-identical events and records; another seed other expiry times (--drain)', async function () {
+    // the jitter applies to a connection's first timeout (DPVS dp_vs_conn_new): a lone SYN keeps it
+    const cap = path.join(REPO, 'pcaps', 'http-dns.pcap');
+    const syn = path.join(CORPUS, 'tcp/zeek-syn.pcap');
+    const outs = [];
+    for (const seed of ['7', '7', '8']) {
+      const ev = path.join(tmp, `ev-${outs.length}.jsonl`);
+      const cn = path.join(tmp, `cn-${outs.length}.jsonl`);
+      const r = await tsvs(['replay', '--json', '--drain', '--seed', seed, '--events', ev, '--conns', cn, cap, syn]);
+      assert.equal(r.code, 0, r.stderr);
+      outs.push({ json: JSON.parse(r.stdout.split('\n')[0]!), ev: fs.readFileSync(ev, 'utf8'), cn: fs.readFileSync(cn, 'utf8') });
+    }
+    assert.equal(outs[0]!.ev, outs[1]!.ev);
+    assert.equal(outs[0]!.cn, outs[1]!.cn);
+    assert.notEqual(outs[0]!.ev, outs[2]!.ev, 'a different seed moves the jittered expiry times');
+    const j = outs[0]!.json;
+    assert.equal(j.conns.total, 3);
+    assert.equal(j.conns.open_at_end, 0, '--drain expires everything');
+    const destroys = outs[0]!.ev.split('\n').filter((l: string) => l.includes('"destroy"')).length;
+    assert.equal(destroys, 4);
+    assert.equal(outs[0]!.cn.trim().split('\n').length, 4);
+  });
+
+  it('bad tracking options: one line, exit 2', async function () {
+    const cap = path.join(REPO, 'pcaps', 'http-get.pcap');
+    for (const args of [['--profile', 'ipvs'], ['--seed', '-1'], ['--max-conns', 'lots'], ['--events', path.join(tmp, 'no', 'such', 'dir', 'x')]]) {
+      const r = await tsvs(['replay', ...args, cap]);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
   });
 
   it('usage errors exit 2', async function () {
