@@ -9,7 +9,7 @@ import { decode } from './packet/decode.js';
 import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
 import { PacketView } from './packet/view.js';
 import { DecodeStats, type DecodedCounts } from './stats/decode-stats.js';
-import { connRecord, counterObject, eventJson, snapshot, type Snapshot } from './conntrack/records.js';
+import { connRecord, counterObject, eventJson, snapshot, writeSnapshot, type Snapshot } from './conntrack/records.js';
 
 /** where JSON lines go (a LineWriter for files) */
 export interface LineSink {
@@ -55,6 +55,8 @@ export interface ReplayOptions extends ReadOptions {
     conns?: LineSink;
     /** receives the table at the end of the replay */
     onSnapshot?: (s: Snapshot) => void;
+    /** write the table at the end of the replay to this file (streamed) */
+    snapshotFile?: string;
   };
 }
 
@@ -110,6 +112,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     if (tc.drain) tracker.drain();
     if (tc.conns) for (const c of tracker.handles()) tc.conns.line(JSON.stringify(connRecord(tracker, c, 'open')));
     if (tc.onSnapshot) tc.onSnapshot(snapshot(tracker, file));
+    if (tc.snapshotFile) writeSnapshot(tracker, file, tc.snapshotFile);
   };
   let res;
   try {

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { replayFile, ReplayError } from '../replay.js';
-import { LineWriter, type Snapshot } from '../conntrack/records.js';
+import { LineWriter } from '../conntrack/records.js';
 import type { Profile } from '../conntrack/tracker.js';
 import { formatSummary, progressBar } from './format.js';
 
@@ -46,7 +46,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions): Promise<numbe
   const maxConns = intOption('max-conns', opts.maxConns, 16, 64 * 1024 * 1024);
   const events = openOutput('events', opts.events);
   const conns = openOutput('conns', opts.conns);
-  let snap: Snapshot | null = null;
+  if (opts.snapshot) openOutput('snapshot', opts.snapshot)?.close(); // fail early if it cannot be written
   const color = process.stdout.isTTY === true;
   for (const file of files) {
     let packets = 0;
@@ -60,7 +60,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions): Promise<numbe
     try {
       const s = await replayFile(file, {
         verifyChecksums: opts.verifyChecksums,
-        track: { profile, seed, maxConns, drain: opts.drain, events, conns, onSnapshot: (x) => (snap = x) },
+        track: { profile, seed, maxConns, drain: opts.drain, events, conns, snapshotFile: opts.snapshot },
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
       });
@@ -77,13 +77,6 @@ async function replayCmd(files: string[], opts: ReplayCliOptions): Promise<numbe
   }
   events?.close();
   conns?.close();
-  if (opts.snapshot && snap) {
-    try {
-      fs.writeFileSync(opts.snapshot, `${JSON.stringify(snap)}\n`);
-    } catch (e) {
-      throw new UsageError(`--snapshot ${opts.snapshot}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-  }
   return rc;
 }
 

@@ -161,25 +161,41 @@ export function gauges(t: Tracker): Snapshot['gauges'] {
   return { entries: n, by_proto: byProto, by_state: byState };
 }
 
+function snapshotConn(t: Tracker, c: number): SnapshotConn {
+  return {
+    proto: protoName(t.table.proto[c]!),
+    state: t.stateName(c),
+    expire: Math.round(t.remaining(c)),
+    timeout: Math.round(t.timeoutOf(c)),
+    assured: (t.statusOf(c) & S_ASSURED) !== 0,
+    replied: (t.statusOf(c) & S_SEEN_REPLY) !== 0,
+    orig: tupleJson(t, c, 0),
+    reply: tupleJson(t, c, 1),
+    orig_pkts: t.packetsOf(c, 0),
+    orig_bytes: t.bytesOf(c, 0),
+    reply_pkts: t.packetsOf(c, 1),
+    reply_bytes: t.bytesOf(c, 1),
+  };
+}
+
 export function snapshot(t: Tracker, source: string): Snapshot {
   const conns: SnapshotConn[] = [];
-  for (const c of t.handles()) {
-    conns.push({
-      proto: protoName(t.table.proto[c]!),
-      state: t.stateName(c),
-      expire: Math.round(t.remaining(c)),
-      timeout: Math.round(t.timeoutOf(c)),
-      assured: (t.statusOf(c) & S_ASSURED) !== 0,
-      replied: (t.statusOf(c) & S_SEEN_REPLY) !== 0,
-      orig: tupleJson(t, c, 0),
-      reply: tupleJson(t, c, 1),
-      orig_pkts: t.packetsOf(c, 0),
-      orig_bytes: t.bytesOf(c, 0),
-      reply_pkts: t.packetsOf(c, 1),
-      reply_bytes: t.bytesOf(c, 1),
-    });
-  }
+  for (const c of t.handles()) conns.push(snapshotConn(t, c));
   return { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t), conns };
+}
+
+/** Write the snapshot JSON (same document as `snapshot()`) connection by connection, without building it. */
+export function writeSnapshot(t: Tracker, source: string, path: string): void {
+  const w = new LineWriter(path);
+  const head = { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t) };
+  w.line(`${JSON.stringify(head).slice(0, -1)},"conns":[`);
+  let first = true;
+  for (const c of t.handles()) {
+    w.line(`${first ? '' : ','}${JSON.stringify(snapshotConn(t, c))}`);
+    first = false;
+  }
+  w.line(']}');
+  w.close();
 }
 
 /** Buffered line writer (one syscall per 64 KiB). */
