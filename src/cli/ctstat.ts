@@ -7,10 +7,9 @@
  */
 import * as fs from 'node:fs';
 import chalk, { Chalk } from 'chalk';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
+import { exitStatusFor, UsageError } from './errors.js';
 import type { Snapshot, SnapshotConn, TupleJson } from '../conntrack/records.js';
-
-class UsageError extends Error {}
 
 interface Opts {
   list?: boolean;
@@ -137,12 +136,7 @@ export function main(argv: string[]): number {
     if (o.stats) process.stdout.write(`${stats(snap, o)}\n`);
     return 0;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    if (e instanceof UsageError) {
-      process.stderr.write(`ctstat: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
+    return exitStatusFor('ctstat', e);
   }
 }
 

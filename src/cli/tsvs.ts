@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** `tsvs` entry point. User mistakes print one line and exit 2; never a stack trace (TSVS_DEBUG=1 shows one). */
 import * as fs from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
+import { exitStatusFor, UsageError } from './errors.js';
 import { replayFile, ReplayError } from '../replay.js';
 import { LineWriter } from '../conntrack/records.js';
 import type { Profile } from '../conntrack/tracker.js';
@@ -20,8 +21,6 @@ interface ReplayCliOptions {
   conns?: string;
   snapshot?: string;
 }
-
-class UsageError extends Error {}
 
 function intOption(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
@@ -105,12 +104,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    if (e instanceof UsageError) {
-      process.stderr.write(`tsvs: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
+    return exitStatusFor('tsvs', e);
   }
   return rc;
 }

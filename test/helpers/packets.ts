@@ -271,20 +271,8 @@ export interface Rec {
 /** A classic pcap file image. */
 export function pcapFile(recs: Rec[], opts: { linktype?: number; nano?: boolean; bigEndian?: boolean; snaplen?: number; version?: [number, number] } = {}): Uint8Array {
   const le = !opts.bigEndian;
-  const w32 = (b: Uint8Array, o: number, v: number) => {
-    if (le) {
-      b[o] = v & 255;
-      b[o + 1] = (v >>> 8) & 255;
-      b[o + 2] = (v >>> 16) & 255;
-      b[o + 3] = (v >>> 24) & 255;
-    } else put32(b, o, v);
-  };
-  const w16 = (b: Uint8Array, o: number, v: number) => {
-    if (le) {
-      b[o] = v & 255;
-      b[o + 1] = (v >>> 8) & 255;
-    } else put16(b, o, v);
-  };
+  const w32 = (b: Uint8Array, o: number, v: number) => b.set(le32(v, le), o);
+  const w16 = (b: Uint8Array, o: number, v: number) => b.set(le16(v, le), o);
   const h = new Uint8Array(24);
   w32(h, 0, opts.nano ? 0xa1b23c4d : 0xa1b2c3d4);
   w16(h, 4, opts.version?.[0] ?? 2);
@@ -308,14 +296,7 @@ export function ngBlock(type: number, body: Uint8Array, le = true): Uint8Array {
   const pad = (4 - (body.length % 4)) % 4;
   const len = 12 + body.length + pad;
   const b = new Uint8Array(len);
-  const w32 = (o: number, v: number) => {
-    if (le) {
-      b[o] = v & 255;
-      b[o + 1] = (v >>> 8) & 255;
-      b[o + 2] = (v >>> 16) & 255;
-      b[o + 3] = (v >>> 24) & 255;
-    } else put32(b, o, v);
-  };
+  const w32 = (o: number, v: number) => b.set(le32(v, le), o);
   w32(0, type);
   w32(4, len);
   b.set(body, 8);
