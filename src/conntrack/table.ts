@@ -9,7 +9,7 @@
  *   tuple is the inverse of the original (ports swapped; ICMP: same id, inverted query type).
  * - Hash: seeded, mixes 32-bit words with Math.imul (murmur3 fmix32 finaliser). No string keys.
  * - Index: chained (bucket heads + one `next` link per entry, all Int32Array, stored +1 so zero = end).
- *   By default the bucket array is sized for the capacity at start (at most 2 entries per bucket when
+ *   By default the bucket array is sized for the capacity at start (at most one entry per bucket when
  *   full), like nf_conntrack's and DPVS's fixed hash; its pages are committed only as entries land in them.
  *   A table created with fewer buckets doubles them when chains average 2 entries, migrating a few old
  *   buckets per insert (incremental rehash: no pause proportional to the table size).
@@ -79,8 +79,8 @@ export class ConnTable {
   constructor(
     capacity: number,
     readonly seed: number,
-    /** default: sized for `capacity` up front, as nf_conntrack and DPVS size their hash at start-up (no rehash) */
-    initialBuckets = capacity,
+    /** default: sized up front for at most one entry per bucket when full (as nf_conntrack and DPVS size their hash at start-up: no rehash) */
+    initialBuckets = capacity * 2,
   ) {
     this.capacity = capacity;
     this.src = new Uint32Array(capacity);
@@ -95,7 +95,7 @@ export class ConnTable {
     let nb = 16;
     while (nb < initialBuckets) nb *= 2;
     let maxB = 16;
-    while (maxB < capacity) maxB *= 2;
+    while (maxB < capacity * 2) maxB *= 2;
     this.maxBuckets = maxB;
     this.buckets = new Int32Array(nb);
     this.mask = nb - 1;
