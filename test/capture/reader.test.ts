@@ -158,6 +158,24 @@ describe('capture reader', function () {
       });
     }
 
+    it('an obsolete Packet Block (OPB, type 2) is read like an EPB', async function () {
+      const data = pkt(6);
+      const body = new Uint8Array(20 + data.length + ((4 - (data.length % 4)) % 4));
+      const dv = new DataView(body.buffer);
+      dv.setUint16(0, 0, true); // interface id
+      dv.setUint16(2, 0, true); // drops count
+      dv.setUint32(4, 0, true); // timestamp high
+      dv.setUint32(8, 2500000, true); // timestamp low: 2.5 s in µs
+      dv.setUint32(12, data.length, true);
+      dv.setUint32(16, data.length + 10, true);
+      body.set(data, 20);
+      const g = await readAll(file(concat(ngShb(), ngIdb(1), ngBlock(2, body))));
+      assert.deepEqual(
+        g.recs.map((r) => [r.ts, r.caplen, r.wirelen]),
+        [['2.500000', data.length, data.length + 10]],
+      );
+    });
+
     it('several sections of different byte order reset the interface list', async function () {
       const img = concat(ngShb(true), ngIdb(1, true), ngEpb(0, 5000000n, pkt(1), true), ngShb(false), ngIdb(228, false, 3), ngEpb(0, 7001n, ipv4({ proto: 17 }, udp({})), false));
       const g = await readAll(file(img));
