@@ -53,7 +53,6 @@ export class ConnTable {
   /** words 1-3 of IPv6 addresses, [3c .. 3c+2] */
   readonly srcHi: Uint32Array;
   readonly dstHi: Uint32Array;
-  private readonly scratch = new TupleKey();
   readonly sport: Uint16Array;
   readonly dport: Uint16Array;
   readonly proto: Uint8Array;
@@ -124,23 +123,59 @@ export class ConnTable {
     return (h ^ (h >>> 16)) >>> 0;
   }
 
-  /** Hash the key (stored in key.hash). */
+  /**
+   * Hash the key (stored in key.hash). The hash is symmetric: the two endpoints are put in a fixed order
+   * (and an ICMP query type and its reply type count as one) before mixing, so a tuple and its inverse hash
+   * alike. Both index entries of a connection therefore share one bucket (one cache line to touch on
+   * insert), while matching stays directional, so a probe still yields the packet's direction.
+   */
   hashKey(k: TupleKey): number {
     const mix = ConnTable.mix;
     const s = k.src;
     const d = k.dst;
+    let sp = k.sport;
+    let dp = k.dport;
     let h = this.seed ^ k.proto;
-    h = mix(h, s[0]!);
-    h = mix(h, d[0]!);
-    if (k.v6) {
-      h = mix(h, s[1]!);
-      h = mix(h, s[2]!);
-      h = mix(h, s[3]!);
-      h = mix(h, d[1]!);
-      h = mix(h, d[2]!);
-      h = mix(h, d[3]!);
+    if (isIcmp(k.proto)) {
+      // sport is the id on both sides; dport is type << 8 | code: use the lower of the type and its inverse
+      const inv = icmpReplyKey(k.proto === 58, dp);
+      if (inv < dp) dp = inv;
+      h = mix(h, s[0]! ^ d[0]!);
+      h = mix(h, (s[0]! + d[0]!) | 0);
+      if (k.v6) {
+        for (let i = 1; i < 4; i++) {
+          h = mix(h, s[i]! ^ d[i]!);
+          h = mix(h, (s[i]! + d[i]!) | 0);
+        }
+      }
+      h = mix(h, (sp << 16) | dp);
+      return (k.hash = ConnTable.fmix(h));
     }
-    h = mix(h, (k.sport << 16) | k.dport);
+    // order the endpoints (address words, then port) so that (s, sp, d, dp) and (d, dp, s, sp) agree
+    let swap = false;
+    if (s[0] !== d[0]) swap = s[0]! > d[0]!;
+    else if (k.v6 && s[1] !== d[1]) swap = s[1]! > d[1]!;
+    else if (k.v6 && s[2] !== d[2]) swap = s[2]! > d[2]!;
+    else if (k.v6 && s[3] !== d[3]) swap = s[3]! > d[3]!;
+    else swap = sp > dp;
+    const a = swap ? d : s;
+    const b = swap ? s : d;
+    if (swap) {
+      const t = sp;
+      sp = dp;
+      dp = t;
+    }
+    h = mix(h, a[0]!);
+    h = mix(h, b[0]!);
+    if (k.v6) {
+      h = mix(h, a[1]!);
+      h = mix(h, a[2]!);
+      h = mix(h, a[3]!);
+      h = mix(h, b[1]!);
+      h = mix(h, b[2]!);
+      h = mix(h, b[3]!);
+    }
+    h = mix(h, (sp << 16) | dp);
     return (k.hash = ConnTable.fmix(h));
   }
 
@@ -153,38 +188,6 @@ export class ConnTable {
     out[1] = v6 ? hi[c * 3]! : 0;
     out[2] = v6 ? hi[c * 3 + 1]! : 0;
     out[3] = v6 ? hi[c * 3 + 2]! : 0;
-  }
-
-  /** Hash of index entry e (2h = original tuple, 2h+1 = reply tuple). */
-  private entryHash(e: number): number {
-    const c = e >>> 1;
-    const p = this.proto[c]!;
-    const rev = (e & 1) === 1;
-    if (!(this.flags[c]! & F_V6) && !isIcmp(p)) {
-      // IPv4 TCP/UDP: the same mixing as hashKey, straight from the rows
-      const mix = ConnTable.mix;
-      let h = this.seed ^ p;
-      h = mix(h, rev ? this.dst[c]! : this.src[c]!);
-      h = mix(h, rev ? this.src[c]! : this.dst[c]!);
-      h = mix(h, rev ? (this.dport[c]! << 16) | this.sport[c]! : (this.sport[c]! << 16) | this.dport[c]!);
-      return ConnTable.fmix(h);
-    }
-    const k = this.scratch;
-    k.v6 = (this.flags[c]! & F_V6) !== 0;
-    k.proto = p;
-    this.addrWords(c, rev ? 'dst' : 'src', k.src);
-    this.addrWords(c, rev ? 'src' : 'dst', k.dst);
-    if (!rev) {
-      k.sport = this.sport[c]!;
-      k.dport = this.dport[c]!;
-    } else if (isIcmp(p)) {
-      k.sport = this.sport[c]!;
-      k.dport = icmpReplyKey(p === 58, this.dport[c]!);
-    } else {
-      k.sport = this.dport[c]!;
-      k.dport = this.sport[c]!;
-    }
-    return this.hashKey(k);
   }
 
   /* ---------------- lookup ---------------- */
@@ -310,11 +313,11 @@ export class ConnTable {
     this.dport[c] = k.dport;
     this.proto[c] = k.proto;
     this.flags[c] = (k.v6 ? F_V6 : 0) | F_USED;
-    const rh = this.entryHash(c * 2 + 1);
+    // the reply tuple is the inverse of the original: the symmetric hash is the same
     this.chain[c * 4 + 1] = k.hash;
-    this.chain[c * 4 + 3] = rh;
-    this.link(c * 2, k.hash);
-    this.link(c * 2 + 1, rh);
+    this.chain[c * 4 + 3] = k.hash;
+    this.link(c * 2 + 1, k.hash);
+    this.link(c * 2, k.hash); // the original entry ahead of the reply in the chain
     this.count++;
     this.grow();
   }

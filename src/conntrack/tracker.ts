@@ -571,10 +571,10 @@ export class Tracker {
         return OK;
       }
     }
-    // in-window (no window tracking: every segment is)
+    // in-window (no window tracking: every segment is). last_end is recorded only for ignored segments, as
+    // the kernel does when it does not track windows (tcp_in_window keeps it otherwise)
     this.tcpLast[c] = idx | (dir << 3);
     this.status[c]! &= ~S_NO_LAST;
-    this.lastEnd[c] = (v.seq + v.payloadLen + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0)) >>> 0;
     this.state[c] = ns;
     if (old !== ns && ns === N_FIN_WAIT) this.status[c]! |= dir === 0 ? S_CLOSE_INIT0 : S_CLOSE_INIT1;
     const to = this.tcpTimeouts;
