@@ -94,8 +94,11 @@ export async function conntrackBench(): Promise<void> {
   console.log(`  ${'new connections: read + decode + track'.padEnd(44)} ${(bestNew / 1e6).toFixed(2).padStart(7)} M conns/s     (target >= 1.5)`);
   for (const n of [1_000_000, 10_000_000]) {
     const out = execFileSync(process.execPath, ['--expose-gc', path.join(path.dirname(fileURLToPath(import.meta.url)), 'mem.js'), String(n)], { encoding: 'utf8' });
-    const m = JSON.parse(out) as { bytes: number; seconds: number; tracked: number };
+    const m = JSON.parse(out) as { bytes: number; seconds: number; tracked: number; maxPauseMs: number; warmupMaxMs: number };
     console.log(`  memory at ${(n / 1e6).toFixed(0).padStart(2)}M connections: ${m.bytes.toFixed(0)} bytes/connection (RSS growth in a fresh process / ${m.tracked.toLocaleString()} tracked)   (target <= 128)`);
+    console.log(
+      `  longest stall while they were created: ${m.maxPauseMs.toFixed(1)} ms per 1024 insertions after the first 16k (${m.warmupMaxMs.toFixed(1)} ms while the JIT warms up)   (target: no pause over 10 ms)`,
+    );
   }
 }
 
