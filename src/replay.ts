@@ -9,7 +9,7 @@ import { decode } from './packet/decode.js';
 import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
 import { PacketView } from './packet/view.js';
 import { DecodeStats, type DecodedCounts } from './stats/decode-stats.js';
-import { connRecord, counterObject, eventJson, snapshot, writeSnapshot, type Snapshot } from './conntrack/records.js';
+import { connRecord, counterObject, eventJson, gauges, snapshot, writeSnapshot, type Snapshot } from './conntrack/records.js';
 
 /** where JSON lines go (a LineWriter for files) */
 export interface LineSink {
@@ -39,6 +39,8 @@ export interface ReplaySummary {
   checksums?: { ipv4_bad: number; l4_bad: number; l4_unverified: number };
   conns?: ConnsSummary;
   conntrack?: Record<string, number>;
+  /** connections open at the end, by protocol and by protocol/state */
+  gauges?: { entries: number; by_proto: Record<string, number>; by_state: Record<string, number> };
   warnings: string[];
   /** set when the file could not be read to its end: the counts cover what was read before */
   error?: string;
@@ -104,6 +106,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     if (tracker) {
       summary.conns = { total: tracker.created, ...tracker.createdByProto, open_at_end: tracker.table.count };
       summary.conntrack = counterObject(tracker);
+      summary.gauges = gauges(tracker);
     }
     return summary;
   };

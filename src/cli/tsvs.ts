@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { exitStatusFor, UsageError } from './errors.js';
 import { replayFile, ReplayError } from '../replay.js';
 import { LineWriter } from '../conntrack/records.js';
-import type { Profile } from '../conntrack/tracker.js';
+import { Tracker, type Profile } from '../conntrack/tracker.js';
 import { formatSummary, progressBar } from './format.js';
 
 const LARGE_FILE = 64 * 1024 * 1024;
@@ -20,6 +20,25 @@ interface ReplayCliOptions {
   events?: string;
   conns?: string;
   snapshot?: string;
+  timeout: string[];
+}
+
+/** --timeout NAME=SECONDS: a TCP state of the profile, or udp_unreplied/udp_replied/udp_oneway/udp_normal/icmp */
+function parseTimeouts(list: string[]): { tcp: Record<string, number>; udp: Record<string, number>; icmp?: number } {
+  const out: { tcp: Record<string, number>; udp: Record<string, number>; icmp?: number } = { tcp: {}, udp: {} };
+  for (const item of list) {
+    const m = /^([a-z_0-9]+)=(\d+(?:\.\d+)?)$/i.exec(item);
+    if (!m) throw new UsageError(`--timeout: expected NAME=SECONDS, got "${item}"`);
+    const name = m[1]!.toLowerCase();
+    const secs = Number(m[2]);
+    if (name === 'icmp') out.icmp = secs;
+    else if (name.startsWith('udp_')) {
+      const k = name.slice(4);
+      if (!['unreplied', 'replied', 'oneway', 'normal'].includes(k)) throw new UsageError(`--timeout: unknown UDP timeout "${name}" (udp_unreplied, udp_replied, udp_oneway, udp_normal)`);
+      out.udp[k] = secs;
+    } else out.tcp[name] = secs;
+  }
+  return out;
 }
 
 function intOption(name: string, v: string, min: number, max: number): number {
@@ -45,6 +64,12 @@ async function replayCmd(files: string[], opts: ReplayCliOptions): Promise<numbe
   const maxConns = intOption('max-conns', opts.maxConns, 16, 64 * 1024 * 1024);
   const events = openOutput('events', opts.events);
   const conns = openOutput('conns', opts.conns);
+  const t = parseTimeouts(opts.timeout);
+  try {
+    new Tracker({ profile, seed: 1, maxConns: 16, tcpTimeouts: t.tcp }); // validates the TCP state names
+  } catch (e) {
+    throw new UsageError(`--timeout: ${(e as Error).message}`);
+  }
   if (opts.snapshot) openOutput('snapshot', opts.snapshot)?.close(); // fail early if it cannot be written
   const color = process.stdout.isTTY === true;
   for (const file of files) {
@@ -59,7 +84,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions): Promise<numbe
     try {
       const s = await replayFile(file, {
         verifyChecksums: opts.verifyChecksums,
-        track: { profile, seed, maxConns, drain: opts.drain, events, conns, snapshotFile: opts.snapshot },
+        track: { profile, seed, maxConns, drain: opts.drain, events, conns, snapshotFile: opts.snapshot, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
       });
@@ -98,6 +123,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--events <file>', 'write connection events (new/update/destroy) as JSON lines')
     .option('--conns <file>', 'write one JSON line per connection (at its end, or at the end of the replay)')
     .option('--snapshot <file>', 'write the connection table at the end of the replay (for ctstat)')
+    .option(
+      '--timeout <name=secs>',
+      'override a timeout (repeatable): a TCP state of the profile (e.g. established=3600), udp_unreplied, udp_replied, udp_oneway, udp_normal, icmp',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .action(async (files: string[], opts: ReplayCliOptions) => {
       rc = await replayCmd(files, opts);
     });

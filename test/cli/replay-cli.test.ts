@@ -123,9 +123,22 @@ describe('tsvs replay (CLI)', function () {
     assert.equal(outs[0]!.cn.trim().split('\n').length, 4);
   });
 
+  it('--timeout overrides a timeout (the events carry it); --json has per-protocol and per-state gauges', async function () {
+    const ev = path.join(tmp, 'ev-timeout.jsonl');
+    const r = await tsvs(['replay', '--json', '--timeout', 'established=3600', '--timeout', 'udp_unreplied=5', '--events', ev, path.join(REPO, 'pcaps', 'http-dns.pcap')]);
+    assert.equal(r.code, 0, r.stderr);
+    const evs = fs.readFileSync(ev, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { state: string; timeout: number; proto: string });
+    assert.ok(evs.some((e) => e.state === 'ESTABLISHED' && e.timeout === 3600));
+    assert.ok(evs.some((e) => e.proto === 'udp' && e.state === 'UNREPLIED' && e.timeout === 5));
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.gauges.entries, 3);
+    assert.deepEqual(j.gauges.by_proto, { tcp: 2, udp: 1 });
+    assert.equal(Object.values(j.gauges.by_state as Record<string, number>).reduce((a, b) => a + b, 0), 3);
+  });
+
   it('bad tracking options: one line, exit 2', async function () {
     const cap = path.join(REPO, 'pcaps', 'http-get.pcap');
-    for (const args of [['--profile', 'ipvs'], ['--seed', '-1'], ['--max-conns', 'lots'], ['--events', path.join(tmp, 'no', 'such', 'dir', 'x')]]) {
+    for (const args of [['--profile', 'ipvs'], ['--seed', '-1'], ['--max-conns', 'lots'], ['--events', path.join(tmp, 'no', 'such', 'dir', 'x')], ['--timeout', 'bogus=1'], ['--timeout', 'established'], ['--timeout', 'udp_x=1']]) {
       const r = await tsvs(['replay', ...args, cap]);
       assert.equal(r.code, 2, args.join(' '));
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
