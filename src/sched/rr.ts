@@ -1,5 +1,5 @@
 /** rr — round robin (IPVS ip_vs_rr.c): the next usable server after the last one picked. */
-import type { Dests, Scheduler } from './types.js';
+import type { Scheduler } from './types.js';
 
 export function rr(): Scheduler {
   let last = -1;
