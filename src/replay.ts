@@ -16,6 +16,9 @@ export interface LineSink {
   line(s: string): void;
 }
 import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
+import { PcapWriter } from './capture/writer.js';
+import { ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
+import { natRewrite } from './xmit/nat.js';
 
 export interface ConnsSummary {
   total: number;
@@ -39,6 +42,12 @@ export interface ReplaySummary {
   checksums?: { ipv4_bad: number; l4_bad: number; l4_unverified: number };
   conns?: ConnsSummary;
   conntrack?: Record<string, number>;
+  /** load balancing: what the LB emitted, what it did not and why, per-service counters */
+  lb?: {
+    emitted: number;
+    not_emitted: Record<string, number>;
+    services: Array<{ service: string; scheduler: string; conns: number; in_pkts: number; out_pkts: number; in_bytes: number; out_bytes: number; servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; active: number; inactive: number }> }>;
+  };
   /** connections open at the end, by protocol and by protocol/state */
   gauges?: { entries: number; by_proto: Record<string, number>; by_state: Record<string, number> };
   warnings: string[];
@@ -60,6 +69,8 @@ export interface ReplayOptions extends ReadOptions {
     /** write the table at the end of the replay to this file (streamed) */
     snapshotFile?: string;
   };
+  /** load balancing: services (NAT), and where to write what the LB emits */
+  lb?: { services: Services; out?: string };
 }
 
 export async function replayFile(file: string, opts: ReplayOptions = {}): Promise<ReplaySummary> {
@@ -80,6 +91,12 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   const onPacket = opts.onPacket;
   const tc = opts.track;
   const tracker = tc ? new Tracker(tc) : null;
+  const lb = opts.lb;
+  if (tracker && lb) tracker.lb = lb.services;
+  let writer: PcapWriter | null = null;
+  let emitted = 0;
+  const notEmitted: Record<string, number> = {};
+  const skip = (why: string) => (notEmitted[why] = (notEmitted[why] ?? 0) + 1);
   if (tracker && tc?.events) {
     const w = tc.events;
     tracker.onEvent = (type, c, tsUs) => w.line(eventJson(tracker, type, c, tsUs));
@@ -103,6 +120,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       warnings: res.warnings,
     };
     if (verify) summary.checksums = { ipv4_bad: ipv4Bad, l4_bad: l4Bad, l4_unverified: l4Unverified };
+    if (lb) summary.lb = lbSummary(lb.services, emitted, notEmitted);
     if (tracker) {
       summary.conns = { total: tracker.created, ...tracker.createdByProto, open_at_end: tracker.table.count };
       summary.conntrack = counterObject(tracker);
@@ -111,6 +129,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     return summary;
   };
   const finishTracking = () => {
+    writer?.close();
     if (!tracker || !tc) return;
     if (tc.drain) tracker.drain();
     if (tc.conns) for (const c of tracker.handles()) tc.conns.line(JSON.stringify(connRecord(tracker, c, 'open')));
@@ -152,8 +171,27 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       }
       if (tracker) {
         tracker.setTime(r.tsSec, r.tsFrac, r.digits);
-        if (badSum) tracker.rejectChecksum();
-        else tracker.track(view);
+        const e = badSum ? (tracker.rejectChecksum(), -1) : tracker.track(view);
+        if (lb) {
+          if (e < 0) skip(view.status !== 0 ? 'decode_drop' : badSum ? 'bad_checksum' : 'not_tracked');
+          else if (view.isFragment || (view.proto !== 6 && view.proto !== 17)) skip('not_tcp_udp');
+          else {
+            const c = e >>> 1;
+            const s = lb.services.list[tracker.serviceOf(c)]!;
+            const d = tracker.serverOf(c);
+            if ((e & 1) === 0) natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
+            else natRewrite(r.buf, view, 0, s.vip, s.port);
+            if (lb.out) {
+              if (!writer) writer = new PcapWriter(lb.out, r.linktype, r.digits === 9 ? 9 : 6);
+              if (r.linktype !== writer.linktype) skip('other_linktype');
+              else {
+                const frac = r.digits === writer.digits ? r.tsFrac : writer.digits === 9 ? r.tsFrac * 1000 : Math.floor(r.tsFrac / 1000);
+                writer.write(r.tsSec, frac, r.buf, r.off, r.caplen, r.wirelen);
+                emitted++;
+              }
+            } else emitted++;
+          }
+        }
       }
       if (onPacket) onPacket(r, view);
     },
@@ -170,6 +208,31 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   }
   finishTracking();
   return build(res, res.compressed);
+}
+
+function lbSummary(sv: Services, emitted: number, notEmitted: Record<string, number>): NonNullable<ReplaySummary['lb']> {
+  return {
+    emitted,
+    not_emitted: notEmitted,
+    services: sv.list.map((s) => ({
+      service: `${s.cfg.proto} ${s.cfg.vip}:${s.port}`,
+      scheduler: s.cfg.scheduler,
+      conns: s.stats[ST_CONNS]!,
+      in_pkts: s.stats[ST_INPKTS]!,
+      out_pkts: s.stats[ST_OUTPKTS]!,
+      in_bytes: s.stats[ST_INBYTES]!,
+      out_bytes: s.stats[ST_OUTBYTES]!,
+      servers: s.cfg.servers.map((x, i) => ({
+        server: `${x.addr}:${x.port}`,
+        weight: s.dests.weight[i]!,
+        conns: s.destStats[i * ST_N + ST_CONNS]!,
+        in_pkts: s.destStats[i * ST_N + ST_INPKTS]!,
+        out_pkts: s.destStats[i * ST_N + ST_OUTPKTS]!,
+        active: s.dests.active[i]!,
+        inactive: s.dests.inactive[i]!,
+      })),
+    })),
+  };
 }
 
 /** A file that could not be replayed to its end; `summary` holds what was read before, when anything was. */

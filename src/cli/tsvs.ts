@@ -6,6 +6,8 @@ import { exitStatusFor, UsageError } from './errors.js';
 import { replayFile, ReplayError } from '../replay.js';
 import { LineWriter } from '../conntrack/records.js';
 import { Tracker, type Profile } from '../conntrack/tracker.js';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { Services } from '../service/services.js';
 import { formatSummary, progressBar } from './format.js';
 
 const LARGE_FILE = 64 * 1024 * 1024;
@@ -21,6 +23,8 @@ interface ReplayCliOptions {
   conns?: string;
   snapshot?: string;
   timeout: string[];
+  config?: string;
+  out?: string;
 }
 
 /** --timeout NAME=SECONDS: a TCP state of the profile, or udp_unreplied/udp_replied/udp_oneway/udp_normal/icmp */
@@ -56,15 +60,35 @@ function openOutput(flag: string, path: string | undefined): LineWriter | undefi
   }
 }
 
-async function replayCmd(files: string[], opts: ReplayCliOptions): Promise<number> {
+async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: string) => boolean): Promise<number> {
   let rc = 0;
-  if (opts.profile !== 'netfilter' && opts.profile !== 'dpvs') throw new UsageError(`--profile: expected netfilter or dpvs, got "${opts.profile}"`);
-  const profile = opts.profile as Profile;
-  const seed = intOption('seed', opts.seed, 0, 0xffffffff);
-  const maxConns = intOption('max-conns', opts.maxConns, 16, 64 * 1024 * 1024);
+  let cfg: Config | null = null;
+  if (opts.config) {
+    try {
+      cfg = loadConfig(opts.config);
+    } catch (e) {
+      if (e instanceof ConfigError) throw new UsageError(e.message);
+      throw e;
+    }
+    cfg.services.forEach((sv, i) => {
+      const where = `${opts.config}: services[${i}]`;
+      if (sv.forward !== 'nat' || sv.servers.some((x) => x.forward && x.forward !== 'nat')) throw new UsageError(`${where}.forward: ${sv.forward} is not implemented yet (this version forwards in nat mode only)`);
+      if (sv.synproxy) throw new UsageError(`${where}.synproxy: not implemented yet`);
+      if (sv.persistence) throw new UsageError(`${where}.persistence: not implemented yet`);
+    });
+  }
+  if (opts.out && !cfg) throw new UsageError('--out: needs --config (the services whose traffic the LB emits)');
+  // command-line values win over the configuration's; the profile defaults to dpvs with services
+  const profileName = given('profile') ? opts.profile : (cfg?.profile ?? (cfg && cfg.services.length ? 'dpvs' : opts.profile));
+  if (profileName !== 'netfilter' && profileName !== 'dpvs') throw new UsageError(`--profile: expected netfilter or dpvs, got "${profileName}"`);
+  const profile = profileName as Profile;
+  const seed = given('seed') || !cfg ? intOption('seed', opts.seed, 0, 0xffffffff) : cfg.seed;
+  const maxConns = given('maxConns') || !cfg ? intOption('max-conns', opts.maxConns, 16, 64 * 1024 * 1024) : cfg.max_conns;
+  if (cfg) opts.timeout = [...Object.entries(cfg.timeouts).map(([k, v]) => `${k}=${v}`), ...opts.timeout];
   const events = openOutput('events', opts.events);
   const conns = openOutput('conns', opts.conns);
   const t = parseTimeouts(opts.timeout);
+  if (opts.out) openOutput('out', opts.out)?.close(); // fail early if it cannot be written
   try {
     new Tracker({ profile, seed: 1, maxConns: 16, tcpTimeouts: t.tcp }); // validates the TCP state names
   } catch (e) {
@@ -85,6 +109,8 @@ async function replayCmd(files: string[], opts: ReplayCliOptions): Promise<numbe
       const s = await replayFile(file, {
         verifyChecksums: opts.verifyChecksums,
         track: { profile, seed, maxConns, drain: opts.drain, events, conns, snapshotFile: opts.snapshot, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
+        // a fresh service table per file: schedulers and counters start anew
+        lb: cfg && cfg.services.length ? { services: new Services(cfg.services), out: opts.out } : undefined,
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
       });
@@ -123,14 +149,16 @@ export async function main(argv: string[]): Promise<number> {
     .option('--events <file>', 'write connection events (new/update/destroy) as JSON lines')
     .option('--conns <file>', 'write one JSON line per connection (at its end, or at the end of the replay)')
     .option('--snapshot <file>', 'write the connection table at the end of the replay (for ctstat)')
+    .option('--config <file>', 'load-balancer configuration (YAML or JSON): services, real servers, schedulers, tunables')
+    .option('--out <file>', 'write every packet the load balancer emits, rewritten, to this pcap (needs --config)')
     .option(
       '--timeout <name=secs>',
       'override a timeout (repeatable): a TCP state of the profile (e.g. established=3600), udp_unreplied, udp_replied, udp_oneway, udp_normal, icmp',
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
     )
-    .action(async (files: string[], opts: ReplayCliOptions) => {
-      rc = await replayCmd(files, opts);
+    .action(async (files: string[], opts: ReplayCliOptions, cmd: Command) => {
+      rc = await replayCmd(files, opts, (name) => cmd.getOptionValueSource(name) === 'cli');
     });
   try {
     await program.parseAsync(argv);

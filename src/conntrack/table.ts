@@ -22,6 +22,8 @@ import { icmpInverse } from '../proto/icmp.js';
 
 export const F_V6 = 0x01;
 export const F_USED = 0x02;
+/** the reply tuple is stored (load balancing: the server answers, not the original destination) */
+export const F_NAT = 0x04;
 
 /** reply-direction "dport" for ICMP keys (type << 8 | code): the inverted query type (`v6`: ICMPv6 types) */
 export function icmpReplyKey(v6: boolean, typeCode: number): number {
@@ -53,6 +55,13 @@ export class ConnTable {
   /** words 1-3 of IPv6 addresses, [3c .. 3c+2] */
   readonly srcHi: Uint32Array;
   readonly dstHi: Uint32Array;
+  /** stored reply tuple of F_NAT connections (touched only by them) */
+  readonly rsrc: Uint32Array;
+  readonly rdst: Uint32Array;
+  readonly rsrcHi: Uint32Array;
+  readonly rdstHi: Uint32Array;
+  readonly rsport: Uint16Array;
+  readonly rdport: Uint16Array;
   readonly sport: Uint16Array;
   readonly dport: Uint16Array;
   readonly proto: Uint8Array;
@@ -86,6 +95,12 @@ export class ConnTable {
     this.dst = new Uint32Array(capacity);
     this.srcHi = new Uint32Array(capacity * 3);
     this.dstHi = new Uint32Array(capacity * 3);
+    this.rsrc = new Uint32Array(capacity);
+    this.rdst = new Uint32Array(capacity);
+    this.rsrcHi = new Uint32Array(capacity * 3);
+    this.rdstHi = new Uint32Array(capacity * 3);
+    this.rsport = new Uint16Array(capacity);
+    this.rdport = new Uint16Array(capacity);
     this.sport = new Uint16Array(capacity);
     this.dport = new Uint16Array(capacity);
     this.proto = new Uint8Array(capacity);
@@ -179,6 +194,42 @@ export class ConnTable {
     return (k.hash = ConnTable.fmix(h));
   }
 
+  /** Copy the stored reply tuple's address (source = the server, destination = the client) into `out`. */
+  replyAddrWords(c: number, which: 'src' | 'dst', out: Uint32Array): void {
+    const lo = which === 'src' ? this.rsrc : this.rdst;
+    const hi = which === 'src' ? this.rsrcHi : this.rdstHi;
+    out[0] = lo[c]!;
+    const v6 = (this.flags[c]! & F_V6) !== 0;
+    out[1] = v6 ? hi[c * 3]! : 0;
+    out[2] = v6 ? hi[c * 3 + 1]! : 0;
+    out[3] = v6 ? hi[c * 3 + 2]! : 0;
+  }
+
+  /**
+   * Insert handle c with original tuple k and an explicit reply tuple r (hashed: r.hash), for connections
+   * whose answers come from elsewhere than the original destination (NAT to a real server).
+   */
+  insertNat(c: number, k: TupleKey, r: TupleKey): void {
+    this.rsrc[c] = r.src[0]!;
+    this.rdst[c] = r.dst[0]!;
+    if (r.v6) {
+      const o = c * 3;
+      for (let i = 0; i < 3; i++) {
+        this.rsrcHi[o + i] = r.src[i + 1]!;
+        this.rdstHi[o + i] = r.dst[i + 1]!;
+      }
+    }
+    this.rsport[c] = r.sport;
+    this.rdport[c] = r.dport;
+    this.fill(c, k, F_NAT);
+    this.chain[c * 4 + 1] = k.hash;
+    this.chain[c * 4 + 3] = r.hash;
+    this.link(c * 2 + 1, r.hash);
+    this.link(c * 2, k.hash);
+    this.count++;
+    this.grow();
+  }
+
   /** Copy connection c's address (original source, or destination) into `out` (4 words). */
   addrWords(c: number, which: 'src' | 'dst', out: Uint32Array): void {
     const lo = which === 'src' ? this.src : this.dst;
@@ -218,6 +269,12 @@ export class ConnTable {
       b = this.dst;
       ah = this.srcHi;
       bh = this.dstHi;
+    } else if (this.flags[c]! & F_NAT) {
+      if (this.rsport[c] !== k.sport || this.rdport[c] !== k.dport) return false;
+      a = this.rsrc;
+      b = this.rdst;
+      ah = this.rsrcHi;
+      bh = this.rdstHi;
     } else {
       if (isIcmp(k.proto)) {
         if (this.sport[c] !== k.sport || icmpReplyKey(k.proto === 58, this.dport[c]!) !== k.dport) return false;
@@ -269,7 +326,7 @@ export class ConnTable {
     for (let e = arr[b]! - 1; e >= 0; e = ch[2 * e]! - 1) {
       if (ch[2 * e + 1] === hs && this.matches(e, k)) {
         // a tuple equal to its own reverse (same address and port both ways) matches both entries: original
-        if (e & 1 && this.selfInverse(e >>> 1)) return e - 1;
+        if (e & 1 && !(this.flags[e >>> 1]! & F_NAT) && this.selfInverse(e >>> 1)) return e - 1;
         return e;
       }
     }
@@ -296,8 +353,8 @@ export class ConnTable {
     return c;
   }
 
-  /** Fill the original tuple of handle c from key k and index both directions. */
-  insert(c: number, k: TupleKey): void {
+  /** Write the original tuple of handle c. */
+  private fill(c: number, k: TupleKey, extra: number): void {
     this.src[c] = k.src[0]!;
     this.dst[c] = k.dst[0]!;
     if (k.v6) {
@@ -312,7 +369,12 @@ export class ConnTable {
     this.sport[c] = k.sport;
     this.dport[c] = k.dport;
     this.proto[c] = k.proto;
-    this.flags[c] = (k.v6 ? F_V6 : 0) | F_USED;
+    this.flags[c] = (k.v6 ? F_V6 : 0) | F_USED | extra;
+  }
+
+  /** Fill the original tuple of handle c from key k and index both directions (reply = the inverse). */
+  insert(c: number, k: TupleKey): void {
+    this.fill(c, k, 0);
     // the reply tuple is the inverse of the original: the symmetric hash is the same
     this.chain[c * 4 + 1] = k.hash;
     this.chain[c * 4 + 3] = k.hash;
@@ -354,6 +416,13 @@ export class ConnTable {
       p = n;
     }
     throw new Error(`conntrack table: entry ${e} not found in its chain`);
+  }
+
+  /** Give back a handle taken by alloc() that was never inserted. */
+  release(c: number): void {
+    this.flags[c] = 0;
+    this.chain[2 * (c * 2)] = this.freeHead;
+    this.freeHead = c + 1;
   }
 
   /** Remove handle c from the index and put it on the free list. */

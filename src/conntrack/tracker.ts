@@ -50,6 +50,7 @@ import { DPVS_UDP_TIMEOUTS, NF_UDP_REPLIED, NF_UDP_STREAM_AFTER, NF_UDP_UNREPLIE
 import { Rng } from '../timer/rng.js';
 import { TimerWheel } from '../timer/wheel.js';
 import { ConnTable, F_V6, TupleKey } from './table.js';
+import { ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
 
 export type Profile = 'netfilter' | 'dpvs';
 
@@ -62,6 +63,8 @@ const S_SIMOPEN = 0x10;
 const S_CHALLENGE = 0x20; // IP_CT_EXP_CHALLENGE_ACK
 export const S_INPUT_ONLY = 0x40;
 const S_NO_LAST = 0x80; // tcp last_index not set yet
+/* load-balancer flags (lbFlags) */
+const L_ACTIVE = 0x01; // counted in its server's active connections (else inactive)
 
 /* netfilter UDP / ICMP pseudo-states */
 export const X_UNREPLIED = 0;
@@ -111,6 +114,8 @@ export const COUNTER_NAMES = [
   'untracked_proto',
   'untracked_icmp',
   'no_conn',
+  'unmatched',
+  'no_dest',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
@@ -135,6 +140,8 @@ const C_UNTRACKED_FRAGMENT = 16;
 const C_UNTRACKED_PROTO = 17;
 const C_UNTRACKED_ICMP = 18;
 const C_NO_CONN = 19;
+const C_UNMATCHED = C_NO_CONN + 1;
+const C_NO_DEST = C_NO_CONN + 2;
 
 export type EventType = 'new' | 'update' | 'destroy';
 /** Event sink: called only when set; `tsUs` is the event time in µs. */
@@ -184,6 +191,14 @@ export class Tracker {
   created = 0;
   createdByProto = { tcp: 0, udp: 0, icmp: 0 };
 
+  /** load balancing: services to schedule new connections on (null = tracking only) */
+  lb: Services | null = null;
+  /** per connection: service index + 1 (0 = none), server index, L_* flags */
+  private readonly lbSvc: Int32Array;
+  private readonly lbDest: Int32Array;
+  private readonly lbFlags: Uint8Array;
+  private readonly rkey = new TupleKey();
+
   onEvent: EventFn | null = null;
   onDestroy: DestroyFn | null = null;
   private readonly fireFn = (c: number) => this.expire(c);
@@ -206,6 +221,9 @@ export class Tracker {
     this.related = new Uint16Array(cap);
     this.hist = new Uint32Array(cap * 2);
     this.hseen = new Uint16Array(cap);
+    this.lbSvc = new Int32Array(cap);
+    this.lbDest = new Int32Array(cap);
+    this.lbFlags = new Uint8Array(cap);
     this.rng = new Rng(cfg.seed);
     this.jitter = cfg.jitter !== false;
     if (cfg.profile === 'dpvs') {
@@ -295,6 +313,12 @@ export class Tracker {
 
   private destroy(c: number, tUs: number, reason: 'expired' | 'killed' | 'evicted' | 'reopened'): void {
     this.wheel.cancel(c);
+    if (this.lb && this.lbSvc[c]! > 0) {
+      const d = this.lb.list[this.lbSvc[c]! - 1]!.dests;
+      const i = this.lbDest[c]!;
+      if (this.lbFlags[c]! & L_ACTIVE) d.active[i]!--;
+      else d.inactive[i]!--;
+    }
     if (this.onEvent) this.onEvent('destroy', c, tUs);
     if (this.onDestroy) this.onDestroy(c, tUs, reason);
     this.table.remove(c);
@@ -344,6 +368,7 @@ export class Tracker {
     this.table.hashKey(k);
     this.counters[C_SEARCHED]!++;
     let e = this.table.lookup(k);
+    if (e < 0 && this.lb) e = this.replyFromVip(k);
     const fresh = e < 0;
     if (!fresh) {
       this.counters[C_FOUND]!++;
@@ -355,6 +380,7 @@ export class Tracker {
     const dir = e & 1;
     this.account(c, dir, v);
     const r = p === IPPROTO_TCP ? this.tcp(c, dir, v, fresh) : p === IPPROTO_UDP ? this.udp(c, dir, fresh) : this.icmp(c, dir, fresh);
+    if (this.lb !== null && r !== REPEAT && this.table.isUsed(c)) this.lbState(c);
     if (r === REPEAT) {
       // a reopened connection: the old entry is gone, track this packet as the first of a new one
       const e2 = this.create(v, k);
@@ -402,7 +428,12 @@ export class Tracker {
       c = this.table.alloc();
     }
     const reused = this.table.reused;
-    this.table.insert(c, k);
+    if (this.lb) {
+      if (!this.schedule(c, k)) {
+        this.table.release(c);
+        return -1;
+      }
+    } else this.table.insert(c, k);
     this.firstSec[c] = this.curSec;
     this.firstFrac[c] = this.curFrac;
     this.status[c] = S_NO_LAST;
@@ -429,6 +460,93 @@ export class Tracker {
     return 2 * c;
   }
 
+  /**
+   * Load balancing: the service of a new connection's destination and a real server for it, and the
+   * connection indexed with the server's reply tuple. False (counted) when no service matches or no
+   * server may take it.
+   */
+  private schedule(c: number, k: TupleKey): boolean {
+    const lb = this.lb!;
+    const svc = lb.lookup(k.proto, k.v6, k.dst, k.dport);
+    if (svc < 0) {
+      this.counters[C_UNMATCHED]!++;
+      return false;
+    }
+    const dest = lb.schedule(svc, k);
+    if (dest < 0) {
+      this.counters[C_NO_DEST]!++;
+      this.counters[C_DROP]!++;
+      return false;
+    }
+    const s = lb.list[svc]!;
+    const r = this.rkey;
+    r.v6 = k.v6;
+    r.proto = k.proto;
+    r.src.set(s.serverAddr[dest]!);
+    r.dst.set(k.src);
+    r.sport = s.serverPort[dest]!;
+    r.dport = k.sport;
+    this.table.hashKey(r);
+    this.table.insertNat(c, k, r);
+    this.lbSvc[c] = svc + 1;
+    this.lbDest[c] = dest;
+    this.lbFlags[c] = 0;
+    s.dests.inactive[dest]!++;
+    s.stats[ST_CONNS]!++;
+    s.destStats[dest * ST_N + ST_CONNS]!++;
+    return true;
+  }
+
+  /**
+   * A packet from a VIP to a client with no connection of its own: in a capture taken on the client side the
+   * LB's answer comes from the VIP, and stands for the chosen server's reply (entry of the original tuple,
+   * reply direction).
+   */
+  private replyFromVip(k: TupleKey): number {
+    const lb = this.lb!;
+    if (lb.lookup(k.proto, k.v6, k.src, k.sport) < 0) return -1;
+    const r = this.rkey;
+    r.v6 = k.v6;
+    r.proto = k.proto;
+    r.src.set(k.dst);
+    r.dst.set(k.src);
+    r.sport = k.dport;
+    r.dport = k.sport;
+    this.table.hashKey(r);
+    const e = this.table.lookup(r);
+    return e >= 0 && (e & 1) === 0 ? e | 1 : -1;
+  }
+
+  /** service index of a load-balanced connection, or -1 */
+  serviceOf(c: number): number {
+    return this.lbSvc[c]! - 1;
+  }
+
+  /** real server index of a load-balanced connection */
+  serverOf(c: number): number {
+    return this.lbDest[c]!;
+  }
+
+  /** keep the server's active/inactive counts with the connection's state (DPVS: ESTABLISHED = active) */
+  private lbState(c: number): void {
+    const svc = this.lbSvc[c]! - 1;
+    if (svc < 0) return;
+    const active = this.isEstablished(c);
+    const was = (this.lbFlags[c]! & L_ACTIVE) !== 0;
+    if (active === was) return;
+    const d = this.lb!.list[svc]!.dests;
+    const i = this.lbDest[c]!;
+    if (active) {
+      d.active[i]!++;
+      d.inactive[i]!--;
+      this.lbFlags[c]! |= L_ACTIVE;
+    } else {
+      d.active[i]!--;
+      d.inactive[i]!++;
+      this.lbFlags[c]! &= ~L_ACTIVE;
+    }
+  }
+
   private isEstablished(c: number): boolean {
     if (this.table.proto[c] !== IPPROTO_TCP) return (this.status[c]! & S_SEEN_REPLY) !== 0;
     return this.profile === 'dpvs' ? this.state[c] === D_ESTABLISHED : this.state[c] === N_ESTABLISHED;
@@ -437,6 +555,14 @@ export class Tracker {
   private account(c: number, dir: number, v: PacketView): void {
     this.pkts[2 * c + dir]!++;
     this.bytes[2 * c + dir]! += v.ipTotalLen;
+    if (this.lb !== null && this.lbSvc[c] !== 0) {
+      const s = this.lb.list[this.lbSvc[c]! - 1]!;
+      const o = this.lbDest[c]! * ST_N;
+      s.stats[dir === 0 ? ST_INPKTS : ST_OUTPKTS]!++;
+      s.stats[dir === 0 ? ST_INBYTES : ST_OUTBYTES]! += v.ipTotalLen;
+      s.destStats[o + (dir === 0 ? ST_INPKTS : ST_OUTPKTS)]!++;
+      s.destStats[o + (dir === 0 ? ST_INBYTES : ST_OUTBYTES)]! += v.ipTotalLen;
+    }
     this.lastSec[c] = this.curSec;
     this.lastFrac[c] = this.curFrac;
     const p = v.proto;

@@ -1,0 +1,115 @@
+/**
+ * Configuration: YAML or JSON (YAML is a superset), validated with a zod schema. The only home of tunables.
+ * Every error is one line naming the file and the key path ("lb.yaml: services[1].servers[0].weight: ...").
+ */
+import * as fs from 'node:fs';
+import { isIP } from 'node:net';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { SCHEDULER_NAMES } from './sched/index.js';
+
+const address = z.string().refine((s) => isIP(s) !== 0, { message: 'expected an IPv4 or IPv6 address' });
+const port = z.number().int().min(1).max(65535);
+const FORWARD = ['nat', 'fnat', 'dr', 'tunnel', 'snat'] as const;
+
+const server = z
+  .object({
+    addr: address,
+    port,
+    weight: z.number().int().min(0).max(65535).default(1),
+    mac: z
+      .string()
+      .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'expected a MAC address like 02:00:00:00:03:02')
+      .optional(),
+    forward: z.enum(FORWARD).optional(),
+    upper_threshold: z.number().int().min(0).default(0),
+    lower_threshold: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+const service = z
+  .object({
+    proto: z.enum(['tcp', 'udp']),
+    vip: address,
+    port,
+    scheduler: z.string().refine((s) => SCHEDULER_NAMES.includes(s), { message: `expected one of ${SCHEDULER_NAMES.join(', ')}` }),
+    forward: z.enum(FORWARD).default('nat'),
+    laddrs: z.array(address).default([]),
+    persistence: z.object({ timeout: z.number().int().min(1), netmask: z.number().int().min(0).max(128).default(32) }).strict().optional(),
+    synproxy: z.boolean().default(false),
+    conn_timeout: z.number().min(0).default(0),
+    expire_quiescent: z.boolean().default(false),
+    mh: z.object({ table_size: z.number().int().min(7).optional(), port: z.boolean().optional(), fallback: z.boolean().optional() }).strict().optional(),
+    servers: z.array(server).min(1),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    services: z.array(service).default([]),
+    max_conns: z.number().int().min(16).max(64 * 1024 * 1024).default(1048576),
+    profile: z.enum(['netfilter', 'dpvs']).optional(),
+    seed: z.number().int().min(0).max(0xffffffff).default(1),
+    timeouts: z.record(z.string(), z.number().min(0)).default({}),
+    /** drop traffic that matches no service instead of passing it through (DPVS defence_tcp_drop) */
+    drop_unmatched: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const seen = new Map<string, number>();
+    c.services.forEach((s, i) => {
+      const k = `${s.proto} ${s.vip} ${s.port}`;
+      const first = seen.get(k);
+      if (first !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['services', i], message: `duplicate service ${k} (also services[${first}])` });
+      else seen.set(k, i);
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ServiceConfig = z.infer<typeof service>;
+
+export class ConfigError extends Error {}
+
+function pathString(path: Array<string | number>): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s ? `.${p}` : p;
+  return s || '(top level)';
+}
+
+/** Validate an already-parsed document; `where` names it in errors. */
+export function parseConfig(doc: unknown, where: string): Config {
+  const r = configSchema.safeParse(doc ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    let msg = issue.message;
+    if (issue.code === 'invalid_type') msg = `expected ${issue.expected}, got ${issue.received}`;
+    else if (issue.code === 'invalid_enum_value') msg = `expected one of ${issue.options.join(', ')}, got ${JSON.stringify(issue.received)}`;
+    else if (issue.code === 'unrecognized_keys') msg = `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    else if (issue.code === 'custom' || issue.code === 'too_small' || issue.code === 'too_big') {
+      const value = issue.path.reduce<unknown>((o, k) => (o as Record<string | number, unknown> | undefined)?.[k], doc);
+      if (value !== undefined && typeof value !== 'object') msg += `, got ${JSON.stringify(value)}`;
+    }
+    throw new ConfigError(`${where}: ${pathString(issue.path)}: ${msg}`);
+  }
+  return r.data;
+}
+
+/** Read and validate a YAML or JSON configuration file. */
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (e) {
+    const err = e as { message: string; linePos?: Array<{ line: number; col: number }> };
+    const pos = err.linePos?.[0];
+    const first = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(`${file}: ${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${first}`);
+  }
+  return parseConfig(doc, file);
+}

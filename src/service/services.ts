@@ -1,0 +1,110 @@
+/**
+ * Virtual services and their real servers (IPVS struct ip_vs_service / ip_vs_dest): lookup by
+ * (protocol, VIP, port) without building a string per packet, the scheduler of each service, and per
+ * service / per server counters.
+ */
+import type { ServiceConfig } from '../config.js';
+import { createScheduler, Dests, type SchedKey, type Scheduler } from '../sched/index.js';
+
+export const FWD_NAT = 0;
+
+/** address text → 4 words (IPv4 in word 0) */
+export function addrToWords(s: string): { v6: boolean; words: Uint32Array } {
+  const w = new Uint32Array(4);
+  if (!s.includes(':')) {
+    const p = s.split('.').map(Number);
+    w[0] = ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+    return { v6: false, words: w };
+  }
+  const [head, tail] = s.includes('::') ? s.split('::') : [s, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t].map((g) => parseInt(g || '0', 16));
+  for (let i = 0; i < 4; i++) w[i] = ((groups[2 * i]! << 16) | groups[2 * i + 1]!) >>> 0;
+  return { v6: true, words: w };
+}
+
+/** counters of a service or a server: conns, in/out packets, in/out bytes */
+export const ST_CONNS = 0;
+export const ST_INPKTS = 1;
+export const ST_OUTPKTS = 2;
+export const ST_INBYTES = 3;
+export const ST_OUTBYTES = 4;
+export const ST_N = 5;
+
+export class Service {
+  readonly proto: number;
+  readonly v6: boolean;
+  readonly vip: Uint32Array;
+  readonly port: number;
+  readonly sched: Scheduler;
+  readonly dests: Dests;
+  /** server addresses (4 words each) and ports, by server index */
+  readonly serverAddr: Uint32Array[];
+  readonly serverPort: Int32Array;
+  readonly stats = new Float64Array(ST_N);
+  readonly destStats: Float64Array;
+
+  constructor(
+    readonly index: number,
+    readonly cfg: ServiceConfig,
+  ) {
+    this.proto = cfg.proto === 'tcp' ? 6 : 17;
+    const a = addrToWords(cfg.vip);
+    this.v6 = a.v6;
+    this.vip = a.words;
+    this.port = cfg.port;
+    this.dests = Dests.of(cfg.servers.map((s) => ({ id: `${s.addr}:${s.port}`, weight: s.weight })));
+    this.serverAddr = cfg.servers.map((s) => addrToWords(s.addr).words);
+    this.serverPort = Int32Array.from(cfg.servers.map((s) => s.port));
+    this.destStats = new Float64Array(cfg.servers.length * ST_N);
+    this.sched = createScheduler(cfg.scheduler, { tableSize: cfg.mh?.table_size, port: cfg.mh?.port, fallback: cfg.mh?.fallback });
+    this.sched.update(this.dests);
+  }
+
+  get name(): string {
+    return `${this.cfg.proto.toUpperCase()}  ${this.v6 ? `[${this.cfg.vip}]` : this.cfg.vip}:${this.port}`;
+  }
+}
+
+export class Services {
+  readonly list: Service[];
+  private readonly index = new Map<number, number[]>();
+
+  constructor(cfgs: ServiceConfig[]) {
+    this.list = cfgs.map((c, i) => new Service(i, c));
+    for (const s of this.list) {
+      const k = Services.key(s.v6, s.vip, s.port);
+      this.index.set(k, [...(this.index.get(k) ?? []), s.index]);
+    }
+  }
+
+  /** a number key for (address, port): exact for IPv4, a hash for IPv6 (candidates are verified) */
+  private static key(v6: boolean, a: Uint32Array, port: number): number {
+    const w = v6 ? (a[0]! ^ a[1]! ^ a[2]! ^ a[3]!) >>> 0 : a[0]!;
+    return w * 65536 + port;
+  }
+
+  /** The service for (protocol, address, port), or -1. */
+  lookup(proto: number, v6: boolean, a: Uint32Array, port: number): number {
+    const cands = this.index.get(Services.key(v6, a, port));
+    if (!cands) return -1;
+    for (const i of cands) {
+      const s = this.list[i]!;
+      if (s.proto !== proto || s.v6 !== v6) continue;
+      const vip = s.vip;
+      if (vip[0] === a[0] && (!v6 || (vip[1] === a[1] && vip[2] === a[2] && vip[3] === a[3]))) return i;
+    }
+    return -1;
+  }
+
+  /** Schedule a real server of service `svc` for a new connection; -1 when none may take it. */
+  schedule(svc: number, key: SchedKey): number {
+    const s = this.list[svc]!;
+    return s.sched.pick(s.dests, key);
+  }
+
+  get size(): number {
+    return this.list.length;
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Load balancing in NAT mode over real captures, checked by tshark (with IPv4/TCP/UDP checksum validation
+ * on): the VIP is the server of the capture; every emitted packet must either go to a scheduled real server
+ * (inbound) or come from the VIP (outbound), with no bad checksum.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CORPUS, haveTool, REPO, run, tsvs } from '../helpers/corpus.js';
+import { eth, ipv4, pcapFile, tcp } from '../helpers/packets.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-lb-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+interface Pkt {
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  ipBad: boolean;
+  l4Bad: boolean;
+}
+
+async function tsharkPackets(file: string): Promise<Pkt[]> {
+  const r = await run('tshark', [
+    '-n',
+    '-r',
+    file,
+    '-o',
+    'ip.check_checksum:TRUE',
+    '-o',
+    'tcp.check_checksum:TRUE',
+    '-o',
+    'udp.check_checksum:TRUE',
+    '-T',
+    'fields',
+    '-E',
+    'separator=|',
+    '-e',
+    'ip.src',
+    '-e',
+    'ipv6.src',
+    '-e',
+    'tcp.srcport',
+    '-e',
+    'udp.srcport',
+    '-e',
+    'ip.dst',
+    '-e',
+    'ipv6.dst',
+    '-e',
+    'tcp.dstport',
+    '-e',
+    'udp.dstport',
+    '-e',
+    'ip.checksum.status',
+    '-e',
+    'tcp.checksum.status',
+    '-e',
+    'udp.checksum.status',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const f = l.split('|');
+      return {
+        src: f[0] || f[1]!,
+        sport: Number(f[2] || f[3]),
+        dst: f[4] || f[5]!,
+        dport: Number(f[6] || f[7]),
+        ipBad: f[8] === '2',
+        l4Bad: f[9] === '2' || f[10] === '2',
+      };
+    });
+}
+
+function config(services: Array<{ proto: string; vip: string; port: number; scheduler?: string; servers: Array<[string, number, number]> }>): string {
+  const p = path.join(tmp, `lb-${Math.random().toString(36).slice(2)}.yaml`);
+  const y = services
+    .map(
+      (s) =>
+        `  - proto: ${s.proto}\n    vip: "${s.vip}"\n    port: ${s.port}\n    scheduler: ${s.scheduler ?? 'wrr'}\n    forward: nat\n    servers:\n` +
+        s.servers.map(([a, port, w]) => `      - { addr: "${a}", port: ${port}, weight: ${w} }\n`).join(''),
+    )
+    .join('');
+  fs.writeFileSync(p, `services:\n${y}`);
+  return p;
+}
+
+describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
+  this.timeout(120000);
+  before(function () {
+    if (!haveTool('tshark')) throw new Error('tshark is required');
+  });
+
+  const cases: Array<{ file: string; services: Parameters<typeof config>[0] }> = [
+    { file: path.join(CORPUS, 'tcp/zeek-http-get.pcap'), services: [{ proto: 'tcp', vip: '192.150.187.43', port: 80, servers: [['10.201.3.1', 8080, 3], ['10.201.3.2', 8080, 1]] }] },
+    {
+      file: path.join(REPO, 'pcaps/http-dns.pcap'),
+      services: [
+        { proto: 'tcp', vip: '65.208.228.223', port: 80, scheduler: 'wlc', servers: [['10.201.3.1', 80, 1], ['10.201.3.2', 80, 1]] },
+        { proto: 'udp', vip: '145.253.2.203', port: 53, scheduler: 'rr', servers: [['10.201.4.1', 5353, 1]] },
+      ],
+    },
+    { file: path.join(CORPUS, 'ipv6/zeek-ftp-ipv6.pcap'), services: [{ proto: 'tcp', vip: '2001:470:4867:99::21', port: 21, scheduler: 'mh', servers: [['2001:db8::10', 2121, 1], ['2001:db8::11', 2121, 2]] }] },
+  ];
+
+  for (const c of cases) {
+    it(`${path.basename(c.file)}: inbound to a real server, outbound from the VIP, checksums valid`, async function () {
+      const out = path.join(tmp, `${path.basename(c.file)}.out.pcap`);
+      const r = await tsvs(['replay', '--json', '--config', config(c.services), '--out', out, c.file]);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      const pkts = await tsharkPackets(out);
+      assert.equal(pkts.length, j.lb.emitted);
+      assert.ok(pkts.length > 0);
+      const servers = new Map<string, number>();
+      for (const s of c.services) for (const [a, p] of s.servers) servers.set(a, p);
+      let inbound = 0;
+      let outbound = 0;
+      for (const p of pkts) {
+        assert.ok(!p.ipBad && !p.l4Bad, `bad checksum in ${JSON.stringify(p)}`);
+        if (servers.has(p.dst)) {
+          assert.equal(p.dport, servers.get(p.dst), 'inbound packets carry the server port');
+          inbound++;
+        } else {
+          assert.ok(
+            c.services.some((s) => s.vip === p.src && s.port === p.sport),
+            `outbound packet not from a VIP: ${JSON.stringify(p)}`,
+          );
+          outbound++;
+        }
+      }
+      assert.ok(inbound > 0 && outbound > 0, `inbound ${inbound}, outbound ${outbound}`);
+    });
+  }
+
+  it('a capture taken on the LB: the server’s own replies leave rewritten to the VIP', async function () {
+    const C = '10.0.0.1';
+    const VIP = '10.201.2.2';
+    const RS = '10.201.3.1';
+    const frames = [
+      eth(0x0800, ipv4({ proto: 6, src: C, dst: VIP }, tcp({ src: C, dst: VIP, sport: 40000, dport: 80, flags: 0x02, seq: 100 }))),
+      eth(0x0800, ipv4({ proto: 6, src: RS, dst: C }, tcp({ src: RS, dst: C, sport: 8080, dport: 40000, flags: 0x12, seq: 500, ack: 101 }))),
+      eth(0x0800, ipv4({ proto: 6, src: C, dst: VIP }, tcp({ src: C, dst: VIP, sport: 40000, dport: 80, flags: 0x10, seq: 101, ack: 501 }))),
+    ];
+    const cap = path.join(tmp, 'lbside.pcap');
+    fs.writeFileSync(cap, pcapFile(frames.map((data, i) => ({ sec: 1700000000, frac: i, data }))));
+    const out = path.join(tmp, 'lbside.out.pcap');
+    const r = await tsvs(['replay', '--json', '--events', path.join(tmp, 'lbside.ev'), '--config', config([{ proto: 'tcp', vip: VIP, port: 80, servers: [[RS, 8080, 1]] }]), '--out', out, cap]);
+    assert.equal(r.code, 0, r.stderr);
+    const pkts = await tsharkPackets(out);
+    assert.deepEqual(
+      pkts.map((p) => [p.src, p.sport, p.dst, p.dport, p.ipBad || p.l4Bad]),
+      [
+        [C, 40000, RS, 8080, false],
+        [VIP, 80, C, 40000, false],
+        [C, 40000, RS, 8080, false],
+      ],
+    );
+    const states = fs
+      .readFileSync(path.join(tmp, 'lbside.ev'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).state);
+    assert.deepEqual(states, ['SYN_RECV', 'ESTABLISHED'], 'the dpvs profile by default with a configuration');
+  });
+
+  it('wrr over a 37.8k-SYN flood: connections split 3:1 between the servers', async function () {
+    const out = path.join(tmp, 'flood.out.pcap');
+    const r = await tsvs([
+      'replay',
+      '--json',
+      '--config',
+      config([{ proto: 'tcp', vip: '10.10.10.10', port: 25565, servers: [['10.201.3.1', 25565, 3], ['10.201.3.2', 25565, 1]] }]),
+      path.join(CORPUS, 'synflood/stopddos-pkt.TCP.synflood.spoofed.pcap'),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout).lb.services[0];
+    const [a, b] = s.servers.map((x: { conns: number }) => x.conns);
+    assert.equal(a + b, s.conns);
+    assert.ok(Math.abs(a - 3 * b) <= 3, `wrr split ${a}:${b}`);
+    assert.ok(s.conns > 37000);
+    void out;
+  });
+
+  it('bad configurations exit 2 with the key path', async function () {
+    const cap = path.join(REPO, 'pcaps/http-get.pcap');
+    const bad: Array<[string, RegExp]> = [
+      ['services:\n  - { proto: tcp, vip: 10.0.0.1, port: 80, scheduler: random, servers: [{ addr: 10.0.0.2, port: 80 }] }\n', /services\[0\]\.scheduler: expected one of rr, wrr, .*got "random"/],
+      ['services:\n  - { proto: tcp, vip: 10.0.0, port: 80, scheduler: rr, servers: [{ addr: 10.0.0.2, port: 80 }] }\n', /services\[0\]\.vip: expected an IPv4 or IPv6 address, got "10\.0\.0"/],
+      ['services:\n  - { proto: tcp, vip: 10.0.0.1, port: 80, scheduler: rr, servers: [{ addr: 10.0.0.2, port: 80, weight: -1 }] }\n', /services\[0\]\.servers\[0\]\.weight: .*-1/],
+      [
+        'services:\n  - { proto: tcp, vip: 10.0.0.1, port: 80, scheduler: rr, servers: [{ addr: 10.0.0.2, port: 80 }] }\n  - { proto: tcp, vip: 10.0.0.1, port: 80, scheduler: wrr, servers: [{ addr: 10.0.0.3, port: 80 }] }\n',
+        /services\[1\]: duplicate service tcp 10\.0\.0\.1 80/,
+      ],
+      ['services: [\n', /line \d+, column \d+/],
+    ];
+    for (const [text, re] of bad) {
+      const p = path.join(tmp, 'bad.yaml');
+      fs.writeFileSync(p, text);
+      const r = await tsvs(['replay', '--config', p, cap]);
+      assert.equal(r.code, 2, text);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, new RegExp(`^tsvs: ${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+      assert.match(lines[0]!, re);
+    }
+  });
+});
