@@ -9,7 +9,7 @@ import { decode } from './packet/decode.js';
 import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
 import { PacketView } from './packet/view.js';
 import { DecodeStats, type DecodedCounts } from './stats/decode-stats.js';
-import { connRecord, counterObject, eventJson, gauges, snapshot, writeSnapshot, type Snapshot } from './conntrack/records.js';
+import { connRecord, counterObject, eventJson, gauges, snapshot, writeSnapshot, type Snapshot, type SnapshotService } from './conntrack/records.js';
 
 /** where JSON lines go (a LineWriter for files) */
 export interface LineSink {
@@ -46,7 +46,7 @@ export interface ReplaySummary {
   lb?: {
     emitted: number;
     not_emitted: Record<string, number>;
-    services: Array<{ service: string; scheduler: string; conns: number; in_pkts: number; out_pkts: number; in_bytes: number; out_bytes: number; servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; active: number; inactive: number }> }>;
+    services: SnapshotService[];
   };
   /** connections open at the end, by protocol and by protocol/state */
   gauges?: { entries: number; by_proto: Record<string, number>; by_state: Record<string, number> };
@@ -134,7 +134,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     if (tc.drain) tracker.drain();
     if (tc.conns) for (const c of tracker.handles()) tc.conns.line(JSON.stringify(connRecord(tracker, c, 'open')));
     if (tc.onSnapshot) tc.onSnapshot(snapshot(tracker, file));
-    if (tc.snapshotFile) writeSnapshot(tracker, file, tc.snapshotFile);
+    if (tc.snapshotFile) writeSnapshot(tracker, file, tc.snapshotFile, lb ? lbSummary(lb.services, emitted, notEmitted).services : undefined);
   };
   let res;
   try {
@@ -215,19 +215,22 @@ function lbSummary(sv: Services, emitted: number, notEmitted: Record<string, num
     emitted,
     not_emitted: notEmitted,
     services: sv.list.map((s) => ({
-      service: `${s.cfg.proto} ${s.cfg.vip}:${s.port}`,
+      service: `${s.cfg.proto} ${s.v6 ? `[${s.cfg.vip}]` : s.cfg.vip}:${s.port}`,
       scheduler: s.cfg.scheduler,
+      forward: s.cfg.forward,
       conns: s.stats[ST_CONNS]!,
       in_pkts: s.stats[ST_INPKTS]!,
       out_pkts: s.stats[ST_OUTPKTS]!,
       in_bytes: s.stats[ST_INBYTES]!,
       out_bytes: s.stats[ST_OUTBYTES]!,
       servers: s.cfg.servers.map((x, i) => ({
-        server: `${x.addr}:${x.port}`,
+        server: x.addr.includes(':') ? `[${x.addr}]:${x.port}` : `${x.addr}:${x.port}`,
         weight: s.dests.weight[i]!,
         conns: s.destStats[i * ST_N + ST_CONNS]!,
         in_pkts: s.destStats[i * ST_N + ST_INPKTS]!,
         out_pkts: s.destStats[i * ST_N + ST_OUTPKTS]!,
+        in_bytes: s.destStats[i * ST_N + ST_INBYTES]!,
+        out_bytes: s.destStats[i * ST_N + ST_OUTBYTES]!,
         active: s.dests.active[i]!,
         inactive: s.dests.inactive[i]!,
       })),

@@ -12,6 +12,8 @@ import { exitStatusFor, UsageError } from './errors.js';
 import type { Snapshot, SnapshotConn, TupleJson } from '../conntrack/records.js';
 
 interface Opts {
+  services?: boolean;
+  rate?: boolean;
   list?: boolean;
   stats?: boolean;
   output: string;
@@ -90,12 +92,41 @@ function list(snap: Snapshot, o: Opts, color: boolean): string {
   if (o.output === 'json') return JSON.stringify(conns);
   if (o.output === 'conntrack') return conns.map(conntrackLine).join('\n') + (conns.length ? '\n' : '') + `conntrack v1.4 (tsvs): ${conns.length} flow entries have been shown.`;
   const c = color ? chalk : new Chalk({ level: 0 });
-  const lines = ['IPVS connection entries', 'pro expire state       source                 destination            reply source           reply destination'];
+  const lines = ['IPVS connection entries', `pro expire state       source                 destination            reply source           reply destination${conns.some((x) => x.server) ? '      server' : ''}`];
   for (const x of conns) {
     const st = x.state.padEnd(11);
     lines.push(
-      `${x.proto.toUpperCase().padEnd(3)} ${mmss(x.expire).padEnd(6)} ${colourState(c, st)} ${hostPort(x.orig, 'src').padEnd(22)} ${hostPort(x.orig, 'dst').padEnd(22)} ${hostPort(x.reply, 'src').padEnd(22)} ${hostPort(x.reply, 'dst')}`,
+      `${x.proto.toUpperCase().padEnd(3)} ${mmss(x.expire).padEnd(6)} ${colourState(c, st)} ${hostPort(x.orig, 'src').padEnd(22)} ${hostPort(x.orig, 'dst').padEnd(22)} ${hostPort(x.reply, 'src').padEnd(22)} ${hostPort(x.reply, 'dst')}${x.server ? `  ${x.server}` : ''}`,
     );
+  }
+  return lines.join('\n');
+}
+
+const FWD: Record<string, string> = { nat: 'Masq', fnat: 'FullNat', dr: 'Route', tunnel: 'Tunnel', snat: 'SNAT' };
+
+/** services and servers in the layout of `ipvsadm -Ln` (and `--stats`) */
+function services(snap: Snapshot, o: Opts): string {
+  const svcs = snap.services ?? [];
+  if (o.output === 'json') return JSON.stringify(svcs);
+  const lines: string[] = [];
+  if (o.stats) {
+    lines.push('Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes', '  -> RemoteAddress:Port');
+    const row = (name: string, x: { conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number }) =>
+      `${name.padEnd(33)} ${String(x.conns).padStart(8)} ${String(x.in_pkts).padStart(8)} ${String(x.out_pkts).padStart(8)} ${String(x.in_bytes ?? 0).padStart(8)} ${String(x.out_bytes ?? 0).padStart(8)}`;
+    for (const s of svcs) {
+      const [proto, addr] = s.service.split(' ');
+      lines.push(row(`${proto!.toUpperCase()}  ${addr}`, s));
+      for (const d of s.servers) lines.push(row(`  -> ${d.server}`, d));
+    }
+    return lines.join('\n');
+  }
+  lines.push('IP Virtual Server version 1.2.1 (tsvs)', 'Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
+  for (const s of svcs) {
+    const [proto, addr] = s.service.split(' ');
+    lines.push(`${proto!.toUpperCase()}  ${addr} ${s.scheduler}`);
+    for (const d of s.servers) {
+      lines.push(`  -> ${d.server.padEnd(28)} ${(FWD[s.forward ?? 'nat'] ?? 'Masq').padEnd(7)} ${String(d.weight).padEnd(6)} ${String(d.active).padEnd(10)} ${d.inactive}`);
+    }
   }
   return lines.join('\n');
 }
@@ -115,7 +146,8 @@ export function main(argv: string[]): number {
   const program = new Command('ctstat')
     .description('connection table and statistics of a tsvs replay snapshot')
     .option('-L, --list', 'list connections')
-    .option('-S, --stats', 'print the counters')
+    .option('-l, --services', 'list virtual services and real servers (ipvsadm -Ln layout; with --stats their counters)')
+    .option('-S, --stats', 'print the counters (with -l: per service and server)')
     .option('-o, --output <fmt>', 'ipvs (ipvsadm -lnc columns), conntrack (conntrack -L lines) or json', 'ipvs')
     .option('--snapshot <file>', 'snapshot written by tsvs replay --snapshot')
     .option('--proto <p>', 'only this protocol (tcp, udp, icmp, icmpv6)')
@@ -129,11 +161,12 @@ export function main(argv: string[]): number {
     program.parse(argv);
     const o = program.opts<Opts>();
     if (!['ipvs', 'conntrack', 'json'].includes(o.output)) throw new UsageError(`-o: expected ipvs, conntrack or json, got "${o.output}"`);
-    if (!o.list && !o.stats) throw new UsageError('nothing to do: give -L (connections) or -S (counters)');
+    if (!o.list && !o.stats && !o.services) throw new UsageError('nothing to do: give -L (connections), -l (services) or -S (counters)');
     const snap = load(o.snapshot);
     const color = process.stdout.isTTY === true;
     if (o.list) process.stdout.write(`${list(snap, o, color)}\n`);
-    if (o.stats) process.stdout.write(`${stats(snap, o)}\n`);
+    if (o.services) process.stdout.write(`${services(snap, o)}\n`);
+    else if (o.stats) process.stdout.write(`${stats(snap, o)}\n`);
     return 0;
   } catch (e) {
     return exitStatusFor('ctstat', e);

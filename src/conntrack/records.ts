@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { formatAddr } from '../packet/bytes.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/view.js';
-import { icmpReplyKey } from './table.js';
+import { F_NAT, icmpReplyKey } from './table.js';
 import { COUNTER_NAMES, S_ASSURED, S_SEEN_REPLY, type EventType, type Tracker } from './tracker.js';
 
 export function protoName(p: number): string {
@@ -47,6 +47,13 @@ export function tupleJson(t: Tracker, c: number, dir: number): TupleJson {
   const p = tb.proto[c]!;
   const a = addr(t, c, 'src', v6);
   const b = addr(t, c, 'dst', v6);
+  if (dir === 1 && tb.flags[c]! & F_NAT) {
+    // load balanced: the reply comes from the real server
+    tb.replyAddrWords(c, 'src', w4);
+    const rs = formatAddr(w4, v6 ? 6 : 4);
+    tb.replyAddrWords(c, 'dst', w4);
+    return { src: rs, dst: formatAddr(w4, v6 ? 6 : 4), sport: tb.rsport[c]!, dport: tb.rdport[c]! };
+  }
   const src = dir === 0 ? a : b;
   const dst = dir === 0 ? b : a;
   if (p === IPPROTO_ICMP || p === IPPROTO_ICMPV6) {
@@ -139,6 +146,20 @@ export interface Snapshot {
   counters: Record<string, number>;
   gauges: { entries: number; by_proto: Record<string, number>; by_state: Record<string, number> };
   conns: SnapshotConn[];
+  /** load balancing: services with their servers and counters (as in replay --json "lb") */
+  services?: SnapshotService[];
+}
+
+export interface SnapshotService {
+  service: string;
+  scheduler: string;
+  forward?: string;
+  conns: number;
+  in_pkts: number;
+  out_pkts: number;
+  in_bytes: number;
+  out_bytes: number;
+  servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number; active: number; inactive: number }>;
 }
 
 export function counterObject(t: Tracker): Record<string, number> {
@@ -175,7 +196,14 @@ function snapshotConn(t: Tracker, c: number): SnapshotConn {
     orig_bytes: t.bytesOf(c, 0),
     reply_pkts: t.packetsOf(c, 1),
     reply_bytes: t.bytesOf(c, 1),
+    ...(t.serviceOf(c) >= 0 ? { server: lbServer(t, c) } : {}),
   };
+}
+
+function lbServer(t: Tracker, c: number): string {
+  const s = t.lb!.list[t.serviceOf(c)]!;
+  const cfg = s.cfg.servers[t.serverOf(c)]!;
+  return cfg.addr.includes(':') ? `[${cfg.addr}]:${cfg.port}` : `${cfg.addr}:${cfg.port}`;
 }
 
 export function snapshot(t: Tracker, source: string): Snapshot {
@@ -185,9 +213,9 @@ export function snapshot(t: Tracker, source: string): Snapshot {
 }
 
 /** Write the snapshot JSON (same document as `snapshot()`) connection by connection, without building it. */
-export function writeSnapshot(t: Tracker, source: string, path: string): void {
+export function writeSnapshot(t: Tracker, source: string, path: string, services?: unknown[]): void {
   const w = new LineWriter(path);
-  const head = { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t) };
+  const head = { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t), services: services ?? [] };
   w.line(`${JSON.stringify(head).slice(0, -1)},"conns":[`);
   let first = true;
   for (const c of t.handles()) {

@@ -54,6 +54,29 @@ describe('ctstat', function () {
     assert.match(text.stdout, /^counters$/m);
   });
 
+  it('-l lists services and servers like ipvsadm -Ln; --stats their counters; -L shows each connection’s server', async function () {
+    const cfg = path.join(tmp, 'lb.yaml');
+    fs.writeFileSync(
+      cfg,
+      'services:\n  - proto: tcp\n    vip: 192.150.187.43\n    port: 80\n    scheduler: wrr\n    servers:\n      - { addr: 10.201.3.1, port: 8080, weight: 3 }\n      - { addr: 10.201.3.2, port: 8080, weight: 1 }\n',
+    );
+    const lbsnap = path.join(tmp, 'lbsnap.json');
+    const r = await tsvs(['replay', '--config', cfg, '--snapshot', lbsnap, path.join(REPO, 'pcaps', 'http-get.pcap')]);
+    assert.equal(r.code, 0, r.stderr);
+    const l = (await run(CTSTAT, ['-l', '--snapshot', lbsnap])).stdout.trim().split('\n');
+    assert.equal(l[1], 'Prot LocalAddress:Port Scheduler Flags');
+    assert.equal(l[2], '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
+    assert.equal(l[3], 'TCP  192.150.187.43:80 wrr');
+    // the one connection ended in TIME_WAIT: inactive on the first server (wrr picks the heavier first)
+    assert.match(l[4]!, /^ {2}-> 10\.201\.3\.1:8080 +Masq +3 +0 +1$/);
+    assert.match(l[5]!, /^ {2}-> 10\.201\.3\.2:8080 +Masq +1 +0 +0$/);
+    const st = (await run(CTSTAT, ['-l', '--stats', '--snapshot', lbsnap])).stdout.trim().split('\n');
+    // 7 packets / 512 IP bytes in, 7 / 5379 out: Zeek's conn.log for this capture says the same
+    assert.match(st[2]!, /^TCP {2}192\.150\.187\.43:80 +1 +7 +7 +512 +5379$/);
+    const L = (await run(CTSTAT, ['-L', '--snapshot', lbsnap])).stdout.trim().split('\n');
+    assert.match(L[2]!, /192\.150\.187\.43:80 +10\.201\.3\.1:8080 +141\.142\.228\.5:59856 +10\.201\.3\.1:8080$/);
+  });
+
   it('errors: no source, unreadable or foreign file, bad option values: one line, exit 2', async function () {
     const junk = path.join(tmp, 'junk.json');
     fs.writeFileSync(junk, '{"hello": 1}');
