@@ -18,7 +18,7 @@ export interface LineSink {
 import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
 import { PcapWriter } from './capture/writer.js';
 import { ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
-import { natRewrite } from './xmit/nat.js';
+import { natRewrite, natRewriteIcmp } from './xmit/nat.js';
 
 export interface ConnsSummary {
   total: number;
@@ -173,13 +173,22 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
         tracker.setTime(r.tsSec, r.tsFrac, r.digits);
         const e = badSum ? (tracker.rejectChecksum(), -1) : tracker.track(view);
         if (lb) {
+          const icmpErr = view.icmpIsError && view.inner.valid;
           if (e < 0) skip(view.status !== 0 ? 'decode_drop' : badSum ? 'bad_checksum' : 'not_tracked');
-          else if (view.isFragment || (view.proto !== 6 && view.proto !== 17)) skip('not_tcp_udp');
+          else if (tracker.serviceOf(e >>> 1) < 0) skip('not_service');
+          else if (view.isFragment || (view.proto !== 6 && view.proto !== 17 && !icmpErr)) skip('not_tcp_udp');
           else {
             const c = e >>> 1;
             const s = lb.services.list[tracker.serviceOf(c)]!;
             const d = tracker.serverOf(c);
-            if ((e & 1) === 0) natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
+            if (icmpErr) {
+              // related error: from the server side it goes out as the VIP's, else in as the server's
+              const w = view.ipVersion === 6 ? 4 : 1;
+              const src = view.src;
+              let fromServer = true;
+              for (let i = 0; i < w; i++) if (src[i] !== s.serverAddr[d]![i]) fromServer = false;
+              natRewriteIcmp(r.buf, view, fromServer, s.vip, s.port, s.serverAddr[d]!, s.serverPort[d]!);
+            } else if ((e & 1) === 0) natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
             else natRewrite(r.buf, view, 0, s.vip, s.port);
             if (lb.out) {
               if (!writer) writer = new PcapWriter(lb.out, r.linktype, r.digits === 9 ? 9 : 6);

@@ -815,7 +815,20 @@ export class Tracker {
     }
     this.table.hashKey(k);
     this.counters[C_SEARCHED]!++;
-    const e = this.table.lookup(k);
+    let e = this.table.lookup(k);
+    if (e < 0 && this.lb && (q.proto === IPPROTO_TCP || q.proto === IPPROTO_UDP)) {
+      // load balanced: the quoted packet went client -> server, the inverse of the stored reply tuple
+      const r = this.rkey;
+      r.v6 = k.v6;
+      r.proto = k.proto;
+      r.src.set(k.dst);
+      r.dst.set(k.src);
+      r.sport = k.dport;
+      r.dport = k.sport;
+      this.table.hashKey(r);
+      e = this.table.lookup(r);
+      if (e >= 0) e ^= 1; // the direction of the quoted packet
+    }
     if (e < 0) {
       this.counters[C_ICMP_ERROR]!++;
       return -1;

@@ -5,7 +5,7 @@
  * pseudo-header, so an address change is folded into it too. A UDP checksum of 0 over IPv4 (none) stays 0.
  */
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.js';
-import { patch16, patch32 } from '../packet/checksum.js';
+import { patch16, patch32, setL4Checksum } from '../packet/checksum.js';
 import { IPPROTO_TCP, IPPROTO_UDP, type PacketView } from '../packet/view.js';
 
 /** Replace the source (`which` = 0) or destination (1) address and port of a decoded TCP/UDP packet. */
@@ -42,4 +42,49 @@ export function natRewrite(b: Uint8Array, v: PacketView, which: 0 | 1, addr: Uin
     if (l4sum) patch16(b, csum, oldPort, port);
   }
   if (l4sum && v.proto === IPPROTO_UDP && rd16(b, csum) === 0) wr16(b, csum, 0xffff); // RFC 768: 0 is "none"
+}
+
+/**
+ * Translate an ICMP/ICMPv6 error related to a NAT connection (IPVS ip_vs_nat_icmp): the outer address on the
+ * server side and the quoted packet's address and port become the VIP's (outbound), or the VIP's become the
+ * server's (inbound). The quoted IPv4 header checksum and (UDP) checksum are patched; the ICMP checksum is
+ * recomputed over the message (ICMPv6: with the pseudo-header).
+ * `outbound`: the error travels from the server towards the client.
+ */
+export function natRewriteIcmp(b: Uint8Array, v: PacketView, outbound: boolean, vip: Uint32Array, vport: number, server: Uint32Array, sport: number): void {
+  const q = v.inner;
+  const six = v.ipVersion === 6;
+  const from = outbound ? server : vip;
+  const to = outbound ? vip : server;
+  // outer: the source (outbound) or the destination (inbound)
+  replaceAddr(b, v.l3Off + (six ? (outbound ? 8 : 24) : outbound ? 12 : 16), six, v.l3Off + 10, from, to);
+  // quoted packet: it went client -> server, so its destination (outbound) or, inbound, its source
+  const qIsDst = outbound;
+  const il3 = q.l3Off;
+  const qv6 = q.ipVersion === 6;
+  replaceAddr(b, il3 + (qv6 ? (qIsDst ? 24 : 8) : qIsDst ? 16 : 12), qv6, qv6 ? -1 : il3 + 10, from, to);
+  const il4 = q.l4Off;
+  const pAt = il4 + (qIsDst ? 2 : 0);
+  const oldPort = rd16(b, pAt);
+  const newPort = outbound ? vport : sport;
+  wr16(b, pAt, newPort);
+  if (q.proto === IPPROTO_UDP && rd16(b, il4 + 6) !== 0) {
+    // the quoted UDP checksum covers the pseudo-header: fold the address and port change in
+    const uc = il4 + 6;
+    for (let i = 0; i < (qv6 ? 4 : 1); i++) patch32(b, uc, from[i]!, to[i]!);
+    patch16(b, uc, oldPort, newPort);
+  }
+  // the ICMP checksum covers the whole message (and the pseudo-header for ICMPv6)
+  setL4Checksum(b, v);
+}
+
+function replaceAddr(b: Uint8Array, at: number, v6: boolean, ipCsum: number, from: Uint32Array, to: Uint32Array): void {
+  for (let i = 0; i < (v6 ? 4 : 1); i++) {
+    const old = rd32(b, at + 4 * i);
+    if (old !== from[i]) return; // not the address we translate
+  }
+  for (let i = 0; i < (v6 ? 4 : 1); i++) {
+    wr32(b, at + 4 * i, to[i]!);
+    if (ipCsum >= 0) patch32(b, ipCsum, from[i]!, to[i]!);
+  }
 }

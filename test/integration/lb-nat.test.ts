@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS, haveTool, REPO, run, tsvs } from '../helpers/corpus.js';
-import { eth, ipv4, pcapFile, tcp } from '../helpers/packets.js';
+import { eth, icmp, ipv4, pcapFile, tcp, udp } from '../helpers/packets.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-lb-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -168,6 +168,41 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
       .split('\n')
       .map((l) => JSON.parse(l).state);
     assert.deepEqual(states, ['SYN_RECV', 'ESTABLISHED'], 'the dpvs profile by default with a configuration');
+  });
+
+  it('an ICMP port unreachable from the server reaches the client translated, outer and inner headers', async function () {
+    const C = '10.0.0.1';
+    const VIP = '10.201.2.2';
+    const RS = '10.201.3.1';
+    const query = ipv4({ proto: 17, src: C, dst: VIP }, udp({ src: C, dst: VIP, sport: 33000, dport: 53 }, new Uint8Array(20).fill(7)));
+    // what the server received (dst rewritten to it) and quotes back: IP header + 8 bytes of UDP
+    const seen = ipv4({ proto: 17, src: C, dst: RS }, udp({ src: C, dst: RS, sport: 33000, dport: 5353 }, new Uint8Array(20).fill(7)));
+    const unreach = ipv4({ proto: 1, src: RS, dst: C }, icmp({ type: 3, code: 3 }, seen.subarray(0, 28)));
+    const cap = path.join(tmp, 'icmp.pcap');
+    fs.writeFileSync(
+      cap,
+      pcapFile([
+        { sec: 1700000000, frac: 0, data: eth(0x0800, query) },
+        { sec: 1700000000, frac: 10, data: eth(0x0800, unreach) },
+      ]),
+    );
+    const out = path.join(tmp, 'icmp.out.pcap');
+    const r = await tsvs(['replay', '--json', '--config', config([{ proto: 'udp', vip: VIP, port: 53, servers: [[RS, 5353, 1]] }]), '--out', out, cap]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.lb.emitted, 2);
+    assert.equal(j.conntrack.related, 1);
+    const t = await run('tshark', [
+      '-n', '-r', out, '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-Y', 'icmp',
+      '-T', 'fields', '-E', 'separator=|', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status',
+    ]);
+    const f = t.stdout.trim().split('|');
+    assert.equal(f[0], `${VIP},${C}`, 'outer source is the VIP; the quoted packet came from the client');
+    assert.equal(f[1], `${C},${VIP}`, 'the quoted packet went to the VIP');
+    assert.equal(f[2], '33000');
+    assert.equal(f[3], '53', 'the quoted destination port is the service port');
+    assert.equal(f[4], '1,1', 'outer and quoted IPv4 header checksums are good');
+    assert.equal(f[5], '1', 'the ICMP checksum is good');
   });
 
   it('wrr over a 37.8k-SYN flood: connections split 3:1 between the servers', async function () {
