@@ -40,9 +40,19 @@ const service = z
     conn_timeout: z.number().min(0).default(0),
     expire_quiescent: z.boolean().default(false),
     mh: z.object({ table_size: z.number().int().min(7).optional(), port: z.boolean().optional(), fallback: z.boolean().optional() }).strict().optional(),
+    /** tunnel forwarding: IP-in-IP (protocol 4 / 41) or GUE (UDP, variant 1) */
+    tunnel: z.object({ type: z.enum(['ipip', 'gue']).default('ipip'), port: port.default(6080) }).strict().default({}),
     servers: z.array(server).min(1),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    const v6 = s.vip.includes(':');
+    s.servers.forEach((x, i) => {
+      const fwd = x.forward ?? s.forward;
+      if (fwd === 'dr' && !x.mac) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['servers', i, 'mac'], message: 'required for dr forwarding (the MAC address the LB sends to)' });
+      if ((fwd === 'dr' || fwd === 'tunnel' || fwd === 'nat') && x.addr.includes(':') !== v6) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['servers', i, 'addr'], message: `must be of the VIP's address family for ${fwd} forwarding` });
+    });
+  });
 
 export const configSchema = z
   .object({

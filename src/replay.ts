@@ -17,8 +17,11 @@ export interface LineSink {
 }
 import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
 import { PcapWriter } from './capture/writer.js';
-import { ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
+import { FWD_DR, FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
 import { natRewrite, natRewriteIcmp } from './xmit/nat.js';
+import { drRewrite } from './xmit/dr.js';
+import { tunnelEncap } from './xmit/tunnel.js';
+import { MAX_CAPLEN } from './capture/pcap.js';
 
 export interface ConnsSummary {
   total: number;
@@ -97,6 +100,22 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   let emitted = 0;
   const notEmitted: Record<string, number> = {};
   const skip = (why: string) => (notEmitted[why] = (notEmitted[why] ?? 0) + 1);
+  const scratch = lb ? Buffer.allocUnsafe(MAX_CAPLEN + 128) : Buffer.alloc(0);
+  /** what the LB transmits: to the output pcap (same link type, timestamps at its precision) */
+  const emit = (r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number) => {
+    if (!lb?.out) {
+      emitted++;
+      return;
+    }
+    if (!writer) writer = new PcapWriter(lb.out, r.linktype, r.digits === 9 ? 9 : 6);
+    if (r.linktype !== writer.linktype) {
+      skip('other_linktype');
+      return;
+    }
+    const frac = r.digits === writer.digits ? r.tsFrac : writer.digits === 9 ? r.tsFrac * 1000 : Math.floor(r.tsFrac / 1000);
+    writer.write(r.tsSec, frac, buf, off, len, wirelen);
+    emitted++;
+  };
   if (tracker && tc?.events) {
     const w = tc.events;
     tracker.onEvent = (type, c, tsUs) => w.line(eventJson(tracker, type, c, tsUs));
@@ -181,24 +200,34 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
             const c = e >>> 1;
             const s = lb.services.list[tracker.serviceOf(c)]!;
             const d = tracker.serverOf(c);
-            if (icmpErr) {
-              // related error: from the server side it goes out as the VIP's, else in as the server's
-              const w = view.ipVersion === 6 ? 4 : 1;
-              const src = view.src;
-              let fromServer = true;
-              for (let i = 0; i < w; i++) if (src[i] !== s.serverAddr[d]![i]) fromServer = false;
-              natRewriteIcmp(r.buf, view, fromServer, s.vip, s.port, s.serverAddr[d]!, s.serverPort[d]!);
-            } else if ((e & 1) === 0) natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
-            else natRewrite(r.buf, view, 0, s.vip, s.port);
-            if (lb.out) {
-              if (!writer) writer = new PcapWriter(lb.out, r.linktype, r.digits === 9 ? 9 : 6);
-              if (r.linktype !== writer.linktype) skip('other_linktype');
-              else {
-                const frac = r.digits === writer.digits ? r.tsFrac : writer.digits === 9 ? r.tsFrac * 1000 : Math.floor(r.tsFrac / 1000);
-                writer.write(r.tsSec, frac, r.buf, r.off, r.caplen, r.wirelen);
-                emitted++;
+            const mode = s.fwd[d]!;
+            if (mode === FWD_NAT) {
+              if (icmpErr) {
+                // related error: from the server side it goes out as the VIP's, else in as the server's
+                const w = view.ipVersion === 6 ? 4 : 1;
+                let fromServer = true;
+                for (let i = 0; i < w; i++) if (view.src[i] !== s.serverAddr[d]![i]) fromServer = false;
+                natRewriteIcmp(r.buf, view, fromServer, s.vip, s.port, s.serverAddr[d]!, s.serverPort[d]!);
+              } else if ((e & 1) === 0) natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
+              else natRewrite(r.buf, view, 0, s.vip, s.port);
+              emit(r, r.buf, r.off, r.caplen, r.wirelen);
+            } else {
+              // DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded
+              let toVip = true;
+              for (let i = 0; i < (view.ipVersion === 6 ? 4 : 1); i++) if (view.dst[i] !== s.vip[i]) toVip = false;
+              if (!toVip) skip('direct_return');
+              else if (mode === FWD_DR) {
+                if (r.linktype !== 1) skip('dr_needs_ethernet');
+                else {
+                  drRewrite(r.buf, r.off, s.mac[d]!);
+                  emit(r, r.buf, r.off, r.caplen, r.wirelen);
+                }
+              } else {
+                const n = tunnelEncap(r.buf, view, scratch, s.vip, s.serverAddr[d]!, s.gue, s.guePort);
+                if (n < 0) skip('tunnel_too_big');
+                else emit(r, scratch, 0, n, n + (r.wirelen - r.caplen));
               }
-            } else emitted++;
+            }
           }
         }
       }

@@ -72,7 +72,9 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
     }
     cfg.services.forEach((sv, i) => {
       const where = `${opts.config}: services[${i}]`;
-      if (sv.forward !== 'nat' || sv.servers.some((x) => x.forward && x.forward !== 'nat')) throw new UsageError(`${where}.forward: ${sv.forward} is not implemented yet (this version forwards in nat mode only)`);
+      const modes = [sv.forward, ...sv.servers.map((x) => x.forward ?? sv.forward)];
+      const missing = modes.find((m) => m === 'fnat' || m === 'snat');
+      if (missing) throw new UsageError(`${where}.forward: ${missing} is not implemented yet (this version forwards with nat, dr and tunnel)`);
       if (sv.synproxy) throw new UsageError(`${where}.synproxy: not implemented yet`);
       if (sv.persistence) throw new UsageError(`${where}.persistence: not implemented yet`);
     });

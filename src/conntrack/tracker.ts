@@ -50,7 +50,7 @@ import { DPVS_UDP_TIMEOUTS, NF_UDP_REPLIED, NF_UDP_STREAM_AFTER, NF_UDP_UNREPLIE
 import { Rng } from '../timer/rng.js';
 import { TimerWheel } from '../timer/wheel.js';
 import { ConnTable, F_V6, TupleKey } from './table.js';
-import { ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
+import { FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
 
 export type Profile = 'netfilter' | 'dpvs';
 
@@ -61,10 +61,10 @@ const S_CLOSE_INIT0 = 0x04; // FIN_WAIT entered by the original direction
 const S_CLOSE_INIT1 = 0x08;
 const S_SIMOPEN = 0x10;
 const S_CHALLENGE = 0x20; // IP_CT_EXP_CHALLENGE_ACK
-export const S_INPUT_ONLY = 0x40;
 const S_NO_LAST = 0x80; // tcp last_index not set yet
 /* load-balancer flags (lbFlags) */
 const L_ACTIVE = 0x01; // counted in its server's active connections (else inactive)
+const L_INPUT_ONLY = 0x02; // DR / tunnel: replies bypass the LB, DPVS's INPUT-ONLY table
 
 /* netfilter UDP / ICMP pseudo-states */
 export const X_UNREPLIED = 0;
@@ -479,18 +479,24 @@ export class Tracker {
       return false;
     }
     const s = lb.list[svc]!;
-    const r = this.rkey;
-    r.v6 = k.v6;
-    r.proto = k.proto;
-    r.src.set(s.serverAddr[dest]!);
-    r.dst.set(k.src);
-    r.sport = s.serverPort[dest]!;
-    r.dport = k.sport;
-    this.table.hashKey(r);
-    this.table.insertNat(c, k, r);
+    if (s.fwd[dest] === FWD_NAT) {
+      const r = this.rkey;
+      r.v6 = k.v6;
+      r.proto = k.proto;
+      r.src.set(s.serverAddr[dest]!);
+      r.dst.set(k.src);
+      r.sport = s.serverPort[dest]!;
+      r.dport = k.sport;
+      this.table.hashKey(r);
+      this.table.insertNat(c, k, r);
+      this.lbFlags[c] = 0;
+    } else {
+      // DR / tunnel: the server answers from the VIP itself, the reply tuple is the inverse
+      this.table.insert(c, k);
+      this.lbFlags[c] = L_INPUT_ONLY;
+    }
     this.lbSvc[c] = svc + 1;
     this.lbDest[c] = dest;
-    this.lbFlags[c] = 0;
     s.dests.inactive[dest]!++;
     s.stats[ST_CONNS]!++;
     s.destStats[dest * ST_N + ST_CONNS]!++;
@@ -520,6 +526,11 @@ export class Tracker {
   /** service index of a load-balanced connection, or -1 */
   serviceOf(c: number): number {
     return this.lbSvc[c]! - 1;
+  }
+
+  /** true for DR/tunnel connections, whose replies do not pass through the load balancer */
+  inputOnly(c: number): boolean {
+    return (this.lbFlags[c]! & L_INPUT_ONLY) !== 0;
   }
 
   /** real server index of a load-balanced connection */
@@ -620,7 +631,7 @@ export class Tracker {
 
   private tcpDpvs(c: number, dir: number, v: PacketView, isNew: boolean): number {
     const old = this.state[c]!;
-    const off = this.status[c]! & S_INPUT_ONLY ? D_DIR_INPUT_ONLY : dir === 0 ? D_DIR_INPUT : D_DIR_OUTPUT;
+    const off = this.lbFlags[c]! & L_INPUT_ONLY ? D_DIR_INPUT_ONLY : dir === 0 ? D_DIR_INPUT : D_DIR_OUTPUT;
     const ns = dpvsNext(off, v.tcpFlags, old);
     if (dir === 1) this.status[c]! |= S_SEEN_REPLY;
     if (ns !== old || isNew) {

@@ -7,6 +7,13 @@ import type { ServiceConfig } from '../config.js';
 import { createScheduler, Dests, type SchedKey, type Scheduler } from '../sched/index.js';
 
 export const FWD_NAT = 0;
+export const FWD_DR = 1;
+export const FWD_TUNNEL = 2;
+const FWD_CODE: Record<string, number> = { nat: FWD_NAT, dr: FWD_DR, tunnel: FWD_TUNNEL };
+
+function macBytes(s: string | undefined): Uint8Array {
+  return s ? Uint8Array.from(s.split(':').map((h) => parseInt(h, 16))) : new Uint8Array(6);
+}
 
 /** address text → 4 words (IPv4 in word 0) */
 export function addrToWords(s: string): { v6: boolean; words: Uint32Array } {
@@ -42,6 +49,12 @@ export class Service {
   /** server addresses (4 words each) and ports, by server index */
   readonly serverAddr: Uint32Array[];
   readonly serverPort: Int32Array;
+  /** forwarding method by server (FWD_*), DR next-hop MAC by server */
+  readonly fwd: Uint8Array;
+  readonly mac: Uint8Array[];
+  /** tunnel: GUE instead of IP-in-IP, and its UDP port */
+  readonly gue: boolean;
+  readonly guePort: number;
   readonly stats = new Float64Array(ST_N);
   readonly destStats: Float64Array;
 
@@ -57,6 +70,10 @@ export class Service {
     this.dests = Dests.of(cfg.servers.map((s) => ({ id: `${s.addr}:${s.port}`, weight: s.weight })));
     this.serverAddr = cfg.servers.map((s) => addrToWords(s.addr).words);
     this.serverPort = Int32Array.from(cfg.servers.map((s) => s.port));
+    this.fwd = Uint8Array.from(cfg.servers.map((s) => FWD_CODE[s.forward ?? cfg.forward] ?? FWD_NAT));
+    this.mac = cfg.servers.map((s) => macBytes(s.mac));
+    this.gue = cfg.tunnel.type === 'gue';
+    this.guePort = cfg.tunnel.port;
     this.destStats = new Float64Array(cfg.servers.length * ST_N);
     this.sched = createScheduler(cfg.scheduler, { tableSize: cfg.mh?.table_size, port: cfg.mh?.port, fallback: cfg.mh?.fallback });
     this.sched.update(this.dests);

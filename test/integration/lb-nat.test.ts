@@ -72,8 +72,9 @@ async function tsharkPackets(file: string): Promise<Pkt[]> {
         sport: Number(f[2] || f[3]),
         dst: f[4] || f[5]!,
         dport: Number(f[6] || f[7]),
-        ipBad: f[8] === '2',
-        l4Bad: f[9] === '2' || f[10] === '2',
+        // tshark checksum status: 0 bad, 1 good, 2 unverified, 3 not present
+        ipBad: f[8] !== '' && f[8] !== '1',
+        l4Bad: !['1', '3'].includes(f[9] || f[10] || ''),
       };
     });
 }
