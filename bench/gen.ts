@@ -65,7 +65,7 @@ export function generate(out: string, o: GenOptions): number {
       if (id === 0) gen++;
     }
     const k = step[id]!++;
-    const isV6 = id % Math.round(1 / v6share) === 0;
+    const isV6 = v6share > 0 && id % Math.round(1 / v6share) === 0;
     const isUdp = id % 5 === 4;
     const f = isUdp ? (isV6 ? udp6 : udp4) : isV6 ? tcp6 : tcp4;
     const l3 = 14;

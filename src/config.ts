@@ -47,6 +47,9 @@ const service = z
   .strict()
   .superRefine((s, ctx) => {
     const v6 = s.vip.includes(':');
+    if ((s.forward === 'fnat' || s.servers.some((x) => x.forward === 'fnat')) && s.laddrs.length === 0) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['laddrs'], message: 'required for fnat forwarding (local addresses the LB connects to servers from)' });
+    }
     s.servers.forEach((x, i) => {
       const fwd = x.forward ?? s.forward;
       if (fwd === 'dr' && !x.mac) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['servers', i, 'mac'], message: 'required for dr forwarding (the MAC address the LB sends to)' });

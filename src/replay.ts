@@ -17,7 +17,7 @@ export interface LineSink {
 }
 import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
 import { PcapWriter } from './capture/writer.js';
-import { FWD_DR, FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
+import { FWD_DR, FWD_FNAT, FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
 import { natRewrite, natRewriteIcmp } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
 import { tunnelEncap } from './xmit/tunnel.js';
@@ -101,6 +101,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   const notEmitted: Record<string, number> = {};
   const skip = (why: string) => (notEmitted[why] = (notEmitted[why] ?? 0) + 1);
   const scratch = lb ? Buffer.allocUnsafe(MAX_CAPLEN + 128) : Buffer.alloc(0);
+  const caddr = new Uint32Array(4);
   /** what the LB transmits: to the output pcap (same link type, timestamps at its precision) */
   const emit = (r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number) => {
     if (!lb?.out) {
@@ -211,6 +212,21 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
               } else if ((e & 1) === 0) natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
               else natRewrite(r.buf, view, 0, s.vip, s.port);
               emit(r, r.buf, r.off, r.caplen, r.wirelen);
+            } else if (mode === FWD_FNAT) {
+              if (icmpErr) skip('fnat_icmp');
+              else if ((e & 1) === 0) {
+                // client -> VIP becomes local address:port -> server
+                const [li, lport] = tracker.localOf(c);
+                natRewrite(r.buf, view, 0, s.pool!.addrs[li]!, lport);
+                natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
+                emit(r, r.buf, r.off, r.caplen, r.wirelen);
+              } else {
+                // server -> local becomes VIP -> client (a reply seen from the VIP needs only the source)
+                natRewrite(r.buf, view, 0, s.vip, s.port);
+                tracker.table.addrWords(c, 'src', caddr);
+                natRewrite(r.buf, view, 1, caddr, tracker.table.sport[c]!);
+                emit(r, r.buf, r.off, r.caplen, r.wirelen);
+              }
             } else {
               // DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded
               let toVip = true;

@@ -45,7 +45,10 @@ export class PcapWriter {
       fs.writeSync(this.fd, data, off, len);
       this.pos = 0;
     } else {
-      b.set(data.subarray(off, off + len), p);
+      if (len <= 512) {
+        // a plain loop: subarray() would allocate a view per packet
+        for (let i = 0; i < len; i++) b[p + i] = data[off + i]!;
+      } else b.set(data.subarray(off, off + len), p);
       this.pos = p + len;
     }
     this.packets++;

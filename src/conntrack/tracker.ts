@@ -50,7 +50,7 @@ import { DPVS_UDP_TIMEOUTS, NF_UDP_REPLIED, NF_UDP_STREAM_AFTER, NF_UDP_UNREPLIE
 import { Rng } from '../timer/rng.js';
 import { TimerWheel } from '../timer/wheel.js';
 import { ConnTable, F_V6, TupleKey } from './table.js';
-import { FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
+import { FWD_FNAT, FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
 
 export type Profile = 'netfilter' | 'dpvs';
 
@@ -116,6 +116,7 @@ export const COUNTER_NAMES = [
   'no_conn',
   'unmatched',
   'no_dest',
+  'no_lport',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
@@ -142,6 +143,7 @@ const C_UNTRACKED_ICMP = 18;
 const C_NO_CONN = 19;
 const C_UNMATCHED = C_NO_CONN + 1;
 const C_NO_DEST = C_NO_CONN + 2;
+const C_NO_LPORT = C_NO_CONN + 3;
 
 export type EventType = 'new' | 'update' | 'destroy';
 /** Event sink: called only when set; `tsUs` is the event time in µs. */
@@ -197,6 +199,8 @@ export class Tracker {
   private readonly lbSvc: Int32Array;
   private readonly lbDest: Int32Array;
   private readonly lbFlags: Uint8Array;
+  /** FNAT: local address index << 16 | local port */
+  private readonly lbLocal: Int32Array;
   private readonly rkey = new TupleKey();
 
   onEvent: EventFn | null = null;
@@ -224,6 +228,7 @@ export class Tracker {
     this.lbSvc = new Int32Array(cap);
     this.lbDest = new Int32Array(cap);
     this.lbFlags = new Uint8Array(cap);
+    this.lbLocal = new Int32Array(cap);
     this.rng = new Rng(cfg.seed);
     this.jitter = cfg.jitter !== false;
     if (cfg.profile === 'dpvs') {
@@ -318,6 +323,8 @@ export class Tracker {
       const i = this.lbDest[c]!;
       if (this.lbFlags[c]! & L_ACTIVE) d.active[i]!--;
       else d.inactive[i]!--;
+      const s = this.lb.list[this.lbSvc[c]! - 1]!;
+      if (s.fwd[i] === FWD_FNAT) s.pool!.give(this.lbLocal[c]! >>> 16, this.lbLocal[c]! & 0xffff);
     }
     if (this.onEvent) this.onEvent('destroy', c, tUs);
     if (this.onDestroy) this.onDestroy(c, tUs, reason);
@@ -479,14 +486,28 @@ export class Tracker {
       return false;
     }
     const s = lb.list[svc]!;
-    if (s.fwd[dest] === FWD_NAT) {
+    const mode = s.fwd[dest]!;
+    if (mode === FWD_NAT || mode === FWD_FNAT) {
       const r = this.rkey;
       r.v6 = k.v6;
       r.proto = k.proto;
       r.src.set(s.serverAddr[dest]!);
-      r.dst.set(k.src);
       r.sport = s.serverPort[dest]!;
-      r.dport = k.sport;
+      if (mode === FWD_NAT) {
+        r.dst.set(k.src);
+        r.dport = k.sport;
+      } else {
+        // FNAT: the server sees, and answers, a local address and port of the LB
+        const l = s.pool!.take();
+        if (l < 0) {
+          this.counters[C_NO_LPORT]!++;
+          this.counters[C_DROP]!++;
+          return false;
+        }
+        r.dst.set(s.pool!.addrs[l >>> 16]!);
+        r.dport = l & 0xffff;
+        this.lbLocal[c] = l;
+      }
       this.table.hashKey(r);
       this.table.insertNat(c, k, r);
       this.lbFlags[c] = 0;
@@ -531,6 +552,11 @@ export class Tracker {
   /** true for DR/tunnel connections, whose replies do not pass through the load balancer */
   inputOnly(c: number): boolean {
     return (this.lbFlags[c]! & L_INPUT_ONLY) !== 0;
+  }
+
+  /** FNAT: [local address index, local port] of connection c */
+  localOf(c: number): [number, number] {
+    return [this.lbLocal[c]! >>> 16, this.lbLocal[c]! & 0xffff];
   }
 
   /** real server index of a load-balanced connection */

@@ -9,7 +9,52 @@ import { createScheduler, Dests, type SchedKey, type Scheduler } from '../sched/
 export const FWD_NAT = 0;
 export const FWD_DR = 1;
 export const FWD_TUNNEL = 2;
-const FWD_CODE: Record<string, number> = { nat: FWD_NAT, dr: FWD_DR, tunnel: FWD_TUNNEL };
+export const FWD_FNAT = 3;
+const FWD_CODE: Record<string, number> = { nat: FWD_NAT, dr: FWD_DR, tunnel: FWD_TUNNEL, fnat: FWD_FNAT };
+
+/** FNAT local ports: 1025-65535 by default (DPVS sa_pool) */
+export const LPORT_MIN = 1025;
+export const LPORT_MAX = 65535;
+
+/**
+ * Local address/port pool of an FNAT service (DPVS sa_pool): a stack of free ports per local address, so
+ * taking and giving back a port is O(1). A port is unique per local address across the service's servers.
+ */
+export class LocalPool {
+  readonly addrs: Uint32Array[];
+  private readonly free: Uint16Array[];
+  private readonly top: Int32Array;
+  private next = 0;
+
+  constructor(laddrs: Uint32Array[]) {
+    this.addrs = laddrs;
+    const n = LPORT_MAX - LPORT_MIN + 1;
+    this.free = laddrs.map(() => {
+      const a = new Uint16Array(n);
+      // popped from the end: the lowest port first
+      for (let i = 0; i < n; i++) a[i] = LPORT_MAX - i;
+      return a;
+    });
+    this.top = new Int32Array(laddrs.length).fill(n);
+  }
+
+  /** take a port: returns laddr index << 16 | port, or -1 when every pool is empty */
+  take(): number {
+    for (let k = 0; k < this.addrs.length; k++) {
+      const i = (this.next + k) % this.addrs.length;
+      if (this.top[i]! > 0) {
+        this.next = (i + 1) % this.addrs.length; // spread connections over the local addresses
+        const port = this.free[i]![--this.top[i]!]!;
+        return (i << 16) | port;
+      }
+    }
+    return -1;
+  }
+
+  give(laddr: number, port: number): void {
+    this.free[laddr]![this.top[laddr]!++] = port;
+  }
+}
 
 function macBytes(s: string | undefined): Uint8Array {
   return s ? Uint8Array.from(s.split(':').map((h) => parseInt(h, 16))) : new Uint8Array(6);
@@ -52,6 +97,8 @@ export class Service {
   /** forwarding method by server (FWD_*), DR next-hop MAC by server */
   readonly fwd: Uint8Array;
   readonly mac: Uint8Array[];
+  /** FNAT local addresses and ports (null when no server of the service uses FNAT) */
+  readonly pool: LocalPool | null;
   /** tunnel: GUE instead of IP-in-IP, and its UDP port */
   readonly gue: boolean;
   readonly guePort: number;
@@ -72,6 +119,7 @@ export class Service {
     this.serverPort = Int32Array.from(cfg.servers.map((s) => s.port));
     this.fwd = Uint8Array.from(cfg.servers.map((s) => FWD_CODE[s.forward ?? cfg.forward] ?? FWD_NAT));
     this.mac = cfg.servers.map((s) => macBytes(s.mac));
+    this.pool = this.fwd.includes(FWD_FNAT) ? new LocalPool(cfg.laddrs.map((a) => addrToWords(a).words)) : null;
     this.gue = cfg.tunnel.type === 'gue';
     this.guePort = cfg.tunnel.port;
     this.destStats = new Float64Array(cfg.servers.length * ST_N);

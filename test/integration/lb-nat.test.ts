@@ -140,6 +140,36 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     });
   }
 
+  it('fnat: inbound from a local address and port to the server, outbound from the VIP to the client; local ports unique', async function () {
+    const p = path.join(tmp, 'fnat.yaml');
+    fs.writeFileSync(
+      p,
+      'services:\n  - proto: tcp\n    vip: 10.10.10.10\n    port: 25565\n    scheduler: wrr\n    forward: fnat\n    laddrs: [10.201.9.1, 10.201.9.2]\n    servers:\n      - { addr: 10.201.3.1, port: 25565, weight: 1 }\n      - { addr: 10.201.3.2, port: 25565, weight: 1 }\n',
+    );
+    const out = path.join(tmp, 'fnat.pcap');
+    const r = await tsvs(['replay', '--json', '--config', p, '--out', out, path.join(CORPUS, 'synflood/stopddos-pkt.TCP.synflood.spoofed.pcap')]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    const pkts = await tsharkPackets(out);
+    assert.equal(pkts.length, j.lb.emitted);
+    const locals = new Set<string>();
+    for (const q of pkts) {
+      assert.ok(!q.ipBad && !q.l4Bad, `bad checksum in ${JSON.stringify(q)}`);
+      assert.ok(['10.201.9.1', '10.201.9.2'].includes(q.src), `source is a local address: ${q.src}`);
+      assert.ok(['10.201.3.1', '10.201.3.2'].includes(q.dst) && q.dport === 25565);
+      locals.add(`${q.src}:${q.sport}`);
+    }
+    assert.equal(locals.size, j.lb.services[0].conns, 'one local address:port per connection');
+    assert.ok(j.lb.services[0].conns > 37000);
+    // and replies: the HTTP capture with the VIP as its server
+    const p2 = path.join(tmp, 'fnat2.yaml');
+    fs.writeFileSync(p2, 'services:\n  - proto: tcp\n    vip: 192.150.187.43\n    port: 80\n    scheduler: rr\n    forward: fnat\n    laddrs: [10.201.9.1]\n    servers:\n      - { addr: 10.201.3.1, port: 8080 }\n');
+    const out2 = path.join(tmp, 'fnat2.pcap');
+    assert.equal((await tsvs(['replay', '--config', p2, '--out', out2, path.join(CORPUS, 'tcp/zeek-http-get.pcap')])).code, 0);
+    const seen = (await tsharkPackets(out2)).map((q) => `${q.src}:${q.sport}>${q.dst}:${q.dport}|${q.ipBad || q.l4Bad}`);
+    assert.deepEqual([...new Set(seen)].sort(), ['10.201.9.1:1025>10.201.3.1:8080|false', '192.150.187.43:80>141.142.228.5:59856|false']);
+  });
+
   it('a capture taken on the LB: the server’s own replies leave rewritten to the VIP', async function () {
     const C = '10.0.0.1';
     const VIP = '10.201.2.2';
