@@ -134,8 +134,17 @@ describe('netfilter profile vs the kernel conntrack (network namespaces)', funct
       const keys = [...kernel.keys()].filter((k) => re.test(k));
       assert.equal(keys.length, 1, `kernel flows for ${label}: ${[...kernel.keys()].join('; ')}`);
       const k = keys[0]!;
+      // conntrack -E prints the time left when the event is delivered, rounded down: a few milliseconds
+      // after the refresh it may read one second less than the timeout that was set (tsvs reports that)
+      const mine = ours.get(k) ?? [];
+      const theirs = kernel.get(k)!;
+      const fit = theirs.map((e, i) => {
+        const m = mine[i];
+        if (e.type === 'destroy') return { ...e, timeout: 0 };
+        return m && (e.timeout === m.timeout || e.timeout === m.timeout - 1) ? { ...e, timeout: m.timeout } : e;
+      });
       const strip = (evs: Ev[]) => evs.map((e) => (e.type === 'destroy' ? { ...e, timeout: 0 } : e));
-      assert.deepEqual(strip(ours.get(k) ?? []), strip(kernel.get(k)!), `flow ${k}`);
+      assert.deepEqual(strip(mine), fit, `flow ${k}`);
       assert.ok(kernel.get(k)!.length >= 1);
     });
   }
