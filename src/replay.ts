@@ -47,6 +47,8 @@ export interface ReplaySummary {
   conntrack?: Record<string, number>;
   /** load balancing: what the LB emitted, what it did not and why, per-service counters */
   lb?: {
+    /** persistence templates */
+    templates?: { created: number; expired: number; open_at_end: number };
     emitted: number;
     not_emitted: Record<string, number>;
     services: SnapshotService[];
@@ -140,7 +142,10 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       warnings: res.warnings,
     };
     if (verify) summary.checksums = { ipv4_bad: ipv4Bad, l4_bad: l4Bad, l4_unverified: l4Unverified };
-    if (lb) summary.lb = lbSummary(lb.services, emitted, notEmitted);
+    if (lb) {
+      summary.lb = lbSummary(lb.services, emitted, notEmitted);
+      if (tracker?.templates) summary.lb.templates = { created: tracker.templates.created, expired: tracker.templates.expired, open_at_end: tracker.templates.count };
+    }
     if (tracker) {
       summary.conns = { total: tracker.created, ...tracker.createdByProto, open_at_end: tracker.table.count };
       summary.conntrack = counterObject(tracker);

@@ -76,7 +76,6 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
       const missing = modes.find((m) => m === 'snat');
       if (missing) throw new UsageError(`${where}.forward: ${missing} is not implemented yet (this version forwards with nat, fnat, dr and tunnel)`);
       if (sv.synproxy) throw new UsageError(`${where}.synproxy: not implemented yet`);
-      if (sv.persistence) throw new UsageError(`${where}.persistence: not implemented yet`);
     });
   }
   if (opts.out && !cfg) throw new UsageError('--out: needs --config (the services whose traffic the LB emits)');

@@ -50,6 +50,7 @@ import { DPVS_UDP_TIMEOUTS, NF_UDP_REPLIED, NF_UDP_STREAM_AFTER, NF_UDP_UNREPLIE
 import { Rng } from '../timer/rng.js';
 import { TimerWheel } from '../timer/wheel.js';
 import { ConnTable, F_V6, TupleKey } from './table.js';
+import { Templates } from '../service/persistence.js';
 import { FWD_FNAT, FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
 
 export type Profile = 'netfilter' | 'dpvs';
@@ -201,6 +202,11 @@ export class Tracker {
   private readonly lbFlags: Uint8Array;
   /** FNAT: local address index << 16 | local port */
   private readonly lbLocal: Int32Array;
+  /** persistence template of the connection + 1 (0 = none) */
+  private readonly lbTmpl: Int32Array;
+  /** persistence templates (created when a persistent service first schedules) */
+  templates: Templates | null = null;
+  private readonly tOut = new Int32Array(1);
   private readonly rkey = new TupleKey();
 
   onEvent: EventFn | null = null;
@@ -229,6 +235,7 @@ export class Tracker {
     this.lbDest = new Int32Array(cap);
     this.lbFlags = new Uint8Array(cap);
     this.lbLocal = new Int32Array(cap);
+    this.lbTmpl = new Int32Array(cap);
     this.rng = new Rng(cfg.seed);
     this.jitter = cfg.jitter !== false;
     if (cfg.profile === 'dpvs') {
@@ -272,6 +279,7 @@ export class Tracker {
       // the wheel moves in 1 ms ticks: nothing can expire between two packets of the same millisecond
       this.lastTick = tick;
       this.wheel.advance(tick, this.fireFn);
+      if (this.templates) this.templates.advance(this.nowUs);
     }
   }
 
@@ -285,6 +293,11 @@ export class Tracker {
       const target = Math.floor(this.nowUs / TICK_US) + longest * 1000;
       this.wheel.advance(target, this.fireFn);
       this.nowUs = target * TICK_US;
+    }
+    // persistence templates outlive their connections by their own timeout
+    for (let guard = 0; this.templates && this.templates.count > 0 && guard < 1000; guard++) {
+      this.nowUs += 3600 * 1e6;
+      this.templates.advance(this.nowUs);
     }
   }
 
@@ -325,6 +338,10 @@ export class Tracker {
       else d.inactive[i]!--;
       const s = this.lb.list[this.lbSvc[c]! - 1]!;
       if (s.fwd[i] === FWD_FNAT) s.pool!.give(this.lbLocal[c]! >>> 16, this.lbLocal[c]! & 0xffff);
+      if (this.lbTmpl[c]! > 0) {
+        this.templates!.release(this.lbTmpl[c]! - 1);
+        this.lbTmpl[c] = 0;
+      }
     }
     if (this.onEvent) this.onEvent('destroy', c, tUs);
     if (this.onDestroy) this.onDestroy(c, tUs, reason);
@@ -479,13 +496,26 @@ export class Tracker {
       this.counters[C_UNMATCHED]!++;
       return false;
     }
-    const dest = lb.schedule(svc, k);
+    const s = lb.list[svc]!;
+    const pers = s.cfg.persistence;
+    let tmpl = -1;
+    let dest: number;
+    if (pers) {
+      // persistent service: the client's template decides while it lives and its server is usable
+      const tm = (this.templates ??= new Templates(this.table.capacity, this.table.seed, this.rng));
+      const prefix = pers.netmask === 32 && k.v6 ? 128 : pers.netmask;
+      dest = tm.find(k.proto, k.v6, k.src, s.vip, s.port, prefix, this.tOut);
+      if (dest >= 0 && s.dests.usable(dest)) tmpl = this.tOut[0]!;
+      else {
+        dest = lb.schedule(svc, k);
+        if (dest >= 0) tmpl = tm.create(k.proto, k.v6, k.src, s.vip, s.port, prefix, dest, pers.timeout, this.nowUs);
+      }
+    } else dest = lb.schedule(svc, k);
     if (dest < 0) {
       this.counters[C_NO_DEST]!++;
       this.counters[C_DROP]!++;
       return false;
     }
-    const s = lb.list[svc]!;
     const mode = s.fwd[dest]!;
     if (mode === FWD_NAT || mode === FWD_FNAT) {
       const r = this.rkey;
@@ -518,6 +548,11 @@ export class Tracker {
     }
     this.lbSvc[c] = svc + 1;
     this.lbDest[c] = dest;
+    this.lbTmpl[c] = 0;
+    if (tmpl >= 0) {
+      this.templates!.use(tmpl, this.nowUs);
+      this.lbTmpl[c] = tmpl + 1;
+    }
     s.dests.inactive[dest]!++;
     s.stats[ST_CONNS]!++;
     s.destStats[dest * ST_N + ST_CONNS]!++;

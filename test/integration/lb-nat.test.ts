@@ -236,6 +236,57 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     assert.equal(f[5], '1', 'the ICMP checksum is good');
   });
 
+  it('persistence keeps a client (and its /24) on one server until the template expires', async function () {
+    const VIP = '10.201.2.2';
+    const frames: Array<{ sec: number; frac: number; data: Uint8Array }> = [];
+    // a complete short connection from client:port at time t (client side capture: replies from the VIP)
+    const conn = (client: string, cport: number, t: number) => {
+      const c2s = (flags: number, seq: number, ack: number, dt: number) =>
+        frames.push({ sec: 1700000000 + t, frac: dt * 1000, data: eth(0x0800, ipv4({ proto: 6, src: client, dst: VIP }, tcp({ src: client, dst: VIP, sport: cport, dport: 80, flags, seq, ack }))) });
+      const s2c = (flags: number, seq: number, ack: number, dt: number) =>
+        frames.push({ sec: 1700000000 + t, frac: dt * 1000, data: eth(0x0800, ipv4({ proto: 6, src: VIP, dst: client }, tcp({ src: VIP, dst: client, sport: 80, dport: cport, flags, seq, ack }))) });
+      c2s(0x02, 100, 0, 1);
+      s2c(0x12, 500, 101, 2);
+      c2s(0x10, 101, 501, 3);
+      c2s(0x11, 101, 501, 4);
+      s2c(0x11, 501, 102, 5);
+      c2s(0x10, 102, 502, 6);
+    };
+    conn('10.0.0.1', 40001, 0);
+    conn('10.0.0.1', 40002, 10);
+    conn('10.0.0.77', 40003, 20); // same /24
+    conn('10.0.9.9', 40004, 25); // another /24: scheduled (rr: the other server)
+    conn('10.0.0.1', 40005, 200); // long after the template expired: scheduled again
+    const cap = path.join(tmp, 'persist.pcap');
+    fs.writeFileSync(cap, pcapFile(frames));
+    const p = path.join(tmp, 'persist.yaml');
+    fs.writeFileSync(
+      p,
+      `services:\n  - proto: tcp\n    vip: ${VIP}\n    port: 80\n    scheduler: rr\n    persistence: { timeout: 60, netmask: 24 }\n    servers:\n      - { addr: 10.201.3.1, port: 80 }\n      - { addr: 10.201.3.2, port: 80 }\n      - { addr: 10.201.3.3, port: 80 }\n`,
+    );
+    const out = path.join(tmp, 'persist.out.pcap');
+    const r = await tsvs(['replay', '--json', '--config', p, '--out', out, cap]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    const server = new Map<number, Set<string>>();
+    for (const q of await tsharkPackets(out)) {
+      assert.ok(!q.ipBad && !q.l4Bad);
+      if (q.dport === 80 && q.dst.startsWith('10.201.3.')) server.set(q.sport, (server.get(q.sport) ?? new Set()).add(q.dst));
+    }
+    const one = (port: number) => {
+      const s = server.get(port)!;
+      assert.equal(s.size, 1, `connection ${port} stays on one server`);
+      return [...s][0];
+    };
+    assert.equal(one(40002), one(40001), 'same client, within the persistence timeout');
+    assert.equal(one(40003), one(40001), 'same /24, within the persistence timeout');
+    assert.notEqual(one(40004), one(40001), 'another /24 is scheduled (rr alternates)');
+    // rr over three servers: 40001 -> first, 40004 -> second, 40005 (new template) -> third
+    assert.notEqual(one(40005), one(40001), 'after the template expired the client is scheduled anew (rr moved on)');
+    assert.notEqual(one(40005), one(40004));
+    assert.deepEqual(j.lb.templates, { created: 3, expired: 2, open_at_end: 1 });
+  });
+
   it('wrr over a 37.8k-SYN flood: connections split 3:1 between the servers', async function () {
     const out = path.join(tmp, 'flood.out.pcap');
     const r = await tsvs([
