@@ -337,6 +337,7 @@ export class Tracker {
       if (this.lbFlags[c]! & L_ACTIVE) d.active[i]!--;
       else d.inactive[i]!--;
       const s = this.lb.list[this.lbSvc[c]! - 1]!;
+      s.checkOverload(i);
       if (s.fwd[i] === FWD_FNAT) s.pool!.give(this.lbLocal[c]! >>> 16, this.lbLocal[c]! & 0xffff);
       if (this.lbTmpl[c]! > 0) {
         this.templates!.release(this.lbTmpl[c]! - 1);
@@ -554,6 +555,7 @@ export class Tracker {
       this.lbTmpl[c] = tmpl + 1;
     }
     s.dests.inactive[dest]!++;
+    s.checkOverload(dest);
     s.stats[ST_CONNS]!++;
     s.destStats[dest * ST_N + ST_CONNS]!++;
     return true;

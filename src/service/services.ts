@@ -97,6 +97,9 @@ export class Service {
   /** forwarding method by server (FWD_*), DR next-hop MAC by server */
   readonly fwd: Uint8Array;
   readonly mac: Uint8Array[];
+  /** connection thresholds by server (0 = none) */
+  readonly upper: Int32Array;
+  readonly lower: Int32Array;
   /** FNAT local addresses and ports (null when no server of the service uses FNAT) */
   readonly pool: LocalPool | null;
   /** tunnel: GUE instead of IP-in-IP, and its UDP port */
@@ -119,12 +122,31 @@ export class Service {
     this.serverPort = Int32Array.from(cfg.servers.map((s) => s.port));
     this.fwd = Uint8Array.from(cfg.servers.map((s) => FWD_CODE[s.forward ?? cfg.forward] ?? FWD_NAT));
     this.mac = cfg.servers.map((s) => macBytes(s.mac));
+    this.upper = Int32Array.from(cfg.servers.map((s) => s.upper_threshold));
+    this.lower = Int32Array.from(cfg.servers.map((s) => s.lower_threshold));
     this.pool = this.fwd.includes(FWD_FNAT) ? new LocalPool(cfg.laddrs.map((a) => addrToWords(a).words)) : null;
     this.gue = cfg.tunnel.type === 'gue';
     this.guePort = cfg.tunnel.port;
     this.destStats = new Float64Array(cfg.servers.length * ST_N);
     this.sched = createScheduler(cfg.scheduler, { tableSize: cfg.mh?.table_size, port: cfg.mh?.port, fallback: cfg.mh?.fallback });
     this.sched.update(this.dests);
+  }
+
+  /**
+   * Overload by connection thresholds (IPVS ip_vs_bind_dest / ip_vs_unbind_dest): a server with an upper
+   * threshold stops taking new connections when its connections reach it, and takes them again below the
+   * lower threshold (or, without one, below 3/4 of the upper).
+   */
+  checkOverload(i: number): void {
+    const u = this.upper[i]!;
+    if (u === 0) return;
+    const total = this.dests.active[i]! + this.dests.inactive[i]!;
+    if (this.dests.available[i] === 1) {
+      if (total >= u) this.dests.available[i] = 0;
+    } else {
+      const l = this.lower[i]!;
+      if (l > 0 ? total < l : total * 4 < u * 3) this.dests.available[i] = 1;
+    }
   }
 
   get name(): string {

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import { createScheduler, Dests, SCHEDULER_NAMES, type SchedKey } from '../../src/sched/index.js';
+import { Service } from '../../src/service/services.js';
 
 function key(src: number, sport = 1000, dst = 0xc0a80001): SchedKey {
   return { v6: false, src: Uint32Array.of(src, 0, 0, 0), dst: Uint32Array.of(dst, 0, 0, 0), sport, dport: 80 };
@@ -184,6 +185,47 @@ describe('schedulers', function () {
     assert.equal(createScheduler('fo').pick(d, key(1)), 2);
     d.active[2] = 7;
     assert.equal(createScheduler('ovf').pick(d, key(1)), -1);
+  });
+
+  it('connection thresholds: a server stops taking connections at its upper threshold and resumes below the lower', function () {
+    const svc = new Service(0, {
+      proto: 'tcp',
+      vip: '10.0.0.1',
+      port: 80,
+      scheduler: 'rr',
+      forward: 'nat',
+      laddrs: [],
+      synproxy: false,
+      conn_timeout: 0,
+      expire_quiescent: false,
+      tunnel: { type: 'ipip', port: 6080 },
+      servers: [
+        { addr: '10.0.0.2', port: 80, weight: 1, upper_threshold: 3, lower_threshold: 2 },
+        { addr: '10.0.0.3', port: 80, weight: 1, upper_threshold: 4, lower_threshold: 0 },
+      ],
+    });
+    const d = svc.dests;
+    const setConns = (i: number, n: number) => {
+      d.inactive[i] = n;
+      svc.checkOverload(i);
+    };
+    setConns(0, 2);
+    assert.equal(d.usable(0), true);
+    setConns(0, 3);
+    assert.equal(d.usable(0), false, 'at the upper threshold');
+    setConns(0, 2);
+    assert.equal(d.usable(0), false, 'not below the lower threshold yet');
+    setConns(0, 1);
+    assert.equal(d.usable(0), true, 'below the lower threshold');
+    setConns(1, 4);
+    assert.equal(d.usable(1), false);
+    setConns(1, 3);
+    assert.equal(d.usable(1), false, '3 is not below 3/4 of 4');
+    setConns(1, 2);
+    assert.equal(d.usable(1), true);
+    svc.sched.update(d);
+    setConns(0, 3);
+    assert.equal(svc.sched.pick(d, key(1)), 1, 'the scheduler skips the overloaded server');
   });
 
   it('every scheduler returns -1 with no usable server', function () {
