@@ -196,8 +196,10 @@ export class ConnTable {
 
   /** Copy the stored reply tuple's address (source = the server, destination = the client) into `out`. */
   replyAddrWords(c: number, which: 'src' | 'dst', out: Uint32Array): void {
-    const lo = which === 'src' ? this.rsrc : this.rdst;
-    const hi = which === 'src' ? this.rsrcHi : this.rdstHi;
+    this.copyAddr(which === 'src' ? this.rsrc : this.rdst, which === 'src' ? this.rsrcHi : this.rdstHi, c, out);
+  }
+
+  private copyAddr(lo: Uint32Array, hi: Uint32Array, c: number, out: Uint32Array): void {
     out[0] = lo[c]!;
     const v6 = (this.flags[c]! & F_V6) !== 0;
     out[1] = v6 ? hi[c * 3]! : 0;
@@ -222,23 +224,22 @@ export class ConnTable {
     this.rsport[c] = r.sport;
     this.rdport[c] = r.dport;
     this.fill(c, k, F_NAT);
-    this.chain[c * 4 + 1] = k.hash;
-    this.chain[c * 4 + 3] = r.hash;
-    this.link(c * 2 + 1, r.hash);
-    this.link(c * 2, k.hash);
+    this.index(c, k.hash, r.hash);
+  }
+
+  /** Index both entries of handle c (the original entry ahead of the reply when they share a chain). */
+  private index(c: number, origHash: number, replyHash: number): void {
+    this.chain[c * 4 + 1] = origHash;
+    this.chain[c * 4 + 3] = replyHash;
+    this.link(c * 2 + 1, replyHash);
+    this.link(c * 2, origHash);
     this.count++;
     this.grow();
   }
 
   /** Copy connection c's address (original source, or destination) into `out` (4 words). */
   addrWords(c: number, which: 'src' | 'dst', out: Uint32Array): void {
-    const lo = which === 'src' ? this.src : this.dst;
-    const hi = which === 'src' ? this.srcHi : this.dstHi;
-    out[0] = lo[c]!;
-    const v6 = (this.flags[c]! & F_V6) !== 0;
-    out[1] = v6 ? hi[c * 3]! : 0;
-    out[2] = v6 ? hi[c * 3 + 1]! : 0;
-    out[3] = v6 ? hi[c * 3 + 2]! : 0;
+    this.copyAddr(which === 'src' ? this.src : this.dst, which === 'src' ? this.srcHi : this.dstHi, c, out);
   }
 
   /* ---------------- lookup ---------------- */
@@ -376,12 +377,7 @@ export class ConnTable {
   insert(c: number, k: TupleKey): void {
     this.fill(c, k, 0);
     // the reply tuple is the inverse of the original: the symmetric hash is the same
-    this.chain[c * 4 + 1] = k.hash;
-    this.chain[c * 4 + 3] = k.hash;
-    this.link(c * 2 + 1, k.hash);
-    this.link(c * 2, k.hash); // the original entry ahead of the reply in the chain
-    this.count++;
-    this.grow();
+    this.index(c, k.hash, k.hash);
   }
 
   private link(e: number, h: number): void {
