@@ -18,7 +18,7 @@ export interface LineSink {
 import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
 import { PcapWriter } from './capture/writer.js';
 import { FWD_DR, FWD_FNAT, FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
-import { natRewrite, natRewriteIcmp } from './xmit/nat.js';
+import { fnatRewriteIcmp, natRewrite, natRewriteIcmp } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
 import { tunnelEncap } from './xmit/tunnel.js';
 import { MAX_CAPLEN } from './capture/pcap.js';
@@ -218,8 +218,17 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
               else natRewrite(r.buf, view, 0, s.vip, s.port);
               emit(r, r.buf, r.off, r.caplen, r.wirelen);
             } else if (mode === FWD_FNAT) {
-              if (icmpErr) skip('fnat_icmp');
-              else if ((e & 1) === 0) {
+              if (icmpErr) {
+                let fromServer = true;
+                for (let i = 0; i < (view.ipVersion === 6 ? 4 : 1); i++) if (view.src[i] !== s.serverAddr[d]![i]) fromServer = false;
+                if (!fromServer) skip('fnat_icmp_inbound');
+                else {
+                  const [li, lport] = tracker.localOf(c);
+                  tracker.table.addrWords(c, 'src', caddr);
+                  fnatRewriteIcmp(r.buf, view, s.vip, s.port, caddr, tracker.table.sport[c]!, s.pool!.addrs[li]!, lport, s.serverAddr[d]!, s.serverPort[d]!);
+                  emit(r, r.buf, r.off, r.caplen, r.wirelen);
+                }
+              } else if ((e & 1) === 0) {
                 // client -> VIP becomes local address:port -> server
                 const [li, lport] = tracker.localOf(c);
                 natRewrite(r.buf, view, 0, s.pool!.addrs[li]!, lport);

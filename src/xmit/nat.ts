@@ -88,3 +88,44 @@ function replaceAddr(b: Uint8Array, at: number, v6: boolean, ipCsum: number, fro
     if (ipCsum >= 0) patch32(b, ipCsum, from[i]!, to[i]!);
   }
 }
+
+/**
+ * Translate an ICMP error from a real server about an FNAT connection: it was sent to the local address and
+ * quotes local:lport -> server:sport. It leaves as VIP -> client, quoting client:cport -> VIP:vport.
+ */
+export function fnatRewriteIcmp(
+  b: Uint8Array,
+  v: PacketView,
+  vip: Uint32Array,
+  vport: number,
+  client: Uint32Array,
+  cport: number,
+  laddr: Uint32Array,
+  lport: number,
+  server: Uint32Array,
+  sport: number,
+): void {
+  const q = v.inner;
+  const six = v.ipVersion === 6;
+  const qv6 = q.ipVersion === 6;
+  replaceAddr(b, v.l3Off + (six ? 8 : 12), six, six ? -1 : v.l3Off + 10, server, vip);
+  replaceAddr(b, v.l3Off + (six ? 24 : 16), six, six ? -1 : v.l3Off + 10, laddr, client);
+  const il3 = q.l3Off;
+  replaceAddr(b, il3 + (qv6 ? 8 : 12), qv6, qv6 ? -1 : il3 + 10, laddr, client);
+  replaceAddr(b, il3 + (qv6 ? 24 : 16), qv6, qv6 ? -1 : il3 + 10, server, vip);
+  const il4 = q.l4Off;
+  const udpSum = q.proto === IPPROTO_UDP && rd16(b, il4 + 6) !== 0 ? il4 + 6 : -1;
+  const port = (at: number, from: number, to: number) => {
+    wr16(b, at, to);
+    if (udpSum >= 0) patch16(b, udpSum, from, to);
+  };
+  port(il4, lport, cport);
+  port(il4 + 2, sport, vport);
+  if (udpSum >= 0) {
+    for (let i = 0; i < (qv6 ? 4 : 1); i++) {
+      patch32(b, udpSum, laddr[i]!, client[i]!);
+      patch32(b, udpSum, server[i]!, vip[i]!);
+    }
+  }
+  setL4Checksum(b, v);
+}

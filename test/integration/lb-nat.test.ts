@@ -287,6 +287,33 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     assert.deepEqual(j.lb.templates, { created: 3, expired: 2, open_at_end: 1 });
   });
 
+  it('fnat: an ICMP port unreachable from the server reaches the client as the VIP’s, quoting client -> VIP', async function () {
+    const C = '10.0.0.1';
+    const VIP = '10.201.2.2';
+    const RS = '10.201.3.1';
+    const LADDR = '10.201.9.1';
+    const query = ipv4({ proto: 17, src: C, dst: VIP }, udp({ src: C, dst: VIP, sport: 33000, dport: 53 }, new Uint8Array(20).fill(7)));
+    // the server got it from the local address and its first pooled port (1025), and quotes that
+    const seen = ipv4({ proto: 17, src: LADDR, dst: RS }, udp({ src: LADDR, dst: RS, sport: 1025, dport: 5353 }, new Uint8Array(20).fill(7)));
+    const unreach = ipv4({ proto: 1, src: RS, dst: LADDR }, icmp({ type: 3, code: 3 }, seen.subarray(0, 28)));
+    const cap = path.join(tmp, 'ficmp.pcap');
+    fs.writeFileSync(cap, pcapFile([{ sec: 1700000000, frac: 0, data: eth(0x0800, query) }, { sec: 1700000000, frac: 10, data: eth(0x0800, unreach) }]));
+    const p = path.join(tmp, 'ficmp.yaml');
+    fs.writeFileSync(p, `services:\n  - proto: udp\n    vip: ${VIP}\n    port: 53\n    scheduler: rr\n    forward: fnat\n    laddrs: [${LADDR}]\n    servers:\n      - { addr: ${RS}, port: 5353 }\n`);
+    const out = path.join(tmp, 'ficmp.out.pcap');
+    const r = await tsvs(['replay', '--json', '--config', p, '--out', out, cap]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).lb.emitted, 2);
+    const t = await run('tshark', [
+      '-n', '-r', out, '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-T', 'fields', '-E', 'separator=|',
+      '-e', 'ip.src', '-e', 'ip.dst', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status', '-e', 'udp.checksum.status',
+    ]);
+    const [fwd, err] = t.stdout.trim().split('\n').map((l) => l.split('|'));
+    assert.deepEqual(fwd!.slice(0, 5), [LADDR, RS, '1025', '5353', '1']);
+    assert.equal(fwd![6], '1', 'the forwarded datagram’s UDP checksum is good');
+    assert.deepEqual(err!.slice(0, 6), [`${VIP},${C}`, `${C},${VIP}`, '33000', '53', '1,1', '1']);
+  });
+
   it('wrr over a 37.8k-SYN flood: connections split 3:1 between the servers', async function () {
     const out = path.join(tmp, 'flood.out.pcap');
     const r = await tsvs([
