@@ -22,7 +22,7 @@ export function parseTcpOptions(v: PacketView): void {
   v._tsVal = 0;
   v._tsEcr = 0;
   v._tcpOptBad = false;
-  if (v.tcpHdrLen <= 20) return;
+  if (!v.hasL4 || v.proto !== 6 || v.status !== 0 || v.tcpHdrLen <= 20) return;
   const b = v.buf;
   let o = v.l4Off + 20;
   const end = Math.min(v.l4Off + v.tcpHdrLen, v.frameOff + v.caplen);

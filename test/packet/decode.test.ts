@@ -307,8 +307,11 @@ describe('decode', function () {
         const b = decode(padded, 0, cut, cut, 1, v2);
         assert.equal(a, b);
         assert.equal(v.hasL4, v2.hasL4);
-        assert.equal(v.mss, v2.mss);
-        assert.equal(v.sackCount, v2.sackCount);
+        if (a === 0 && v.hasL4 && v.proto === 6) {
+          // TCP fields exist only when a TCP header was decoded (the view's contract)
+          assert.equal(v.mss, v2.mss);
+          assert.equal(v.sackCount, v2.sackCount);
+        }
       }),
       { numRuns: 5000 },
     );
