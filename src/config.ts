@@ -66,6 +66,8 @@ export const configSchema = z
     timeouts: z.record(z.string(), z.number().min(0)).default({}),
     /** drop traffic that matches no service instead of passing it through (DPVS defence_tcp_drop) */
     drop_unmatched: z.boolean().default(false),
+    /** forwarded packets lose one TTL / hop limit; those arriving with 1 or 0 are dropped (IPVS decrement_ttl) */
+    decrement_ttl: z.boolean().default(false),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -21,6 +21,7 @@ import { FWD_DR, FWD_FNAT, FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OU
 import { fnatRewriteIcmp, natRewrite, natRewriteIcmp } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
 import { tunnelEncap } from './xmit/tunnel.js';
+import { decrementTtl } from './xmit/ttl.js';
 import { MAX_CAPLEN } from './capture/pcap.js';
 
 export interface ConnsSummary {
@@ -75,7 +76,8 @@ export interface ReplayOptions extends ReadOptions {
     snapshotFile?: string;
   };
   /** load balancing: services (NAT), and where to write what the LB emits */
-  lb?: { services: Services; out?: string };
+  /** decrementTtl: forwarded packets lose one TTL / hop; those arriving with 1 or 0 are not forwarded */
+  lb?: { services: Services; out?: string; decrementTtl?: boolean };
 }
 
 export async function replayFile(file: string, opts: ReplayOptions = {}): Promise<ReplaySummary> {
@@ -104,6 +106,13 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   const skip = (why: string) => (notEmitted[why] = (notEmitted[why] ?? 0) + 1);
   const scratch = lb ? Buffer.allocUnsafe(MAX_CAPLEN + 128) : Buffer.alloc(0);
   const caddr = new Uint32Array(4);
+  const decTtl = lb?.decrementTtl === true;
+  /** the hop this LB is: true when the packet may be forwarded (its TTL then decremented, if configured) */
+  const hop = (b: Uint8Array, v: PacketView): boolean => {
+    if (!decTtl || decrementTtl(b, v)) return true;
+    skip('ttl_exceeded');
+    return false;
+  };
   /** what the LB transmits: to the output pcap (same link type, timestamps at its precision) */
   const emit = (r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number) => {
     if (!lb?.out) {
@@ -207,7 +216,9 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
             const s = lb.services.list[tracker.serviceOf(c)]!;
             const d = tracker.serverOf(c);
             const mode = s.fwd[d]!;
-            if (mode === FWD_NAT) {
+            if ((mode === FWD_NAT || mode === FWD_FNAT) && !hop(r.buf, view)) {
+              // expired here: not forwarded (counted by hop)
+            } else if (mode === FWD_NAT) {
               if (icmpErr) {
                 // related error: from the server side it goes out as the VIP's, else in as the server's
                 const w = view.ipVersion === 6 ? 4 : 1;
@@ -246,7 +257,9 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
               let toVip = true;
               for (let i = 0; i < (view.ipVersion === 6 ? 4 : 1); i++) if (view.dst[i] !== s.vip[i]) toVip = false;
               if (!toVip) skip('direct_return');
-              else if (mode === FWD_DR) {
+              else if (!hop(r.buf, view)) {
+                // expired here (the tunnel's inner packet is the one forwarded, as the kernel's)
+              } else if (mode === FWD_DR) {
                 if (r.linktype !== 1) skip('dr_needs_ethernet');
                 else {
                   drRewrite(r.buf, r.off, s.mac[d]!);

@@ -236,6 +236,35 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     assert.equal(f[5], '1', 'the ICMP checksum is good');
   });
 
+  it('decrement_ttl: forwarded packets leave one hop lower with a good header checksum; TTL 1 is not forwarded', async function () {
+    const C = '10.0.0.1';
+    const VIP = '10.201.2.2';
+    const RS = '10.201.3.1';
+    const syn = (ttl: number, sport: number) => eth(0x0800, ipv4({ proto: 6, src: C, dst: VIP, ttl }, tcp({ src: C, dst: VIP, sport, dport: 80, flags: 0x02, seq: 100 })));
+    const reply = eth(0x0800, ipv4({ proto: 6, src: RS, dst: C, ttl: 2 }, tcp({ src: RS, dst: C, sport: 8080, dport: 40000, flags: 0x12, seq: 500, ack: 101 })));
+    const cap = path.join(tmp, 'ttl.pcap');
+    fs.writeFileSync(cap, pcapFile([syn(64, 40000), reply, syn(1, 40001), syn(0, 40002), syn(255, 40003)].map((data, i) => ({ sec: 1700000000, frac: i, data }))));
+    const services = `services:\n  - { proto: tcp, vip: "${VIP}", port: 80, scheduler: rr, forward: nat, servers: [{ addr: "${RS}", port: 8080 }] }\n`;
+    const fields = ['-e', 'ip.ttl', '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'ip.checksum.status', '-e', 'tcp.checksum.status'];
+    const lines = async (out: string) =>
+      (await run('tshark', ['-n', '-r', out, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-T', 'fields', '-E', 'separator=|', ...fields])).stdout.trim().split('\n');
+    for (const on of [false, true]) {
+      const cfg = path.join(tmp, `ttl-${on}.yaml`);
+      fs.writeFileSync(cfg, services + (on ? 'decrement_ttl: true\n' : ''));
+      const out = path.join(tmp, `ttl-${on}.out.pcap`);
+      const r = await tsvs(['replay', '--json', '--config', cfg, '--out', out, cap]);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      if (on) {
+        assert.equal(j.lb.not_emitted.ttl_exceeded, 2, 'the SYNs with TTL 1 and 0');
+        assert.deepEqual(await lines(out), ['63|40000|8080|1|1', '1|80|40000|1|1', '254|40003|8080|1|1']);
+      } else {
+        assert.equal(j.lb.not_emitted.ttl_exceeded, undefined);
+        assert.deepEqual(await lines(out), ['64|40000|8080|1|1', '2|80|40000|1|1', '1|40001|8080|1|1', '0|40002|8080|1|1', '255|40003|8080|1|1']);
+      }
+    }
+  });
+
   it('persistence keeps a client (and its /24) on one server until the template expires', async function () {
     const VIP = '10.201.2.2';
     const frames: Array<{ sec: number; frac: number; data: Uint8Array }> = [];
