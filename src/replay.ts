@@ -6,6 +6,7 @@
 import { readCapture, type ReadOptions } from './capture/reader.js';
 import { CaptureError, formatTs, type PacketRecord } from './capture/record.js';
 import { decode } from './packet/decode.js';
+import { sameAddr } from './packet/bytes.js';
 import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
 import { PacketView } from './packet/view.js';
 import { DecodeStats, type DecodedCounts } from './stats/decode-stats.js';
@@ -216,46 +217,37 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
             const s = lb.services.list[tracker.serviceOf(c)]!;
             const d = tracker.serverOf(c);
             const mode = s.fwd[d]!;
-            if ((mode === FWD_NAT || mode === FWD_FNAT) && !hop(r.buf, view)) {
+            const v6 = view.ipVersion === 6;
+            // a related ICMP error from the server side goes out as the VIP's; else it comes in from the client side
+            const fromServer = icmpErr && sameAddr(view.src, s.serverAddr[d]!, v6);
+            if (mode === FWD_FNAT && icmpErr && !fromServer) skip('fnat_icmp_inbound');
+            else if ((mode === FWD_NAT || mode === FWD_FNAT) && !hop(r.buf, view)) {
               // expired here: not forwarded (counted by hop)
             } else if (mode === FWD_NAT) {
-              if (icmpErr) {
-                // related error: from the server side it goes out as the VIP's, else in as the server's
-                const w = view.ipVersion === 6 ? 4 : 1;
-                let fromServer = true;
-                for (let i = 0; i < w; i++) if (view.src[i] !== s.serverAddr[d]![i]) fromServer = false;
-                natRewriteIcmp(r.buf, view, fromServer, s.vip, s.port, s.serverAddr[d]!, s.serverPort[d]!);
-              } else if ((e & 1) === 0) natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
+              if (icmpErr) natRewriteIcmp(r.buf, view, fromServer, s.vip, s.port, s.serverAddr[d]!, s.serverPort[d]!);
+              else if ((e & 1) === 0) natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
               else natRewrite(r.buf, view, 0, s.vip, s.port);
               emit(r, r.buf, r.off, r.caplen, r.wirelen);
             } else if (mode === FWD_FNAT) {
-              if (icmpErr) {
-                let fromServer = true;
-                for (let i = 0; i < (view.ipVersion === 6 ? 4 : 1); i++) if (view.src[i] !== s.serverAddr[d]![i]) fromServer = false;
-                if (!fromServer) skip('fnat_icmp_inbound');
-                else {
-                  const [li, lport] = tracker.localOf(c);
-                  tracker.table.addrWords(c, 'src', caddr);
-                  fnatRewriteIcmp(r.buf, view, s.vip, s.port, caddr, tracker.table.sport[c]!, s.pool!.addrs[li]!, lport, s.serverAddr[d]!, s.serverPort[d]!);
-                  emit(r, r.buf, r.off, r.caplen, r.wirelen);
-                }
-              } else if ((e & 1) === 0) {
+              const laddr = s.pool!.addrs[tracker.localAddrOf(c)]!;
+              const lport = tracker.localPortOf(c);
+              if ((e & 1) === 0 && !icmpErr) {
                 // client -> VIP becomes local address:port -> server
-                const [li, lport] = tracker.localOf(c);
-                natRewrite(r.buf, view, 0, s.pool!.addrs[li]!, lport);
+                natRewrite(r.buf, view, 0, laddr, lport);
                 natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
-                emit(r, r.buf, r.off, r.caplen, r.wirelen);
               } else {
-                // server -> local becomes VIP -> client (a reply seen from the VIP needs only the source)
-                natRewrite(r.buf, view, 0, s.vip, s.port);
                 tracker.table.addrWords(c, 'src', caddr);
-                natRewrite(r.buf, view, 1, caddr, tracker.table.sport[c]!);
-                emit(r, r.buf, r.off, r.caplen, r.wirelen);
+                if (icmpErr) fnatRewriteIcmp(r.buf, view, s.vip, s.port, caddr, tracker.table.sport[c]!, laddr, lport, s.serverAddr[d]!, s.serverPort[d]!);
+                else {
+                  // server -> local becomes VIP -> client (a reply seen from the VIP needs only the source)
+                  natRewrite(r.buf, view, 0, s.vip, s.port);
+                  natRewrite(r.buf, view, 1, caddr, tracker.table.sport[c]!);
+                }
               }
+              emit(r, r.buf, r.off, r.caplen, r.wirelen);
             } else {
               // DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded
-              let toVip = true;
-              for (let i = 0; i < (view.ipVersion === 6 ? 4 : 1); i++) if (view.dst[i] !== s.vip[i]) toVip = false;
+              const toVip = sameAddr(view.dst, s.vip, v6);
               if (!toVip) skip('direct_return');
               else if (!hop(r.buf, view)) {
                 // expired here (the tunnel's inner packet is the one forwarded, as the kernel's)

@@ -338,7 +338,7 @@ export class Tracker {
       else d.inactive[i]!--;
       const s = this.lb.list[this.lbSvc[c]! - 1]!;
       s.checkOverload(i);
-      if (s.fwd[i] === FWD_FNAT) s.pool!.give(this.lbLocal[c]! >>> 16, this.lbLocal[c]! & 0xffff);
+      if (s.fwd[i] === FWD_FNAT) s.pool!.give(this.localAddrOf(c), this.localPortOf(c));
       if (this.lbTmpl[c]! > 0) {
         this.templates!.release(this.lbTmpl[c]! - 1);
         this.lbTmpl[c] = 0;
@@ -591,9 +591,14 @@ export class Tracker {
     return (this.lbFlags[c]! & L_INPUT_ONLY) !== 0;
   }
 
-  /** FNAT: [local address index, local port] of connection c */
-  localOf(c: number): [number, number] {
-    return [this.lbLocal[c]! >>> 16, this.lbLocal[c]! & 0xffff];
+  /** FNAT: index (in the service's pool) of the local address of connection c */
+  localAddrOf(c: number): number {
+    return this.lbLocal[c]! >>> 16;
+  }
+
+  /** FNAT: local port of connection c */
+  localPortOf(c: number): number {
+    return this.lbLocal[c]! & 0xffff;
   }
 
   /** real server index of a load-balanced connection */

@@ -83,3 +83,9 @@ export function formatAddr(words: Uint32Array, version: number): string {
   const tail = hex.slice(bestStart + bestLen).join(':');
   return `${head}::${tail}`;
 }
+
+/** Equal addresses in the decoder's word form (one word for IPv4, four for IPv6). */
+export function sameAddr(a: Uint32Array, b: Uint32Array, v6: boolean): boolean {
+  if (a[0] !== b[0]) return false;
+  return !v6 || (a[1] === b[1] && a[2] === b[2] && a[3] === b[3]);
+}

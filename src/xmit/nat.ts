@@ -37,10 +37,7 @@ export function natRewrite(b: Uint8Array, v: PacketView, which: 0 | 1, addr: Uin
   }
   const pAt = l4 + (which === 0 ? 0 : 2);
   const oldPort = rd16(b, pAt);
-  if (oldPort !== port) {
-    wr16(b, pAt, port);
-    if (l4sum) patch16(b, csum, oldPort, port);
-  }
+  if (oldPort !== port) setPort(b, pAt, oldPort, port, l4sum ? csum : -1);
   if (l4sum && v.proto === IPPROTO_UDP && rd16(b, csum) === 0) wr16(b, csum, 0xffff); // RFC 768: 0 is "none"
 }
 
@@ -67,13 +64,10 @@ export function natRewriteIcmp(b: Uint8Array, v: PacketView, outbound: boolean, 
   const pAt = il4 + (qIsDst ? 2 : 0);
   const oldPort = rd16(b, pAt);
   const newPort = outbound ? vport : sport;
-  wr16(b, pAt, newPort);
-  if (q.proto === IPPROTO_UDP && rd16(b, il4 + 6) !== 0) {
-    // the quoted UDP checksum covers the pseudo-header: fold the address and port change in
-    const uc = il4 + 6;
-    for (let i = 0; i < (qv6 ? 4 : 1); i++) patch32(b, uc, from[i]!, to[i]!);
-    patch16(b, uc, oldPort, newPort);
-  }
+  // the quoted UDP checksum covers the pseudo-header: fold the address and port change in
+  const uc = q.proto === IPPROTO_UDP && rd16(b, il4 + 6) !== 0 ? il4 + 6 : -1;
+  setPort(b, pAt, oldPort, newPort, uc);
+  if (uc >= 0) for (let i = 0; i < (qv6 ? 4 : 1); i++) patch32(b, uc, from[i]!, to[i]!);
   // the ICMP checksum covers the whole message (and the pseudo-header for ICMPv6)
   setL4Checksum(b, v);
 }
@@ -115,12 +109,8 @@ export function fnatRewriteIcmp(
   replaceAddr(b, il3 + (qv6 ? 24 : 16), qv6, qv6 ? -1 : il3 + 10, server, vip);
   const il4 = q.l4Off;
   const udpSum = q.proto === IPPROTO_UDP && rd16(b, il4 + 6) !== 0 ? il4 + 6 : -1;
-  const port = (at: number, from: number, to: number) => {
-    wr16(b, at, to);
-    if (udpSum >= 0) patch16(b, udpSum, from, to);
-  };
-  port(il4, lport, cport);
-  port(il4 + 2, sport, vport);
+  setPort(b, il4, lport, cport, udpSum);
+  setPort(b, il4 + 2, sport, vport, udpSum);
   if (udpSum >= 0) {
     for (let i = 0; i < (qv6 ? 4 : 1); i++) {
       patch32(b, udpSum, laddr[i]!, client[i]!);
@@ -128,4 +118,10 @@ export function fnatRewriteIcmp(
     }
   }
   setL4Checksum(b, v);
+}
+
+/** Write a port, folding the change into the checksum at `csum` (none when negative). */
+function setPort(b: Uint8Array, at: number, from: number, to: number, csum: number): void {
+  wr16(b, at, to);
+  if (csum >= 0) patch16(b, csum, from, to);
 }

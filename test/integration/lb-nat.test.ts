@@ -92,6 +92,22 @@ function config(services: Array<{ proto: string; vip: string; port: number; sche
   return p;
 }
 
+/**
+ * A capture of a UDP query client:33000 -> VIP:53 and the server's port unreachable about it, quoting the
+ * query as the server received it: from `seenFrom` (address, port) to the server's port 5353.
+ */
+function portUnreachable(name: string, client: string, vip: string, seenFrom: [string, number], server: string): string {
+  const payload = new Uint8Array(20).fill(7);
+  const query = ipv4({ proto: 17, src: client, dst: vip }, udp({ src: client, dst: vip, sport: 33000, dport: 53 }, payload));
+  const [qsrc, qport] = seenFrom;
+  const seen = ipv4({ proto: 17, src: qsrc, dst: server }, udp({ src: qsrc, dst: server, sport: qport, dport: 5353 }, payload));
+  // an ICMP error quotes the IP header and the first 8 bytes of its payload
+  const unreach = ipv4({ proto: 1, src: server, dst: qsrc }, icmp({ type: 3, code: 3 }, seen.subarray(0, 28)));
+  const cap = path.join(tmp, name);
+  fs.writeFileSync(cap, pcapFile([{ sec: 1700000000, frac: 0, data: eth(0x0800, query) }, { sec: 1700000000, frac: 10, data: eth(0x0800, unreach) }]));
+  return cap;
+}
+
 describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
   this.timeout(120000);
   before(function () {
@@ -205,18 +221,8 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     const C = '10.0.0.1';
     const VIP = '10.201.2.2';
     const RS = '10.201.3.1';
-    const query = ipv4({ proto: 17, src: C, dst: VIP }, udp({ src: C, dst: VIP, sport: 33000, dport: 53 }, new Uint8Array(20).fill(7)));
-    // what the server received (dst rewritten to it) and quotes back: IP header + 8 bytes of UDP
-    const seen = ipv4({ proto: 17, src: C, dst: RS }, udp({ src: C, dst: RS, sport: 33000, dport: 5353 }, new Uint8Array(20).fill(7)));
-    const unreach = ipv4({ proto: 1, src: RS, dst: C }, icmp({ type: 3, code: 3 }, seen.subarray(0, 28)));
-    const cap = path.join(tmp, 'icmp.pcap');
-    fs.writeFileSync(
-      cap,
-      pcapFile([
-        { sec: 1700000000, frac: 0, data: eth(0x0800, query) },
-        { sec: 1700000000, frac: 10, data: eth(0x0800, unreach) },
-      ]),
-    );
+    // what the server received (dst rewritten to it) and quotes back
+    const cap = portUnreachable('icmp.pcap', C, VIP, [C, 33000], RS);
     const out = path.join(tmp, 'icmp.out.pcap');
     const r = await tsvs(['replay', '--json', '--config', config([{ proto: 'udp', vip: VIP, port: 53, servers: [[RS, 5353, 1]] }]), '--out', out, cap]);
     assert.equal(r.code, 0, r.stderr);
@@ -321,12 +327,8 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     const VIP = '10.201.2.2';
     const RS = '10.201.3.1';
     const LADDR = '10.201.9.1';
-    const query = ipv4({ proto: 17, src: C, dst: VIP }, udp({ src: C, dst: VIP, sport: 33000, dport: 53 }, new Uint8Array(20).fill(7)));
     // the server got it from the local address and its first pooled port (1025), and quotes that
-    const seen = ipv4({ proto: 17, src: LADDR, dst: RS }, udp({ src: LADDR, dst: RS, sport: 1025, dport: 5353 }, new Uint8Array(20).fill(7)));
-    const unreach = ipv4({ proto: 1, src: RS, dst: LADDR }, icmp({ type: 3, code: 3 }, seen.subarray(0, 28)));
-    const cap = path.join(tmp, 'ficmp.pcap');
-    fs.writeFileSync(cap, pcapFile([{ sec: 1700000000, frac: 0, data: eth(0x0800, query) }, { sec: 1700000000, frac: 10, data: eth(0x0800, unreach) }]));
+    const cap = portUnreachable('ficmp.pcap', C, VIP, [LADDR, 1025], RS);
     const p = path.join(tmp, 'ficmp.yaml');
     fs.writeFileSync(p, `services:\n  - proto: udp\n    vip: ${VIP}\n    port: 53\n    scheduler: rr\n    forward: fnat\n    laddrs: [${LADDR}]\n    servers:\n      - { addr: ${RS}, port: 5353 }\n`);
     const out = path.join(tmp, 'ficmp.out.pcap');
