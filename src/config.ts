@@ -11,11 +11,23 @@ import { SCHEDULER_NAMES } from './sched/index.js';
 const address = z.string().refine((s) => isIP(s) !== 0, { message: 'expected an IPv4 or IPv6 address' });
 const port = z.number().int().min(1).max(65535);
 const FORWARD = ['nat', 'fnat', 'dr', 'tunnel', 'snat'] as const;
+/** an address prefix "10.0.0.0/8", "2001:db8::/32" (a bare address is a host route) */
+const prefix = z.string().refine(
+  (s) => {
+    const [a, l, extra] = s.split('/');
+    if (extra !== undefined || !a || isIP(a) === 0) return false;
+    if (l === undefined) return true;
+    const n = Number(l);
+    return /^[0-9]+$/.test(l) && n <= (isIP(a) === 6 ? 128 : 32);
+  },
+  { message: 'expected an address prefix like 10.0.0.0/8' },
+);
 
 const server = z
   .object({
     addr: address,
-    port,
+    /** required except for snat, whose servers are SNAT addresses */
+    port: port.optional(),
     weight: z.number().int().min(0).max(65535).default(1),
     mac: z
       .string()
@@ -30,8 +42,11 @@ const server = z
 const service = z
   .object({
     proto: z.enum(['tcp', 'udp']),
-    vip: address,
-    port,
+    /** required except for snat */
+    vip: address.optional(),
+    port: port.optional(),
+    /** snat: the outbound connections it translates (inside sources, optionally a destination prefix and port) */
+    match: z.object({ src: prefix, dst: prefix.optional(), dport: port.optional() }).strict().optional(),
     scheduler: z.string().refine((s) => SCHEDULER_NAMES.includes(s), { message: `expected one of ${SCHEDULER_NAMES.join(', ')}` }),
     forward: z.enum(FORWARD).default('nat'),
     laddrs: z.array(address).default([]),
@@ -46,14 +61,32 @@ const service = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    const v6 = s.vip.includes(':');
+    const issue = (path: Array<string | number>, message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+    if (s.forward === 'snat') {
+      // SNAT (DPVS match service): inside hosts' outbound connections leave from a SNAT address (a "server")
+      if (!s.match) issue(['match'], 'required for snat forwarding (the inside sources it translates, e.g. { src: 10.0.0.0/8 })');
+      if (s.vip !== undefined || s.port !== undefined) issue([s.vip !== undefined ? 'vip' : 'port'], 'not used by snat forwarding (a snat service matches by match:)');
+      const v6 = s.match?.src.includes(':') ?? false;
+      if (s.match?.dst && s.match.dst.includes(':') !== v6) issue(['match', 'dst'], 'must be of the same address family as match.src');
+      s.servers.forEach((x, i) => {
+        if (x.forward !== undefined && x.forward !== 'snat') issue(['servers', i, 'forward'], 'a snat service has only snat servers');
+        if (x.addr.includes(':') !== v6) issue(['servers', i, 'addr'], 'must be of the address family of match.src');
+      });
+      return;
+    }
+    if (s.vip === undefined) issue(['vip'], 'required');
+    if (s.port === undefined) issue(['port'], 'required');
+    if (s.match) issue(['match'], 'only used by snat forwarding');
+    const v6 = s.vip?.includes(':') ?? false;
     if ((s.forward === 'fnat' || s.servers.some((x) => x.forward === 'fnat')) && s.laddrs.length === 0) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['laddrs'], message: 'required for fnat forwarding (local addresses the LB connects to servers from)' });
+      issue(['laddrs'], 'required for fnat forwarding (local addresses the LB connects to servers from)');
     }
     s.servers.forEach((x, i) => {
       const fwd = x.forward ?? s.forward;
-      if (fwd === 'dr' && !x.mac) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['servers', i, 'mac'], message: 'required for dr forwarding (the MAC address the LB sends to)' });
-      if ((fwd === 'dr' || fwd === 'tunnel' || fwd === 'nat') && x.addr.includes(':') !== v6) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['servers', i, 'addr'], message: `must be of the VIP's address family for ${fwd} forwarding` });
+      if (x.port === undefined) issue(['servers', i, 'port'], 'required');
+      if (fwd === 'snat') issue(['servers', i, 'forward'], 'snat is a service-wide mode (forward: snat with match:)');
+      if (fwd === 'dr' && !x.mac) issue(['servers', i, 'mac'], 'required for dr forwarding (the MAC address the LB sends to)');
+      if ((fwd === 'dr' || fwd === 'tunnel' || fwd === 'nat') && x.addr.includes(':') !== v6) issue(['servers', i, 'addr'], `must be of the VIP's address family for ${fwd} forwarding`);
     });
   });
 
@@ -73,6 +106,7 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     const seen = new Map<string, number>();
     c.services.forEach((s, i) => {
+      if (s.forward === 'snat') return;
       const k = `${s.proto} ${s.vip} ${s.port}`;
       const first = seen.get(k);
       if (first !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['services', i], message: `duplicate service ${k} (also services[${first}])` });

@@ -18,8 +18,8 @@ export interface LineSink {
 }
 import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
 import { PcapWriter } from './capture/writer.js';
-import { FWD_DR, FWD_FNAT, FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
-import { fnatRewriteIcmp, natRewrite, natRewriteIcmp } from './xmit/nat.js';
+import { FWD_DR, FWD_FNAT, FWD_NAT, FWD_SNAT, serverLabel, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
+import { icmpXlate, natRewrite } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
 import { tunnelEncap } from './xmit/tunnel.js';
 import { decrementTtl } from './xmit/ttl.js';
@@ -107,6 +107,9 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   const skip = (why: string) => (notEmitted[why] = (notEmitted[why] ?? 0) + 1);
   const scratch = lb ? Buffer.allocUnsafe(MAX_CAPLEN + 128) : Buffer.alloc(0);
   const caddr = new Uint32Array(4);
+  const oaddr = new Uint32Array(4);
+  const aaddr = new Uint32Array(4);
+  const baddr = new Uint32Array(4);
   const decTtl = lb?.decrementTtl === true;
   /** the hop this LB is: true when the packet may be forwarded (its TTL then decremented, if configured) */
   const hop = (b: Uint8Array, v: PacketView): boolean => {
@@ -218,33 +221,34 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
             const d = tracker.serverOf(c);
             const mode = s.fwd[d]!;
             const v6 = view.ipVersion === 6;
-            // a related ICMP error from the server side goes out as the VIP's; else it comes in from the client side
-            const fromServer = icmpErr && sameAddr(view.src, s.serverAddr[d]!, v6);
-            if (mode === FWD_FNAT && icmpErr && !fromServer) skip('fnat_icmp_inbound');
-            else if ((mode === FWD_NAT || mode === FWD_FNAT) && !hop(r.buf, view)) {
-              // expired here: not forwarded (counted by hop)
-            } else if (mode === FWD_NAT) {
-              if (icmpErr) natRewriteIcmp(r.buf, view, fromServer, s.vip, s.port, s.serverAddr[d]!, s.serverPort[d]!);
-              else if ((e & 1) === 0) natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
-              else natRewrite(r.buf, view, 0, s.vip, s.port);
-              emit(r, r.buf, r.off, r.caplen, r.wirelen);
-            } else if (mode === FWD_FNAT) {
-              const laddr = s.pool!.addrs[tracker.localAddrOf(c)]!;
-              const lport = tracker.localPortOf(c);
-              if ((e & 1) === 0 && !icmpErr) {
-                // client -> VIP becomes local address:port -> server
-                natRewrite(r.buf, view, 0, laddr, lport);
-                natRewrite(r.buf, view, 1, s.serverAddr[d]!, s.serverPort[d]!);
+            if ((mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) && hop(r.buf, view)) {
+              // translated modes: the original tuple client:cport -> vip:vport (for SNAT the remote host) is
+              // seen on the other side as the inverse of the reply tuple, a:pa -> b:pb (NAT: client -> server,
+              // FNAT: local address -> server, SNAT: SNAT address -> remote)
+              const t = tracker.table;
+              t.addrWords(c, 'src', caddr);
+              t.addrWords(c, 'dst', oaddr);
+              t.replyAddrWords(c, 'dst', aaddr);
+              t.replyAddrWords(c, 'src', baddr);
+              const cport = t.sport[c]!;
+              const vport = t.dport[c]!;
+              const pa = t.rdport[c]!;
+              const pb = t.rsport[c]!;
+              if (icmpErr) {
+                // e's direction is the quoted packet's: 0, it went out translated and the error comes back
+                if ((e & 1) === 0) icmpXlate(r.buf, view, aaddr, caddr, cport, baddr, oaddr, vport);
+                else icmpXlate(r.buf, view, oaddr, baddr, pb, caddr, aaddr, pa);
+              } else if ((e & 1) === 0) {
+                natRewrite(r.buf, view, 0, aaddr, pa);
+                natRewrite(r.buf, view, 1, baddr, pb);
               } else {
-                tracker.table.addrWords(c, 'src', caddr);
-                if (icmpErr) fnatRewriteIcmp(r.buf, view, s.vip, s.port, caddr, tracker.table.sport[c]!, laddr, lport, s.serverAddr[d]!, s.serverPort[d]!);
-                else {
-                  // server -> local becomes VIP -> client (a reply seen from the VIP needs only the source)
-                  natRewrite(r.buf, view, 0, s.vip, s.port);
-                  natRewrite(r.buf, view, 1, caddr, tracker.table.sport[c]!);
-                }
+                // a reply seen from the VIP (client-side capture) needs no source change: natRewrite skips it
+                natRewrite(r.buf, view, 0, oaddr, vport);
+                natRewrite(r.buf, view, 1, caddr, cport);
               }
               emit(r, r.buf, r.off, r.caplen, r.wirelen);
+            } else if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
+              // expired here: not forwarded (counted by hop)
             } else {
               // DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded
               const toVip = sameAddr(view.dst, s.vip, v6);
@@ -288,7 +292,7 @@ function lbSummary(sv: Services, emitted: number, notEmitted: Record<string, num
     emitted,
     not_emitted: notEmitted,
     services: sv.list.map((s) => ({
-      service: `${s.cfg.proto} ${s.v6 ? `[${s.cfg.vip}]` : s.cfg.vip}:${s.port}`,
+      service: s.label,
       scheduler: s.cfg.scheduler,
       forward: s.cfg.forward,
       conns: s.stats[ST_CONNS]!,
@@ -297,7 +301,7 @@ function lbSummary(sv: Services, emitted: number, notEmitted: Record<string, num
       in_bytes: s.stats[ST_INBYTES]!,
       out_bytes: s.stats[ST_OUTBYTES]!,
       servers: s.cfg.servers.map((x, i) => ({
-        server: x.addr.includes(':') ? `[${x.addr}]:${x.port}` : `${x.addr}:${x.port}`,
+        server: serverLabel(x),
         weight: s.dests.weight[i]!,
         conns: s.destStats[i * ST_N + ST_CONNS]!,
         in_pkts: s.destStats[i * ST_N + ST_INPKTS]!,

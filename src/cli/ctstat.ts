@@ -114,16 +114,16 @@ function services(snap: Snapshot, o: Opts): string {
     const row = (name: string, x: { conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number }) =>
       `${name.padEnd(33)} ${String(x.conns).padStart(8)} ${String(x.in_pkts).padStart(8)} ${String(x.out_pkts).padStart(8)} ${String(x.in_bytes ?? 0).padStart(8)} ${String(x.out_bytes ?? 0).padStart(8)}`;
     for (const s of svcs) {
-      const [proto, addr] = s.service.split(' ');
-      lines.push(row(`${proto!.toUpperCase()}  ${addr}`, s));
+      const [proto, ...addr] = s.service.split(' ');
+      lines.push(row(`${proto!.toUpperCase()}  ${addr.join(' ')}`, s));
       for (const d of s.servers) lines.push(row(`  -> ${d.server}`, d));
     }
     return lines.join('\n');
   }
   lines.push('IP Virtual Server version 1.2.1 (tsvs)', 'Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
   for (const s of svcs) {
-    const [proto, addr] = s.service.split(' ');
-    lines.push(`${proto!.toUpperCase()}  ${addr} ${s.scheduler}`);
+    const [proto, ...addr] = s.service.split(' ');
+    lines.push(`${proto!.toUpperCase()}  ${addr.join(' ')} ${s.scheduler}`);
     for (const d of s.servers) {
       lines.push(`  -> ${d.server.padEnd(28)} ${(FWD[s.forward ?? 'nat'] ?? 'Masq').padEnd(7)} ${String(d.weight).padEnd(6)} ${String(d.active).padEnd(10)} ${d.inactive}`);
     }

@@ -72,9 +72,6 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
     }
     cfg.services.forEach((sv, i) => {
       const where = `${opts.config}: services[${i}]`;
-      const modes = [sv.forward, ...sv.servers.map((x) => x.forward ?? sv.forward)];
-      const missing = modes.find((m) => m === 'snat');
-      if (missing) throw new UsageError(`${where}.forward: ${missing} is not implemented yet (this version forwards with nat, fnat, dr and tunnel)`);
       if (sv.synproxy) throw new UsageError(`${where}.synproxy: not implemented yet`);
     });
   }

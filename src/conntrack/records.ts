@@ -7,6 +7,7 @@ import { formatAddr } from '../packet/bytes.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/view.js';
 import { F_NAT, icmpReplyKey } from './table.js';
 import { COUNTER_NAMES, S_ASSURED, S_SEEN_REPLY, type EventType, type Tracker } from './tracker.js';
+import { serverLabel } from '../service/services.js';
 
 export function protoName(p: number): string {
   switch (p) {
@@ -202,8 +203,7 @@ function snapshotConn(t: Tracker, c: number): SnapshotConn {
 
 function lbServer(t: Tracker, c: number): string {
   const s = t.lb!.list[t.serviceOf(c)]!;
-  const cfg = s.cfg.servers[t.serverOf(c)]!;
-  return cfg.addr.includes(':') ? `[${cfg.addr}]:${cfg.port}` : `${cfg.addr}:${cfg.port}`;
+  return serverLabel(s.cfg.servers[t.serverOf(c)]!);
 }
 
 export function snapshot(t: Tracker, source: string): Snapshot {

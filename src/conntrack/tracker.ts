@@ -51,7 +51,7 @@ import { Rng } from '../timer/rng.js';
 import { TimerWheel } from '../timer/wheel.js';
 import { ConnTable, F_V6, TupleKey } from './table.js';
 import { Templates } from '../service/persistence.js';
-import { FWD_FNAT, FWD_NAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
+import { FWD_FNAT, FWD_NAT, FWD_SNAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
 
 export type Profile = 'netfilter' | 'dpvs';
 
@@ -338,7 +338,7 @@ export class Tracker {
       else d.inactive[i]!--;
       const s = this.lb.list[this.lbSvc[c]! - 1]!;
       s.checkOverload(i);
-      if (s.fwd[i] === FWD_FNAT) s.pool!.give(this.localAddrOf(c), this.localPortOf(c));
+      if (s.fwd[i] === FWD_FNAT || s.fwd[i] === FWD_SNAT) s.pool!.give(this.localAddrOf(c), this.localPortOf(c));
       if (this.lbTmpl[c]! > 0) {
         this.templates!.release(this.lbTmpl[c]! - 1);
         this.lbTmpl[c] = 0;
@@ -492,7 +492,8 @@ export class Tracker {
    */
   private schedule(c: number, k: TupleKey): boolean {
     const lb = this.lb!;
-    const svc = lb.lookup(k.proto, k.v6, k.dst, k.dport);
+    let svc = lb.lookup(k.proto, k.v6, k.dst, k.dport);
+    if (svc < 0 && lb.hasSnat) svc = lb.matchSnat(k.proto, k.v6, k.src, k.dst, k.dport);
     if (svc < 0) {
       this.counters[C_UNMATCHED]!++;
       return false;
@@ -518,18 +519,19 @@ export class Tracker {
       return false;
     }
     const mode = s.fwd[dest]!;
-    if (mode === FWD_NAT || mode === FWD_FNAT) {
+    if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
       const r = this.rkey;
       r.v6 = k.v6;
       r.proto = k.proto;
-      r.src.set(s.serverAddr[dest]!);
-      r.sport = s.serverPort[dest]!;
+      r.src.set(mode === FWD_SNAT ? k.dst : s.serverAddr[dest]!);
+      r.sport = mode === FWD_SNAT ? k.dport : s.serverPort[dest]!;
       if (mode === FWD_NAT) {
         r.dst.set(k.src);
         r.dport = k.sport;
       } else {
-        // FNAT: the server sees, and answers, a local address and port of the LB
-        const l = s.pool!.take();
+        // FNAT: the server sees, and answers, a local address and port of the LB; SNAT: the remote host sees
+        // the scheduled SNAT address and a port of its pool
+        const l = mode === FWD_SNAT ? s.pool!.takeFrom(dest) : s.pool!.take();
         if (l < 0) {
           this.counters[C_NO_LPORT]!++;
           this.counters[C_DROP]!++;
@@ -564,11 +566,13 @@ export class Tracker {
   /**
    * A packet from a VIP to a client with no connection of its own: in a capture taken on the client side the
    * LB's answer comes from the VIP, and stands for the chosen server's reply (entry of the original tuple,
-   * reply direction).
+   * reply direction). The same for a SNAT connection seen from the inside.
    */
   private replyFromVip(k: TupleKey): number {
     const lb = this.lb!;
-    if (lb.lookup(k.proto, k.v6, k.src, k.sport) < 0) return -1;
+    // SNAT likewise: a capture taken inside shows the remote host's answer to the inside host, which stands for
+    // its answer to the SNAT address
+    if (lb.lookup(k.proto, k.v6, k.src, k.sport) < 0 && !(lb.hasSnat && lb.matchSnat(k.proto, k.v6, k.dst, k.src, k.sport) >= 0)) return -1;
     const r = this.rkey;
     r.v6 = k.v6;
     r.proto = k.proto;

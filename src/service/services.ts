@@ -10,7 +10,8 @@ export const FWD_NAT = 0;
 export const FWD_DR = 1;
 export const FWD_TUNNEL = 2;
 export const FWD_FNAT = 3;
-const FWD_CODE: Record<string, number> = { nat: FWD_NAT, dr: FWD_DR, tunnel: FWD_TUNNEL, fnat: FWD_FNAT };
+export const FWD_SNAT = 4;
+const FWD_CODE: Record<string, number> = { nat: FWD_NAT, dr: FWD_DR, tunnel: FWD_TUNNEL, fnat: FWD_FNAT, snat: FWD_SNAT };
 
 /** FNAT local ports: 1025-65535 by default (DPVS sa_pool) */
 export const LPORT_MIN = 1025;
@@ -38,14 +39,18 @@ export class LocalPool {
     this.top = new Int32Array(laddrs.length).fill(n);
   }
 
+  /** take a port of local address i: returns i << 16 | port, or -1 when its pool is empty */
+  takeFrom(i: number): number {
+    return this.top[i]! > 0 ? (i << 16) | this.free[i]![--this.top[i]!]! : -1;
+  }
+
   /** take a port: returns laddr index << 16 | port, or -1 when every pool is empty */
   take(): number {
     for (let k = 0; k < this.addrs.length; k++) {
       const i = (this.next + k) % this.addrs.length;
       if (this.top[i]! > 0) {
         this.next = (i + 1) % this.addrs.length; // spread connections over the local addresses
-        const port = this.free[i]![--this.top[i]!]!;
-        return (i << 16) | port;
+        return this.takeFrom(i);
       }
     }
     return -1;
@@ -76,6 +81,11 @@ export function addrToWords(s: string): { v6: boolean; words: Uint32Array } {
   return { v6: true, words: w };
 }
 
+/** "10.0.0.1:80", "[2001:db8::1]:80" (a SNAT address shows port 0, as ipvsadm does) */
+export function serverLabel(x: { addr: string; port?: number | undefined }): string {
+  return x.addr.includes(':') ? `[${x.addr}]:${x.port ?? 0}` : `${x.addr}:${x.port ?? 0}`;
+}
+
 /** counters of a service or a server: conns, in/out packets, in/out bytes */
 export const ST_CONNS = 0;
 export const ST_INPKTS = 1;
@@ -100,8 +110,10 @@ export class Service {
   /** connection thresholds by server (0 = none) */
   readonly upper: Int32Array;
   readonly lower: Int32Array;
-  /** FNAT local addresses and ports (null when no server of the service uses FNAT) */
+  /** FNAT local addresses and ports, SNAT addresses (the servers) and ports; null for other modes */
   readonly pool: LocalPool | null;
+  /** SNAT: the source prefix, and the destination prefix and port (0 = any) a connection must match */
+  readonly snat: { src: Prefix; dst: Prefix; dport: number } | null;
   /** tunnel: GUE instead of IP-in-IP, and its UDP port */
   readonly gue: boolean;
   readonly guePort: number;
@@ -113,18 +125,22 @@ export class Service {
     readonly cfg: ServiceConfig,
   ) {
     this.proto = cfg.proto === 'tcp' ? 6 : 17;
-    const a = addrToWords(cfg.vip);
+    const m = cfg.match;
+    const a = addrToWords(m ? m.src.split('/')[0]! : (cfg.vip ?? '0.0.0.0'));
     this.v6 = a.v6;
-    this.vip = a.words;
-    this.port = cfg.port;
-    this.dests = Dests.of(cfg.servers.map((s) => ({ id: `${s.addr}:${s.port}`, weight: s.weight })));
+    // a SNAT service has no VIP: its connections keep their destination
+    this.vip = m ? new Uint32Array(4) : a.words;
+    this.port = cfg.port ?? 0;
+    this.dests = Dests.of(cfg.servers.map((s) => ({ id: `${s.addr}:${s.port ?? 0}`, weight: s.weight })));
     this.serverAddr = cfg.servers.map((s) => addrToWords(s.addr).words);
-    this.serverPort = Int32Array.from(cfg.servers.map((s) => s.port));
+    this.serverPort = Int32Array.from(cfg.servers.map((s) => s.port ?? 0));
     this.fwd = Uint8Array.from(cfg.servers.map((s) => FWD_CODE[s.forward ?? cfg.forward] ?? FWD_NAT));
     this.mac = cfg.servers.map((s) => macBytes(s.mac));
     this.upper = Int32Array.from(cfg.servers.map((s) => s.upper_threshold));
     this.lower = Int32Array.from(cfg.servers.map((s) => s.lower_threshold));
-    this.pool = this.fwd.includes(FWD_FNAT) ? new LocalPool(cfg.laddrs.map((a) => addrToWords(a).words)) : null;
+    this.snat = m ? { src: parsePrefix(m.src), dst: parsePrefix(m.dst ?? (this.v6 ? '::/0' : '0.0.0.0/0')), dport: m.dport ?? 0 } : null;
+    // SNAT: the servers are the SNAT addresses, each with its own port pool
+    this.pool = m ? new LocalPool(this.serverAddr) : this.fwd.includes(FWD_FNAT) ? new LocalPool(cfg.laddrs.map((a) => addrToWords(a).words)) : null;
     this.gue = cfg.tunnel.type === 'gue';
     this.guePort = cfg.tunnel.port;
     this.destStats = new Float64Array(cfg.servers.length * ST_N);
@@ -149,18 +165,46 @@ export class Service {
     }
   }
 
-  get name(): string {
-    return `${this.cfg.proto.toUpperCase()}  ${this.v6 ? `[${this.cfg.vip}]` : this.cfg.vip}:${this.port}`;
+  /** "tcp 10.0.0.1:80", "udp [2001:db8::1]:53", or for SNAT "tcp snat 10.0.0.0/8" */
+  get label(): string {
+    if (this.cfg.match) return `${this.cfg.proto} snat ${this.cfg.match.src}${this.cfg.match.dst ? ` -> ${this.cfg.match.dst}` : ''}${this.cfg.match.dport ? `:${this.cfg.match.dport}` : ''}`;
+    return `${this.cfg.proto} ${this.v6 ? `[${this.cfg.vip}]` : this.cfg.vip}:${this.port}`;
   }
+}
+
+/** an address prefix as 4 words and a length */
+export interface Prefix {
+  words: Uint32Array;
+  len: number;
+}
+
+export function parsePrefix(s: string): Prefix {
+  const [a, l] = s.split('/');
+  const { v6, words } = addrToWords(a!);
+  return { words, len: l === undefined ? (v6 ? 128 : 32) : Number(l) };
+}
+
+/** does address `a` (4 words; IPv4 in word 0) fall in prefix `p`? */
+export function inPrefix(a: Uint32Array, p: Prefix, v6: boolean): boolean {
+  let left = v6 ? p.len : Math.min(p.len, 32);
+  for (let i = 0; left > 0; i++, left -= 32) {
+    const mask = left >= 32 ? 0xffffffff : (0xffffffff << (32 - left)) >>> 0;
+    if (((a[i]! ^ p.words[i]!) & mask) !== 0) return false;
+  }
+  return true;
 }
 
 export class Services {
   readonly list: Service[];
   private readonly index = new Map<number, number[]>();
+  /** SNAT services, matched in configuration order when no virtual service matches */
+  private readonly snats: Service[];
 
   constructor(cfgs: ServiceConfig[]) {
     this.list = cfgs.map((c, i) => new Service(i, c));
+    this.snats = this.list.filter((s) => s.snat !== null);
     for (const s of this.list) {
+      if (s.snat) continue;
       const k = Services.key(s.v6, s.vip, s.port);
       this.index.set(k, [...(this.index.get(k) ?? []), s.index]);
     }
@@ -183,6 +227,19 @@ export class Services {
       if (vip[0] === a[0] && (!v6 || (vip[1] === a[1] && vip[2] === a[2] && vip[3] === a[3]))) return i;
     }
     return -1;
+  }
+
+  /** The SNAT service for a new outbound connection (src -> dst:dport), or -1. */
+  matchSnat(proto: number, v6: boolean, src: Uint32Array, dst: Uint32Array, dport: number): number {
+    for (const s of this.snats) {
+      const m = s.snat!;
+      if (s.proto === proto && s.v6 === v6 && (m.dport === 0 || m.dport === dport) && inPrefix(src, m.src, v6) && inPrefix(dst, m.dst, v6)) return s.index;
+    }
+    return -1;
+  }
+
+  get hasSnat(): boolean {
+    return this.snats.length > 0;
   }
 
   /** Schedule a real server of service `svc` for a new connection; -1 when none may take it. */

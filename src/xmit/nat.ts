@@ -42,82 +42,57 @@ export function natRewrite(b: Uint8Array, v: PacketView, which: 0 | 1, addr: Uin
 }
 
 /**
- * Translate an ICMP/ICMPv6 error related to a NAT connection (IPVS ip_vs_nat_icmp): the outer address on the
- * server side and the quoted packet's address and port become the VIP's (outbound), or the VIP's become the
- * server's (inbound). The quoted IPv4 header checksum and (UDP) checksum are patched; the ICMP checksum is
- * recomputed over the message (ICMPv6: with the pseudo-header).
- * `outbound`: the error travels from the server towards the client.
+ * Translate an ICMP/ICMPv6 error related to a translated connection (IPVS ip_vs_nat_icmp, DPVS
+ * dp_vs_fnat/snat icmp handling). An error quotes the packet it is about, which travelled the other way: the
+ * quoted source is where the error goes (the outer destination), the quoted destination usually where it came
+ * from (the outer source; a router on the path keeps its own address). The quoted source address `sFrom`
+ * becomes `sTo` with port `sPort`, the quoted destination `dFrom` becomes `dTo` with port `dPort`, and the outer
+ * addresses follow wherever they equal those. The outer and quoted IPv4 header checksums and the quoted UDP
+ * checksum are patched; the ICMP checksum is recomputed over the message (ICMPv6: with the pseudo-header).
  */
-export function natRewriteIcmp(b: Uint8Array, v: PacketView, outbound: boolean, vip: Uint32Array, vport: number, server: Uint32Array, sport: number): void {
+export function icmpXlate(
+  b: Uint8Array,
+  v: PacketView,
+  sFrom: Uint32Array,
+  sTo: Uint32Array,
+  sPort: number,
+  dFrom: Uint32Array,
+  dTo: Uint32Array,
+  dPort: number,
+): void {
   const q = v.inner;
   const six = v.ipVersion === 6;
-  const from = outbound ? server : vip;
-  const to = outbound ? vip : server;
-  // outer: the source (outbound) or the destination (inbound)
-  replaceAddr(b, v.l3Off + (six ? (outbound ? 8 : 24) : outbound ? 12 : 16), six, v.l3Off + 10, from, to);
-  // quoted packet: it went client -> server, so its destination (outbound) or, inbound, its source
-  const qIsDst = outbound;
-  const il3 = q.l3Off;
   const qv6 = q.ipVersion === 6;
-  replaceAddr(b, il3 + (qv6 ? (qIsDst ? 24 : 8) : qIsDst ? 16 : 12), qv6, qv6 ? -1 : il3 + 10, from, to);
+  const l3 = v.l3Off;
+  replaceAddr(b, l3 + (six ? 8 : 12), six, six ? -1 : l3 + 10, dFrom, dTo);
+  replaceAddr(b, l3 + (six ? 24 : 16), six, six ? -1 : l3 + 10, sFrom, sTo);
+  const il3 = q.l3Off;
+  const qs = replaceAddr(b, il3 + (qv6 ? 8 : 12), qv6, qv6 ? -1 : il3 + 10, sFrom, sTo);
+  const qd = replaceAddr(b, il3 + (qv6 ? 24 : 16), qv6, qv6 ? -1 : il3 + 10, dFrom, dTo);
   const il4 = q.l4Off;
-  const pAt = il4 + (qIsDst ? 2 : 0);
-  const oldPort = rd16(b, pAt);
-  const newPort = outbound ? vport : sport;
-  // the quoted UDP checksum covers the pseudo-header: fold the address and port change in
-  const uc = q.proto === IPPROTO_UDP && rd16(b, il4 + 6) !== 0 ? il4 + 6 : -1;
-  setPort(b, pAt, oldPort, newPort, uc);
-  if (uc >= 0) for (let i = 0; i < (qv6 ? 4 : 1); i++) patch32(b, uc, from[i]!, to[i]!);
-  // the ICMP checksum covers the whole message (and the pseudo-header for ICMPv6)
+  // the quoted UDP checksum covers the pseudo-header: fold the address and port changes in
+  const udpSum = q.proto === IPPROTO_UDP && rd16(b, il4 + 6) !== 0 ? il4 + 6 : -1;
+  setPort(b, il4, rd16(b, il4), sPort, udpSum);
+  setPort(b, il4 + 2, rd16(b, il4 + 2), dPort, udpSum);
+  if (udpSum >= 0) {
+    for (let i = 0; i < (qv6 ? 4 : 1); i++) {
+      if (qs) patch32(b, udpSum, sFrom[i]!, sTo[i]!);
+      if (qd) patch32(b, udpSum, dFrom[i]!, dTo[i]!);
+    }
+  }
   setL4Checksum(b, v);
 }
 
-function replaceAddr(b: Uint8Array, at: number, v6: boolean, ipCsum: number, from: Uint32Array, to: Uint32Array): void {
+/** Replace the address at `at` when it equals `from` (patching the IPv4 header checksum at `ipCsum`); true if replaced. */
+function replaceAddr(b: Uint8Array, at: number, v6: boolean, ipCsum: number, from: Uint32Array, to: Uint32Array): boolean {
   for (let i = 0; i < (v6 ? 4 : 1); i++) {
-    const old = rd32(b, at + 4 * i);
-    if (old !== from[i]) return; // not the address we translate
+    if (rd32(b, at + 4 * i) !== from[i]) return false; // not the address we translate
   }
   for (let i = 0; i < (v6 ? 4 : 1); i++) {
     wr32(b, at + 4 * i, to[i]!);
     if (ipCsum >= 0) patch32(b, ipCsum, from[i]!, to[i]!);
   }
-}
-
-/**
- * Translate an ICMP error from a real server about an FNAT connection: it was sent to the local address and
- * quotes local:lport -> server:sport. It leaves as VIP -> client, quoting client:cport -> VIP:vport.
- */
-export function fnatRewriteIcmp(
-  b: Uint8Array,
-  v: PacketView,
-  vip: Uint32Array,
-  vport: number,
-  client: Uint32Array,
-  cport: number,
-  laddr: Uint32Array,
-  lport: number,
-  server: Uint32Array,
-  sport: number,
-): void {
-  const q = v.inner;
-  const six = v.ipVersion === 6;
-  const qv6 = q.ipVersion === 6;
-  replaceAddr(b, v.l3Off + (six ? 8 : 12), six, six ? -1 : v.l3Off + 10, server, vip);
-  replaceAddr(b, v.l3Off + (six ? 24 : 16), six, six ? -1 : v.l3Off + 10, laddr, client);
-  const il3 = q.l3Off;
-  replaceAddr(b, il3 + (qv6 ? 8 : 12), qv6, qv6 ? -1 : il3 + 10, laddr, client);
-  replaceAddr(b, il3 + (qv6 ? 24 : 16), qv6, qv6 ? -1 : il3 + 10, server, vip);
-  const il4 = q.l4Off;
-  const udpSum = q.proto === IPPROTO_UDP && rd16(b, il4 + 6) !== 0 ? il4 + 6 : -1;
-  setPort(b, il4, lport, cport, udpSum);
-  setPort(b, il4 + 2, sport, vport, udpSum);
-  if (udpSum >= 0) {
-    for (let i = 0; i < (qv6 ? 4 : 1); i++) {
-      patch32(b, udpSum, laddr[i]!, client[i]!);
-      patch32(b, udpSum, server[i]!, vip[i]!);
-    }
-  }
-  setL4Checksum(b, v);
+  return true;
 }
 
 /** Write a port, folding the change into the checksum at `csum` (none when negative). */

@@ -344,3 +344,20 @@ export function ngEpb(ifId: number, ts: bigint, data: Uint8Array, le = true, wir
 export function ngSpb(data: Uint8Array, le = true): Uint8Array {
   return ngBlock(3, concat(le32(data.length, le), data), le);
 }
+
+/**
+ * A capture of a UDP query client:33000 -> vip:53 and a port unreachable about it from `server`, quoting the
+ * query as the server received it: from `seenFrom` (address, port) to the server's port `serverPort`.
+ */
+export function portUnreachableCapture(client: string, vip: string, seenFrom: [string, number], server: string, serverPort: number): Uint8Array {
+  const payload = new Uint8Array(20).fill(7);
+  const query = ipv4({ proto: 17, src: client, dst: vip }, udp({ src: client, dst: vip, sport: 33000, dport: 53 }, payload));
+  const [qsrc, qport] = seenFrom;
+  const seen = ipv4({ proto: 17, src: qsrc, dst: server }, udp({ src: qsrc, dst: server, sport: qport, dport: serverPort }, payload));
+  // an ICMP error quotes the IP header and the first 8 bytes of its payload
+  const unreach = ipv4({ proto: 1, src: server, dst: qsrc }, icmp({ type: 3, code: 3 }, seen.subarray(0, 28)));
+  return pcapFile([
+    { sec: 1700000000, frac: 0, data: eth(0x0800, query) },
+    { sec: 1700000000, frac: 10, data: eth(0x0800, unreach) },
+  ]);
+}

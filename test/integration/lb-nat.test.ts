@@ -8,76 +8,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS, haveTool, REPO, run, tsvs } from '../helpers/corpus.js';
-import { eth, icmp, ipv4, pcapFile, tcp, udp } from '../helpers/packets.js';
+import { replayIcmpPair, tsharkPackets } from '../helpers/tshark.js';
+import { eth, ipv4, pcapFile, portUnreachableCapture, tcp } from '../helpers/packets.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-lb-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-interface Pkt {
-  src: string;
-  sport: number;
-  dst: string;
-  dport: number;
-  ipBad: boolean;
-  l4Bad: boolean;
-}
-
-async function tsharkPackets(file: string): Promise<Pkt[]> {
-  const r = await run('tshark', [
-    '-n',
-    '-r',
-    file,
-    '-o',
-    'ip.check_checksum:TRUE',
-    '-o',
-    'tcp.check_checksum:TRUE',
-    '-o',
-    'udp.check_checksum:TRUE',
-    '-T',
-    'fields',
-    '-E',
-    'separator=|',
-    '-e',
-    'ip.src',
-    '-e',
-    'ipv6.src',
-    '-e',
-    'tcp.srcport',
-    '-e',
-    'udp.srcport',
-    '-e',
-    'ip.dst',
-    '-e',
-    'ipv6.dst',
-    '-e',
-    'tcp.dstport',
-    '-e',
-    'udp.dstport',
-    '-e',
-    'ip.checksum.status',
-    '-e',
-    'tcp.checksum.status',
-    '-e',
-    'udp.checksum.status',
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const f = l.split('|');
-      return {
-        src: f[0] || f[1]!,
-        sport: Number(f[2] || f[3]),
-        dst: f[4] || f[5]!,
-        dport: Number(f[6] || f[7]),
-        // tshark checksum status: 0 bad, 1 good, 2 unverified, 3 not present
-        ipBad: f[8] !== '' && f[8] !== '1',
-        l4Bad: !['1', '3'].includes(f[9] || f[10] || ''),
-      };
-    });
-}
 
 function config(services: Array<{ proto: string; vip: string; port: number; scheduler?: string; servers: Array<[string, number, number]> }>): string {
   const p = path.join(tmp, `lb-${Math.random().toString(36).slice(2)}.yaml`);
@@ -92,19 +27,16 @@ function config(services: Array<{ proto: string; vip: string; port: number; sche
   return p;
 }
 
-/**
- * A capture of a UDP query client:33000 -> VIP:53 and the server's port unreachable about it, quoting the
- * query as the server received it: from `seenFrom` (address, port) to the server's port 5353.
- */
+/** a UDP fnat service VIP:53 -> RS:5353 from one local address */
+function fnatUdp(vip: string, laddr: string, rs: string): string {
+  const p = path.join(tmp, `fnat-${Math.random().toString(36).slice(2)}.yaml`);
+  fs.writeFileSync(p, `services:\n  - proto: udp\n    vip: ${vip}\n    port: 53\n    scheduler: rr\n    forward: fnat\n    laddrs: [${laddr}]\n    servers:\n      - { addr: ${rs}, port: 5353 }\n`);
+  return p;
+}
+
 function portUnreachable(name: string, client: string, vip: string, seenFrom: [string, number], server: string): string {
-  const payload = new Uint8Array(20).fill(7);
-  const query = ipv4({ proto: 17, src: client, dst: vip }, udp({ src: client, dst: vip, sport: 33000, dport: 53 }, payload));
-  const [qsrc, qport] = seenFrom;
-  const seen = ipv4({ proto: 17, src: qsrc, dst: server }, udp({ src: qsrc, dst: server, sport: qport, dport: 5353 }, payload));
-  // an ICMP error quotes the IP header and the first 8 bytes of its payload
-  const unreach = ipv4({ proto: 1, src: server, dst: qsrc }, icmp({ type: 3, code: 3 }, seen.subarray(0, 28)));
   const cap = path.join(tmp, name);
-  fs.writeFileSync(cap, pcapFile([{ sec: 1700000000, frac: 0, data: eth(0x0800, query) }, { sec: 1700000000, frac: 10, data: eth(0x0800, unreach) }]));
+  fs.writeFileSync(cap, portUnreachableCapture(client, vip, seenFrom, server, 5353));
   return cap;
 }
 
@@ -329,20 +261,22 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     const LADDR = '10.201.9.1';
     // the server got it from the local address and its first pooled port (1025), and quotes that
     const cap = portUnreachable('ficmp.pcap', C, VIP, [LADDR, 1025], RS);
-    const p = path.join(tmp, 'ficmp.yaml');
-    fs.writeFileSync(p, `services:\n  - proto: udp\n    vip: ${VIP}\n    port: 53\n    scheduler: rr\n    forward: fnat\n    laddrs: [${LADDR}]\n    servers:\n      - { addr: ${RS}, port: 5353 }\n`);
-    const out = path.join(tmp, 'ficmp.out.pcap');
-    const r = await tsvs(['replay', '--json', '--config', p, '--out', out, cap]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(JSON.parse(r.stdout).lb.emitted, 2);
-    const t = await run('tshark', [
-      '-n', '-r', out, '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-T', 'fields', '-E', 'separator=|',
-      '-e', 'ip.src', '-e', 'ip.dst', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status', '-e', 'udp.checksum.status',
-    ]);
-    const [fwd, err] = t.stdout.trim().split('\n').map((l) => l.split('|'));
+    const [fwd, err] = await replayIcmpPair(fnatUdp(VIP, LADDR, RS), cap, path.join(tmp, 'ficmp.out.pcap'));
     assert.deepEqual(fwd!.slice(0, 5), [LADDR, RS, '1025', '5353', '1']);
     assert.equal(fwd![6], '1', 'the forwarded datagram’s UDP checksum is good');
     assert.deepEqual(err!.slice(0, 6), [`${VIP},${C}`, `${C},${VIP}`, '33000', '53', '1,1', '1']);
+  });
+
+  it('fnat: an ICMP error from the client about a reply reaches the server as the local address’s, quoting server -> local', async function () {
+    const C = '10.0.0.1';
+    const VIP = '10.201.2.2';
+    const RS = '10.201.3.1';
+    const LADDR = '10.201.9.1';
+    // the client's query, then its port unreachable about the answer it got from VIP:53 (quoting VIP:53 -> C:33000)
+    const cap = path.join(tmp, 'ficmp-in.pcap');
+    fs.writeFileSync(cap, portUnreachableCapture(C, VIP, [VIP, 53], C, 33000));
+    const [, err] = await replayIcmpPair(fnatUdp(VIP, LADDR, RS), cap, path.join(tmp, 'ficmp-in.out.pcap'));
+    assert.deepEqual(err!.slice(0, 6), [`${LADDR},${RS}`, `${RS},${LADDR}`, '5353', '1025', '1,1', '1'], 'outer local -> server; quoted server:5353 -> local:1025; checksums good');
   });
 
   it('wrr over a 37.8k-SYN flood: connections split 3:1 between the servers', async function () {
