@@ -19,7 +19,7 @@ export interface LineSink {
 import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
 import { PcapWriter } from './capture/writer.js';
 import { FWD_DR, FWD_FNAT, FWD_NAT, FWD_SNAT, serverLabel, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
-import { icmpXlate, natRewrite } from './xmit/nat.js';
+import { icmpXlate, natRewrite, natRewrite4 } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
 import { tunnelEncap } from './xmit/tunnel.js';
 import { decrementTtl } from './xmit/ttl.js';
@@ -226,6 +226,13 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
               // seen on the other side as the inverse of the reply tuple, a:pa -> b:pb (NAT: client -> server,
               // FNAT: local address -> server, SNAT: SNAT address -> remote)
               const t = tracker.table;
+              if (!v6 && !icmpErr) {
+                // IPv4 TCP/UDP: both endpoints in one rewrite, addresses read in place
+                if ((e & 1) === 0) natRewrite4(r.buf, view, t.rdst[c]!, t.rdport[c]!, t.rsrc[c]!, t.rsport[c]!);
+                else natRewrite4(r.buf, view, t.dst[c]!, t.dport[c]!, t.src[c]!, t.sport[c]!);
+                emit(r, r.buf, r.off, r.caplen, r.wirelen);
+                return onPacket?.(r, view);
+              }
               t.addrWords(c, 'src', caddr);
               t.addrWords(c, 'dst', oaddr);
               t.replyAddrWords(c, 'dst', aaddr);

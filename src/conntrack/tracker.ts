@@ -580,7 +580,7 @@ export class Tracker {
     r.dst.set(k.src);
     r.sport = k.dport;
     r.dport = k.sport;
-    this.table.hashKey(r);
+    r.hash = k.hash; // the hash is symmetric: the inverse tuple hashes alike
     const e = this.table.lookup(r);
     return e >= 0 && (e & 1) === 0 ? e | 1 : -1;
   }
@@ -908,7 +908,7 @@ export class Tracker {
       r.dst.set(k.src);
       r.sport = k.dport;
       r.dport = k.sport;
-      this.table.hashKey(r);
+      r.hash = k.hash; // symmetric hash: the inverse tuple hashes alike
       e = this.table.lookup(r);
       if (e >= 0) e ^= 1; // the direction of the quoted packet
     }

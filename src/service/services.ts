@@ -196,37 +196,45 @@ export function inPrefix(a: Uint32Array, p: Prefix, v6: boolean): boolean {
 
 export class Services {
   readonly list: Service[];
-  private readonly index = new Map<number, number[]>();
+  /** virtual services by (address, port): open addressing, service index + 1 (0 = empty) */
+  private readonly slots: Int32Array;
+  private readonly slotMask: number;
   /** SNAT services, matched in configuration order when no virtual service matches */
   private readonly snats: Service[];
 
   constructor(cfgs: ServiceConfig[]) {
     this.list = cfgs.map((c, i) => new Service(i, c));
     this.snats = this.list.filter((s) => s.snat !== null);
+    let n = 8;
+    while (n < this.list.length * 4) n *= 2;
+    this.slots = new Int32Array(n);
+    this.slotMask = n - 1;
     for (const s of this.list) {
       if (s.snat) continue;
-      const k = Services.key(s.v6, s.vip, s.port);
-      this.index.set(k, [...(this.index.get(k) ?? []), s.index]);
+      let i = Services.slot(s.v6, s.vip, s.port) & this.slotMask;
+      while (this.slots[i] !== 0) i = (i + 1) & this.slotMask;
+      this.slots[i] = s.index + 1;
     }
   }
 
-  /** a number key for (address, port): exact for IPv4, a hash for IPv6 (candidates are verified) */
-  private static key(v6: boolean, a: Uint32Array, port: number): number {
-    const w = v6 ? (a[0]! ^ a[1]! ^ a[2]! ^ a[3]!) >>> 0 : a[0]!;
-    return w * 65536 + port;
+  /** a 32-bit hash of (address, port) */
+  private static slot(v6: boolean, a: Uint32Array, port: number): number {
+    let h = Math.imul(a[0]! ^ port, 0x9e3779b1);
+    if (v6) h = Math.imul(h ^ a[1]! ^ a[2]! ^ a[3]!, 0x85ebca6b);
+    return h ^ (h >>> 15);
   }
 
   /** The service for (protocol, address, port), or -1. */
   lookup(proto: number, v6: boolean, a: Uint32Array, port: number): number {
-    const cands = this.index.get(Services.key(v6, a, port));
-    if (!cands) return -1;
-    for (const i of cands) {
-      const s = this.list[i]!;
-      if (s.proto !== proto || s.v6 !== v6) continue;
+    const m = this.slotMask;
+    for (let i = Services.slot(v6, a, port) & m; ; i = (i + 1) & m) {
+      const x = this.slots[i]!;
+      if (x === 0) return -1;
+      const s = this.list[x - 1]!;
+      if (s.port !== port || s.proto !== proto || s.v6 !== v6) continue;
       const vip = s.vip;
-      if (vip[0] === a[0] && (!v6 || (vip[1] === a[1] && vip[2] === a[2] && vip[3] === a[3]))) return i;
+      if (vip[0] === a[0] && (!v6 || (vip[1] === a[1] && vip[2] === a[2] && vip[3] === a[3]))) return x - 1;
     }
-    return -1;
   }
 
   /** The SNAT service for a new outbound connection (src -> dst:dport), or -1. */
