@@ -307,6 +307,7 @@ function lbSummary(sv: Services, emitted: number, notEmitted: Record<string, num
       out_pkts: s.stats[ST_OUTPKTS]!,
       in_bytes: s.stats[ST_INBYTES]!,
       out_bytes: s.stats[ST_OUTBYTES]!,
+      rate: s.est.rates(0),
       servers: s.cfg.servers.map((x, i) => ({
         server: serverLabel(x),
         weight: s.dests.weight[i]!,
@@ -317,6 +318,7 @@ function lbSummary(sv: Services, emitted: number, notEmitted: Record<string, num
         out_bytes: s.destStats[i * ST_N + ST_OUTBYTES]!,
         active: s.dests.active[i]!,
         inactive: s.dests.inactive[i]!,
+        rate: s.destEst.rates(i),
       })),
     })),
   };

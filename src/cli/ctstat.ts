@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import chalk, { Chalk } from 'chalk';
 import { Command } from 'commander';
 import { exitStatusFor, UsageError } from './errors.js';
-import type { Snapshot, SnapshotConn, TupleJson } from '../conntrack/records.js';
+import type { Snapshot, SnapshotConn, SnapshotService, TupleJson } from '../conntrack/records.js';
 
 interface Opts {
   services?: boolean;
@@ -109,17 +109,21 @@ function services(snap: Snapshot, o: Opts): string {
   const svcs = snap.services ?? [];
   if (o.output === 'json') return JSON.stringify(svcs);
   const lines: string[] = [];
-  if (o.stats) {
-    lines.push('Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes', '  -> RemoteAddress:Port');
-    const row = (name: string, x: { conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number }) =>
-      `${name.padEnd(33)} ${String(x.conns).padStart(8)} ${String(x.in_pkts).padStart(8)} ${String(x.out_pkts).padStart(8)} ${String(x.in_bytes ?? 0).padStart(8)} ${String(x.out_bytes ?? 0).padStart(8)}`;
+  // ipvsadm -Ln --rate and --stats: five numbers per service and per server
+  const numbers = (head: string, cols: (x: SnapshotService | SnapshotService['servers'][number]) => number[]) => {
+    lines.push(`Prot LocalAddress:Port           ${head}`, '  -> RemoteAddress:Port');
+    const row = (name: string, v: number[]) => `${name.padEnd(33)}${v.map((n) => ` ${String(n).padStart(8)}`).join('')}`;
     for (const s of svcs) {
       const [proto, ...addr] = s.service.split(' ');
-      lines.push(row(`${proto!.toUpperCase()}  ${addr.join(' ')}`, s));
-      for (const d of s.servers) lines.push(row(`  -> ${d.server}`, d));
+      lines.push(row(`${proto!.toUpperCase()}  ${addr.join(' ')}`, cols(s)));
+      for (const d of s.servers) lines.push(row(`  -> ${d.server}`, cols(d)));
     }
     return lines.join('\n');
+  };
+  if (o.rate) {
+    return numbers('      CPS    InPPS   OutPPS    InBPS   OutBPS', ({ rate: r }) => (r ? [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] : [0, 0, 0, 0, 0]));
   }
+  if (o.stats) return numbers('    Conns   InPkts  OutPkts  InBytes OutBytes', (x) => [x.conns, x.in_pkts, x.out_pkts, x.in_bytes ?? 0, x.out_bytes ?? 0]);
   lines.push('IP Virtual Server version 1.2.1 (tsvs)', 'Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
   for (const s of svcs) {
     const [proto, ...addr] = s.service.split(' ');
@@ -148,6 +152,7 @@ export function main(argv: string[]): number {
     .option('-L, --list', 'list connections')
     .option('-l, --services', 'list virtual services and real servers (ipvsadm -Ln layout; with --stats their counters)')
     .option('-S, --stats', 'print the counters (with -l: per service and server)')
+    .option('--rate', 'with -l: connections, packets and bytes per second (IPVS estimator, 2 s EWMA)')
     .option('-o, --output <fmt>', 'ipvs (ipvsadm -lnc columns), conntrack (conntrack -L lines) or json', 'ipvs')
     .option('--snapshot <file>', 'snapshot written by tsvs replay --snapshot')
     .option('--proto <p>', 'only this protocol (tcp, udp, icmp, icmpv6)')

@@ -8,6 +8,7 @@ import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packe
 import { F_NAT, icmpReplyKey } from './table.js';
 import { COUNTER_NAMES, S_ASSURED, S_SEEN_REPLY, type EventType, type Tracker } from './tracker.js';
 import { serverLabel } from '../service/services.js';
+import type { Rates } from '../stats/estimator.js';
 
 export function protoName(p: number): string {
   switch (p) {
@@ -160,7 +161,9 @@ export interface SnapshotService {
   out_pkts: number;
   in_bytes: number;
   out_bytes: number;
-  servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number; active: number; inactive: number }>;
+  /** EWMA rates at the end (IPVS estimator) */
+  rate?: Rates;
+  servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number; active: number; inactive: number; rate?: Rates }>;
 }
 
 export function counterObject(t: Tracker): Record<string, number> {

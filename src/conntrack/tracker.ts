@@ -280,6 +280,7 @@ export class Tracker {
       this.lastTick = tick;
       this.wheel.advance(tick, this.fireFn);
       if (this.templates) this.templates.advance(this.nowUs);
+      if (this.lb) this.lb.estimate(this.nowUs);
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import type { ServiceConfig } from '../config.js';
 import { createScheduler, Dests, type SchedKey, type Scheduler } from '../sched/index.js';
+import { EST_PERIOD_US, Estimator } from '../stats/estimator.js';
 
 export const FWD_NAT = 0;
 export const FWD_DR = 1;
@@ -119,6 +120,9 @@ export class Service {
   readonly guePort: number;
   readonly stats = new Float64Array(ST_N);
   readonly destStats: Float64Array;
+  /** EWMA rates of the service and of its servers (IPVS estimator, 2 s samples) */
+  readonly est: Estimator;
+  readonly destEst: Estimator;
 
   constructor(
     readonly index: number,
@@ -144,6 +148,8 @@ export class Service {
     this.gue = cfg.tunnel.type === 'gue';
     this.guePort = cfg.tunnel.port;
     this.destStats = new Float64Array(cfg.servers.length * ST_N);
+    this.est = new Estimator(this.stats, 1);
+    this.destEst = new Estimator(this.destStats, cfg.servers.length);
     this.sched = createScheduler(cfg.scheduler, { tableSize: cfg.mh?.table_size, port: cfg.mh?.port, fallback: cfg.mh?.fallback });
     this.sched.update(this.dests);
   }
@@ -235,6 +241,18 @@ export class Services {
       const vip = s.vip;
       if (vip[0] === a[0] && (!v6 || (vip[1] === a[1] && vip[2] === a[2] && vip[3] === a[3]))) return x - 1;
     }
+  }
+
+  private nextEst = -1;
+
+  /** Run the rate estimators up to time `us` (called with every packet's time; works once per 2 s). */
+  estimate(us: number): void {
+    if (us < this.nextEst) return;
+    for (const s of this.list) {
+      s.est.advance(us);
+      s.destEst.advance(us);
+    }
+    this.nextEst = this.nextEst < 0 ? us + EST_PERIOD_US : this.nextEst + Math.floor((us - this.nextEst) / EST_PERIOD_US + 1) * EST_PERIOD_US;
   }
 
   /** The SNAT service for a new outbound connection (src -> dst:dport), or -1. */

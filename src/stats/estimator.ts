@@ -1,0 +1,85 @@
+/**
+ * Rate estimator of IPVS (net/netfilter/ipvs/ip_vs_est.c): every 2 seconds the counters of each service and
+ * server are sampled, and each rate follows an exponentially weighted moving average with weight 1/4:
+ *
+ *   rate = (count - last) << 9        connections and packets: per second, scaled by 2^10 (2 s samples)
+ *   rate = (bytes - last) << 4        bytes: per second, scaled by 2^5
+ *   avg += (rate - avg) >> 2
+ *
+ * read back as (avg + 0x1FF) >> 10 (cps, pps) and (avg + 0xF) >> 5 (bps), in integer arithmetic as IPVS
+ * does (arithmetic shift = floor). Values are kept in doubles: exact integers up to 2^53.
+ */
+
+/** counters per entity, in the order of the services' ST_* indexes: conns, in/out packets, in/out bytes */
+const ST_N = 5;
+/** the IPVS sampling period */
+export const EST_PERIOD_US = 2_000_000;
+/** after this many idle periods every average is zero or close to it: jump instead of looping */
+const MAX_CATCH_UP = 256;
+
+/** rates in IPVS order: connections, packets in/out, bytes in/out per second */
+export interface Rates {
+  cps: number;
+  inpps: number;
+  outpps: number;
+  inbps: number;
+  outbps: number;
+}
+
+const SHIFT = [9, 9, 9, 4, 4]; // by counter index: connections and packets << 9, bytes << 4
+
+export class Estimator {
+  /** per entity: last sampled counters (ST_N) and averages (ST_N), scaled */
+  private readonly last: Float64Array;
+  private readonly avg: Float64Array;
+  private next = -1;
+
+  /** `stats`: the counters of `n` entities, ST_N each (a service's or its servers') */
+  constructor(
+    private readonly stats: Float64Array,
+    private readonly n: number,
+  ) {
+    this.last = new Float64Array(n * ST_N);
+    this.avg = new Float64Array(n * ST_N);
+  }
+
+  /** Advance to time `us`: one sample per 2 s period that ended. The first call starts the clock. */
+  advance(us: number): void {
+    if (this.next < 0) {
+      this.last.set(this.stats);
+      this.next = us + EST_PERIOD_US;
+      return;
+    }
+    let k = 0;
+    while (this.next <= us) {
+      if (++k > MAX_CATCH_UP) {
+        // a long silence (a gap in the capture): the averages have long decayed to nothing
+        this.avg.fill(0);
+        this.last.set(this.stats);
+        this.next += Math.floor((us - this.next) / EST_PERIOD_US + 1) * EST_PERIOD_US;
+        return;
+      }
+      this.sample();
+      this.next += EST_PERIOD_US;
+    }
+  }
+
+  private sample(): void {
+    const s = this.stats;
+    const last = this.last;
+    const avg = this.avg;
+    for (let i = 0; i < this.n * ST_N; i++) {
+      const rate = (s[i]! - last[i]!) * 2 ** SHIFT[i % ST_N]!;
+      last[i] = s[i]!;
+      avg[i]! += Math.floor((rate - avg[i]!) / 4);
+    }
+  }
+
+  /** the rates of entity `i` (ipvsadm --rate) */
+  rates(i: number): Rates {
+    const a = this.avg;
+    const o = i * ST_N;
+    const r = (k: number) => (k < 3 ? Math.floor((a[o + k]! + 0x1ff) / 1024) : Math.floor((a[o + k]! + 0xf) / 32));
+    return { cps: r(0), inpps: r(1), outpps: r(2), inbps: r(3), outbps: r(4) };
+  }
+}
