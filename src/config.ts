@@ -101,6 +101,11 @@ export const configSchema = z
     drop_unmatched: z.boolean().default(false),
     /** forwarded packets lose one TTL / hop limit; those arriving with 1 or 0 are dropped (IPVS decrement_ttl) */
     decrement_ttl: z.boolean().default(false),
+    /**
+     * MTU of the path to the real servers: a packet that would leave bigger (tunnel: with its outer header)
+     * is answered with ICMP fragmentation needed / packet too big instead of being forwarded (IPv4 with DF)
+     */
+    mtu: z.number().int().min(576).max(65535).default(1500),
   })
   .strict()
   .superRefine((c, ctx) => {

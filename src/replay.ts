@@ -23,6 +23,7 @@ import { icmpXlate, natRewrite, natRewrite4 } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
 import { tunnelEncap } from './xmit/tunnel.js';
 import { decrementTtl } from './xmit/ttl.js';
+import { icmpError, ICMPGEN_FRAG_NEEDED, ICMPGEN_TIME_EXCEEDED, tooBig } from './xmit/icmp-gen.js';
 import { MAX_CAPLEN } from './capture/pcap.js';
 
 export interface ConnsSummary {
@@ -49,6 +50,8 @@ export interface ReplaySummary {
   conntrack?: Record<string, number>;
   /** load balancing: what the LB emitted, what it did not and why, per-service counters */
   lb?: {
+    /** ICMP errors the LB generated (fragmentation needed / packet too big, time exceeded) */
+    icmp_sent?: { frag_needed: number; time_exceeded: number };
     /** persistence templates */
     templates?: { created: number; expired: number; open_at_end: number };
     emitted: number;
@@ -78,7 +81,8 @@ export interface ReplayOptions extends ReadOptions {
   };
   /** load balancing: services (NAT), and where to write what the LB emits */
   /** decrementTtl: forwarded packets lose one TTL / hop; those arriving with 1 or 0 are not forwarded */
-  lb?: { services: Services; out?: string; decrementTtl?: boolean };
+  /** mtu: of the path to the servers (default 1500); bigger packets get ICMP fragmentation needed / packet too big */
+  lb?: { services: Services; out?: string; decrementTtl?: boolean; mtu?: number };
 }
 
 export async function replayFile(file: string, opts: ReplayOptions = {}): Promise<ReplaySummary> {
@@ -111,9 +115,31 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   const aaddr = new Uint32Array(4);
   const baddr = new Uint32Array(4);
   const decTtl = lb?.decrementTtl === true;
-  /** the hop this LB is: true when the packet may be forwarded (its TTL then decremented, if configured) */
-  const hop = (b: Uint8Array, v: PacketView): boolean => {
-    if (!decTtl || decrementTtl(b, v)) return true;
+  const mtu = lb?.mtu ?? 1500;
+  const icmpOut = lb ? Buffer.allocUnsafe(2048) : Buffer.alloc(0);
+  const icmpSent = { frag_needed: 0, time_exceeded: 0 };
+  /** answer the packet with an ICMP error of the LB's own (emitted like any packet the LB sends) */
+  const sendIcmp = (r: PacketRecord, kind: number, pathMtu: number) => {
+    const n = icmpError(r.buf, r.linktype, view, kind, pathMtu, icmpOut);
+    if (n < 0) return;
+    if (kind === ICMPGEN_FRAG_NEEDED) icmpSent.frag_needed++;
+    else icmpSent.time_exceeded++;
+    emit(r, icmpOut, 0, n, n);
+  };
+  /**
+   * The hop this LB is, for a packet it would forward toward a server over a path of `pathMtu` (0: a reply
+   * toward the client or an ICMP error, neither checked nor answered): true when it may go (its TTL then
+   * decremented, if configured); else it is answered with time exceeded or fragmentation needed, and counted.
+   */
+  const hop = (r: PacketRecord, v: PacketView, pathMtu: number): boolean => {
+    if (pathMtu > 0 && tooBig(v, pathMtu)) {
+      sendIcmp(r, ICMPGEN_FRAG_NEEDED, pathMtu);
+      skip('frag_needed');
+      return false;
+    }
+    if (!decTtl || decrementTtl(r.buf, v)) return true;
+    // (an expiring reply is only dropped: the error would have to come from the LB's own address)
+    if (pathMtu > 0) sendIcmp(r, ICMPGEN_TIME_EXCEEDED, 0);
     skip('ttl_exceeded');
     return false;
   };
@@ -157,6 +183,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     if (verify) summary.checksums = { ipv4_bad: ipv4Bad, l4_bad: l4Bad, l4_unverified: l4Unverified };
     if (lb) {
       summary.lb = lbSummary(lb.services, emitted, notEmitted);
+      if (icmpSent.frag_needed + icmpSent.time_exceeded > 0) summary.lb.icmp_sent = icmpSent;
       if (tracker?.templates) summary.lb.templates = { created: tracker.templates.created, expired: tracker.templates.expired, open_at_end: tracker.templates.count };
     }
     if (tracker) {
@@ -221,7 +248,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
             const d = tracker.serverOf(c);
             const mode = s.fwd[d]!;
             const v6 = view.ipVersion === 6;
-            if ((mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) && hop(r.buf, view)) {
+            if ((mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) && hop(r, view, (e & 1) === 0 && !icmpErr ? mtu : 0)) {
               // translated modes: the original tuple client:cport -> vip:vport (for SNAT the remote host) is
               // seen on the other side as the inverse of the reply tuple, a:pa -> b:pb (NAT: client -> server,
               // FNAT: local address -> server, SNAT: SNAT address -> remote)
@@ -260,7 +287,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
               // DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded
               const toVip = sameAddr(view.dst, s.vip, v6);
               if (!toVip) skip('direct_return');
-              else if (!hop(r.buf, view)) {
+              else if (!hop(r, view, mode === FWD_DR ? mtu : mtu - (v6 ? 40 : 20) - (s.gue ? 8 : 0))) {
                 // expired here (the tunnel's inner packet is the one forwarded, as the kernel's)
               } else if (mode === FWD_DR) {
                 if (r.linktype !== 1) skip('dr_needs_ethernet');

@@ -108,7 +108,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
         verifyChecksums: opts.verifyChecksums,
         track: { profile, seed, maxConns, drain: opts.drain, events, conns, snapshotFile: opts.snapshot, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
         // a fresh service table per file: schedulers and counters start anew
-        lb: cfg && cfg.services.length ? { services: new Services(cfg.services), out: opts.out, decrementTtl: cfg.decrement_ttl } : undefined,
+        lb: cfg && cfg.services.length ? { services: new Services(cfg.services), out: opts.out, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu } : undefined,
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
       });

@@ -2,7 +2,7 @@
  * TTL / hop limit of a forwarded packet (optional, `decrement_ttl` in the configuration), as IPVS's
  * decrement_ttl (Linux 4.18+): a packet that arrives with TTL 0 or 1 would expire here and is not forwarded;
  * otherwise the TTL drops by one and the IPv4 header checksum is patched (RFC 1624). IPv6 has no header
- * checksum. Unlike the kernel, no ICMP time-exceeded is generated: the packet is counted `ttl_exceeded`.
+ * checksum. The caller answers an expiring packet with ICMP time exceeded (icmp-gen.ts) and counts it.
  */
 import { rd16 } from '../packet/bytes.js';
 import { patch16 } from '../packet/checksum.js';

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS, haveTool, REPO, run, tsvs } from '../helpers/corpus.js';
 import { replayIcmpPair, tsharkPackets } from '../helpers/tshark.js';
-import { eth, ipv4, pcapFile, portUnreachableCapture, tcp } from '../helpers/packets.js';
+import { eth, ipv4, ipv6, pcapFile, portUnreachableCapture, tcp } from '../helpers/packets.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-lb-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -174,7 +174,7 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     assert.equal(f[5], '1', 'the ICMP checksum is good');
   });
 
-  it('decrement_ttl: forwarded packets leave one hop lower with a good header checksum; TTL 1 is not forwarded', async function () {
+  it('decrement_ttl: forwarded packets leave one hop lower with a good header checksum; TTL 1 is answered with time exceeded', async function () {
     const C = '10.0.0.1';
     const VIP = '10.201.2.2';
     const RS = '10.201.3.1';
@@ -183,7 +183,7 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     const cap = path.join(tmp, 'ttl.pcap');
     fs.writeFileSync(cap, pcapFile([syn(64, 40000), reply, syn(1, 40001), syn(0, 40002), syn(255, 40003)].map((data, i) => ({ sec: 1700000000, frac: i, data }))));
     const services = `services:\n  - { proto: tcp, vip: "${VIP}", port: 80, scheduler: rr, forward: nat, servers: [{ addr: "${RS}", port: 8080 }] }\n`;
-    const fields = ['-e', 'ip.ttl', '-e', 'tcp.srcport', '-e', 'tcp.dstport', '-e', 'ip.checksum.status', '-e', 'tcp.checksum.status'];
+    const fields = ['ip.ttl', 'tcp.srcport', 'tcp.dstport', 'ip.checksum.status', 'tcp.checksum.status', 'ip.src', 'icmp.type', 'icmp.code', 'icmp.checksum.status'].flatMap((f) => ['-e', f]);
     const lines = async (out: string) =>
       (await run('tshark', ['-n', '-r', out, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-T', 'fields', '-E', 'separator=|', ...fields])).stdout.trim().split('\n');
     for (const on of [false, true]) {
@@ -195,12 +195,81 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
       const j = JSON.parse(r.stdout);
       if (on) {
         assert.equal(j.lb.not_emitted.ttl_exceeded, 2, 'the SYNs with TTL 1 and 0');
-        assert.deepEqual(await lines(out), ['63|40000|8080|1|1', '1|80|40000|1|1', '254|40003|8080|1|1']);
+        assert.deepEqual(j.lb.icmp_sent, { frag_needed: 0, time_exceeded: 2 });
+        // each expiring SYN is answered from the VIP with ICMP time exceeded (11/0) quoting it as it arrived
+        assert.deepEqual(await lines(out), [
+          `63|40000|8080|1|1|${C}|||`,
+          `1|80|40000|1|1|${VIP}|||`,
+          `64,1|40001|80|1,1|1|${VIP},${C}|11|0|1`,
+          `64,0|40002|80|1,1|1|${VIP},${C}|11|0|1`,
+          `254|40003|8080|1|1|${C}|||`,
+        ]);
       } else {
         assert.equal(j.lb.not_emitted.ttl_exceeded, undefined);
-        assert.deepEqual(await lines(out), ['64|40000|8080|1|1', '2|80|40000|1|1', '1|40001|8080|1|1', '0|40002|8080|1|1', '255|40003|8080|1|1']);
+        assert.deepEqual((await lines(out)).map((l) => l.split('|').slice(0, 5).join('|')), ['64|40000|8080|1|1', '2|80|40000|1|1', '1|40001|8080|1|1', '0|40002|8080|1|1', '255|40003|8080|1|1']);
       }
     }
+  });
+
+  it('mtu: a DF packet too big for the path is answered with fragmentation needed / packet too big, quoting it (nat, tunnel, IPv6)', async function () {
+    const C = '10.0.0.1';
+    const VIP = '10.201.2.2';
+    const RS = '10.201.3.1';
+    const C6 = '2001:db8:1::1';
+    const VIP6 = '2001:db8:2::2';
+    const RS6 = '2001:db8:3::1';
+    const data = (n: number) => new Uint8Array(n).fill(0x61);
+    const seg = (df: boolean, sport: number, flags: number, n: number) => eth(0x0800, ipv4({ proto: 6, src: C, dst: VIP, df }, tcp({ src: C, dst: VIP, sport, dport: 80, flags, seq: 100 }, data(n))));
+    const seg6 = (sport: number, flags: number, n: number) => eth(0x86dd, ipv6({ nh: 6, src: C6, dst: VIP6 }, tcp({ src: C6, dst: VIP6, sport, dport: 80, flags, seq: 100 }, data(n))));
+    const cap = path.join(tmp, 'mtu.pcap');
+    fs.writeFileSync(
+      cap,
+      pcapFile(
+        [
+          seg(true, 40000, 0x02, 0), // SYN
+          seg(true, 40000, 0x18, 1460), // 1500 bytes, DF
+          seg(false, 40000, 0x18, 1460), // 1500 bytes, may be fragmented: forwarded (as is: tsvs does not fragment)
+          seg(true, 40000, 0x18, 1360), // 1400 bytes: fits
+          seg6(40000, 0x02, 0),
+          seg6(40000, 0x18, 1440), // 1500 bytes IPv6
+        ].map((d, i) => ({ sec: 1700000000, frac: i, data: d })),
+      ),
+    );
+    const fields = ['ip.src', 'ipv6.src', 'ip.dst', 'ipv6.dst', 'icmp.type', 'icmp.code', 'icmp.mtu', 'icmpv6.type', 'icmpv6.mtu', 'icmp.checksum.status', 'icmpv6.checksum.status', 'ip.checksum.status', 'frame.len'];
+    const rows = async (out: string) =>
+      (await run('tshark', ['-n', '-r', out, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-T', 'fields', '-E', 'separator=|', ...fields.flatMap((f) => ['-e', f])])).stdout.trim().split('\n').map((l) => l.split('|'));
+    const svc = (fwd: string) =>
+      `  - { proto: tcp, vip: "${VIP}", port: 80, scheduler: rr, forward: ${fwd}, servers: [{ addr: "${RS}", port: 80 }] }\n  - { proto: tcp, vip: "${VIP6}", port: 80, scheduler: rr, forward: ${fwd}, servers: [{ addr: "${RS6}", port: 80 }] }\n`;
+    // nat with a 1400-byte path: the 1500-byte DF segment and the IPv6 one are answered, the rest forwarded
+    const cfg = path.join(tmp, 'mtu.yaml');
+    fs.writeFileSync(cfg, `mtu: 1400\nservices:\n${svc('nat')}`);
+    const out = path.join(tmp, 'mtu.out.pcap');
+    const r = await tsvs(['replay', '--json', '--config', cfg, '--out', out, cap]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.deepEqual(j.lb.icmp_sent, { frag_needed: 2, time_exceeded: 0 });
+    assert.equal(j.lb.not_emitted.frag_needed, 2);
+    const got = await rows(out);
+    const icmp = got.filter((f) => f[4] !== '' || f[7] !== '');
+    assert.equal(got.length, 6, 'SYN, error, the non-DF segment, the 1400-byte segment, IPv6 SYN, error');
+    // IPv4: 3/4 with next-hop MTU 1400 from the VIP to the client, 576 bytes of IP; IPv6: type 2, MTU 1400, 1280 bytes
+    assert.deepEqual(icmp[0]!.slice(0, 7), [`${VIP},${C}`, '', `${C},${VIP}`, '', '3', '4', '1400']);
+    assert.equal(icmp[0]![9], '1');
+    assert.equal(icmp[0]![11], '1,1', 'outer and quoted IPv4 header checksums');
+    assert.equal(Number(icmp[0]![12]), 14 + 576);
+    assert.deepEqual([icmp[1]![1], icmp[1]![3], icmp[1]![7], icmp[1]![8], icmp[1]![10]], [`${VIP6},${C6}`, `${C6},${VIP6}`, '2', '1400', '1']);
+    assert.equal(Number(icmp[1]![12]), 14 + 1280);
+    const forwarded = got.filter((f) => f[4] === '' && f[7] === '');
+    assert.deepEqual(forwarded.map((f) => [f[2] || f[3], Number(f[12])]), [[RS, 54], [RS, 1514], [RS, 1414], [RS6, 74]]);
+    // tunnel over a 1500-byte path: IP-in-IP adds 20 bytes (IPv6: 40), so the path for the inner packet is 1480 / 1460
+    const cfg2 = path.join(tmp, 'mtu-tun.yaml');
+    fs.writeFileSync(cfg2, `services:\n${svc('tunnel')}`);
+    const out2 = path.join(tmp, 'mtu-tun.out.pcap');
+    const r2 = await tsvs(['replay', '--json', '--config', cfg2, '--out', out2, cap]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.deepEqual(JSON.parse(r2.stdout).lb.icmp_sent, { frag_needed: 2, time_exceeded: 0 });
+    const errs = (await rows(out2)).filter((f) => f[4] === '3' || f[7] === '2');
+    assert.deepEqual(errs.map((f) => f[6] || f[8]), ['1480', '1460']);
   });
 
   it('persistence keeps a client (and its /24) on one server until the template expires', async function () {
