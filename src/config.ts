@@ -51,6 +51,8 @@ const service = z
     forward: z.enum(FORWARD).default('nat'),
     laddrs: z.array(address).default([]),
     persistence: z.object({ timeout: z.number().int().min(1), netmask: z.number().int().min(0).max(128).default(32) }).strict().optional(),
+    /** fnat: carry the client's address and port to the server in a TCP option (TOA, kind 254) */
+    toa: z.boolean().default(false),
     synproxy: z.boolean().default(false),
     conn_timeout: z.number().min(0).default(0),
     expire_quiescent: z.boolean().default(false),
@@ -74,6 +76,7 @@ const service = z
       });
       return;
     }
+    if (s.toa && s.forward !== 'fnat') issue(['toa'], 'only used by fnat forwarding');
     if (s.vip === undefined) issue(['vip'], 'required');
     if (s.port === undefined) issue(['port'], 'required');
     if (s.match) issue(['match'], 'only used by snat forwarding');

@@ -23,6 +23,7 @@ import { icmpXlate, natRewrite, natRewrite4 } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
 import { tunnelEncap } from './xmit/tunnel.js';
 import { decrementTtl } from './xmit/ttl.js';
+import { addToa } from './xmit/toa.js';
 import { icmpError, ICMPGEN_FRAG_NEEDED, ICMPGEN_TIME_EXCEEDED, tooBig } from './xmit/icmp-gen.js';
 import { MAX_CAPLEN } from './capture/pcap.js';
 
@@ -52,6 +53,8 @@ export interface ReplaySummary {
   lb?: {
     /** ICMP errors the LB generated (fragmentation needed / packet too big, time exceeded) */
     icmp_sent?: { frag_needed: number; time_exceeded: number };
+    /** FNAT packets that got a TOA option */
+    toa_added?: number;
     /** persistence templates */
     templates?: { created: number; expired: number; open_at_end: number };
     emitted: number;
@@ -143,6 +146,34 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     skip('ttl_exceeded');
     return false;
   };
+  /** TOA (FNAT): per connection, the server's ISN + 1 once its SYN-ACK passed (DPVS fdata_seq) */
+  const toaOn = lb?.services.list.some((x) => x.toa) === true;
+  const toaAck = toaOn && tracker ? new Uint32Array(tracker.table.capacity) : new Uint32Array(0);
+  let toaAdded = 0;
+  /**
+   * Emit a translated packet. FNAT with TOA, as DPVS: the client's SYN and its packets that acknowledge just
+   * the server's SYN-ACK (the handshake's ACK, the first data) carry the client's address in a TCP option.
+   */
+  const sendTranslated = (r: PacketRecord, c: number, dir: number, toa: boolean) => {
+    if (toa && view.proto === 6) {
+      const f = view.tcpFlags;
+      if (dir === 1) {
+        if ((f & 0x12) === 0x12) toaAck[c] = (view.seq + 1) >>> 0;
+      } else {
+        if ((f & 0x12) === 0x02) toaAck[c] = 0; // a new connection (handles are reused)
+        if ((f & 0x12) === 0x02 || ((f & 0x06) === 0 && toaAck[c] !== 0 && view.ack === toaAck[c])) {
+          tracker!.table.addrWords(c, 'src', caddr);
+          const n = addToa(r.buf, view, scratch, caddr, tracker!.table.sport[c]!, mtu);
+          if (n > 0) {
+            toaAdded++;
+            emit(r, scratch, 0, n, n + (r.wirelen - r.caplen));
+            return;
+          }
+        }
+      }
+    }
+    emit(r, r.buf, r.off, r.caplen, r.wirelen);
+  };
   /** what the LB transmits: to the output pcap (same link type, timestamps at its precision) */
   const emit = (r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number) => {
     if (!lb?.out) {
@@ -184,6 +215,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     if (lb) {
       summary.lb = lbSummary(lb.services, emitted, notEmitted);
       if (icmpSent.frag_needed + icmpSent.time_exceeded > 0) summary.lb.icmp_sent = icmpSent;
+      if (toaOn) summary.lb.toa_added = toaAdded;
       if (tracker?.templates) summary.lb.templates = { created: tracker.templates.created, expired: tracker.templates.expired, open_at_end: tracker.templates.count };
     }
     if (tracker) {
@@ -257,7 +289,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
                 // IPv4 TCP/UDP: both endpoints in one rewrite, addresses read in place
                 if ((e & 1) === 0) natRewrite4(r.buf, view, t.rdst[c]!, t.rdport[c]!, t.rsrc[c]!, t.rsport[c]!);
                 else natRewrite4(r.buf, view, t.dst[c]!, t.dport[c]!, t.src[c]!, t.sport[c]!);
-                emit(r, r.buf, r.off, r.caplen, r.wirelen);
+                sendTranslated(r, c, e & 1, s.toa);
                 return onPacket?.(r, view);
               }
               t.addrWords(c, 'src', caddr);
@@ -280,7 +312,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
                 natRewrite(r.buf, view, 0, oaddr, vport);
                 natRewrite(r.buf, view, 1, caddr, cport);
               }
-              emit(r, r.buf, r.off, r.caplen, r.wirelen);
+              sendTranslated(r, c, e & 1, s.toa && !icmpErr);
             } else if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
               // expired here: not forwarded (counted by hop)
             } else {

@@ -118,6 +118,8 @@ export class Service {
   /** tunnel: GUE instead of IP-in-IP, and its UDP port */
   readonly gue: boolean;
   readonly guePort: number;
+  /** FNAT: add the TOA option (client address and port) */
+  readonly toa: boolean;
   readonly stats = new Float64Array(ST_N);
   readonly destStats: Float64Array;
   /** EWMA rates of the service and of its servers (IPVS estimator, 2 s samples) */
@@ -146,6 +148,7 @@ export class Service {
     // SNAT: the servers are the SNAT addresses, each with its own port pool
     this.pool = m ? new LocalPool(this.serverAddr) : this.fwd.includes(FWD_FNAT) ? new LocalPool(cfg.laddrs.map((a) => addrToWords(a).words)) : null;
     this.gue = cfg.tunnel.type === 'gue';
+    this.toa = cfg.toa;
     this.guePort = cfg.tunnel.port;
     this.destStats = new Float64Array(cfg.servers.length * ST_N);
     this.est = new Estimator(this.stats, 1);

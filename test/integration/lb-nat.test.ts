@@ -34,6 +34,14 @@ function fnatUdp(vip: string, laddr: string, rs: string): string {
   return p;
 }
 
+/** the 32 hex digits of an IPv6 address */
+function ipv6Hex(a: string): string {
+  const [h, t] = a.includes('::') ? a.split('::') : [a, ''];
+  const hs = h ? h.split(':') : [];
+  const ts = t ? t.split(':') : [];
+  return [...hs, ...new Array<string>(8 - hs.length - ts.length).fill('0'), ...ts].map((g) => g.padStart(4, '0')).join('');
+}
+
 function portUnreachable(name: string, client: string, vip: string, seenFrom: [string, number], server: string): string {
   const cap = path.join(tmp, name);
   fs.writeFileSync(cap, portUnreachableCapture(client, vip, seenFrom, server, 5353));
@@ -116,6 +124,50 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     assert.equal((await tsvs(['replay', '--config', p2, '--out', out2, path.join(CORPUS, 'tcp/zeek-http-get.pcap')])).code, 0);
     const seen = (await tsharkPackets(out2)).map((q) => `${q.src}:${q.sport}>${q.dst}:${q.dport}|${q.ipBad || q.l4Bad}`);
     assert.deepEqual([...new Set(seen)].sort(), ['10.201.9.1:1025>10.201.3.1:8080|false', '192.150.187.43:80>141.142.228.5:59856|false']);
+  });
+
+  it('fnat with toa: the SYN and the packets acknowledging the SYN-ACK carry the client in TCP option 254 (IPv4 and IPv6)', async function () {
+    const cases = [
+      { file: 'tcp/zeek-http-get.pcap', vip: '192.150.187.43', port: 80, laddr: '10.201.9.1', rs: '10.201.3.1', olen: 8 },
+      { file: 'ipv6/zeek-ftp-ipv6.pcap', vip: '2001:470:4867:99::21', port: 21, laddr: '2001:db8:9::1', rs: '2001:db8::10', olen: 20 },
+    ];
+    for (const k of cases) {
+      const cfg = path.join(tmp, `toa-${k.port}.yaml`);
+      fs.writeFileSync(cfg, `services:\n  - { proto: tcp, vip: "${k.vip}", port: ${k.port}, scheduler: rr, forward: fnat, toa: true, laddrs: ["${k.laddr}"], servers: [{ addr: "${k.rs}", port: ${k.port} }] }\n`);
+      const out = path.join(tmp, `toa-${k.port}.pcap`);
+      const input = path.join(CORPUS, k.file);
+      const r = await tsvs(['replay', '--json', '--config', cfg, '--out', out, input]);
+      assert.equal(r.code, 0, r.stderr);
+      const fields = ['ip.src', 'ipv6.src', 'tcp.srcport', 'tcp.flags.syn', 'tcp.flags.ack', 'tcp.ack_raw', 'tcp.seq_raw', 'tcp.options', 'ip.len', 'ipv6.plen', 'tcp.checksum.status', 'ip.checksum.status', 'frame.time_epoch', 'tcp.hdr_len'];
+      const read = async (f: string, filter: string) =>
+        (await run('tshark', ['-n', '-r', f, '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', '-Y', filter, '-T', 'fields', '-E', 'separator=|', ...fields.flatMap((x) => ['-e', x])])).stdout.trim().split('\n').map((l) => l.split('|'));
+      // the client's packets to the service as captured, and as emitted toward the server
+      const sent = await read(input, `tcp.dstport == ${k.port}`);
+      const fwd = await read(out, `tcp.dstport == ${k.port}`);
+      const serverIsn = new Map<string, string>();
+      for (const x of await read(input, `tcp.srcport == ${k.port} && tcp.flags.syn == 1`)) serverIsn.set(x[12]!, x[6]!);
+      assert.equal(fwd.length, sent.length);
+      let withToa = 0;
+      const acks = new Set([...serverIsn.values()].map((x) => String((Number(x) + 1) >>> 0)));
+      for (let i = 0; i < fwd.length; i++) {
+        const [o, x] = [sent[i]!, fwd[i]!];
+        assert.equal(x[10], '1', 'TCP checksum good');
+        if (x[11]) assert.equal(x[11], '1', 'IPv4 header checksum good');
+        const opts = x[7]!;
+        // TOA: kind fe, length, client port, client address (independently taken from the input packet)
+        const client = o[0] || o[1]!;
+        const addrHex = client.includes(':') ? ipv6Hex(client) : client.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join('');
+        const toa = `fe${k.olen.toString(16).padStart(2, '0')}${Number(o[2]).toString(16).padStart(4, '0')}${addrHex}`;
+        // (a TCP header has room for 40 bytes of options: an IPv6 TOA does not fit beside MSS, WS, TS, SACK-permitted)
+        const want = ((o[3] === '1' && o[4] === '0') || (o[3] === '0' && acks.has(o[5]!))) && Number(o[13]) + k.olen <= 60;
+        assert.equal(opts.includes(toa), want, `packet ${i}: TOA ${want ? 'expected' : 'not expected'} (${opts})`);
+        const len = (p: string[]) => Number(p[8] || p[9]);
+        assert.equal(len(x), len(o) + (want ? k.olen : 0));
+        if (want) withToa++;
+      }
+      assert.equal(JSON.parse(r.stdout).lb.toa_added, withToa);
+      assert.ok(withToa >= 1, `${k.file}: ${withToa} packets with TOA`);
+    }
   });
 
   it('a capture taken on the LB: the server’s own replies leave rewritten to the VIP', async function () {

@@ -195,6 +195,7 @@ describe('schedulers', function () {
       scheduler: 'rr',
       forward: 'nat',
       laddrs: [],
+      toa: false,
       synproxy: false,
       conn_timeout: 0,
       expire_quiescent: false,

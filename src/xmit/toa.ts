@@ -1,0 +1,81 @@
+/**
+ * TOA, "TCP option address" (DPVS tcp_in_add_toa, the kernel toa module on real servers): FNAT hides the
+ * client behind a local address, so its address and port travel to the server in a TCP option, kind 254:
+ * length 8 (port, IPv4 address) or 20 (port, IPv6 address), after the packet's options. The frame grows:
+ * it is built in `out`, with IP length, data offset and checksums updated incrementally (RFC 1624; the
+ * payload moves by a multiple of 4 bytes, so its 16-bit words keep their alignment).
+ */
+import { rd16, wr16 } from '../packet/bytes.js';
+import { fold, patch16 } from '../packet/checksum.js';
+import type { PacketView } from '../packet/view.js';
+
+export const TCPOPT_TOA = 254;
+
+/**
+ * Copy the (already translated) TCP packet in `b` into `out` with a TOA option for `client`:`cport`; returns
+ * the new frame length, or -1 when the option does not fit (TCP header at most 60 bytes, the packet at most
+ * `mtu`).
+ */
+export function addToa(b: Uint8Array, v: PacketView, out: Uint8Array, client: Uint32Array, cport: number, mtu: number): number {
+  const six = v.ipVersion === 6;
+  const olen = six ? 20 : 8;
+  const hl = v.tcpHdrLen;
+  if (hl + olen > 60 || v.ipTotalLen + olen > mtu) return -1;
+  const start = v.frameOff;
+  // after the last option: at an end-of-option-list (kind 0) if there is one, so that receivers, which stop
+  // at it, read the TOA; the padding after it moves behind the option
+  const optAt = optionsEnd(b, v.l4Off, hl);
+  const end = v.ipEnd;
+  const n = end - start + olen;
+  if (n > out.length) return -1;
+  out.set(b.subarray(start, optAt), 0);
+  const o = optAt - start;
+  out[o] = TCPOPT_TOA;
+  out[o + 1] = olen;
+  wr16(out, o + 2, cport);
+  for (let i = 0; i < (six ? 4 : 1); i++) {
+    const w = client[i]!;
+    wr16(out, o + 4 + 4 * i, w >>> 16);
+    wr16(out, o + 6 + 4 * i, w & 0xffff);
+  }
+  // the end-of-list padding (zeros) and the payload, olen bytes further on
+  out.set(b.subarray(optAt, end), o + olen);
+  const l3 = v.l3Off - start;
+  const l4 = v.l4Off - start;
+  const csum = l4 + 16;
+  // IP length (IPv4 total length, with the header checksum; IPv6 payload length)
+  const lenAt = l3 + (six ? 4 : 2);
+  const oldLen = rd16(out, lenAt);
+  wr16(out, lenAt, oldLen + olen);
+  if (!six) patch16(out, l3 + 10, oldLen, oldLen + olen);
+  // TCP: the pseudo-header's length, the data offset word, and the option's words (zeros before)
+  const tcpLen = v.ipTotalLen - (v.l4Off - v.l3Off);
+  patch16(out, csum, tcpLen, tcpLen + olen);
+  const oldOff = rd16(out, l4 + 12);
+  const newOff = oldOff + ((olen / 4) << 12);
+  wr16(out, l4 + 12, newOff);
+  patch16(out, csum, oldOff, newOff);
+  // the option's bytes, each in the half of the 16-bit word its offset in the header gives it (an option
+  // may start at an odd offset); the zeros it displaced contributed nothing wherever they are
+  let add = 0;
+  for (let i = 0; i < olen; i++) add += ((optAt - v.l4Off + i) & 1) === 0 ? out[o + i]! << 8 : out[o + i]!;
+  patch16(out, csum, 0, fold(add));
+  return n;
+}
+
+/** where a new option goes: the offset of an end-of-option-list (kind 0), or the end of the TCP header */
+function optionsEnd(b: Uint8Array, l4: number, hl: number): number {
+  const end = l4 + hl;
+  for (let p = l4 + 20; p < end; ) {
+    const kind = b[p]!;
+    if (kind === 0) return p;
+    if (kind === 1) {
+      p++;
+      continue;
+    }
+    const len = p + 1 < end ? b[p + 1]! : 0;
+    if (len < 2) return end; // malformed: leave the options as they are
+    p += len;
+  }
+  return end;
+}
