@@ -48,6 +48,12 @@ export function formatSummary(s: ReplaySummary, color: boolean): string {
     lines.push(`${label('conns')}${n(s.conns.total)} tracked (tcp ${n(s.conns.tcp)}, udp ${n(s.conns.udp)}, icmp ${n(s.conns.icmp)}), ${n(s.conns.open_at_end)} open at the end`);
     lines.push(`${label('conntrack')}expired ${n(ct.expired ?? 0)}  invalid ${n(ct.invalid ?? 0)}  related ${n(ct.related ?? 0)}  early_drop ${n(ct.early_drop ?? 0)}  insert_failed ${n(ct.insert_failed ?? 0)}`);
   }
+  if (s.lb) {
+    const lb = s.lb;
+    const extra = `${lb.icmp_sent ? `  icmp sent ${kv(lb.icmp_sent)}` : ''}${lb.toa_added !== undefined ? `  toa added ${n(lb.toa_added)}` : ''}`;
+    lines.push(`${label('lb')}emitted ${n(lb.emitted)}  not emitted: ${kv(lb.not_emitted)}${extra}`);
+    for (const v of lb.services) lines.push(`${label('service')}${v.service} ${v.scheduler} ${v.forward ?? ''}  conns ${n(v.conns)}: ${v.servers.map((x) => `${x.server} ${n(x.conns)}`).join(', ')}`);
+  }
   if (s.warnings.length) for (const w of s.warnings) lines.push(`${label('warning')}${c.yellow(w)}`);
   if (s.error) lines.push(`${label('error')}${c.red(s.error)}`);
   return lines.join('\n');

@@ -93,6 +93,12 @@ describe('load balancing, SNAT mode (replay, tshark as oracle)', function () {
     const mid = (await run('tshark', ['-n', '-r', path.join(REPO, 'pcaps/http-dns.pcap'), '-Y', 'ip.addr==216.239.59.99'])).stdout.trim().split('\n').length;
     assert.ok(r.j.lb.not_emitted.not_tracked! >= mid);
     assert.ok(r.emitted >= 30, `emitted ${r.emitted}`);
+    // the text summary shows the same: what was emitted, what not and why, connections per SNAT address
+    const text = await tsvs(['replay', '--config', cfg, path.join(REPO, 'pcaps/http-dns.pcap')]);
+    assert.equal(text.code, 0, text.stderr);
+    const lines = text.stdout.split('\n');
+    assert.ok(lines.includes(`lb        emitted ${r.emitted}  not emitted: not_tracked ${r.j.lb.not_emitted.not_tracked}`), text.stdout);
+    assert.ok(lines.includes('service   tcp snat 145.254.160.0/24 rr snat  conns 1: 203.0.113.1:0 1, 203.0.113.2:0 0'), text.stdout);
   });
 
   it('a 37.8k-SYN flood from spoofed sources: rr over two SNAT addresses, one pooled port per connection', async function () {
