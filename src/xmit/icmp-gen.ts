@@ -9,17 +9,15 @@
  * fragments other than the first, or to an unspecified / multicast source (RFC 1122 3.2.2, RFC 4443 2.4).
  */
 import { wr16, wr32 } from '../packet/bytes.js';
-import { setIpv4HeaderChecksum, setL4Checksum } from '../packet/checksum.js';
-import { decode } from '../packet/decode.js';
-import { PacketView } from '../packet/view.js';
+import { finish, sum16 } from '../packet/checksum.js';
+import type { PacketView } from '../packet/view.js';
+import { pseudoSumWords, writeIpHeader } from './iphdr.js';
 
 export const ICMPGEN_FRAG_NEEDED = 0;
 export const ICMPGEN_TIME_EXCEEDED = 1;
 
-const scratchView = new PacketView();
-
 /**
- * Build the error about the packet decoded in `v` (frame in `b`, link type `linktype`) into `out`;
+ * Build the error about the packet decoded in `v` (frame in `b`, Ethernet when `linktype` is 1) into `out`;
  * returns the frame length, or -1 when no error may be sent about it. `mtu` is the next-hop MTU to report
  * (fragmentation needed / packet too big).
  */
@@ -28,7 +26,8 @@ export function icmpError(b: Uint8Array, linktype: number, v: PacketView, kind: 
   const six = v.ipVersion === 6;
   if (v.icmpIsError || (v.isFragment && v.fragOffset !== 0)) return -1;
   const l3 = v.l3Off;
-  if (six ? b[l3 + 8] === 0xff || isZero(b, l3 + 8, 16) : b[l3 + 12]! >= 224 || isZero(b, l3 + 12, 4)) return -1;
+  const a = v.src;
+  if (six ? a[0]! >>> 24 === 0xff || (a[0]! | a[1]! | a[2]! | a[3]!) === 0 : a[0]! >>> 28 >= 14 || a[0] === 0) return -1;
   const l2len = l3 - off;
   const hdr = six ? 48 : 28;
   const quoted = Math.min(v.ipEnd - l3, (six ? 1280 : 576) - hdr);
@@ -41,24 +40,8 @@ export function icmpError(b: Uint8Array, linktype: number, v: PacketView, kind: 
     out.set(b.subarray(off, off + 6), 6);
   }
   const o = l2len;
-  if (six) {
-    wr32(out, o, 0x60000000);
-    wr16(out, o + 4, 8 + quoted);
-    out[o + 6] = 58;
-    out[o + 7] = 64;
-    out.set(b.subarray(l3 + 24, l3 + 40), o + 8); // from the address it was sent to
-    out.set(b.subarray(l3 + 8, l3 + 24), o + 24); // to its source
-  } else {
-    out[o] = 0x45;
-    out[o + 1] = 0xc0; // internetwork control precedence, as Linux sends ICMP errors
-    wr16(out, o + 2, hdr + quoted);
-    wr32(out, o + 4, 0); // id 0, no flags
-    out[o + 8] = 64;
-    out[o + 9] = 1;
-    out.set(b.subarray(l3 + 16, l3 + 20), o + 12);
-    out.set(b.subarray(l3 + 12, l3 + 16), o + 16);
-    setIpv4HeaderChecksum(out, o, 20);
-  }
+  // from the address it was sent to, back to its source; IPv4 with internetwork-control precedence, as Linux
+  writeIpHeader(out, o, six, six ? 58 : 1, 8 + quoted, v.dst, v.src, 0xc0);
   const ic = o + (six ? 40 : 20);
   if (kind === ICMPGEN_FRAG_NEEDED) {
     out[ic] = six ? 2 : 3;
@@ -71,17 +54,10 @@ export function icmpError(b: Uint8Array, linktype: number, v: PacketView, kind: 
   }
   wr16(out, ic + 2, 0);
   out.set(b.subarray(l3, l3 + quoted), ic + 8);
-  // the checksum over the message (ICMPv6: with the pseudo-header), through a decode of what was built
-  const w = scratchView;
-  decode(out, 0, n, n, linktype, w);
-  if (w.status !== 0 || w.l4Off < 0) return -1;
-  setL4Checksum(out, w);
+  // the checksum over the message (ICMPv6: with the pseudo-header)
+  const sum = sum16(out, ic, 8 + quoted) + (six ? pseudoSumWords(true, v.dst, v.src, 58, 8 + quoted) : 0);
+  wr16(out, ic + 2, finish(sum));
   return n;
-}
-
-function isZero(b: Uint8Array, at: number, len: number): boolean {
-  for (let i = 0; i < len; i++) if (b[at + i] !== 0) return false;
-  return true;
 }
 
 /** true when the packet may not leave whole on a path of `mtu`: IPv4 with DF set, or any IPv6 */

@@ -6,7 +6,8 @@
  * header of the input is kept.
  */
 import { wr16, wr32 } from '../packet/bytes.js';
-import { finish, setIpv4HeaderChecksum, sum16 } from '../packet/checksum.js';
+import { finish, sum16 } from '../packet/checksum.js';
+import { pseudoSumWords, writeIpHeader } from './iphdr.js';
 import type { PacketView } from '../packet/view.js';
 
 /** Build the encapsulated frame into `out`; returns its length, or -1 when it does not fit. */
@@ -21,27 +22,8 @@ export function tunnelEncap(b: Uint8Array, v: PacketView, out: Uint8Array, src: 
   out.set(b.subarray(v.frameOff, v.l3Off), 0);
   const o = l2len;
   const proto = gue ? 17 : six ? 41 : 4;
-  if (six) {
-    wr32(out, o, 0x60000000);
-    wr16(out, o + 4, udp + inner);
-    out[o + 6] = proto;
-    out[o + 7] = 64;
-    for (let i = 0; i < 4; i++) {
-      wr32(out, o + 8 + 4 * i, src[i]!);
-      wr32(out, o + 24 + 4 * i, dst[i]!);
-    }
-  } else {
-    out[o] = 0x45;
-    out[o + 1] = b[v.l3Off + 1]!; // keep the inner TOS
-    wr16(out, o + 2, 20 + udp + inner);
-    wr16(out, o + 4, 0);
-    wr16(out, o + 6, b[v.l3Off + 6]! & 0x40 ? 0x4000 : 0); // keep DF
-    out[o + 8] = 64;
-    out[o + 9] = proto;
-    wr32(out, o + 12, src[0]!);
-    wr32(out, o + 16, dst[0]!);
-    setIpv4HeaderChecksum(out, o, 20);
-  }
+  // the inner TOS and DF carry over to the outer header (IPv4)
+  writeIpHeader(out, o, six, proto, udp + inner, src, dst, b[v.l3Off + 1]!, (b[v.l3Off + 6]! & 0x40) !== 0 && !six);
   const p = o + ohl;
   out.set(b.subarray(v.l3Off, v.ipEnd), p + udp);
   if (gue) {
@@ -53,10 +35,7 @@ export function tunnelEncap(b: Uint8Array, v: PacketView, out: Uint8Array, src: 
     wr16(out, p + 6, 0);
     if (six) {
       // UDP over IPv6 must carry a checksum
-      let s = sum16(out, p, 8 + inner);
-      for (let i = 0; i < 4; i++) s += (src[i]! >>> 16) + (src[i]! & 0xffff) + (dst[i]! >>> 16) + (dst[i]! & 0xffff);
-      s += 17 + 8 + inner;
-      let c = finish(s);
+      let c = finish(sum16(out, p, 8 + inner) + pseudoSumWords(true, src, dst, 17, 8 + inner));
       if (c === 0) c = 0xffff;
       wr16(out, p + 6, c);
     }
