@@ -5,7 +5,7 @@
  * load balancer answers for), the outer destination the server. The frame is built in `out`; the link-layer
  * header of the input is kept.
  */
-import { wr16, wr32 } from '../packet/bytes.js';
+import { wr16 } from '../packet/bytes.js';
 import { finish, sum16 } from '../packet/checksum.js';
 import { pseudoSumWords, writeIpHeader } from './iphdr.js';
 import type { PacketView } from '../packet/view.js';
