@@ -5,7 +5,7 @@
  */
 import type { ServiceConfig } from '../config.js';
 import { createScheduler, Dests, type SchedKey, type Scheduler } from '../sched/index.js';
-import { EST_PERIOD_US, Estimator } from '../stats/estimator.js';
+import { Estimator, EstimatorClock } from '../stats/estimator.js';
 
 export const FWD_NAT = 0;
 export const FWD_DR = 1;
@@ -214,6 +214,7 @@ export class Services {
   constructor(cfgs: ServiceConfig[]) {
     this.list = cfgs.map((c, i) => new Service(i, c));
     this.snats = this.list.filter((s) => s.snat !== null);
+    this.estClock = new EstimatorClock(this.list.flatMap((s) => [s.est, s.destEst]));
     let n = 8;
     while (n < this.list.length * 4) n *= 2;
     this.slots = new Int32Array(n);
@@ -246,16 +247,12 @@ export class Services {
     }
   }
 
-  private nextEst = -1;
+  /** the services' and servers' rate estimators, sampled together every 2 s */
+  private readonly estClock: EstimatorClock;
 
   /** Run the rate estimators up to time `us` (called with every packet's time; works once per 2 s). */
   estimate(us: number): void {
-    if (us < this.nextEst) return;
-    for (const s of this.list) {
-      s.est.advance(us);
-      s.destEst.advance(us);
-    }
-    this.nextEst = this.nextEst < 0 ? us + EST_PERIOD_US : this.nextEst + Math.floor((us - this.nextEst) / EST_PERIOD_US + 1) * EST_PERIOD_US;
+    this.estClock.advance(us);
   }
 
   /** The SNAT service for a new outbound connection (src -> dst:dport), or -1. */

@@ -13,7 +13,7 @@
 /** counters per entity, in the order of the services' ST_* indexes: conns, in/out packets, in/out bytes */
 const ST_N = 5;
 /** the IPVS sampling period */
-export const EST_PERIOD_US = 2_000_000;
+const EST_PERIOD_US = 2_000_000;
 /** after this many idle periods every average is zero or close to it: jump instead of looping */
 const MAX_CATCH_UP = 256;
 
@@ -32,7 +32,6 @@ export class Estimator {
   /** per entity: last sampled counters (ST_N) and averages (ST_N), scaled */
   private readonly last: Float64Array;
   private readonly avg: Float64Array;
-  private next = -1;
 
   /** `stats`: the counters of `n` entities, ST_N each (a service's or its servers') */
   constructor(
@@ -43,28 +42,14 @@ export class Estimator {
     this.avg = new Float64Array(n * ST_N);
   }
 
-  /** Advance to time `us`: one sample per 2 s period that ended. The first call starts the clock. */
-  advance(us: number): void {
-    if (this.next < 0) {
-      this.last.set(this.stats);
-      this.next = us + EST_PERIOD_US;
-      return;
-    }
-    let k = 0;
-    while (this.next <= us) {
-      if (++k > MAX_CATCH_UP) {
-        // a long silence (a gap in the capture): the averages have long decayed to nothing
-        this.avg.fill(0);
-        this.last.set(this.stats);
-        this.next += Math.floor((us - this.next) / EST_PERIOD_US + 1) * EST_PERIOD_US;
-        return;
-      }
-      this.sample();
-      this.next += EST_PERIOD_US;
-    }
+  /** start (again) from the current counters with zero rates: at start, and after a long silence */
+  restart(): void {
+    this.avg.fill(0);
+    this.last.set(this.stats);
   }
 
-  private sample(): void {
+  /** one 2-second sample */
+  sample(): void {
     const s = this.stats;
     const last = this.last;
     const avg = this.avg;
@@ -81,5 +66,30 @@ export class Estimator {
     const o = i * ST_N;
     const r = (k: number) => (k < 3 ? Math.floor((a[o + k]! + 0x1ff) / 1024) : Math.floor((a[o + k]! + 0xf) / 32));
     return { cps: r(0), inpps: r(1), outpps: r(2), inbps: r(3), outbps: r(4) };
+  }
+}
+
+/**
+ * The one 2-second clock of a set of estimators (IPVS runs all of them from one timer): `advance` with each
+ * packet's time samples every estimator once per period that ended.
+ */
+export class EstimatorClock {
+  private next = -1;
+
+  constructor(private readonly ests: Estimator[]) {}
+
+  advance(us: number): void {
+    if (us < this.next) return;
+    if (this.next < 0) {
+      for (const e of this.ests) e.restart();
+      this.next = us + EST_PERIOD_US;
+      return;
+    }
+    const periods = Math.floor((us - this.next) / EST_PERIOD_US) + 1;
+    if (periods > MAX_CATCH_UP) {
+      // a long silence (a gap in the capture): the averages have long decayed to nothing
+      for (const e of this.ests) e.restart();
+    } else for (let k = 0; k < periods; k++) for (const e of this.ests) e.sample();
+    this.next += periods * EST_PERIOD_US;
   }
 }
