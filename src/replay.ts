@@ -8,7 +8,7 @@ import { CaptureError, formatTs, type PacketRecord } from './capture/record.js';
 import { decode } from './packet/decode.js';
 import { sameAddr } from './packet/bytes.js';
 import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
-import { PacketView } from './packet/view.js';
+import { IPPROTO_TCP, PacketView, TCP_ACK, TCP_RST, TCP_SYN } from './packet/view.js';
 import { DecodeStats, type DecodedCounts } from './stats/decode-stats.js';
 import { connRecord, counterObject, eventJson, gauges, snapshot, writeSnapshot, type Snapshot, type SnapshotService } from './conntrack/records.js';
 
@@ -146,6 +146,40 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     skip('ttl_exceeded');
     return false;
   };
+  /**
+   * Translated modes: the original tuple client:cport -> vip:vport (for SNAT the remote host) is seen on the
+   * other side as the inverse of the reply tuple, a:pa -> b:pb (NAT: client -> server, FNAT: local address ->
+   * server, SNAT: SNAT address -> remote). `dir` is the packet's, or for an ICMP error the quoted packet's.
+   */
+  const translate = (b: Uint8Array, c: number, dir: number, icmpErr: boolean) => {
+    const t = tracker!.table;
+    if (view.ipVersion === 4 && !icmpErr) {
+      // IPv4 TCP/UDP: both endpoints in one rewrite, addresses read in place
+      if (dir === 0) natRewrite4(b, view, t.rdst[c]!, t.rdport[c]!, t.rsrc[c]!, t.rsport[c]!);
+      else natRewrite4(b, view, t.dst[c]!, t.dport[c]!, t.src[c]!, t.sport[c]!);
+      return;
+    }
+    t.addrWords(c, 'src', caddr);
+    t.addrWords(c, 'dst', oaddr);
+    t.replyAddrWords(c, 'dst', aaddr);
+    t.replyAddrWords(c, 'src', baddr);
+    const cport = t.sport[c]!;
+    const vport = t.dport[c]!;
+    const pa = t.rdport[c]!;
+    const pb = t.rsport[c]!;
+    if (icmpErr) {
+      // 0: the quoted packet went out translated and the error comes back
+      if (dir === 0) icmpXlate(b, view, aaddr, caddr, cport, baddr, oaddr, vport);
+      else icmpXlate(b, view, oaddr, baddr, pb, caddr, aaddr, pa);
+    } else if (dir === 0) {
+      natRewrite(b, view, 0, aaddr, pa);
+      natRewrite(b, view, 1, baddr, pb);
+    } else {
+      // a reply seen from the VIP (client-side capture) needs no source change: natRewrite skips it
+      natRewrite(b, view, 0, oaddr, vport);
+      natRewrite(b, view, 1, caddr, cport);
+    }
+  };
   /** TOA (FNAT): per connection, the server's ISN + 1 once its SYN-ACK passed (DPVS fdata_seq) */
   const toaOn = lb?.services.list.some((x) => x.toa) === true;
   const toaAck = toaOn && tracker ? new Uint32Array(tracker.table.capacity) : new Uint32Array(0);
@@ -155,13 +189,14 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
    * the server's SYN-ACK (the handshake's ACK, the first data) carry the client's address in a TCP option.
    */
   const sendTranslated = (r: PacketRecord, c: number, dir: number, toa: boolean) => {
-    if (toa && view.proto === 6) {
+    if (toa && view.proto === IPPROTO_TCP) {
       const f = view.tcpFlags;
       if (dir === 1) {
-        if ((f & 0x12) === 0x12) toaAck[c] = (view.seq + 1) >>> 0;
+        if ((f & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) toaAck[c] = (view.seq + 1) >>> 0;
       } else {
-        if ((f & 0x12) === 0x02) toaAck[c] = 0; // a new connection (handles are reused)
-        if ((f & 0x12) === 0x02 || ((f & 0x06) === 0 && toaAck[c] !== 0 && view.ack === toaAck[c])) {
+        const syn = (f & (TCP_SYN | TCP_ACK)) === TCP_SYN;
+        if (syn) toaAck[c] = 0; // a new connection (handles are reused)
+        if (syn || ((f & (TCP_SYN | TCP_RST)) === 0 && toaAck[c] !== 0 && view.ack === toaAck[c])) {
           tracker!.table.addrWords(c, 'src', caddr);
           const n = addToa(r.buf, view, scratch, caddr, tracker!.table.sport[c]!, mtu);
           if (n > 0) {
@@ -280,41 +315,12 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
             const d = tracker.serverOf(c);
             const mode = s.fwd[d]!;
             const v6 = view.ipVersion === 6;
-            if ((mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) && hop(r, view, (e & 1) === 0 && !icmpErr ? mtu : 0)) {
-              // translated modes: the original tuple client:cport -> vip:vport (for SNAT the remote host) is
-              // seen on the other side as the inverse of the reply tuple, a:pa -> b:pb (NAT: client -> server,
-              // FNAT: local address -> server, SNAT: SNAT address -> remote)
-              const t = tracker.table;
-              if (!v6 && !icmpErr) {
-                // IPv4 TCP/UDP: both endpoints in one rewrite, addresses read in place
-                if ((e & 1) === 0) natRewrite4(r.buf, view, t.rdst[c]!, t.rdport[c]!, t.rsrc[c]!, t.rsport[c]!);
-                else natRewrite4(r.buf, view, t.dst[c]!, t.dport[c]!, t.src[c]!, t.sport[c]!);
-                sendTranslated(r, c, e & 1, s.toa);
-                return onPacket?.(r, view);
+            if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
+              // (a packet hop() refuses expired here or does not fit the path: counted, maybe answered, by hop)
+              if (hop(r, view, (e & 1) === 0 && !icmpErr ? mtu : 0)) {
+                translate(r.buf, c, e & 1, icmpErr);
+                sendTranslated(r, c, e & 1, s.toa && !icmpErr);
               }
-              t.addrWords(c, 'src', caddr);
-              t.addrWords(c, 'dst', oaddr);
-              t.replyAddrWords(c, 'dst', aaddr);
-              t.replyAddrWords(c, 'src', baddr);
-              const cport = t.sport[c]!;
-              const vport = t.dport[c]!;
-              const pa = t.rdport[c]!;
-              const pb = t.rsport[c]!;
-              if (icmpErr) {
-                // e's direction is the quoted packet's: 0, it went out translated and the error comes back
-                if ((e & 1) === 0) icmpXlate(r.buf, view, aaddr, caddr, cport, baddr, oaddr, vport);
-                else icmpXlate(r.buf, view, oaddr, baddr, pb, caddr, aaddr, pa);
-              } else if ((e & 1) === 0) {
-                natRewrite(r.buf, view, 0, aaddr, pa);
-                natRewrite(r.buf, view, 1, baddr, pb);
-              } else {
-                // a reply seen from the VIP (client-side capture) needs no source change: natRewrite skips it
-                natRewrite(r.buf, view, 0, oaddr, vport);
-                natRewrite(r.buf, view, 1, caddr, cport);
-              }
-              sendTranslated(r, c, e & 1, s.toa && !icmpErr);
-            } else if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
-              // expired here: not forwarded (counted by hop)
             } else {
               // DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded
               const toVip = sameAddr(view.dst, s.vip, v6);

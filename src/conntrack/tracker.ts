@@ -394,7 +394,7 @@ export class Tracker {
     this.table.hashKey(k);
     this.counters[C_SEARCHED]!++;
     let e = this.table.lookup(k);
-    if (e < 0 && this.lb) e = this.replyFromVip(k);
+    if (e < 0 && this.lb) e = this.replySeenUntranslated(k);
     const fresh = e < 0;
     if (!fresh) {
       this.counters[C_FOUND]!++;
@@ -569,7 +569,7 @@ export class Tracker {
    * LB's answer comes from the VIP, and stands for the chosen server's reply (entry of the original tuple,
    * reply direction). The same for a SNAT connection seen from the inside.
    */
-  private replyFromVip(k: TupleKey): number {
+  private replySeenUntranslated(k: TupleKey): number {
     const lb = this.lb!;
     // SNAT likewise: a capture taken inside shows the remote host's answer to the inside host, which stands for
     // its answer to the SNAT address

@@ -132,10 +132,11 @@ export class Service {
   ) {
     this.proto = cfg.proto === 'tcp' ? 6 : 17;
     const m = cfg.match;
-    const a = addrToWords(m ? m.src.split('/')[0]! : (cfg.vip ?? '0.0.0.0'));
-    this.v6 = a.v6;
-    // a SNAT service has no VIP: its connections keep their destination
-    this.vip = m ? new Uint32Array(4) : a.words;
+    // a SNAT service has no VIP (its connections keep their destination): its family is its match's
+    this.snat = m ? { src: parsePrefix(m.src), dst: m.dst ? parsePrefix(m.dst) : { words: new Uint32Array(4), len: 0 }, dport: m.dport ?? 0 } : null;
+    const a = m ? null : addrToWords(cfg.vip!); // the schema requires a VIP for every other mode
+    this.v6 = a ? a.v6 : m!.src.includes(':');
+    this.vip = a ? a.words : new Uint32Array(4);
     this.port = cfg.port ?? 0;
     this.dests = Dests.of(cfg.servers.map((s) => ({ id: `${s.addr}:${s.port ?? 0}`, weight: s.weight })));
     this.serverAddr = cfg.servers.map((s) => addrToWords(s.addr).words);
@@ -144,7 +145,6 @@ export class Service {
     this.mac = cfg.servers.map((s) => macBytes(s.mac));
     this.upper = Int32Array.from(cfg.servers.map((s) => s.upper_threshold));
     this.lower = Int32Array.from(cfg.servers.map((s) => s.lower_threshold));
-    this.snat = m ? { src: parsePrefix(m.src), dst: parsePrefix(m.dst ?? (this.v6 ? '::/0' : '0.0.0.0/0')), dport: m.dport ?? 0 } : null;
     // SNAT: the servers are the SNAT addresses, each with its own port pool
     this.pool = m ? new LocalPool(this.serverAddr) : this.fwd.includes(FWD_FNAT) ? new LocalPool(cfg.laddrs.map((a) => addrToWords(a).words)) : null;
     this.gue = cfg.tunnel.type === 'gue';

@@ -5,7 +5,7 @@
  * it is built in `out`, with IP length, data offset and checksums updated incrementally (RFC 1624; the
  * payload moves by a multiple of 4 bytes, so its 16-bit words keep their alignment).
  */
-import { rd16, wr16 } from '../packet/bytes.js';
+import { rd16, wr16, wr32 } from '../packet/bytes.js';
 import { fold, patch16 } from '../packet/checksum.js';
 import type { PacketView } from '../packet/view.js';
 
@@ -33,11 +33,7 @@ export function addToa(b: Uint8Array, v: PacketView, out: Uint8Array, client: Ui
   out[o] = TCPOPT_TOA;
   out[o + 1] = olen;
   wr16(out, o + 2, cport);
-  for (let i = 0; i < (six ? 4 : 1); i++) {
-    const w = client[i]!;
-    wr16(out, o + 4 + 4 * i, w >>> 16);
-    wr16(out, o + 6 + 4 * i, w & 0xffff);
-  }
+  for (let i = 0; i < (six ? 4 : 1); i++) wr32(out, o + 4 + 4 * i, client[i]!);
   // the end-of-list padding (zeros) and the payload, olen bytes further on
   out.set(b.subarray(optAt, end), o + olen);
   const l3 = v.l3Off - start;

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS, haveTool, REPO, run, tsvs } from '../helpers/corpus.js';
 import { replayIcmpPair, tsharkPackets } from '../helpers/tshark.js';
-import { eth, ipv4, ipv6, pcapFile, portUnreachableCapture, tcp } from '../helpers/packets.js';
+import { eth, ip4bytes, ip6bytes, ipv4, ipv6, pcapFile, portUnreachableCapture, tcp } from '../helpers/packets.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-lb-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -32,14 +32,6 @@ function fnatUdp(vip: string, laddr: string, rs: string): string {
   const p = path.join(tmp, `fnat-${Math.random().toString(36).slice(2)}.yaml`);
   fs.writeFileSync(p, `services:\n  - proto: udp\n    vip: ${vip}\n    port: 53\n    scheduler: rr\n    forward: fnat\n    laddrs: [${laddr}]\n    servers:\n      - { addr: ${rs}, port: 5353 }\n`);
   return p;
-}
-
-/** the 32 hex digits of an IPv6 address */
-function ipv6Hex(a: string): string {
-  const [h, t] = a.includes('::') ? a.split('::') : [a, ''];
-  const hs = h ? h.split(':') : [];
-  const ts = t ? t.split(':') : [];
-  return [...hs, ...new Array<string>(8 - hs.length - ts.length).fill('0'), ...ts].map((g) => g.padStart(4, '0')).join('');
 }
 
 function portUnreachable(name: string, client: string, vip: string, seenFrom: [string, number], server: string): string {
@@ -156,7 +148,7 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
         const opts = x[7]!;
         // TOA: kind fe, length, client port, client address (independently taken from the input packet)
         const client = o[0] || o[1]!;
-        const addrHex = client.includes(':') ? ipv6Hex(client) : client.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join('');
+        const addrHex = Buffer.from(client.includes(':') ? ip6bytes(client) : ip4bytes(client)).toString('hex');
         const toa = `fe${k.olen.toString(16).padStart(2, '0')}${Number(o[2]).toString(16).padStart(4, '0')}${addrHex}`;
         // (a TCP header has room for 40 bytes of options: an IPv6 TOA does not fit beside MSS, WS, TS, SACK-permitted)
         const want = ((o[3] === '1' && o[4] === '0') || (o[3] === '0' && acks.has(o[5]!))) && Number(o[13]) + k.olen <= 60;
