@@ -77,6 +77,14 @@ const service = z
       return;
     }
     if (s.toa && s.forward !== 'fnat') issue(['toa'], 'only used by fnat forwarding');
+    if (s.synproxy) {
+      // the synproxy translates sequence numbers both ways: the server's replies must pass through the LB
+      if (s.proto !== 'tcp') issue(['synproxy'], 'only for tcp services');
+      s.servers.forEach((x, i) => {
+        const fwd = x.forward ?? s.forward;
+        if (fwd !== 'nat' && fwd !== 'fnat') issue(['servers', i, 'forward'], `synproxy works with nat and fnat forwarding, not ${fwd}`);
+      });
+    }
     if (s.vip === undefined) issue(['vip'], 'required');
     if (s.port === undefined) issue(['port'], 'required');
     if (s.match) issue(['match'], 'only used by snat forwarding');
@@ -92,6 +100,34 @@ const service = z
       if ((fwd === 'dr' || fwd === 'tunnel' || fwd === 'nat') && x.addr.includes(':') !== v6) issue(['servers', i, 'addr'], `must be of the VIP's address family for ${fwd} forwarding`);
     });
   });
+
+/** DPVS's synproxy block: the SYN-ACK's options, ACK saving, retries and defences */
+const synproxyConfig = z
+  .object({
+    /** the SYN-ACK: MSS ceiling, TTL / hop limit, window, and which options it offers */
+    mss: z.number().int().min(536).max(65535).default(1452),
+    ttl: z.number().int().min(1).max(255).default(63),
+    window: z.number().int().min(0).max(65535).default(65535),
+    /** window scale the LB announces (false: none); SACK and timestamps when the client offers them */
+    wscale: z.union([z.number().int().min(0).max(14), z.literal(false)]).default(7),
+    sack: z.boolean().default(true),
+    timestamps: z.boolean().default(true),
+    /** client packets held while the server's handshake is pending, besides the first ACK */
+    max_ack_saved: z.number().int().min(0).max(64).default(3),
+    /** SYNs resent to an unanswering server, on its SYN_SENT timer, before giving up */
+    rs_syn_max_retry: z.number().int().min(0).max(16).default(3),
+    /** the same seq/ack from the server this many times in a row is an ACK storm: dropped (0 = off) */
+    ack_storm_thresh: z.number().int().min(0).default(10),
+    /** answer an ACK whose cookie does not validate with a RST */
+    rst_on_bad_ack: z.boolean().default(true),
+    /** open the server connection only on the client's first data (a pure ACK is dropped: NULL_ACK) */
+    defer_rs_syn: z.boolean().default(false),
+    /** states in which a synproxy connection may be reused by a new valid handshake (DPVS conn_reuse_state) */
+    conn_reuse_state: z.array(z.enum(['close', 'time_wait', 'fin_wait', 'close_wait', 'last_ack'])).default(['close', 'time_wait']),
+    /** SYN cookie secret, 64 hex digits (default: random at start; in replay derived from the seed) */
+    secret: z.string().regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits').optional(),
+  })
+  .strict();
 
 export const configSchema = z
   .object({
@@ -109,6 +145,8 @@ export const configSchema = z
      * is answered with ICMP fragmentation needed / packet too big instead of being forwarded (IPv4 with DF)
      */
     mtu: z.number().int().min(576).max(65535).default(1500),
+    /** synproxy settings for services with synproxy: true (DPVS synproxy { ... }) */
+    synproxy: synproxyConfig.default({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -124,6 +162,7 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type ServiceConfig = z.infer<typeof service>;
+export type SynproxyConfig = z.infer<typeof synproxyConfig>;
 
 export class ConfigError extends Error {}
 

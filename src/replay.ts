@@ -4,7 +4,7 @@
  * snapshot) are written only when asked for.
  */
 import { readCapture, type ReadOptions } from './capture/reader.js';
-import { CaptureError, formatTs, type PacketRecord } from './capture/record.js';
+import { CaptureError, formatTs, PacketRecord } from './capture/record.js';
 import { decode } from './packet/decode.js';
 import { sameAddr } from './packet/bytes.js';
 import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
@@ -26,6 +26,9 @@ import { decrementTtl } from './xmit/ttl.js';
 import { addToa } from './xmit/toa.js';
 import { icmpError, ICMPGEN_FRAG_NEEDED, ICMPGEN_TIME_EXCEEDED, tooBig } from './xmit/icmp-gen.js';
 import { MAX_CAPLEN } from './capture/pcap.js';
+import { SP_NO_CONN, SP_SYN } from './conntrack/tracker.js';
+import { Synproxy, SP_DROP, SP_FLUSH, SP_FORWARD, SP_REPLY } from './synproxy/synproxy.js';
+import type { SynproxyConfig } from './config.js';
 
 export interface ConnsSummary {
   total: number;
@@ -55,6 +58,8 @@ export interface ReplaySummary {
     icmp_sent?: { frag_needed: number; time_exceeded: number };
     /** FNAT packets that got a TOA option */
     toa_added?: number;
+    /** synproxy counters (DPVS names) */
+    synproxy?: Record<string, number>;
     /** persistence templates */
     templates?: { created: number; expired: number; open_at_end: number };
     emitted: number;
@@ -85,7 +90,8 @@ export interface ReplayOptions extends ReadOptions {
   /** load balancing: services (NAT), and where to write what the LB emits */
   /** decrementTtl: forwarded packets lose one TTL / hop; those arriving with 1 or 0 are not forwarded */
   /** mtu: of the path to the servers (default 1500); bigger packets get ICMP fragmentation needed / packet too big */
-  lb?: { services: Services; out?: string; decrementTtl?: boolean; mtu?: number };
+  /** synproxy: its settings and the cookie secret (32 bytes) */
+  lb?: { services: Services; out?: string; decrementTtl?: boolean; mtu?: number; synproxy?: { cfg: SynproxyConfig; secret: Uint8Array } };
 }
 
 export async function replayFile(file: string, opts: ReplayOptions = {}): Promise<ReplaySummary> {
@@ -151,7 +157,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
    * other side as the inverse of the reply tuple, a:pa -> b:pb (NAT: client -> server, FNAT: local address ->
    * server, SNAT: SNAT address -> remote). `dir` is the packet's, or for an ICMP error the quoted packet's.
    */
-  const translate = (b: Uint8Array, c: number, dir: number, icmpErr: boolean) => {
+  const translate = (b: Uint8Array, view: PacketView, c: number, dir: number, icmpErr: boolean) => {
     const t = tracker!.table;
     if (view.ipVersion === 4 && !icmpErr) {
       // IPv4 TCP/UDP: both endpoints in one rewrite, addresses read in place
@@ -188,7 +194,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
    * Emit a translated packet. FNAT with TOA, as DPVS: the client's SYN and its packets that acknowledge just
    * the server's SYN-ACK (the handshake's ACK, the first data) carry the client's address in a TCP option.
    */
-  const sendTranslated = (r: PacketRecord, c: number, dir: number, toa: boolean) => {
+  const sendTranslated = (r: PacketRecord, view: PacketView, c: number, dir: number, toa: boolean) => {
     if (toa && view.proto === IPPROTO_TCP) {
       const f = view.tcpFlags;
       if (dir === 1) {
@@ -209,6 +215,28 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     }
     emit(r, r.buf, r.off, r.caplen, r.wirelen);
   };
+  /* synproxy: the packets it makes toward servers are decoded and sent like the connection's own */
+  const sp = tracker && lb?.synproxy && lb.services.hasSynproxy ? new Synproxy(lb.synproxy.cfg, tracker, lb.services, lb.synproxy.secret) : null;
+  const spView = new PacketView();
+  /** the record being processed: generated packets take its link type and timestamp */
+  let cur: PacketRecord | null = null;
+  const gen = new PacketRecord();
+  if (sp) {
+    sp.toServer = (c, frame, len) => {
+      if (!cur) return;
+      gen.buf = frame;
+      gen.off = 0;
+      gen.caplen = gen.wirelen = len;
+      gen.linktype = cur.linktype;
+      gen.tsSec = cur.tsSec;
+      gen.tsFrac = cur.tsFrac;
+      gen.digits = cur.digits;
+      decode(frame, 0, len, len, cur.linktype, spView);
+      sp.translateSaved(frame, spView, c);
+      translate(frame, spView, c, 0, false);
+      sendTranslated(gen, spView, c, 0, lb!.services.list[tracker!.serviceOf(c)]!.toa);
+    };
+  }
   /** what the LB transmits: to the output pcap (same link type, timestamps at its precision) */
   const emit = (r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number) => {
     if (!lb?.out) {
@@ -251,6 +279,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       summary.lb = lbSummary(lb.services, emitted, notEmitted);
       if (icmpSent.frag_needed + icmpSent.time_exceeded > 0) summary.lb.icmp_sent = icmpSent;
       if (toaOn) summary.lb.toa_added = toaAdded;
+      if (sp) summary.lb.synproxy = sp.counterObject();
       if (tracker?.templates) summary.lb.templates = { created: tracker.templates.created, expired: tracker.templates.expired, open_at_end: tracker.templates.count };
     }
     if (tracker) {
@@ -266,7 +295,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     if (tc.drain) tracker.drain();
     if (tc.conns) for (const c of tracker.handles()) tc.conns.line(JSON.stringify(connRecord(tracker, c, 'open')));
     if (tc.onSnapshot) tc.onSnapshot(snapshot(tracker, file));
-    if (tc.snapshotFile) writeSnapshot(tracker, file, tc.snapshotFile, lb ? lbSummary(lb.services, emitted, notEmitted).services : undefined);
+    if (tc.snapshotFile) writeSnapshot(tracker, file, tc.snapshotFile, lb ? lbSummary(lb.services, emitted, notEmitted).services : undefined, sp?.counterObject());
   };
   let res;
   try {
@@ -302,11 +331,18 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
         } else if (c < 0 && view.hasL4) l4Unverified++;
       }
       if (tracker) {
+        cur = r;
         tracker.setTime(r.tsSec, r.tsFrac, r.digits);
         const e = badSum ? (tracker.rejectChecksum(), -1) : tracker.track(view);
         if (lb) {
           const icmpErr = view.icmpIsError && view.inner.valid;
-          if (e < 0) skip(view.status !== 0 ? 'decode_drop' : badSum ? 'bad_checksum' : 'not_tracked');
+          if (sp && (e === SP_NO_CONN || e === SP_SYN)) {
+            // synproxy step 1 or 2, or a new handshake on a closing connection
+            const a = e === SP_NO_CONN ? sp.noConn(r.buf, view) : sp.synOnConn(r.buf, view, tracker.spConn);
+            if (a === SP_REPLY) emit(r, r.buf, r.off, sp.replyLen, sp.replyLen);
+            else if (a === SP_DROP) skip('synproxy');
+            else if (a === SP_FORWARD) skip('not_tracked');
+          } else if (e < 0) skip(view.status !== 0 ? 'decode_drop' : badSum ? 'bad_checksum' : 'not_tracked');
           else if (tracker.serviceOf(e >>> 1) < 0) skip('not_service');
           else if (view.isFragment || (view.proto !== 6 && view.proto !== 17 && !icmpErr)) skip('not_tcp_udp');
           else {
@@ -315,11 +351,20 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
             const d = tracker.serverOf(c);
             const mode = s.fwd[d]!;
             const v6 = view.ipVersion === 6;
-            if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
+            const a = sp !== null && !icmpErr && tracker.isSynproxy(c) ? sp.onConn(r.buf, view, c, e & 1) : SP_FORWARD;
+            if (a === SP_FLUSH) {
+              // the server's SYN-ACK: the saved packets go (TOA on those that acknowledge it)
+              if (toaOn) toaAck[c] = (view.seq + 1) >>> 0;
+              sp!.flush(c);
+              skip('synproxy_handshake');
+            } else if (a === SP_DROP) skip('synproxy');
+            else if (a !== SP_FORWARD) {
+              // saved for the server
+            } else if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
               // (a packet hop() refuses expired here or does not fit the path: counted, maybe answered, by hop)
               if (hop(r, view, (e & 1) === 0 && !icmpErr ? mtu : 0)) {
-                translate(r.buf, c, e & 1, icmpErr);
-                sendTranslated(r, c, e & 1, s.toa && !icmpErr);
+                translate(r.buf, view, c, e & 1, icmpErr);
+                sendTranslated(r, view, c, e & 1, s.toa && !icmpErr);
               }
             } else {
               // DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded

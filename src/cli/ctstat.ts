@@ -136,9 +136,13 @@ function services(snap: Snapshot, o: Opts): string {
 }
 
 function stats(snap: Snapshot, o: Opts): string {
-  if (o.output === 'json') return JSON.stringify({ counters: snap.counters, gauges: snap.gauges });
+  if (o.output === 'json') return JSON.stringify({ counters: snap.counters, gauges: snap.gauges, ...(snap.synproxy ? { synproxy: snap.synproxy } : {}) });
   const lines = [`source ${snap.source}  profile ${snap.profile}  time ${snap.time}`, '', 'counters'];
   for (const [k, v] of Object.entries(snap.counters)) lines.push(`  ${k.padEnd(20)} ${v}`);
+  if (snap.synproxy) {
+    lines.push('', 'synproxy');
+    for (const [k, v] of Object.entries(snap.synproxy)) lines.push(`  ${k.padEnd(24)} ${v}`);
+  }
   lines.push('', `entries ${snap.gauges.entries}`);
   for (const [k, v] of Object.entries(snap.gauges.by_proto)) lines.push(`  ${k.padEnd(20)} ${v}`);
   lines.push('', 'by state');

@@ -52,6 +52,10 @@ export function formatSummary(s: ReplaySummary, color: boolean): string {
     const lb = s.lb;
     const extra = `${lb.icmp_sent ? `  icmp sent ${kv(lb.icmp_sent)}` : ''}${lb.toa_added !== undefined ? `  toa added ${n(lb.toa_added)}` : ''}`;
     lines.push(`${label('lb')}emitted ${n(lb.emitted)}  not emitted: ${kv(lb.not_emitted)}${extra}`);
+    if (lb.synproxy) {
+      const sp = Object.entries(lb.synproxy).filter(([, v]) => v > 0);
+      lines.push(`${label('synproxy')}${sp.length ? sp.map(([k, v]) => `${k.replace('SYNPROXY_', '').toLowerCase()} ${n(v)}`).join('  ') : 'no activity'}`);
+    }
     for (const v of lb.services) lines.push(`${label('service')}${v.service} ${v.scheduler} ${v.forward ?? ''}  conns ${n(v.conns)}: ${v.servers.map((x) => `${x.server} ${n(x.conns)}`).join(', ')}`);
   }
   if (s.warnings.length) for (const w of s.warnings) lines.push(`${label('warning')}${c.yellow(w)}`);

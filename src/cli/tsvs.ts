@@ -7,6 +7,7 @@ import { replayFile, ReplayError } from '../replay.js';
 import { LineWriter } from '../conntrack/records.js';
 import { Tracker, type Profile } from '../conntrack/tracker.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { replaySecret } from '../synproxy/synproxy.js';
 import { Services } from '../service/services.js';
 import { formatSummary, progressBar } from './format.js';
 
@@ -70,10 +71,6 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
       if (e instanceof ConfigError) throw new UsageError(e.message);
       throw e;
     }
-    cfg.services.forEach((sv, i) => {
-      const where = `${opts.config}: services[${i}]`;
-      if (sv.synproxy) throw new UsageError(`${where}.synproxy: not implemented yet`);
-    });
   }
   if (opts.out && !cfg) throw new UsageError('--out: needs --config (the services whose traffic the LB emits)');
   // command-line values win over the configuration's; the profile defaults to dpvs with services
@@ -108,7 +105,16 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
         verifyChecksums: opts.verifyChecksums,
         track: { profile, seed, maxConns, drain: opts.drain, events, conns, snapshotFile: opts.snapshot, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
         // a fresh service table per file: schedulers and counters start anew
-        lb: cfg && cfg.services.length ? { services: new Services(cfg.services), out: opts.out, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu } : undefined,
+        lb:
+          cfg && cfg.services.length
+            ? {
+                services: new Services(cfg.services),
+                out: opts.out,
+                decrementTtl: cfg.decrement_ttl,
+                mtu: cfg.mtu,
+                synproxy: { cfg: cfg.synproxy, secret: replaySecret(cfg.synproxy.secret, seed) },
+              }
+            : undefined,
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
       });

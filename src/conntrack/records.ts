@@ -150,6 +150,8 @@ export interface Snapshot {
   conns: SnapshotConn[];
   /** load balancing: services with their servers and counters (as in replay --json "lb") */
   services?: SnapshotService[];
+  /** synproxy counters by DPVS name */
+  synproxy?: Record<string, number>;
 }
 
 export interface SnapshotService {
@@ -216,9 +218,9 @@ export function snapshot(t: Tracker, source: string): Snapshot {
 }
 
 /** Write the snapshot JSON (same document as `snapshot()`) connection by connection, without building it. */
-export function writeSnapshot(t: Tracker, source: string, path: string, services?: unknown[]): void {
+export function writeSnapshot(t: Tracker, source: string, path: string, services?: unknown[], synproxy?: Record<string, number>): void {
   const w = new LineWriter(path);
-  const head = { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t), services: services ?? [] };
+  const head = { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t), services: services ?? [], ...(synproxy ? { synproxy } : {}) };
   w.line(`${JSON.stringify(head).slice(0, -1)},"conns":[`);
   let first = true;
   for (const c of t.handles()) {

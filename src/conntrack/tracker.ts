@@ -18,6 +18,8 @@
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, type PacketView } from '../packet/view.js';
 import { icmpInverse, icmpIsRequest, NF_ICMP_TIMEOUT, DPVS_ICMP_TIMEOUT } from '../proto/icmp.js';
 import {
+  D_CLOSE,
+  D_SYN_SENT,
   DPVS_TCP_STATE_NAMES,
   DPVS_TCP_TIMEOUTS,
   D_DIR_INPUT,
@@ -66,6 +68,13 @@ const S_NO_LAST = 0x80; // tcp last_index not set yet
 /* load-balancer flags (lbFlags) */
 const L_ACTIVE = 0x01; // counted in its server's active connections (else inactive)
 const L_INPUT_ONLY = 0x02; // DR / tunnel: replies bypass the LB, DPVS's INPUT-ONLY table
+const L_SYNPROXY = 0x04; // opened by the synproxy (DPVS_CONN_F_SYNPROXY): sequence numbers are translated
+const L_SP_PENDING = 0x08; // synproxy: the SYN to the server is out, its SYN-ACK not yet in
+
+/** track(): a TCP packet to a synproxy service with no connection (the synproxy answers or opens it) */
+export const SP_NO_CONN = -2;
+/** track(): a client's SYN on an existing synproxy connection (`spConn`), answered by the synproxy */
+export const SP_SYN = -3;
 
 /* netfilter UDP / ICMP pseudo-states */
 export const X_UNREPLIED = 0;
@@ -196,6 +205,14 @@ export class Tracker {
 
   /** load balancing: services to schedule new connections on (null = tracking only) */
   lb: Services | null = null;
+  /** synproxy: a pending connection's timer ran out: true when it resent its SYN (the timer is re-armed) */
+  spExpire: ((c: number) => boolean) | null = null;
+  /** synproxy: a synproxy connection is going away */
+  spRelease: ((c: number) => void) | null = null;
+  /** the connection of the last SP_SYN */
+  spConn = -1;
+  private synproxyOn = false;
+  private spOpening = false;
   /** per connection: service index + 1 (0 = none), server index, L_* flags */
   private readonly lbSvc: Int32Array;
   private readonly lbDest: Int32Array;
@@ -326,12 +343,17 @@ export class Tracker {
   }
 
   private expire(c: number): void {
+    if (this.lbFlags[c]! & L_SP_PENDING && this.spExpire !== null && this.spExpire(c)) {
+      this.armTimeout(c, this.tcpTimeouts[this.profile === 'dpvs' ? D_SYN_SENT : N_SYN_SENT]!, false);
+      return;
+    }
     this.counters[C_EXPIRED]!++;
     this.destroy(c, this.wheel.expiry(c) * TICK_US, 'expired');
   }
 
   private destroy(c: number, tUs: number, reason: 'expired' | 'killed' | 'evicted' | 'reopened'): void {
     this.wheel.cancel(c);
+    if (this.lbFlags[c]! & L_SYNPROXY && this.spRelease) this.spRelease(c);
     if (this.lb && this.lbSvc[c]! > 0) {
       const d = this.lb.list[this.lbSvc[c]! - 1]!.dests;
       const i = this.lbDest[c]!;
@@ -398,6 +420,23 @@ export class Tracker {
     const fresh = e < 0;
     if (!fresh) {
       this.counters[C_FOUND]!++;
+      const lf = this.lbFlags[e >>> 1]!;
+      if (lf & L_SYNPROXY) {
+        if ((e & 1) === 0 && (v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN) {
+          this.spConn = e >>> 1;
+          return SP_SYN;
+        }
+        if (lf & L_SP_PENDING) {
+          // the server handshake is the synproxy's: no state change until it completes
+          this.account(e >>> 1, e & 1, v);
+          return e;
+        }
+      }
+    } else if (p === IPPROTO_TCP && this.synproxyOn && !this.spOpening) {
+      const svc = this.lb!.lookup(p, k.v6, k.dst, k.dport);
+      if (svc >= 0 && this.lb!.list[svc]!.synproxy) return SP_NO_CONN;
+      e = this.create(v, k);
+      if (e < 0) return -1;
     } else {
       e = this.create(v, k);
       if (e < 0) return -1;
@@ -429,7 +468,7 @@ export class Tracker {
     const p = v.proto;
     if (p === IPPROTO_TCP) {
       const f = v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST);
-      const ok = this.profile === 'dpvs' ? f === TCP_SYN : f === TCP_SYN || f === TCP_ACK; // tcp_new(): SYN, or ACK pickup
+      const ok = this.spOpening ? f === TCP_ACK : this.profile === 'dpvs' ? f === TCP_SYN : f === TCP_SYN || f === TCP_ACK; // tcp_new(): SYN, or ACK pickup
       if (!ok) {
         this.counters[C_NO_CONN]!++;
         this.counters[C_INVALID]!++;
@@ -609,6 +648,78 @@ export class Tracker {
   /** real server index of a load-balanced connection */
   serverOf(c: number): number {
     return this.lbDest[c]!;
+  }
+
+  /* ---------------- synproxy ---------------- */
+
+  /** turn on the synproxy: TCP packets to synproxy services with no connection come back as SP_NO_CONN */
+  enableSynproxy(): void {
+    this.synproxyOn = this.lb !== null && this.lb.hasSynproxy;
+  }
+
+  /**
+   * Synproxy step 2: open the connection of the client's validated ACK (the packet track() just returned
+   * SP_NO_CONN for) in SYN_SENT, pending the server's handshake. Returns its entry, or -1 (counted) when no
+   * server may take it.
+   */
+  spOpen(v: PacketView): number {
+    this.spOpening = true;
+    const e = this.create(v, this.key);
+    this.spOpening = false;
+    if (e < 0) return -1;
+    const c = e >>> 1;
+    this.lbFlags[c]! |= L_SYNPROXY | L_SP_PENDING;
+    this.account(c, 0, v);
+    this.spState(c, this.profile === 'dpvs' ? D_SYN_SENT : N_SYN_SENT, true);
+    this.emit('new', c);
+    return e;
+  }
+
+  /** synproxy step 3: the server's SYN-ACK came in, the connection is established */
+  spEstablish(c: number): void {
+    this.lbFlags[c]! &= ~L_SP_PENDING;
+    this.status[c]! |= S_SEEN_REPLY | S_ASSURED;
+    this.spState(c, this.profile === 'dpvs' ? D_ESTABLISHED : N_ESTABLISHED, false);
+    this.lbState(c);
+    this.emit('update', c);
+  }
+
+  /** synproxy: the server refused (RST): the connection closes */
+  spClose(c: number): void {
+    this.lbFlags[c]! &= ~L_SP_PENDING;
+    this.status[c]! |= S_SEEN_REPLY;
+    this.spState(c, this.profile === 'dpvs' ? D_CLOSE : N_CLOSE, false);
+    this.lbState(c);
+    this.emit('update', c);
+  }
+
+  /** synproxy: a closing connection reused by a new valid handshake goes back to SYN_SENT, pending */
+  spReopen(c: number): void {
+    this.lbFlags[c]! |= L_SP_PENDING;
+    this.spState(c, this.profile === 'dpvs' ? D_SYN_SENT : N_SYN_SENT, true);
+    this.lbState(c);
+    this.emit('update', c);
+  }
+
+  private spState(c: number, st: number, jitter: boolean): void {
+    this.state[c] = st;
+    this.status[c]! &= ~S_NO_LAST;
+    this.armTimeout(c, this.tcpTimeouts[st]!, jitter && this.jitter);
+  }
+
+  /** opened by the synproxy */
+  isSynproxy(c: number): boolean {
+    return (this.lbFlags[c]! & L_SYNPROXY) !== 0;
+  }
+
+  /** synproxy connection waiting for its server's SYN-ACK */
+  spPending(c: number): boolean {
+    return (this.lbFlags[c]! & L_SP_PENDING) !== 0;
+  }
+
+  /** the TCP state number of connection c (profile's numbering) */
+  stateOf(c: number): number {
+    return this.state[c]!;
   }
 
   /** keep the server's active/inactive counts with the connection's state (DPVS: ESTABLISHED = active) */

@@ -42,6 +42,12 @@ export class Dests {
   usable(i: number): boolean {
     return this.weight[i]! > 0 && this.available[i] === 1;
   }
+  /** can any server take a new connection */
+  anyUsable(): boolean {
+    for (let i = 0; i < this.ids.length; i++) if (this.usable(i)) return true;
+    return false;
+  }
+
 }
 
 /** What hashing schedulers hash: the new connection's addresses (32-bit words) and ports. */

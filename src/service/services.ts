@@ -120,6 +120,8 @@ export class Service {
   readonly guePort: number;
   /** FNAT: add the TOA option (client address and port) */
   readonly toa: boolean;
+  /** TCP: answer SYNs with SYN cookies and open the server connection after the client's ACK */
+  readonly synproxy: boolean;
   readonly stats = new Float64Array(ST_N);
   readonly destStats: Float64Array;
   /** EWMA rates of the service and of its servers (IPVS estimator, 2 s samples) */
@@ -149,6 +151,7 @@ export class Service {
     this.pool = m ? new LocalPool(this.serverAddr) : this.fwd.includes(FWD_FNAT) ? new LocalPool(cfg.laddrs.map((a) => addrToWords(a).words)) : null;
     this.gue = cfg.tunnel.type === 'gue';
     this.toa = cfg.toa;
+    this.synproxy = cfg.synproxy && this.proto === 6;
     this.guePort = cfg.tunnel.port;
     this.destStats = new Float64Array(cfg.servers.length * ST_N);
     this.est = new Estimator(this.stats, 1);
@@ -262,6 +265,11 @@ export class Services {
       if (s.proto === proto && s.v6 === v6 && (m.dport === 0 || m.dport === dport) && inPrefix(src, m.src, v6) && inPrefix(dst, m.dst, v6)) return s.index;
     }
     return -1;
+  }
+
+  /** does any service run the synproxy */
+  get hasSynproxy(): boolean {
+    return this.list.some((s) => s.synproxy);
   }
 
   get hasSnat(): boolean {
