@@ -124,8 +124,8 @@ const synproxyConfig = z
     defer_rs_syn: z.boolean().default(false),
     /** states in which a synproxy connection may be reused by a new valid handshake (DPVS conn_reuse_state) */
     conn_reuse_state: z.array(z.enum(['close', 'time_wait', 'fin_wait', 'close_wait', 'last_ack'])).default(['close', 'time_wait']),
-    /** SYN cookie secret, 64 hex digits (default: random at start; in replay derived from the seed) */
-    secret: z.string().regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits').optional(),
+    /** SYN cookie secret (the SipHash key), 32 hex digits (default: random at start; in replay derived from the seed) */
+    secret: z.string().regex(/^[0-9a-f]{32}$/i, 'expected 32 hex digits').optional(),
   })
   .strict();
 

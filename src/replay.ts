@@ -90,7 +90,7 @@ export interface ReplayOptions extends ReadOptions {
   /** load balancing: services (NAT), and where to write what the LB emits */
   /** decrementTtl: forwarded packets lose one TTL / hop; those arriving with 1 or 0 are not forwarded */
   /** mtu: of the path to the servers (default 1500); bigger packets get ICMP fragmentation needed / packet too big */
-  /** synproxy: its settings and the cookie secret (32 bytes) */
+  /** synproxy: its settings and the cookie secret (16 bytes) */
   lb?: { services: Services; out?: string; decrementTtl?: boolean; mtu?: number; synproxy?: { cfg: SynproxyConfig; secret: Uint8Array } };
 }
 

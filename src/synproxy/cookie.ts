@@ -1,19 +1,20 @@
 /**
- * SYN cookies (D. J. Bernstein's scheme, laid out as Linux secure_tcp_syn_cookie() / check_tcp_syn_cookie()
- * in net/ipv4/syncookies.c and DPVS ip_vs_synproxy.c), keyed with SipHash-2-4 instead of MD5:
+ * SYN cookies (D. J. Bernstein's idea; the fields Linux and DPVS keep in one: net/ipv4/syncookies.c,
+ * DPVS ip_vs_synproxy.c), authenticated with SipHash-2-4 instead of MD5, one hash per cookie:
  *
- *   cookie = H(k0; tuple) + client ISN + (count << 24) + ((H(k1; tuple, count) + data) mod 2^24)
+ *   cookie = count mod 4 (2 bits) | data (9 bits) | MAC (21 bits)
+ *   MAC    = SipHash(secret; src, dst, ports, client ISN, count, data) mod 2^21
  *
  * `count` is a minute counter (time / 60 s); a cookie is accepted while the counter has advanced by at most
- * 3 (so for 3 to 4 minutes). `data` (24 bits) holds what the SYN said and the proxy must remember without
- * state, in its top 9 bits: an MSS table index (3 bits, the table has 4 entries), the client's window
- * scale + 1 (4 bits, 0 = not offered), SACK permitted and timestamps permitted; the low 15 bits must be
- * zero, so a forged cookie also has to hit them. (Linux keeps its data in the low bits; there an ACK of
- * the same connection whose ack - seq differs from the handshake's by a few bytes still decodes as a valid
- * cookie with other options, which would make a closing connection's last ACKs look like new handshakes.) The secret is generated at start and can be rotated: the previous one stays
- * valid for the acceptance window.
+ * 3 (so for 3 to 4 minutes); one 4 periods older carries the same low bits and fails its MAC (it is then
+ * recognised as stale by a second try). `data` holds what the SYN said and the proxy must remember without
+ * state: an MSS table index (3 bits, the table has 4 entries), the client's window scale + 1 (4 bits, 0 = not
+ * offered), SACK permitted and timestamps permitted. A forged cookie passes with probability 2^-21 (Linux:
+ * about 2^-22, from two MD5/SipHash calls); any change to a valid cookie (an ACK of the same connection
+ * further on in the stream, a replayed ACK with another ISN) fails its MAC.
+ * The secret is generated at start and can be rotated: the previous one stays valid for the acceptance window.
  */
-import { sipHi, siphash, type SipKey } from './siphash.js';
+import { siphash, type SipKey } from './siphash.js';
 
 /** MSS values a cookie can carry (Linux msstab for IPv4); a client's MSS is rounded down to one of them */
 export const MSS_TABLE = [536, 1300, 1440, 1460];
@@ -21,12 +22,12 @@ export const MSS_TABLE = [536, 1300, 1440, 1460];
 export const COOKIE_PERIOD_MS = 60_000;
 export const COOKIE_MAX_AGE = 4;
 
-const DATA_SHIFT = 15;
+const DATA_SHIFT = 21;
+const MAC_MASK = (1 << DATA_SHIFT) - 1;
 const MSS_BITS = 0x7;
 const WS_SHIFT = 3;
 const SACK_BIT = 1 << 7;
 const TS_BIT = 1 << 8;
-const ZERO_BITS = (1 << DATA_SHIFT) - 1;
 
 /** what a valid cookie says about the client's SYN */
 export class CookieOpts {
@@ -43,9 +44,9 @@ export const COOKIE_BAD = 1;
 export const COOKIE_STALE = 2;
 export const COOKIE_BAD_DATA = 3;
 
-/** data field of a cookie from the options (already in place in the 24-bit field) */
+/** data field of a cookie from the options (9 bits) */
 export function cookieData(mssIndex: number, wscale: number, sack: boolean, ts: boolean): number {
-  return (mssIndex | ((wscale < 0 ? 0 : Math.min(wscale, 14) + 1) << WS_SHIFT) | (sack ? SACK_BIT : 0) | (ts ? TS_BIT : 0)) << DATA_SHIFT;
+  return (mssIndex & MSS_BITS) | ((wscale < 0 ? 0 : Math.min(wscale, 14) + 1) << WS_SHIFT) | (sack ? SACK_BIT : 0) | (ts ? TS_BIT : 0);
 }
 
 /** index of the largest table MSS not above `mss` (0 when below all) */
@@ -56,36 +57,33 @@ export function mssIndex(mss: number): number {
 }
 
 export class Cookies {
-  private key0: SipKey;
-  private key1: SipKey;
-  private prev0: SipKey | null = null;
-  private prev1: SipKey | null = null;
+  private key: SipKey;
+  private prev: SipKey | null = null;
   /** counter value when the secret was last rotated (the previous one is tried until it ages out) */
   private rotatedAt = 0;
-  /** tuple words: src (1 or 4), dst (1 or 4), sport << 16 | dport, and the counter */
-  private readonly m = new Uint32Array(10);
+  private readonly m = new Uint32Array(11);
 
-  /** `secret`: 32 bytes (two SipHash keys) */
+  /** `secret`: 16 bytes or more (the SipHash key is its first 16) */
   constructor(secret: Uint8Array) {
-    [this.key0, this.key1] = Cookies.keys(secret);
+    this.key = Cookies.keyOf(secret);
   }
 
-  private static keys(secret: Uint8Array): [SipKey, SipKey] {
-    if (secret.length < 32) throw new Error('SYN cookie secret: 32 bytes needed');
-    const w = new Uint32Array(8);
-    for (let i = 0; i < 32; i++) w[i >>> 2]! |= secret[i]! << (8 * (i & 3));
-    return [w.slice(0, 4), w.slice(4, 8)];
+  private static keyOf(secret: Uint8Array): SipKey {
+    if (secret.length < 16) throw new Error('SYN cookie secret: 16 bytes needed');
+    const w = new Uint32Array(4);
+    for (let i = 0; i < 16; i++) w[i >>> 2]! |= secret[i]! << (8 * (i & 3));
+    return w;
   }
 
   /** replace the secret at counter `count`; cookies made with the old one stay valid for COOKIE_MAX_AGE */
   rotate(secret: Uint8Array, count: number): void {
-    this.prev0 = this.key0;
-    this.prev1 = this.key1;
-    [this.key0, this.key1] = Cookies.keys(secret);
+    this.prev = this.key;
+    this.key = Cookies.keyOf(secret);
     this.rotatedAt = count;
   }
 
-  private tuple(v6: boolean, src: Uint32Array, dst: Uint32Array, sport: number, dport: number): number {
+  /** the MAC input: src, dst (1 or 4 words each), ports, ISN, count << 9 | data; returns the word count */
+  private input(v6: boolean, src: Uint32Array, dst: Uint32Array, sport: number, dport: number, isn: number, count: number, data: number): number {
     const m = this.m;
     let n = 0;
     if (v6) {
@@ -104,20 +102,18 @@ export class Cookies {
       n = 2;
     }
     m[n] = ((sport << 16) | dport) >>> 0;
-    return n + 1;
+    m[n + 1] = isn;
+    m[n + 2] = ((count << 9) | data) >>> 0;
+    return n + 3;
+  }
+
+  private mac(k: SipKey, v6: boolean, src: Uint32Array, dst: Uint32Array, sport: number, dport: number, isn: number, count: number, data: number): number {
+    return siphash(k, this.m, this.input(v6, src, dst, sport, dport, isn, count, data)) & MAC_MASK;
   }
 
   /** the cookie for a SYN (its addresses, ports and ISN) at counter `count` carrying `data` */
   make(v6: boolean, src: Uint32Array, dst: Uint32Array, sport: number, dport: number, isn: number, count: number, data: number): number {
-    return this.makeWith(this.key0, this.key1, v6, src, dst, sport, dport, isn, count, data);
-  }
-
-  private makeWith(k0: SipKey, k1: SipKey, v6: boolean, src: Uint32Array, dst: Uint32Array, sport: number, dport: number, isn: number, count: number, data: number): number {
-    const n = this.tuple(v6, src, dst, sport, dport);
-    const h1 = siphash(k0, this.m, n);
-    this.m[n] = count >>> 0;
-    const h2 = siphash(k1, this.m, n + 1) ^ sipHi;
-    return (h1 + isn + ((count & 0xff) << 24) + ((h2 + data) & 0xffffff)) >>> 0;
+    return (((count & 3) << 30) | (data << DATA_SHIFT) | this.mac(this.key, v6, src, dst, sport, dport, isn, count, data)) >>> 0;
   }
 
   /**
@@ -125,27 +121,17 @@ export class Cookies {
    * COOKIE_OK with `out` filled, or why not.
    */
   check(v6: boolean, src: Uint32Array, dst: Uint32Array, sport: number, dport: number, isn: number, cookie: number, count: number, out: CookieOpts): number {
-    let r = this.checkWith(this.key0, this.key1, v6, src, dst, sport, dport, isn, cookie, count, out);
-    if (r !== COOKIE_OK && this.prev0 && count - this.rotatedAt < COOKIE_MAX_AGE) {
-      const r2 = this.checkWith(this.prev0, this.prev1!, v6, src, dst, sport, dport, isn, cookie, count, out);
-      if (r2 === COOKIE_OK || r === COOKIE_BAD) r = r2;
+    const made = count - ((count - (cookie >>> 30)) & 3);
+    const data = (cookie >>> DATA_SHIFT) & 0x1ff;
+    const mac = cookie & MAC_MASK;
+    if (this.mac(this.key, v6, src, dst, sport, dport, isn, made, data) !== mac) {
+      // the previous secret while its cookies live; else a cookie 4 periods older than it looks: stale
+      if (!(this.prev && count - this.rotatedAt < COOKIE_MAX_AGE && this.mac(this.prev, v6, src, dst, sport, dport, isn, made, data) === mac)) {
+        return this.mac(this.key, v6, src, dst, sport, dport, isn, made - 4, data) === mac ? COOKIE_STALE : COOKIE_BAD;
+      }
     }
-    return r;
-  }
-
-  private checkWith(k0: SipKey, k1: SipKey, v6: boolean, src: Uint32Array, dst: Uint32Array, sport: number, dport: number, isn: number, cookie: number, count: number, out: CookieOpts): number {
-    const n = this.tuple(v6, src, dst, sport, dport);
-    const h1 = siphash(k0, this.m, n);
-    const c = (cookie - h1 - isn) >>> 0;
-    const age = (count - (c >>> 24)) & 0xff;
-    if (age >= COOKIE_MAX_AGE) return age < 0x80 ? COOKIE_STALE : COOKIE_BAD;
-    const made = count - age;
-    this.m[n] = made >>> 0;
-    const h2 = siphash(k1, this.m, n + 1) ^ sipHi;
-    const raw = (c - h2) & 0xffffff;
-    const data = raw >>> DATA_SHIFT;
     const mi = data & MSS_BITS;
-    if (raw & ZERO_BITS || mi >= MSS_TABLE.length) return COOKIE_BAD_DATA;
+    if (mi >= MSS_TABLE.length) return COOKIE_BAD_DATA;
     out.mssIndex = mi;
     out.mss = MSS_TABLE[mi]!;
     out.wscale = ((data >>> WS_SHIFT) & 0xf) - 1;

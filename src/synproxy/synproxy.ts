@@ -71,14 +71,14 @@ const REUSE_STATES: Record<string, [number, number]> = {
 };
 
 /**
- * The cookie secret: the configured one (64 hex digits), else derived from the replay seed so a replay is
+ * The cookie secret: the configured one (32 hex digits), else derived from the replay seed so a replay is
  * repeatable (live mode draws a random one).
  */
 export function replaySecret(hex: string | undefined, seed: number): Uint8Array {
   if (hex) return Uint8Array.from(hex.match(/../g)!.map((h) => parseInt(h, 16)));
   const rng = new Rng((seed ^ 0x5eed5ec7) >>> 0);
-  const b = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) b[i] = rng.below(256);
+  const b = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) b[i] = rng.below(256);
   return b;
 }
 

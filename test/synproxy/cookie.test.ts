@@ -29,15 +29,14 @@ describe('SYN cookies', () => {
     assert.notEqual(c.check(false, SRC, DST, 40000, 81, 1000, k, COUNT, o), COOKIE_OK);
     assert.notEqual(c.check(false, Uint32Array.of(0xc000020b, 0, 0, 0), DST, 40000, 80, 1000, k, COUNT, o), COOKIE_OK);
     assert.notEqual(c.check(false, SRC, DST, 40000, 80, 1001, k, COUNT, o), COOKIE_OK);
-    // (a change by a multiple of 2^15 lands in the data bits: another valid encoding, as with Linux cookies)
     for (const d of [1, -1, 100, 1 << 14, 3 << 13, 1 << 24]) assert.notEqual(c.check(false, SRC, DST, 40000, 80, 1000, (k + d) >>> 0, COUNT, o), COOKIE_OK, `cookie + ${d}`);
     assert.notEqual(new Cookies(secret(2)).check(false, SRC, DST, 40000, 80, 1000, k, COUNT, o), COOKIE_OK);
   });
 
-  it('rejects an MSS index beyond the table and data with stray bits', () => {
+  it('rejects an MSS index beyond the table, even with a valid MAC', () => {
     const c = new Cookies(secret(1));
     const o = new CookieOpts();
-    for (const bad of [cookieData(5, -1, false, false), cookieData(7, 3, true, true), cookieData(0, -1, false, false) | 1, cookieData(1, -1, false, false) | (1 << 10)]) {
+    for (const bad of [cookieData(4, -1, false, false), cookieData(5, -1, false, false), cookieData(7, 3, true, true)]) {
       const k = c.make(false, SRC, DST, 40000, 80, 1000, COUNT, bad);
       assert.equal(c.check(false, SRC, DST, 40000, 80, 1000, k, COUNT, o), COOKIE_BAD_DATA);
     }
@@ -69,7 +68,7 @@ describe('SYN cookies', () => {
       }),
       { numRuns: 2000 },
     );
-    // forged cookies: over 200k random guesses for one tuple, the ~2^-22 chance each gives ~0 hits
+    // forged cookies: over 200k guesses for one tuple, the 2^-21 chance each gives ~0.1 hits
     let ok = 0;
     const o = new CookieOpts();
     for (let i = 0; i < 200_000; i++) if (c.check(false, SRC, DST, 40000, 80, 1000, (i * 2654435761) >>> 0, COUNT, o) === COOKIE_OK) ok++;
