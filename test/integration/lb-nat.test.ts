@@ -421,6 +421,11 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
         /services\[1\]: duplicate service tcp 10\.0\.0\.1 80/,
       ],
       ['services: [\n', /line \d+, column \d+/],
+      [
+        'services:\n  - { proto: tcp, vip: 10.0.0.1, port: 80, scheduler: rr, forward: dr, synproxy: true, servers: [{ addr: 10.0.0.2, port: 80, mac: "02:00:00:00:00:01" }] }\n',
+        /services\[0\]\.servers\[0\]\.forward: synproxy works with nat and fnat forwarding, not dr/,
+      ],
+      ['services: []\nsynproxy: { wscale: 15 }\n', /synproxy\.wscale: /],
     ];
     for (const [text, re] of bad) {
       const p = path.join(tmp, 'bad.yaml');
