@@ -226,6 +226,25 @@ describe('synproxy (replay)', function () {
     assert.ok(back[0]!.sumsOk);
   });
 
+  it('ACK storm from the server dropped past ack_storm_thresh; a SYN with every server down dropped (NO_DEST)', async () => {
+    const cfg = config('nat', ', ack_storm_thresh: 10');
+    const syn = seg(CLIENT, CPORT, VIP, 80, { seq: 1000, flags: SYN, win: 64240, opts: mssOpt(1460) });
+    const X = (await replay([at(0, syn)], cfg)).out[0]!.seq;
+    const ack = seg(CLIENT, CPORT, VIP, 80, { seq: 1001, ack: add(X, 1), flags: ACK, win: 1000 });
+    const synack = seg(RS, RPORT, CLIENT, CPORT, { seq: 777, ack: 1001, flags: SYN | ACK, win: 1000 });
+    const dupAck = seg(RS, RPORT, CLIENT, CPORT, { seq: 778, ack: 1001, flags: ACK, win: 1000 });
+    const recs = [at(0, syn), at(10, ack), at(20, synack), ...Array.from({ length: 12 }, (_, i) => at(30 + i, dupAck))];
+    const s = await replay(recs, cfg);
+    assert.equal(spCounters(s.json).SYNPROXY_ACK_STORM, 2, 'the first sets the reference, 9 repeats pass, the 10th and 11th are dropped');
+    assert.equal(s.out.filter((p) => p.src === VIP && p.flags === ACK).length, 10);
+    const down = path.join(tmp, 'down.yaml');
+    fs.writeFileSync(down, `services:\n  - { proto: tcp, vip: ${VIP}, port: 80, scheduler: rr, forward: nat, synproxy: true, servers: [{ addr: ${RS}, port: ${RPORT}, weight: 0 }] }\n`);
+    const d = await replay([at(0, syn)], down);
+    assert.equal(d.out.length, 0);
+    assert.equal(spCounters(d.json).SYNPROXY_NO_DEST, 1);
+    assert.equal(spCounters(d.json).SYNPROXY_SYN_CNT, 0);
+  });
+
   it('a spoofed SYN flood creates no connection and gets one well-formed SYN-ACK per SYN', async () => {
     const flood = path.join(CORPUS, 'synflood', 'stopddos-pkt.TCP.synflood.spoofed.pcap');
     const cfg = path.join(tmp, 'flood.yaml');
