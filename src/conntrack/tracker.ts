@@ -209,10 +209,15 @@ export class Tracker {
   spExpire: ((c: number) => boolean) | null = null;
   /** synproxy: a synproxy connection is going away */
   spRelease: ((c: number) => void) | null = null;
-  /** the connection of the last SP_SYN */
+  /** the connection of the last SP_SYN, the service of the last SP_NO_CONN */
   spConn = -1;
+  spSvc = -1;
   private synproxyOn = false;
   private spOpening = false;
+  /** TCP states the synproxy moves its connections to, in the profile's numbering */
+  private readonly spSynSent: number;
+  private readonly spEstablished: number;
+  private readonly spClosed: number;
   /** per connection: service index + 1 (0 = none), server index, L_* flags */
   private readonly lbSvc: Int32Array;
   private readonly lbDest: Int32Array;
@@ -254,6 +259,10 @@ export class Tracker {
     this.lbLocal = new Int32Array(cap);
     this.lbTmpl = new Int32Array(cap);
     this.rng = new Rng(cfg.seed);
+    const dpvs = cfg.profile === 'dpvs';
+    this.spSynSent = dpvs ? D_SYN_SENT : N_SYN_SENT;
+    this.spEstablished = dpvs ? D_ESTABLISHED : N_ESTABLISHED;
+    this.spClosed = dpvs ? D_CLOSE : N_CLOSE;
     this.jitter = cfg.jitter !== false;
     if (cfg.profile === 'dpvs') {
       this.tcpNames = DPVS_TCP_STATE_NAMES;
@@ -344,7 +353,7 @@ export class Tracker {
 
   private expire(c: number): void {
     if (this.lbFlags[c]! & L_SP_PENDING && this.spExpire !== null && this.spExpire(c)) {
-      this.armTimeout(c, this.tcpTimeouts[this.profile === 'dpvs' ? D_SYN_SENT : N_SYN_SENT]!, false);
+      this.armTimeout(c, this.tcpTimeouts[this.spSynSent]!, false);
       return;
     }
     this.counters[C_EXPIRED]!++;
@@ -432,12 +441,14 @@ export class Tracker {
           return e;
         }
       }
-    } else if (p === IPPROTO_TCP && this.synproxyOn && !this.spOpening) {
-      const svc = this.lb!.lookup(p, k.v6, k.dst, k.dport);
-      if (svc >= 0 && this.lb!.list[svc]!.synproxy) return SP_NO_CONN;
-      e = this.create(v, k);
-      if (e < 0) return -1;
     } else {
+      if (p === IPPROTO_TCP && this.synproxyOn) {
+        const svc = this.lb!.lookup(p, k.v6, k.dst, k.dport);
+        if (svc >= 0 && this.lb!.list[svc]!.synproxy) {
+          this.spSvc = svc;
+          return SP_NO_CONN;
+        }
+      }
       e = this.create(v, k);
       if (e < 0) return -1;
     }
@@ -668,43 +679,39 @@ export class Tracker {
     this.spOpening = false;
     if (e < 0) return -1;
     const c = e >>> 1;
-    this.lbFlags[c]! |= L_SYNPROXY | L_SP_PENDING;
+    this.lbFlags[c]! |= L_SYNPROXY;
     this.account(c, 0, v);
-    this.spState(c, this.profile === 'dpvs' ? D_SYN_SENT : N_SYN_SENT, true);
-    this.emit('new', c);
+    this.spState(c, this.spSynSent, true);
     return e;
   }
 
   /** synproxy step 3: the server's SYN-ACK came in, the connection is established */
   spEstablish(c: number): void {
-    this.lbFlags[c]! &= ~L_SP_PENDING;
     this.status[c]! |= S_SEEN_REPLY | S_ASSURED;
-    this.spState(c, this.profile === 'dpvs' ? D_ESTABLISHED : N_ESTABLISHED, false);
-    this.lbState(c);
-    this.emit('update', c);
+    this.spState(c, this.spEstablished, false);
   }
 
   /** synproxy: the server refused (RST): the connection closes */
   spClose(c: number): void {
-    this.lbFlags[c]! &= ~L_SP_PENDING;
     this.status[c]! |= S_SEEN_REPLY;
-    this.spState(c, this.profile === 'dpvs' ? D_CLOSE : N_CLOSE, false);
-    this.lbState(c);
-    this.emit('update', c);
+    this.spState(c, this.spClosed, false);
   }
 
   /** synproxy: a closing connection reused by a new valid handshake goes back to SYN_SENT, pending */
   spReopen(c: number): void {
-    this.lbFlags[c]! |= L_SP_PENDING;
-    this.spState(c, this.profile === 'dpvs' ? D_SYN_SENT : N_SYN_SENT, true);
-    this.lbState(c);
-    this.emit('update', c);
+    this.spState(c, this.spSynSent, true);
   }
 
+  /** move a synproxy connection to state `st` (pending in SYN_SENT), its timer, server counts and event */
   private spState(c: number, st: number, jitter: boolean): void {
+    const isNew = this.state[c] === 0 && (this.status[c]! & S_NO_LAST) !== 0;
+    if (st === this.spSynSent) this.lbFlags[c]! |= L_SP_PENDING;
+    else this.lbFlags[c]! &= ~L_SP_PENDING;
     this.state[c] = st;
     this.status[c]! &= ~S_NO_LAST;
     this.armTimeout(c, this.tcpTimeouts[st]!, jitter && this.jitter);
+    this.lbState(c);
+    this.emit(isNew ? 'new' : 'update', c);
   }
 
   /** opened by the synproxy */

@@ -19,6 +19,7 @@ export function parseTcpOptions(v: PacketView): void {
   v._sackCount = 0;
   v._sackOff = -1;
   v._hasTs = false;
+  v._tsOff = -1;
   v._tsVal = 0;
   v._tsEcr = 0;
   v._tcpOptBad = false;
@@ -64,6 +65,7 @@ export function parseTcpOptions(v: PacketView): void {
       case 8:
         if (len === 10) {
           v._hasTs = true;
+          v._tsOff = o + 2;
           v._tsVal = rd32(b, o + 2);
           v._tsEcr = rd32(b, o + 6);
         } else v._tcpOptBad = true;

@@ -110,6 +110,7 @@ export class PacketView {
   _sackCount = 0;
   _sackOff = -1;
   _hasTs = false;
+  _tsOff = -1;
   _tsVal = 0;
   _tsEcr = 0;
   _tcpOptBad = false;
@@ -219,6 +220,11 @@ export class PacketView {
   get hasTs(): boolean {
     if (!this.optsParsed) parseTcpOptions(this);
     return this._hasTs;
+  }
+  /** offset of the timestamp option's TSval (TSecr follows), -1 without one */
+  get tsOff(): number {
+    if (!this.optsParsed) parseTcpOptions(this);
+    return this._tsOff;
   }
   get tsVal(): number {
     if (!this.optsParsed) parseTcpOptions(this);

@@ -61,12 +61,10 @@ function reflect(b: Uint8Array, v: PacketView, tcpLen: number, ttl: number): num
   return v.l4Off + tcpLen - v.frameOff;
 }
 
-/** TCP checksum of the segment at v.l4Off of `len` bytes, from the view's addresses, `swapped` or not */
-function tcpChecksum(b: Uint8Array, v: PacketView, len: number, swapped: boolean): void {
-  const six = v.ipVersion === 6;
-  wr16(b, v.l4Off + 16, 0);
-  const ps = swapped ? pseudoSumWords(six, v.dst, v.src, 6, len) : pseudoSumWords(six, v.src, v.dst, 6, len);
-  wr16(b, v.l4Off + 16, finish(sum16(b, v.l4Off, len, ps)));
+/** TCP checksum of the `len`-byte segment at `l4` from `src` to `dst` */
+function tcpChecksum(b: Uint8Array, l4: number, len: number, six: boolean, src: Uint32Array, dst: Uint32Array): void {
+  wr16(b, l4 + 16, 0);
+  wr16(b, l4 + 16, finish(sum16(b, l4, len, pseudoSumWords(six, src, dst, 6, len))));
 }
 
 /**
@@ -116,7 +114,7 @@ export function synackInPlace(b: Uint8Array, v: PacketView, cookie: number, o: S
     if (!keep) b.fill(TCPOPT_NOP, i, i + len);
     i += len;
   }
-  tcpChecksum(b, v, hl, true);
+  tcpChecksum(b, l4, hl, v.ipVersion === 6, v.dst, v.src);
   return n;
 }
 
@@ -132,7 +130,7 @@ export function rstInPlace(b: Uint8Array, v: PacketView): number {
   b[l4 + 13] = TCP_RST;
   wr32(b, l4 + 14, 0); // window, checksum
   wr16(b, l4 + 18, 0);
-  tcpChecksum(b, v, 20, true);
+  tcpChecksum(b, l4, 20, v.ipVersion === 6, v.dst, v.src);
   return n;
 }
 
@@ -171,7 +169,7 @@ export function buildServerSyn(b: Uint8Array, v: PacketView, opts: CookieOpts, o
   out[l4 + 13] = TCP_SYN;
   const w = v.window * 2 ** (opts.wscale >= 0 ? opts.wscale : 0);
   wr16(out, l4 + 14, w > 0xffff ? 0xffff : w);
-  wr32(out, l4 + 16, 0); // checksum, urgent pointer
+  wr16(out, l4 + 18, 0); // urgent pointer
   const l3 = v.l3Off - v.frameOff;
   const six = v.ipVersion === 6;
   if (six) wr16(out, l3 + 4, hdr - l3 - 40 + tcpLen);
@@ -180,7 +178,6 @@ export function buildServerSyn(b: Uint8Array, v: PacketView, opts: CookieOpts, o
     wr16(out, l3 + 6, 0x4000);
     setIpv4HeaderChecksum(out, l3, v.ipHdrLen);
   }
-  const ps = pseudoSumWords(six, v.src, v.dst, 6, tcpLen);
-  wr16(out, l4 + 16, finish(sum16(out, l4, tcpLen, ps)));
+  tcpChecksum(out, l4, tcpLen, six, v.src, v.dst);
   return o;
 }

@@ -22,64 +22,30 @@ function rescale(b: Uint8Array, l4: number, shift: number): void {
   patch16(b, l4 + 16, w, n);
 }
 
-/**
- * Walk the options: add `tsAdd` to the timestamp's TSval (which = 2) or TSecr (which = 6), and subtract
- * `sackSub` from every SACK block edge (when `sack`).
- */
-function options(b: Uint8Array, v: PacketView, tsOff: number, tsAdd: number, sack: boolean, sackSub: number): void {
-  const l4 = v.l4Off;
-  const end = Math.min(l4 + v.tcpHdrLen, v.frameOff + v.caplen);
-  let i = l4 + 20;
-  while (i < end) {
-    const kind = b[i]!;
-    if (kind === 0) return;
-    if (kind === 1) {
-      i++;
-      continue;
-    }
-    if (i + 1 >= end) return;
-    const len = b[i + 1]!;
-    if (len < 2 || i + len > end) return;
-    if (kind === 8 && len === 10 && tsAdd !== 0) {
-      const o = i + tsOff;
-      const old = rd32(b, o);
-      const n = (old + tsAdd) >>> 0;
-      wr32(b, o, n);
-      patch32(b, l4 + 16, old, n);
-    } else if (kind === 5 && sack && sackSub !== 0) {
-      for (let o = i + 2; o + 4 <= i + len; o += 4) {
-        const old = rd32(b, o);
-        const n = (old - sackSub) >>> 0;
-        wr32(b, o, n);
-        patch32(b, l4 + 16, old, n);
-      }
-    }
-    i += len;
-  }
+/** add `add` to the 32-bit field at `o`, patching the TCP checksum */
+function add32(b: Uint8Array, l4: number, o: number, add: number): void {
+  const old = rd32(b, o);
+  const n = (old + add) >>> 0;
+  wr32(b, o, n);
+  patch32(b, l4 + 16, old, n);
 }
 
 /** server -> client: seq += delta, TSval += tsDelta, window rescaled by 2^shift */
 export function seqOut(b: Uint8Array, v: PacketView, delta: number, tsDelta: number, shift: number): void {
   const l4 = v.l4Off;
-  if (delta !== 0) {
-    const old = rd32(b, l4 + 4);
-    const n = (old + delta) >>> 0;
-    wr32(b, l4 + 4, n);
-    patch32(b, l4 + 16, old, n);
-  }
-  if (tsDelta !== 0 && v.tcpHdrLen > 20) options(b, v, 2, tsDelta, false, 0);
+  if (delta !== 0) add32(b, l4, l4 + 4, delta);
+  if (tsDelta !== 0 && v.hasTs) add32(b, l4, v.tsOff, tsDelta);
   rescale(b, l4, shift);
 }
 
 /** client -> server: ack and SACK edges -= delta, TSecr -= tsDelta, window rescaled by 2^shift */
 export function seqIn(b: Uint8Array, v: PacketView, delta: number, tsDelta: number, shift: number): void {
   const l4 = v.l4Off;
-  if (delta !== 0 && b[l4 + 13]! & 0x10) {
-    const old = rd32(b, l4 + 8);
-    const n = (old - delta) >>> 0;
-    wr32(b, l4 + 8, n);
-    patch32(b, l4 + 16, old, n);
+  if (v.tcpHdrLen > 20) {
+    // the options as the view parsed them: SACK edges and the timestamp
+    if (delta !== 0) for (let o = v.sackOff, end = o + 8 * v.sackCount; o < end; o += 4) add32(b, l4, o, -delta);
+    if (tsDelta !== 0 && v.hasTs) add32(b, l4, v.tsOff + 4, -tsDelta);
   }
-  if (v.tcpHdrLen > 20) options(b, v, 6, (0 - tsDelta) >>> 0, true, delta);
+  if (delta !== 0 && b[l4 + 13]! & 0x10) add32(b, l4, l4 + 8, -delta);
   rescale(b, l4, shift);
 }

@@ -145,10 +145,9 @@ export class Synproxy {
     return Math.floor(this.tracker.nowUs / 1000 / COOKIE_PERIOD_MS) >>> 0;
   }
 
-  /** step 1: answer a SYN with a cookie SYN-ACK built in place */
-  private syn(b: Uint8Array, v: PacketView): number {
-    const svc = this.services.lookup(6, v.ipVersion === 6, v.dst, v.dport);
-    if (svc < 0 || !this.services.list[svc]!.dests.anyUsable()) {
+  /** step 1: answer a SYN to service `svc` with a cookie SYN-ACK built in place */
+  private syn(b: Uint8Array, v: PacketView, svc: number): number {
+    if (!this.services.list[svc]!.dests.anyUsable()) {
       this.counters[NO_DEST]!++;
       return SP_DROP;
     }
@@ -183,7 +182,7 @@ export class Synproxy {
   /** a TCP packet to a synproxy service without a connection (track() returned SP_NO_CONN) */
   noConn(b: Uint8Array, v: PacketView): number {
     const f = v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
-    if (f === TCP_SYN) return this.syn(b, v);
+    if (f === TCP_SYN) return this.syn(b, v, this.tracker.spSvc);
     if (f !== TCP_ACK) return SP_FORWARD; // not ours: the engine counts it as not tracked
     if (this.cfg.defer_rs_syn && v.payloadLen === 0) {
       this.counters[NULL_ACK]!++;
@@ -239,7 +238,7 @@ export class Synproxy {
   /** a client SYN on an existing synproxy connection (SP_SYN): a new handshake when it is closing */
   synOnConn(b: Uint8Array, v: PacketView, c: number): number {
     if (!this.reuse[this.tracker.stateOf(c)]) return SP_DROP;
-    return this.syn(b, v);
+    return this.syn(b, v, this.tracker.serviceOf(c));
   }
 
   /**
