@@ -245,33 +245,40 @@ describe('synproxy (replay)', function () {
     assert.equal(spCounters(d.json).SYNPROXY_SYN_CNT, 0);
   });
 
-  it('a spoofed SYN flood creates no connection and gets one well-formed SYN-ACK per SYN', async () => {
-    const flood = path.join(CORPUS, 'synflood', 'stopddos-pkt.TCP.synflood.spoofed.pcap');
-    const cfg = path.join(tmp, 'flood.yaml');
-    fs.writeFileSync(cfg, 'services:\n  - { proto: tcp, vip: 10.10.10.10, port: 25565, scheduler: rr, forward: nat, synproxy: true, servers: [{ addr: 10.0.0.1, port: 25565 }] }\n');
-    const out = path.join(tmp, 'flood-out.pcap');
-    const snap = path.join(tmp, 'flood-snap.json');
-    const r = await tsvs(['replay', '--json', '--config', cfg, '--out', out, '--snapshot', snap, flood]);
-    assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout) as { conns: { total: number; open_at_end: number }; lb: { synproxy: Record<string, number> } };
-    assert.equal(j.conns.total, 0);
-    assert.equal(j.conns.open_at_end, 0);
-    // tshark's count of the flood's SYNs, and of the SYN-ACKs emitted, with checksum validation on
-    const count = async (file: string, filter: string) => {
-      const t = await run('tshark', ['-n', '-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-Y', filter, '-T', 'fields', '-e', 'frame.number']);
-      assert.equal(t.code, 0, t.stderr);
-      return t.stdout.split('\n').filter(Boolean).length;
-    };
-    const syns = await count(flood, 'tcp.flags == 0x002');
-    assert.ok(syns > 30000);
-    assert.equal(j.lb.synproxy.SYNPROXY_SYN_CNT, syns);
-    assert.equal(await count(out, 'tcp.flags == 0x012 && ip.src == 10.10.10.10 && tcp.srcport == 25565 && ip.checksum.status == 1 && tcp.checksum.status == 1 && !_ws.malformed'), syns);
-    assert.equal(await count(out, 'frame'), syns, 'nothing else');
-    // ctstat -S shows the DPVS counters
-    const st = await run(path.join(path.dirname(TSVS), 'ctstat'), ['-S', '--snapshot', snap]);
-    assert.equal(st.code, 0, st.stderr);
-    assert.match(st.stdout, new RegExp(`SYNPROXY_SYN_CNT +${syns}\n`));
-    assert.match(st.stdout, /SYNPROXY_OK_ACK +0\n/);
-    assert.match(st.stdout, /entries 0\n/);
-  });
+  // the two spoofed SYN floods of the corpus: plain SYNs, and SYN+ECE+CWR mixed with RSTs ("DOMINATE")
+  for (const [name, port, minSyns] of [
+    ['stopddos-pkt.TCP.synflood.spoofed.pcap', 25565, 30000],
+    ['stopddos-pkt.TCP.DOMINATE.syn.ecn.cwr.pcapng', 30120, 9000],
+  ] as const) {
+    it(`${name}: no connection, one well-formed SYN-ACK per SYN and nothing else`, async () => {
+      const flood = path.join(CORPUS, 'synflood', name);
+      const cfg = path.join(tmp, `flood-${port}.yaml`);
+      fs.writeFileSync(cfg, `services:\n  - { proto: tcp, vip: 10.10.10.10, port: ${port}, scheduler: rr, forward: nat, synproxy: true, servers: [{ addr: 10.0.0.1, port: ${port} }] }\n`);
+      const out = path.join(tmp, `flood-out-${port}.pcap`);
+      const snap = path.join(tmp, `flood-snap-${port}.json`);
+      const r = await tsvs(['replay', '--json', '--config', cfg, '--out', out, '--snapshot', snap, flood]);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout) as { conns: { total: number; open_at_end: number }; lb: { synproxy: Record<string, number> } };
+      assert.equal(j.conns.total, 0);
+      assert.equal(j.conns.open_at_end, 0);
+      // tshark's count of the flood's SYNs (any other flags but ACK, RST, FIN), and of the SYN-ACKs emitted
+      const count = async (file: string, filter: string) => {
+        const t = await run('tshark', ['-n', '-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-Y', filter, '-T', 'fields', '-e', 'frame.number']);
+        assert.equal(t.code, 0, t.stderr);
+        return t.stdout.split('\n').filter(Boolean).length;
+      };
+      const syns = await count(flood, 'tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.flags.reset == 0 && tcp.flags.fin == 0');
+      assert.ok(syns > minSyns);
+      assert.equal(j.lb.synproxy.SYNPROXY_SYN_CNT, syns);
+      // SYN-ACK only (no ECE/CWR echoed: tsvs does not negotiate ECN), from the VIP, checksums good
+      assert.equal(await count(out, `tcp.flags == 0x012 && ip.src == 10.10.10.10 && tcp.srcport == ${port} && ip.checksum.status == 1 && tcp.checksum.status == 1 && !_ws.malformed`), syns);
+      assert.equal(await count(out, 'frame'), syns, 'nothing else (RSTs with no connection are not forwarded)');
+      // ctstat -S shows the DPVS counters
+      const st = await run(path.join(path.dirname(TSVS), 'ctstat'), ['-S', '--snapshot', snap]);
+      assert.equal(st.code, 0, st.stderr);
+      assert.match(st.stdout, new RegExp(`SYNPROXY_SYN_CNT +${syns}\n`));
+      assert.match(st.stdout, /SYNPROXY_OK_ACK +0\n/);
+      assert.match(st.stdout, /entries 0\n/);
+    });
+  }
 });
