@@ -58,7 +58,8 @@ const service = z
     expire_quiescent: z.boolean().default(false),
     mh: z.object({ table_size: z.number().int().min(7).optional(), port: z.boolean().optional(), fallback: z.boolean().optional() }).strict().optional(),
     /** tunnel forwarding: IP-in-IP (protocol 4 / 41) or GUE (UDP, variant 1) */
-    tunnel: z.object({ type: z.enum(['ipip', 'gue']).default('ipip'), port: port.default(6080) }).strict().default({}),
+    /** src: the outer header's source (default: the VIP; live mode needs an address of the LB's own, as a server drops packets from its own VIP) */
+    tunnel: z.object({ type: z.enum(['ipip', 'gue']).default('ipip'), port: port.default(6080), src: address.optional() }).strict().default({}),
     servers: z.array(server).min(1),
   })
   .strict()
@@ -92,6 +93,7 @@ const service = z
     if ((s.forward === 'fnat' || s.servers.some((x) => x.forward === 'fnat')) && s.laddrs.length === 0) {
       issue(['laddrs'], 'required for fnat forwarding (local addresses the LB connects to servers from)');
     }
+    if (s.tunnel.src !== undefined && s.tunnel.src.includes(':') !== v6) issue(['tunnel', 'src'], "must be of the VIP's address family");
     s.servers.forEach((x, i) => {
       const fwd = x.forward ?? s.forward;
       if (x.port === undefined) issue(['servers', i, 'port'], 'required');

@@ -118,6 +118,8 @@ export class Service {
   /** tunnel: GUE instead of IP-in-IP, and its UDP port */
   readonly gue: boolean;
   readonly guePort: number;
+  /** tunnel: the outer source address (null: the VIP) */
+  readonly tunnelSrc: Uint32Array | null;
   /** FNAT: add the TOA option (client address and port) */
   readonly toa: boolean;
   /** TCP: answer SYNs with SYN cookies and open the server connection after the client's ACK */
@@ -153,6 +155,7 @@ export class Service {
     this.toa = cfg.toa;
     this.synproxy = cfg.synproxy && this.proto === 6;
     this.guePort = cfg.tunnel.port;
+    this.tunnelSrc = cfg.tunnel.src !== undefined ? addrToWords(cfg.tunnel.src).words : null;
     this.destStats = new Float64Array(cfg.servers.length * ST_N);
     this.est = new Estimator(this.stats, 1);
     this.destEst = new Estimator(this.destStats, cfg.servers.length);
