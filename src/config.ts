@@ -98,7 +98,6 @@ const service = z
       const fwd = x.forward ?? s.forward;
       if (x.port === undefined) issue(['servers', i, 'port'], 'required');
       if (fwd === 'snat') issue(['servers', i, 'forward'], 'snat is a service-wide mode (forward: snat with match:)');
-      if (fwd === 'dr' && !x.mac) issue(['servers', i, 'mac'], 'required for dr forwarding (the MAC address the LB sends to)');
       if ((fwd === 'dr' || fwd === 'tunnel' || fwd === 'nat') && x.addr.includes(':') !== v6) issue(['servers', i, 'addr'], `must be of the VIP's address family for ${fwd} forwarding`);
     });
   });
@@ -131,8 +130,39 @@ const synproxyConfig = z
   })
   .strict();
 
+/** health checks: a TCP connect (or an HTTP GET when `http` names a path) per server every `interval` seconds */
+const healthConfig = z
+  .object({
+    enabled: z.boolean().default(true),
+    interval: z.number().min(0.1).max(3600).default(2),
+    timeout: z.number().min(0.05).max(60).default(1),
+    /** consecutive successes that bring a failed server back, failures that take a healthy one out */
+    rise: z.number().int().min(1).max(100).default(2),
+    fall: z.number().int().min(1).max(100).default(2),
+    /** HTTP GET of this path, healthy on a 2xx/3xx status (default: TCP connect only) */
+    http: z.string().startsWith('/').optional(),
+  })
+  .strict();
+
+/** live mode (tsvs run): where it captures, its control socket, metrics, logs, health-check defaults */
+const liveConfig = z
+  .object({
+    interfaces: z.array(z.string().min(1)).min(1),
+    socket: z.string().min(1).default('/run/tsvs/tsvs.sock'),
+    /** Prometheus listener host:port, or false for none */
+    metrics: z.union([z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):\d{1,5}$/, 'expected HOST:PORT'), z.literal(false)]).default('127.0.0.1:9640'),
+    log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info'), json: z.boolean().default(false) }).strict().default({}),
+    /** libpcap read timeout (ms): how long the kernel may hold packets to deliver them in batches */
+    buffer_timeout_ms: z.number().int().min(0).max(1000).default(1),
+    /** packets queued on the raw socket beyond which new ones are dropped (tx_queue_full) */
+    tx_queue: z.number().int().min(1).max(1 << 20).default(4096),
+    health: healthConfig.default({}),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
+    live: liveConfig.optional(),
     services: z.array(service).default([]),
     max_conns: z.number().int().min(16).max(64 * 1024 * 1024).default(1048576),
     profile: z.enum(['netfilter', 'dpvs']).optional(),
@@ -154,6 +184,12 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     const seen = new Map<string, number>();
     c.services.forEach((s, i) => {
+      // replay needs a DR server's MAC; live mode resolves it from the kernel's neighbour table
+      if (!c.live) {
+        s.servers.forEach((x, j) => {
+          if ((x.forward ?? s.forward) === 'dr' && !x.mac) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['services', i, 'servers', j, 'mac'], message: 'required for dr forwarding in replay (the MAC address the LB sends to)' });
+        });
+      }
       if (s.forward === 'snat') return;
       const k = `${s.proto} ${s.vip} ${s.port}`;
       const first = seen.get(k);
@@ -165,6 +201,8 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type ServiceConfig = z.infer<typeof service>;
 export type SynproxyConfig = z.infer<typeof synproxyConfig>;
+export type LiveConfig = z.infer<typeof liveConfig>;
+export type HealthConfig = z.infer<typeof healthConfig>;
 
 export class ConfigError extends Error {}
 

@@ -10,6 +10,7 @@ import { ConfigError, loadConfig, type Config } from '../config.js';
 import { replaySecret } from '../synproxy/synproxy.js';
 import { Services } from '../service/services.js';
 import { formatSummary, progressBar } from './format.js';
+import { Logger, type Level } from '../log.js';
 
 const LARGE_FILE = 64 * 1024 * 1024;
 
@@ -134,6 +135,31 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   return rc;
 }
 
+interface RunCliOptions {
+  config: string;
+  logLevel?: string;
+  logJson?: boolean;
+}
+
+/** `tsvs run`: live mode until SIGTERM/SIGINT; SIGHUP reloads the configuration's services */
+async function runCmd(opts: RunCliOptions): Promise<number> {
+  let cfg: Config;
+  try {
+    cfg = loadConfig(opts.config);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+  if (!cfg.live) throw new UsageError(`${opts.config}: live: required for tsvs run (at least live.interfaces)`);
+  const level = (opts.logLevel ?? cfg.live.log.level) as Level;
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: expected debug, info, warn or error, got "${level}"`);
+  const log = new Logger(level, opts.logJson ?? cfg.live.log.json);
+  const { runDaemon } = await import('../live/run.js');
+  const rc = await runDaemon(cfg, log, opts.config);
+  // native handles (capture polls, raw sockets) may linger after close: leave now (stderr is written synchronously)
+  process.exit(rc);
+}
+
 export async function main(argv: string[]): Promise<number> {
   let rc = 0;
   const program = new Command('tsvs')
@@ -163,6 +189,15 @@ export async function main(argv: string[]): Promise<number> {
     )
     .action(async (files: string[], opts: ReplayCliOptions, cmd: Command) => {
       rc = await replayCmd(files, opts, (name) => cmd.getOptionValueSource(name) === 'cli');
+    });
+  program
+    .command('run')
+    .description('live mode: capture on the configured interfaces, balance, transmit (needs root, libpcap, the live: section)')
+    .requiredOption('--config <file>', 'configuration with services and a live: section')
+    .option('--log-level <level>', 'debug, info, warn or error (default: live.log.level)')
+    .option('--log-json', 'one JSON object per log line')
+    .action(async (opts: RunCliOptions) => {
+      rc = await runCmd(opts);
     });
   try {
     await program.parseAsync(argv);

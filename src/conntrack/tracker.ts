@@ -1102,6 +1102,16 @@ export class Tracker {
     return (this.table.flags[c]! & F_V6) !== 0;
   }
 
+  /** Remove every connection now (ipvsadm -C / conntrack -F): each is destroyed as 'killed'. Returns how many. */
+  flush(): number {
+    let n = 0;
+    for (const c of [...this.handles()]) {
+      this.destroy(c, this.nowUs, 'killed');
+      n++;
+    }
+    return n;
+  }
+
   /** live connection handles */
   *handles(): Generator<number> {
     const t = this.table;

@@ -13,8 +13,10 @@ export class Dests {
   active = new Int32Array(0);
   /** other connections */
   inactive = new Int32Array(0);
-  /** 1 = may take new connections (not overloaded, health check up) */
+  /** 1 = may take new connections (not overloaded by its connection thresholds) */
   available = new Uint8Array(0);
+  /** 1 = up by its health checks (always 1 without them) */
+  healthy = new Uint8Array(0);
 
   get count(): number {
     return this.ids.length;
@@ -28,6 +30,7 @@ export class Dests {
     d.active = new Int32Array(n);
     d.inactive = new Int32Array(n);
     d.available = new Uint8Array(n);
+    d.healthy = new Uint8Array(n).fill(1);
     servers.forEach((s, i) => {
       d.ids.push(s.id);
       d.weight[i] = s.weight;
@@ -38,16 +41,15 @@ export class Dests {
     return d;
   }
 
-  /** a server that may take a new connection: weight > 0 and available (IPVS skips weight 0 = quiescent) */
+  /** a server that may take a new connection: weight > 0, available and healthy (IPVS skips weight 0 = quiescent) */
   usable(i: number): boolean {
-    return this.weight[i]! > 0 && this.available[i] === 1;
+    return this.weight[i]! > 0 && this.available[i] === 1 && this.healthy[i] === 1;
   }
   /** can any server take a new connection */
   anyUsable(): boolean {
     for (let i = 0; i < this.ids.length; i++) if (this.usable(i)) return true;
     return false;
   }
-
 }
 
 /** What hashing schedulers hash: the new connection's addresses (32-bit words) and ports. */

@@ -42,7 +42,7 @@ export function wrr(): Scheduler {
           if (cw <= 0) cw = mw;
           continue;
         }
-        if (d.available[i] === 1 && d.weight[i]! > 0 && d.weight[i]! >= cw) return (cl = i);
+        if (d.usable(i) && d.weight[i]! >= cw) return (cl = i);
       }
       return -1;
     },

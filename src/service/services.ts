@@ -133,6 +133,7 @@ export class Service {
   constructor(
     readonly index: number,
     readonly cfg: ServiceConfig,
+    prev?: Service,
   ) {
     this.proto = cfg.proto === 'tcp' ? 6 : 17;
     const m = cfg.match;
@@ -159,8 +160,32 @@ export class Service {
     this.destStats = new Float64Array(cfg.servers.length * ST_N);
     this.est = new Estimator(this.stats, 1);
     this.destEst = new Estimator(this.destStats, cfg.servers.length);
+    if (prev) this.carryOver(prev);
     this.sched = createScheduler(cfg.scheduler, { tableSize: cfg.mh?.table_size, port: cfg.mh?.port, fallback: cfg.mh?.fallback });
     this.sched.update(this.dests);
+  }
+
+  /** a changed service takes over its predecessor's state: counters, connection counts, health, ports */
+  private carryOver(prev: Service): void {
+    this.stats.set(prev.stats);
+    this.est.copyFrom(prev.est);
+    const n = prev.cfg.servers.length;
+    for (let i = 0; i < n && i < this.cfg.servers.length; i++) {
+      this.dests.active[i] = prev.dests.active[i]!;
+      this.dests.inactive[i] = prev.dests.inactive[i]!;
+      this.dests.available[i] = prev.dests.available[i]!;
+      this.dests.healthy[i] = prev.dests.healthy[i]!;
+      this.mac[i] = prev.mac[i]!;
+      for (let k = 0; k < ST_N; k++) this.destStats[i * ST_N + k] = prev.destStats[i * ST_N + k]!;
+    }
+    this.destEst.copyFrom(prev.destEst);
+    // FNAT ports in use stay taken: the pool is kept when the local addresses are the same
+    if (prev.pool && this.pool && JSON.stringify(prev.cfg.laddrs) === JSON.stringify(this.cfg.laddrs)) (this as { pool: LocalPool | null }).pool = prev.pool;
+  }
+
+  /** servers removed at run time (kept in place with weight 0 while connections use them) */
+  isRemoved(i: number): boolean {
+    return (this.cfg.servers[i] as { removed?: boolean }).removed === true;
   }
 
   /**
@@ -209,28 +234,88 @@ export function inPrefix(a: Uint32Array, p: Prefix, v6: boolean): boolean {
   return true;
 }
 
+/** a service's identity across configuration changes */
+export function serviceKey(c: ServiceConfig): string {
+  return c.match ? `${c.proto} snat ${c.match.src} ${c.match.dst ?? ''} ${c.match.dport ?? 0}` : `${c.proto} ${c.vip} ${c.port}`;
+}
+
+/** a server's identity within its service */
+export function serverKey(x: { addr: string; port?: number }): string {
+  return `${x.addr}:${x.port ?? 0}`;
+}
+
 export class Services {
   readonly list: Service[];
+  /** services deleted at run time: kept (out of lookups) while their connections live, so indices stay valid */
+  readonly deleted = new Set<number>();
   /** virtual services by (address, port): open addressing, service index + 1 (0 = empty) */
-  private readonly slots: Int32Array;
-  private readonly slotMask: number;
+  private slots = new Int32Array(0);
+  private slotMask = 0;
   /** SNAT services, matched in configuration order when no virtual service matches */
-  private readonly snats: Service[];
+  private snats: Service[] = [];
 
   constructor(cfgs: ServiceConfig[]) {
     this.list = cfgs.map((c, i) => new Service(i, c));
-    this.snats = this.list.filter((s) => s.snat !== null);
-    this.estClock = new EstimatorClock(this.list.flatMap((s) => [s.est, s.destEst]));
+    this.estClock = new EstimatorClock([]);
+    this.index();
+  }
+
+  /** (re)build the lookup structures over the services not deleted */
+  private index(): void {
+    const live = this.list.filter((s) => !this.deleted.has(s.index));
+    this.snats = live.filter((s) => s.snat !== null);
+    this.estClock = new EstimatorClock(this.list.flatMap((s) => [s.est, s.destEst]), this.estClock);
     let n = 8;
-    while (n < this.list.length * 4) n *= 2;
+    while (n < live.length * 4) n *= 2;
     this.slots = new Int32Array(n);
     this.slotMask = n - 1;
-    for (const s of this.list) {
+    for (const s of live) {
       if (s.snat) continue;
       let i = Services.slot(s.v6, s.vip, s.port) & this.slotMask;
       while (this.slots[i] !== 0) i = (i + 1) & this.slotMask;
       this.slots[i] = s.index + 1;
     }
+  }
+
+  /**
+   * Apply a new service configuration at run time (reload, control socket) without disturbing existing
+   * connections: services and servers keep their indices (connections refer to them by index); a service
+   * that is gone leaves the lookups, a server that is gone keeps its place with weight 0 (quiescent, as
+   * IPVS keeps a deleted dest in its trash while connections use it); new ones are appended. Counters,
+   * connection counts, health and FNAT port pools carry over. Returns what changed.
+   */
+  apply(cfgs: ServiceConfig[]): { added: number; changed: number; deleted: number } {
+    const byKey = new Map<string, Service>();
+    for (const s of this.list) if (!this.deleted.has(s.index)) byKey.set(serviceKey(s.cfg), s);
+    let added = 0;
+    let changed = 0;
+    const seen = new Set<Service>();
+    for (const cfg of cfgs) {
+      const old = byKey.get(serviceKey(cfg));
+      if (!old) {
+        this.list.push(new Service(this.list.length, cfg));
+        added++;
+        continue;
+      }
+      seen.add(old);
+      if (JSON.stringify(old.cfg) === JSON.stringify(cfg)) continue;
+      // old servers keep their places (gone ones with weight 0); new ones follow
+      const want = new Map(cfg.servers.map((x) => [serverKey(x), x]));
+      const servers = old.cfg.servers.map((x) => want.get(serverKey(x)) ?? { ...x, weight: 0, removed: true });
+      const known = new Set(old.cfg.servers.map(serverKey));
+      for (const x of cfg.servers) if (!known.has(serverKey(x))) servers.push(x);
+      const s = new Service(old.index, { ...cfg, servers }, old);
+      this.list[old.index] = s;
+      changed++;
+    }
+    let deleted = 0;
+    for (const s of byKey.values()) {
+      if (seen.has(s)) continue;
+      this.deleted.add(s.index);
+      deleted++;
+    }
+    this.index();
+    return { added, changed, deleted };
   }
 
   /** a 32-bit hash of (address, port) */
@@ -254,7 +339,7 @@ export class Services {
   }
 
   /** the services' and servers' rate estimators, sampled together every 2 s */
-  private readonly estClock: EstimatorClock;
+  private estClock: EstimatorClock;
 
   /** Run the rate estimators up to time `us` (called with every packet's time; works once per 2 s). */
   estimate(us: number): void {

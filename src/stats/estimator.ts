@@ -48,6 +48,13 @@ export class Estimator {
     this.last.set(this.stats);
   }
 
+  /** continue from another estimator's state (a service replaced at run time; its first entities) */
+  copyFrom(o: Estimator): void {
+    const k = Math.min(this.last.length, o.last.length);
+    this.last.set(o.last.subarray(0, k));
+    this.avg.set(o.avg.subarray(0, k));
+  }
+
   /** one 2-second sample */
   sample(): void {
     const s = this.stats;
@@ -76,7 +83,13 @@ export class Estimator {
 export class EstimatorClock {
   private next = -1;
 
-  constructor(private readonly ests: Estimator[]) {}
+  /** `after`: the clock this one replaces (its schedule is kept) */
+  constructor(
+    private readonly ests: Estimator[],
+    after?: EstimatorClock,
+  ) {
+    if (after) this.next = after.next;
+  }
 
   advance(us: number): void {
     if (us < this.next) return;

@@ -1,0 +1,212 @@
+/**
+ * `tsvs run`: the engine on live traffic. libpcap captures what is addressed to the VIPs and local addresses
+ * (and the servers' replies) on the configured interfaces, inbound only; every packet is decoded, tracked,
+ * balanced and sent by the live sink. Time comes from the monotonic clock (anchored to the wall clock at
+ * start for display), and one unref'd interval drives the timer wheel between packets.
+ */
+import { PacketRecord } from '../capture/record.js';
+import { LiveCapture } from '../capture/live.js';
+import { decode } from '../packet/decode.js';
+import { PacketView } from '../packet/view.js';
+import { DecodeStats } from '../stats/decode-stats.js';
+import { Tracker, type Profile } from '../conntrack/tracker.js';
+import { Engine } from '../engine.js';
+import { LiveSink, macKey } from '../xmit/sink-live.js';
+import { FWD_DR, Services } from '../service/services.js';
+import { MonotonicClock } from '../timer/clock.js';
+import { WheelDriver } from '../timer/driver.js';
+import { loadConfig, type Config, type ServiceConfig } from '../config.js';
+import { Logger } from '../log.js';
+import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, readSysctl, receiveOffloads } from './host.js';
+import { randomBytes } from 'node:crypto';
+
+export class Daemon {
+  readonly tracker: Tracker;
+  readonly services: Services;
+  readonly engine: Engine;
+  readonly sink: LiveSink;
+  readonly stats = new DecodeStats();
+  readonly captures: LiveCapture[] = [];
+  /** the services as configured now (changed by reloads and the control socket) */
+  serviceCfgs: ServiceConfig[];
+  readonly startedAt = new Date();
+  private readonly view = new PacketView();
+  private readonly rec = new PacketRecord();
+  private readonly clock = new MonotonicClock();
+  private readonly wallUs = Date.now() * 1000;
+  private readonly driver: WheelDriver;
+  private neighTimer: NodeJS.Timeout | null = null;
+  packets = 0;
+
+  constructor(
+    readonly cfg: Config,
+    readonly log: Logger,
+    readonly configFile?: string,
+  ) {
+    const live = cfg.live!;
+    const profile: Profile = cfg.profile ?? 'dpvs';
+    const tcp: Record<string, number> = {};
+    const udp: Record<string, number> = {};
+    let icmp: number | undefined;
+    for (const [k, v] of Object.entries(cfg.timeouts)) {
+      if (k === 'icmp') icmp = v;
+      else if (k.startsWith('udp_')) udp[k.slice(4)] = v;
+      else tcp[k] = v;
+    }
+    this.tracker = new Tracker({ profile, seed: cfg.seed, maxConns: cfg.max_conns, tcpTimeouts: tcp, udpTimeouts: udp, icmpTimeout: icmp });
+    this.serviceCfgs = cfg.services;
+    this.services = new Services(cfg.services);
+    this.sink = new LiveSink(live.tx_queue);
+    // the cookie secret: configured, or fresh random bytes at every start
+    const secret = cfg.synproxy.secret ? Buffer.from(cfg.synproxy.secret, 'hex') : randomBytes(16);
+    this.engine = new Engine(this.tracker, { services: this.services, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu, synproxy: { cfg: cfg.synproxy, secret } }, this.sink);
+    this.driver = new WheelDriver(this.clock, () => this.setTime(), 10);
+  }
+
+  /** µs since the epoch, advancing with the monotonic clock */
+  nowUs(): number {
+    return this.wallUs + this.clock.now();
+  }
+
+  private setTime(): void {
+    const us = this.nowUs();
+    const sec = Math.floor(us / 1e6);
+    this.rec.tsSec = sec;
+    this.rec.tsFrac = us - sec * 1e6;
+    this.tracker.setTime(sec, this.rec.tsFrac, 6);
+  }
+
+  /** the BPF filter: traffic to the VIPs and local addresses, and servers' replies, received (not sent) */
+  filter(): string {
+    const own = localAddresses();
+    const dst = new Set<string>();
+    const src = new Set<string>();
+    for (const s of this.serviceCfgs) {
+      if (s.vip) dst.add(s.vip);
+      for (const a of s.laddrs) dst.add(a);
+      if (s.forward === 'snat') for (const x of s.servers) dst.add(x.addr);
+      // NAT replies come from the servers (to the clients); SNAT's outbound traffic from the inside sources
+      for (const x of s.servers) if ((x.forward ?? s.forward) === 'nat') src.add(x.addr);
+      if (s.match) src.add(s.match.src.includes('/') ? `net ${s.match.src}` : s.match.src);
+    }
+    const host = (a: string) => (a.startsWith('net ') ? a : `host ${a}`);
+    const parts = [...[...dst].map((a) => `dst ${host(a)}`), ...[...src].map((a) => `(src ${host(a)} and not dst host ${[...own].filter((x) => !x.includes('%')).join(' and not dst host ')})`)];
+    return parts.length ? `inbound and (${parts.join(' or ')})` : 'inbound and not ip and not ip6';
+  }
+
+  /** Warnings about host settings that make the kernel answer or forward what the engine owns. */
+  hostChecks(): string[] {
+    const out: string[] = [];
+    if (readSysctl('/proc/sys/net/ipv4/ip_forward') === '1') {
+      out.push('net.ipv4.ip_forward=1: the kernel forwards VIP traffic as well (every packet would leave twice); run: sysctl -w net.ipv4.ip_forward=0');
+    }
+    if (readSysctl('/proc/sys/net/ipv6/conf/all/forwarding') === '1') out.push('net.ipv6.conf.all.forwarding=1: the kernel forwards VIP traffic as well; run: sysctl -w net.ipv6.conf.all.forwarding=0');
+    const own = localAddresses();
+    for (const s of this.serviceCfgs) {
+      for (const a of [s.vip, ...s.laddrs]) {
+        if (a && own.has(a)) out.push(`${a} is bound on this host: the kernel answers its traffic itself (RSTs); route it to this host instead of binding it (ip addr del ${a}/... dev ...)`);
+      }
+    }
+    for (const i of this.cfg.live!.interfaces) {
+      const on = receiveOffloads(i);
+      if (on.length) out.push(`${i}: receive offloads (${on.join(', ')}) hand the engine merged super-packets; run: ethtool -K ${i} ${on.map((x) => `${x} off`).join(' ')}`);
+    }
+    return out;
+  }
+
+  start(): void {
+    const live = this.cfg.live!;
+    for (const w of this.hostChecks()) this.log.warn(w);
+    this.sink.open();
+    const filter = this.filter();
+    this.log.info('capture filter', { filter });
+    for (const iface of live.interfaces) {
+      const cap = new LiveCapture(iface, { filter, bufferTimeoutMs: live.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
+      this.captures.push(cap);
+      this.log.info('capturing', { iface, linktype: cap.linktype });
+    }
+    this.resolveNeighbours();
+    this.neighTimer = setInterval(() => this.resolveNeighbours(), 5000);
+    this.neighTimer.unref();
+    this.driver.start();
+  }
+
+  private packet(buf: Buffer, caplen: number, wirelen: number, linktype: number): void {
+    const r = this.rec;
+    r.buf = buf;
+    r.off = 0;
+    r.caplen = caplen;
+    r.wirelen = wirelen;
+    r.linktype = linktype;
+    r.digits = 6;
+    this.packets++;
+    this.setTime();
+    decode(buf, 0, caplen, wirelen, linktype, this.view);
+    this.stats.add(this.view);
+    try {
+      this.engine.packet(r, this.view, false);
+    } catch (e) {
+      // never let one packet stop the daemon: counted and logged
+      this.log.error('packet processing failed', { error: (e as Error).message });
+    }
+  }
+
+  /** DR servers without a configured MAC: from the neighbour table (asking the kernel to resolve missing ones) */
+  resolveNeighbours(): void {
+    const n4 = neighbours4();
+    const n6 = this.services.list.some((s) => s.v6) ? neighbours6() : new Map<string, { mac: string; dev: string }>();
+    for (const s of this.services.list) {
+      s.cfg.servers.forEach((x, i) => {
+        if (s.fwd[i] !== FWD_DR) return;
+        const n = x.addr.includes(':') ? n6.get(x.addr) : n4.get(x.addr);
+        const mac = x.mac?.toLowerCase() ?? n?.mac;
+        if (!mac) {
+          pokeNeighbour(x.addr);
+          return;
+        }
+        const m = Uint8Array.from(mac.split(':').map((h) => parseInt(h, 16)));
+        s.mac[i]!.set(m);
+        const dev = n?.dev ?? this.cfg.live!.interfaces[0]!;
+        const cap = this.captures.find((c) => c.iface === dev);
+        const own = ifaceMac(dev);
+        if (!cap || !own) {
+          this.log.warn('dr server not reachable through a captured interface', { server: x.addr, dev });
+          return;
+        }
+        if (!this.sink.l2Ports.has(macKey(m, 0))) this.log.info('dr server resolved', { server: x.addr, mac, dev });
+        this.sink.l2Ports.set(macKey(m, 0), { mac: own, inject: (f) => cap.inject(f) });
+      });
+    }
+  }
+
+  /** Apply a new list of services (reload, control socket); existing connections keep their servers. */
+  applyServices(cfgs: ServiceConfig[]): { added: number; changed: number; deleted: number } {
+    const r = this.services.apply(cfgs);
+    this.serviceCfgs = cfgs;
+    this.resolveNeighbours();
+    return r;
+  }
+
+  /** SIGHUP: read the configuration file again and apply its services */
+  reload(): void {
+    if (!this.configFile) return;
+    let cfg: Config;
+    try {
+      cfg = loadConfig(this.configFile);
+    } catch (e) {
+      this.log.error('reload failed, configuration kept', { error: (e as Error).message });
+      return;
+    }
+    const r = this.applyServices(cfg.services);
+    this.log.info('reloaded', { file: this.configFile, ...r });
+  }
+
+  stop(): void {
+    this.driver.stop();
+    if (this.neighTimer) clearInterval(this.neighTimer);
+    for (const c of this.captures) c.close();
+    this.captures.length = 0;
+    this.sink.close();
+  }
+
+}

@@ -1,0 +1,40 @@
+/** The live process: the daemon, its control socket and metrics, signals. Resolves with the exit status. */
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { Daemon } from './daemon.js';
+import { NativeModuleError } from '../capture/live.js';
+
+export async function runDaemon(cfg: Config, log: Logger, configFile: string): Promise<number> {
+  let d: Daemon;
+  try {
+    d = new Daemon(cfg, log, configFile);
+    d.start();
+  } catch (e) {
+    if (e instanceof NativeModuleError || (e as NodeJS.ErrnoException).code === 'EPERM' || /Operation not permitted|permission/i.test((e as Error).message)) {
+      log.error('cannot start', { error: (e as Error).message });
+      return 2;
+    }
+    throw e;
+  }
+  const extras: Array<{ close(): Promise<void> | void }> = [];
+  log.info('running', { services: d.services.list.length, interfaces: cfg.live!.interfaces });
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping', { signal: sig, packets: d.packets, conns: d.tracker.table.count });
+      // never hang on the way out: whatever has not closed in 1.5 s is left behind
+      const force = setTimeout(() => resolve(0), 1500);
+      force.unref();
+      d.stop();
+      void Promise.allSettled(extras.map((x) => x.close())).then(() => {
+        clearTimeout(force);
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => d.reload());
+  });
+}
