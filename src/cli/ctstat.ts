@@ -3,13 +3,17 @@
  * `ctstat`: the connection table and counters of a replay snapshot (`tsvs replay --snapshot FILE`).
  *   ctstat -L [-o ipvs|conntrack|json] [--proto P] [--state S] [--src A] [--dst A] [--port N] --snapshot F
  *   ctstat -S [-o json] --snapshot F
+ * Without --snapshot, the same views come from a running `tsvs run` through its control socket
+ * (--socket PATH, default $TSVS_SOCKET or /run/tsvs/tsvs.sock).
  * States are coloured only when stdout is a terminal.
  */
 import * as fs from 'node:fs';
-import chalk, { Chalk } from 'chalk';
 import { Command } from 'commander';
 import { exitStatusFor, UsageError } from './errors.js';
-import type { Snapshot, SnapshotConn, SnapshotService, TupleJson } from '../conntrack/records.js';
+import type { Snapshot, SnapshotConn } from '../conntrack/records.js';
+import { list, services, stats, type ViewOpts } from './views.js';
+import { CtlClient } from '../ctl/client.js';
+import { DEFAULT_SOCKET } from '../ctl/protocol.js';
 
 interface Opts {
   services?: boolean;
@@ -18,6 +22,7 @@ interface Opts {
   stats?: boolean;
   output: string;
   snapshot?: string;
+  socket?: string;
   proto?: string;
   state?: string;
   src?: string;
@@ -43,114 +48,39 @@ function load(path: string | undefined): Snapshot {
   return snap;
 }
 
-function hostPort(t: TupleJson, side: 'src' | 'dst'): string {
-  const a = t[side];
-  const p = side === 'src' ? t.sport : t.dport;
-  const host = a.includes(':') ? `[${a}]` : a;
-  return p === undefined ? host : `${host}:${p}`;
-}
-
-function mmss(secs: number): string {
-  const m = Math.floor(secs / 60);
-  return `${String(m).padStart(2, '0')}:${String(Math.floor(secs % 60)).padStart(2, '0')}`;
-}
-
-function colourState(c: typeof chalk, s: string): string {
-  if (s === 'ESTABLISHED' || s === 'ASSURED' || s === 'NORMAL') return c.green(s);
-  if (s.startsWith('SYN') || s === 'UNREPLIED' || s === 'ONEWAY') return c.yellow(s);
-  if (s === 'CLOSE' || s === 'TIME_WAIT') return c.gray(s);
-  return c.cyan(s);
-}
-
-function filter(conns: SnapshotConn[], o: Opts): SnapshotConn[] {
-  const port = o.port === undefined ? undefined : Number(o.port);
-  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port: expected 0-65535, got "${o.port}"`);
-  return conns.filter(
-    (c) =>
-      (!o.proto || c.proto === o.proto.toLowerCase()) &&
-      (!o.state || c.state === o.state.toUpperCase()) &&
-      (!o.src || c.orig.src === o.src) &&
-      (!o.dst || c.orig.dst === o.dst) &&
-      (port === undefined || c.orig.sport === port || c.orig.dport === port || c.orig.id === port),
-  );
-}
-
-function icmpPart(t: TupleJson): string {
-  return `type=${t.type} code=${t.code} id=${t.id}`;
-}
-
-/** one `conntrack -L` line */
-export function conntrackLine(c: SnapshotConn): string {
-  const num = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58 }[c.proto] ?? 0;
-  const tup = (t: TupleJson) => `src=${t.src} dst=${t.dst} ${t.type !== undefined ? icmpPart(t) : `sport=${t.sport} dport=${t.dport}`}`;
-  const state = c.proto === 'tcp' ? `${c.state} ` : '';
-  return `${c.proto.padEnd(8)} ${num} ${c.expire} ${state}${tup(c.orig)}${c.replied ? '' : ' [UNREPLIED]'} ${tup(c.reply)}${c.assured ? ' [ASSURED]' : ''} mark=0 use=1`;
-}
-
-function list(snap: Snapshot, o: Opts, color: boolean): string {
-  const conns = filter(snap.conns, o);
-  if (o.output === 'json') return JSON.stringify(conns);
-  if (o.output === 'conntrack') return conns.map(conntrackLine).join('\n') + (conns.length ? '\n' : '') + `conntrack v1.4 (tsvs): ${conns.length} flow entries have been shown.`;
-  const c = color ? chalk : new Chalk({ level: 0 });
-  const lines = ['IPVS connection entries', `pro expire state       source                 destination            reply source           reply destination${conns.some((x) => x.server) ? '      server' : ''}`];
-  for (const x of conns) {
-    const st = x.state.padEnd(11);
-    lines.push(
-      `${x.proto.toUpperCase().padEnd(3)} ${mmss(x.expire).padEnd(6)} ${colourState(c, st)} ${hostPort(x.orig, 'src').padEnd(22)} ${hostPort(x.orig, 'dst').padEnd(22)} ${hostPort(x.reply, 'src').padEnd(22)} ${hostPort(x.reply, 'dst')}${x.server ? `  ${x.server}` : ''}`,
-    );
+/** the same document from a running daemon: its state, then its connections page by page (one snapshot) */
+async function fetchLive(path: string, wantConns: boolean, o: Opts): Promise<Snapshot> {
+  const c = new CtlClient(path);
+  try {
+    await c.connect();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
-  return lines.join('\n');
-}
-
-const FWD: Record<string, string> = { nat: 'Masq', fnat: 'FullNat', dr: 'Route', tunnel: 'Tunnel', snat: 'SNAT' };
-
-/** services and servers in the layout of `ipvsadm -Ln` (and `--stats`) */
-function services(snap: Snapshot, o: Opts): string {
-  const svcs = snap.services ?? [];
-  if (o.output === 'json') return JSON.stringify(svcs);
-  const lines: string[] = [];
-  // ipvsadm -Ln --rate and --stats: five numbers per service and per server
-  const numbers = (head: string, cols: (x: SnapshotService | SnapshotService['servers'][number]) => number[]) => {
-    lines.push(`Prot LocalAddress:Port           ${head}`, '  -> RemoteAddress:Port');
-    const row = (name: string, v: number[]) => `${name.padEnd(33)}${v.map((n) => ` ${String(n).padStart(8)}`).join('')}`;
-    for (const s of svcs) {
-      const [proto, ...addr] = s.service.split(' ');
-      lines.push(row(`${proto!.toUpperCase()}  ${addr.join(' ')}`, cols(s)));
-      for (const d of s.servers) lines.push(row(`  -> ${d.server}`, cols(d)));
+  try {
+    const snap = (await c.call('snapshot')) as Snapshot;
+    snap.conns = [];
+    if (wantConns) {
+      const filter: Record<string, unknown> = {};
+      if (o.proto) filter.proto = o.proto.toLowerCase();
+      if (o.state) filter.state = o.state.toUpperCase();
+      let cursor: string | undefined;
+      let offset: number | null = 0;
+      while (offset !== null) {
+        const page = (await c.call('conns', { cursor, offset, limit: 5000, filter })) as { cursor: string; conns: SnapshotConn[]; next: number | null };
+        cursor = page.cursor;
+        snap.conns.push(...page.conns);
+        offset = page.next;
+      }
     }
-    return lines.join('\n');
-  };
-  if (o.rate) {
-    return numbers('      CPS    InPPS   OutPPS    InBPS   OutBPS', ({ rate: r }) => (r ? [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] : [0, 0, 0, 0, 0]));
+    return snap;
+  } catch (e) {
+    throw new UsageError(`${path}: ${(e as Error).message}`);
+  } finally {
+    c.close();
   }
-  if (o.stats) return numbers('    Conns   InPkts  OutPkts  InBytes OutBytes', (x) => [x.conns, x.in_pkts, x.out_pkts, x.in_bytes ?? 0, x.out_bytes ?? 0]);
-  lines.push('IP Virtual Server version 1.2.1 (tsvs)', 'Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
-  for (const s of svcs) {
-    const [proto, ...addr] = s.service.split(' ');
-    lines.push(`${proto!.toUpperCase()}  ${addr.join(' ')} ${s.scheduler}`);
-    for (const d of s.servers) {
-      lines.push(`  -> ${d.server.padEnd(28)} ${(FWD[s.forward ?? 'nat'] ?? 'Masq').padEnd(7)} ${String(d.weight).padEnd(6)} ${String(d.active).padEnd(10)} ${d.inactive}`);
-    }
-  }
-  return lines.join('\n');
 }
 
-function stats(snap: Snapshot, o: Opts): string {
-  if (o.output === 'json') return JSON.stringify({ counters: snap.counters, gauges: snap.gauges, ...(snap.synproxy ? { synproxy: snap.synproxy } : {}) });
-  const lines = [`source ${snap.source}  profile ${snap.profile}  time ${snap.time}`, '', 'counters'];
-  for (const [k, v] of Object.entries(snap.counters)) lines.push(`  ${k.padEnd(20)} ${v}`);
-  if (snap.synproxy) {
-    lines.push('', 'synproxy');
-    for (const [k, v] of Object.entries(snap.synproxy)) lines.push(`  ${k.padEnd(24)} ${v}`);
-  }
-  lines.push('', `entries ${snap.gauges.entries}`);
-  for (const [k, v] of Object.entries(snap.gauges.by_proto)) lines.push(`  ${k.padEnd(20)} ${v}`);
-  lines.push('', 'by state');
-  for (const [k, v] of Object.entries(snap.gauges.by_state)) lines.push(`  ${k.padEnd(20)} ${v}`);
-  return lines.join('\n');
-}
-
-export function main(argv: string[]): number {
+export async function main(argv: string[]): Promise<number> {
   const program = new Command('ctstat')
     .description('connection table and statistics of a tsvs replay snapshot')
     .option('-L, --list', 'list connections')
@@ -159,6 +89,7 @@ export function main(argv: string[]): number {
     .option('--rate', 'with -l: connections, packets and bytes per second (IPVS estimator, 2 s EWMA)')
     .option('-o, --output <fmt>', 'ipvs (ipvsadm -lnc columns), conntrack (conntrack -L lines) or json', 'ipvs')
     .option('--snapshot <file>', 'snapshot written by tsvs replay --snapshot')
+    .option('--socket <path>', 'control socket of a running tsvs run (the default source without --snapshot)')
     .option('--proto <p>', 'only this protocol (tcp, udp, icmp, icmpv6)')
     .option('--state <s>', 'only connections in this state')
     .option('--src <addr>', 'only this original source address')
@@ -171,7 +102,7 @@ export function main(argv: string[]): number {
     const o = program.opts<Opts>();
     if (!['ipvs', 'conntrack', 'json'].includes(o.output)) throw new UsageError(`-o: expected ipvs, conntrack or json, got "${o.output}"`);
     if (!o.list && !o.stats && !o.services) throw new UsageError('nothing to do: give -L (connections), -l (services) or -S (counters)');
-    const snap = load(o.snapshot);
+    const snap = o.snapshot ? load(o.snapshot) : await fetchLive(o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET, o.list === true, o);
     const color = process.stdout.isTTY === true;
     if (o.list) process.stdout.write(`${list(snap, o, color)}\n`);
     if (o.services) process.stdout.write(`${services(snap, o)}\n`);
@@ -182,4 +113,12 @@ export function main(argv: string[]): number {
   }
 }
 
-process.exitCode = main(process.argv);
+main(process.argv).then(
+  (rc) => {
+    process.exitCode = rc;
+  },
+  (e: unknown) => {
+    process.stderr.write(`ctstat: internal error: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -199,6 +199,16 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (opts: RunCliOptions) => {
       rc = await runCmd(opts);
     });
+  program
+    .command('ctl')
+    .description('change and list a running tsvs run through its control socket, with ipvsadm verbs (-A -E -D -a -e -d -L -Z -C; --socket PATH)')
+    .allowUnknownOption()
+    .helpOption(false)
+    .argument('[args...]')
+    .action(async (args: string[]) => {
+      const { ctlMain } = await import('./ctl.js');
+      rc = await ctlMain(args);
+    });
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -165,7 +165,7 @@ export interface SnapshotService {
   out_bytes: number;
   /** EWMA rates at the end (IPVS estimator) */
   rate?: Rates;
-  servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number; active: number; inactive: number; rate?: Rates }>;
+  servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number; active: number; inactive: number; rate?: Rates; health?: 'up' | 'down' }>;
 }
 
 export function counterObject(t: Tracker): Record<string, number> {
@@ -188,7 +188,7 @@ export function gauges(t: Tracker): Snapshot['gauges'] {
   return { entries: n, by_proto: byProto, by_state: byState };
 }
 
-function snapshotConn(t: Tracker, c: number): SnapshotConn {
+export function snapshotConn(t: Tracker, c: number): SnapshotConn {
   return {
     proto: protoName(t.table.proto[c]!),
     state: t.stateName(c),

@@ -10,7 +10,8 @@ import { decode } from '../packet/decode.js';
 import { PacketView } from '../packet/view.js';
 import { DecodeStats } from '../stats/decode-stats.js';
 import { Tracker, type Profile } from '../conntrack/tracker.js';
-import { Engine } from '../engine.js';
+import { Engine, lbSummary } from '../engine.js';
+import type { SnapshotService } from '../conntrack/records.js';
 import { LiveSink, macKey } from '../xmit/sink-live.js';
 import { FWD_DR, Services } from '../service/services.js';
 import { MonotonicClock } from '../timer/clock.js';
@@ -115,20 +116,34 @@ export class Daemon {
   }
 
   start(): void {
-    const live = this.cfg.live!;
     for (const w of this.hostChecks()) this.log.warn(w);
     this.sink.open();
-    const filter = this.filter();
-    this.log.info('capture filter', { filter });
-    for (const iface of live.interfaces) {
-      const cap = new LiveCapture(iface, { filter, bufferTimeoutMs: live.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
-      this.captures.push(cap);
-      this.log.info('capturing', { iface, linktype: cap.linktype });
-    }
+    this.openCaptures();
     this.resolveNeighbours();
     this.neighTimer = setInterval(() => this.resolveNeighbours(), 5000);
     this.neighTimer.unref();
     this.driver.start();
+  }
+
+  private currentFilter = '';
+
+  /**
+   * (Re)open the captures with the filter of the current services. On a change the new sessions open before
+   * the old ones close: a packet in between may be seen twice (harmless to TCP) rather than lost.
+   */
+  private openCaptures(): void {
+    const filter = this.filter();
+    if (filter === this.currentFilter) return;
+    this.currentFilter = filter;
+    this.log.info('capture filter', { filter });
+    const old = this.captures.splice(0);
+    for (const iface of this.cfg.live!.interfaces) {
+      const cap = new LiveCapture(iface, { filter, bufferTimeoutMs: this.cfg.live!.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
+      this.captures.push(cap);
+      if (old.length === 0) this.log.info('capturing', { iface, linktype: cap.linktype });
+    }
+    for (const c of old) c.close();
+    this.sink.l2Ports.clear();
   }
 
   private packet(buf: Buffer, caplen: number, wirelen: number, linktype: number): void {
@@ -183,8 +198,21 @@ export class Daemon {
   applyServices(cfgs: ServiceConfig[]): { added: number; changed: number; deleted: number } {
     const r = this.services.apply(cfgs);
     this.serviceCfgs = cfgs;
+    this.openCaptures();
     this.resolveNeighbours();
     return r;
+  }
+
+  /** services and servers as listed by the control socket: deleted ones hidden, each server's health */
+  serviceList(): SnapshotService[] {
+    const out: SnapshotService[] = [];
+    lbSummary(this.services, this.engine.emitted, {}).services.forEach((x, si) => {
+      const s = this.services.list[si]!;
+      if (this.services.deleted.has(si)) return;
+      const servers = x.servers.map((y, i) => ({ ...y, health: s.dests.healthy[i] === 1 ? ('up' as const) : ('down' as const) })).filter((_, i) => !s.isRemoved(i));
+      out.push({ ...x, servers });
+    });
+    return out;
   }
 
   /** SIGHUP: read the configuration file again and apply its services */

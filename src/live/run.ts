@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { Daemon } from './daemon.js';
 import { NativeModuleError } from '../capture/live.js';
+import { CtlServer } from '../ctl/server.js';
 
 export async function runDaemon(cfg: Config, log: Logger, configFile: string): Promise<number> {
   let d: Daemon;
@@ -17,6 +18,16 @@ export async function runDaemon(cfg: Config, log: Logger, configFile: string): P
     throw e;
   }
   const extras: Array<{ close(): Promise<void> | void }> = [];
+  const ctl = new CtlServer(d, cfg.live!.socket);
+  try {
+    await ctl.listen();
+    extras.push(ctl);
+    log.info('control socket', { path: cfg.live!.socket });
+  } catch (e) {
+    log.error('cannot open the control socket', { path: cfg.live!.socket, error: (e as Error).message });
+    d.stop();
+    return 2;
+  }
   log.info('running', { services: d.services.list.length, interfaces: cfg.live!.interfaces });
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -1,0 +1,124 @@
+/** The views ctstat and tsvs ctl print: connections (ipvsadm -lnc / conntrack -L), services (ipvsadm -Ln), counters. */
+import chalk, { Chalk } from 'chalk';
+import { UsageError } from './errors.js';
+import type { Snapshot, SnapshotConn, SnapshotService, TupleJson } from '../conntrack/records.js';
+
+export interface ViewOpts {
+  rate?: boolean;
+  stats?: boolean;
+  output: string;
+  proto?: string;
+  state?: string;
+  src?: string;
+  dst?: string;
+  port?: string;
+}
+
+function hostPort(t: TupleJson, side: 'src' | 'dst'): string {
+  const a = t[side];
+  const p = side === 'src' ? t.sport : t.dport;
+  const host = a.includes(':') ? `[${a}]` : a;
+  return p === undefined ? host : `${host}:${p}`;
+}
+
+function mmss(secs: number): string {
+  const m = Math.floor(secs / 60);
+  return `${String(m).padStart(2, '0')}:${String(Math.floor(secs % 60)).padStart(2, '0')}`;
+}
+
+function colourState(c: typeof chalk, s: string): string {
+  if (s === 'ESTABLISHED' || s === 'ASSURED' || s === 'NORMAL') return c.green(s);
+  if (s.startsWith('SYN') || s === 'UNREPLIED' || s === 'ONEWAY') return c.yellow(s);
+  if (s === 'CLOSE' || s === 'TIME_WAIT') return c.gray(s);
+  return c.cyan(s);
+}
+
+function filter(conns: SnapshotConn[], o: ViewOpts): SnapshotConn[] {
+  const port = o.port === undefined ? undefined : Number(o.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port: expected 0-65535, got "${o.port}"`);
+  return conns.filter(
+    (c) =>
+      (!o.proto || c.proto === o.proto.toLowerCase()) &&
+      (!o.state || c.state === o.state.toUpperCase()) &&
+      (!o.src || c.orig.src === o.src) &&
+      (!o.dst || c.orig.dst === o.dst) &&
+      (port === undefined || c.orig.sport === port || c.orig.dport === port || c.orig.id === port),
+  );
+}
+
+function icmpPart(t: TupleJson): string {
+  return `type=${t.type} code=${t.code} id=${t.id}`;
+}
+
+/** one `conntrack -L` line */
+export function conntrackLine(c: SnapshotConn): string {
+  const num = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58 }[c.proto] ?? 0;
+  const tup = (t: TupleJson) => `src=${t.src} dst=${t.dst} ${t.type !== undefined ? icmpPart(t) : `sport=${t.sport} dport=${t.dport}`}`;
+  const state = c.proto === 'tcp' ? `${c.state} ` : '';
+  return `${c.proto.padEnd(8)} ${num} ${c.expire} ${state}${tup(c.orig)}${c.replied ? '' : ' [UNREPLIED]'} ${tup(c.reply)}${c.assured ? ' [ASSURED]' : ''} mark=0 use=1`;
+}
+
+export function list(snap: Snapshot, o: ViewOpts, color: boolean): string {
+  const conns = filter(snap.conns, o);
+  if (o.output === 'json') return JSON.stringify(conns);
+  if (o.output === 'conntrack') return conns.map(conntrackLine).join('\n') + (conns.length ? '\n' : '') + `conntrack v1.4 (tsvs): ${conns.length} flow entries have been shown.`;
+  const c = color ? chalk : new Chalk({ level: 0 });
+  const lines = ['IPVS connection entries', `pro expire state       source                 destination            reply source           reply destination${conns.some((x) => x.server) ? '      server' : ''}`];
+  for (const x of conns) {
+    const st = x.state.padEnd(11);
+    lines.push(
+      `${x.proto.toUpperCase().padEnd(3)} ${mmss(x.expire).padEnd(6)} ${colourState(c, st)} ${hostPort(x.orig, 'src').padEnd(22)} ${hostPort(x.orig, 'dst').padEnd(22)} ${hostPort(x.reply, 'src').padEnd(22)} ${hostPort(x.reply, 'dst')}${x.server ? `  ${x.server}` : ''}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const FWD: Record<string, string> = { nat: 'Masq', fnat: 'FullNat', dr: 'Route', tunnel: 'Tunnel', snat: 'SNAT' };
+
+/** services and servers in the layout of `ipvsadm -Ln` (and `--stats`) */
+export function services(snap: Snapshot, o: ViewOpts): string {
+  const svcs = snap.services ?? [];
+  if (o.output === 'json') return JSON.stringify(svcs);
+  const lines: string[] = [];
+  // ipvsadm -Ln --rate and --stats: five numbers per service and per server
+  const numbers = (head: string, cols: (x: SnapshotService | SnapshotService['servers'][number]) => number[]) => {
+    lines.push(`Prot LocalAddress:Port           ${head}`, '  -> RemoteAddress:Port');
+    const row = (name: string, v: number[]) => `${name.padEnd(33)}${v.map((n) => ` ${String(n).padStart(8)}`).join('')}`;
+    for (const s of svcs) {
+      const [proto, ...addr] = s.service.split(' ');
+      lines.push(row(`${proto!.toUpperCase()}  ${addr.join(' ')}`, cols(s)));
+      for (const d of s.servers) lines.push(row(`  -> ${d.server}`, cols(d)));
+    }
+    return lines.join('\n');
+  };
+  if (o.rate) {
+    return numbers('      CPS    InPPS   OutPPS    InBPS   OutBPS', ({ rate: r }) => (r ? [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] : [0, 0, 0, 0, 0]));
+  }
+  if (o.stats) return numbers('    Conns   InPkts  OutPkts  InBytes OutBytes', (x) => [x.conns, x.in_pkts, x.out_pkts, x.in_bytes ?? 0, x.out_bytes ?? 0]);
+  const health = svcs.some((x) => x.servers.some((d) => d.health));
+  lines.push('IP Virtual Server version 1.2.1 (tsvs)', 'Prot LocalAddress:Port Scheduler Flags', `  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn${health ? ' Health' : ''}`);
+  for (const s of svcs) {
+    const [proto, ...addr] = s.service.split(' ');
+    lines.push(`${proto!.toUpperCase()}  ${addr.join(' ')} ${s.scheduler}`);
+    for (const d of s.servers) {
+      lines.push(`  -> ${d.server.padEnd(28)} ${(FWD[s.forward ?? 'nat'] ?? 'Masq').padEnd(7)} ${String(d.weight).padEnd(6)} ${String(d.active).padEnd(10)} ${health ? `${String(d.inactive).padEnd(9)} ${d.health ?? ''}` : d.inactive}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export function stats(snap: Snapshot, o: ViewOpts): string {
+  if (o.output === 'json') return JSON.stringify({ counters: snap.counters, gauges: snap.gauges, ...(snap.synproxy ? { synproxy: snap.synproxy } : {}) });
+  const lines = [`source ${snap.source}  profile ${snap.profile}  time ${snap.time}`, '', 'counters'];
+  for (const [k, v] of Object.entries(snap.counters)) lines.push(`  ${k.padEnd(20)} ${v}`);
+  if (snap.synproxy) {
+    lines.push('', 'synproxy');
+    for (const [k, v] of Object.entries(snap.synproxy)) lines.push(`  ${k.padEnd(24)} ${v}`);
+  }
+  lines.push('', `entries ${snap.gauges.entries}`);
+  for (const [k, v] of Object.entries(snap.gauges.by_proto)) lines.push(`  ${k.padEnd(20)} ${v}`);
+  lines.push('', 'by state');
+  for (const [k, v] of Object.entries(snap.gauges.by_state)) lines.push(`  ${k.padEnd(20)} ${v}`);
+  return lines.join('\n');
+}
+

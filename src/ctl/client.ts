@@ -1,0 +1,52 @@
+/** Control socket client: one connection, requests answered in order. */
+import * as net from 'node:net';
+import { CTL_VERSION, type Reply } from './protocol.js';
+
+export class CtlClient {
+  private sock: net.Socket | null = null;
+  private buf = '';
+  private waiting: Array<(r: Reply) => void> = [];
+  private nextId = 1;
+
+  constructor(readonly path: string) {}
+
+  connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const s = net.createConnection(this.path);
+      s.setEncoding('utf8');
+      s.once('connect', () => {
+        this.sock = s;
+        resolve();
+      });
+      s.once('error', (e) => reject(new Error(`${this.path}: cannot connect (${(e as NodeJS.ErrnoException).code ?? e.message}); is tsvs run going, and is this its socket?`)));
+      s.on('data', (d: string) => {
+        this.buf += d;
+        let i;
+        while ((i = this.buf.indexOf('\n')) >= 0) {
+          const line = this.buf.slice(0, i);
+          this.buf = this.buf.slice(i + 1);
+          this.waiting.shift()?.(JSON.parse(line) as Reply);
+        }
+      });
+    });
+  }
+
+  /** send a command; resolves with its result, rejects with the daemon's error (code: message) */
+  async call(cmd: string, args: Record<string, unknown> = {}): Promise<unknown> {
+    const s = this.sock;
+    if (!s) throw new Error('not connected');
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      this.waiting.push(resolve);
+      s.once('close', () => reject(new Error(`${this.path}: the daemon closed the connection`)));
+      s.write(`${JSON.stringify({ v: CTL_VERSION, id: this.nextId++, cmd, ...args })}\n`);
+    });
+    if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.message}`);
+    return reply.result;
+  }
+
+  close(): void {
+    this.sock?.end();
+    this.sock?.destroy();
+    this.sock = null;
+  }
+}
