@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { exitStatusFor, UsageError } from './errors.js';
 import type { Snapshot, SnapshotConn } from '../conntrack/records.js';
-import { list, services, stats, type ViewOpts } from './views.js';
+import { list, services, stats } from './views.js';
 import { CtlClient } from '../ctl/client.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
 

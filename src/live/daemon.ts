@@ -20,6 +20,7 @@ import { loadConfig, type Config, type ServiceConfig } from '../config.js';
 import { Logger } from '../log.js';
 import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, readSysctl, receiveOffloads } from './host.js';
 import { randomBytes } from 'node:crypto';
+import { HealthChecker } from '../service/health.js';
 
 export class Daemon {
   readonly tracker: Tracker;
@@ -37,6 +38,7 @@ export class Daemon {
   private readonly wallUs = Date.now() * 1000;
   private readonly driver: WheelDriver;
   private neighTimer: NodeJS.Timeout | null = null;
+  readonly health: HealthChecker;
   packets = 0;
 
   constructor(
@@ -62,6 +64,9 @@ export class Daemon {
     const secret = cfg.synproxy.secret ? Buffer.from(cfg.synproxy.secret, 'hex') : randomBytes(16);
     this.engine = new Engine(this.tracker, { services: this.services, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu, synproxy: { cfg: cfg.synproxy, secret } }, this.sink);
     this.driver = new WheelDriver(this.clock, () => this.setTime(), 10);
+    this.health = new HealthChecker(() => this.services, live.health, (service, server, up, why) =>
+      this.log[up ? 'info' : 'warn'](up ? 'server up' : 'server down', { service, server, why }),
+    );
   }
 
   /** µs since the epoch, advancing with the monotonic clock */
@@ -123,6 +128,7 @@ export class Daemon {
     this.neighTimer = setInterval(() => this.resolveNeighbours(), 5000);
     this.neighTimer.unref();
     this.driver.start();
+    this.health.start();
   }
 
   private currentFilter = '';
@@ -231,6 +237,7 @@ export class Daemon {
 
   stop(): void {
     this.driver.stop();
+    this.health.stop();
     if (this.neighTimer) clearInterval(this.neighTimer);
     for (const c of this.captures) c.close();
     this.captures.length = 0;

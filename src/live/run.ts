@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { Daemon } from './daemon.js';
 import { NativeModuleError } from '../capture/live.js';
 import { CtlServer } from '../ctl/server.js';
+import { Metrics } from './metrics.js';
 
 export async function runDaemon(cfg: Config, log: Logger, configFile: string): Promise<number> {
   let d: Daemon;
@@ -27,6 +28,16 @@ export async function runDaemon(cfg: Config, log: Logger, configFile: string): P
     log.error('cannot open the control socket', { path: cfg.live!.socket, error: (e as Error).message });
     d.stop();
     return 2;
+  }
+  if (cfg.live!.metrics !== false) {
+    const m = new Metrics(d);
+    try {
+      await m.listen(cfg.live!.metrics);
+      extras.push(m);
+      log.info('metrics', { url: `http://${cfg.live!.metrics}/metrics` });
+    } catch (e) {
+      log.error('cannot serve metrics (continuing without)', { address: cfg.live!.metrics, error: (e as Error).message });
+    }
   }
   log.info('running', { services: d.services.list.length, interfaces: cfg.live!.interfaces });
   return new Promise<number>((resolve) => {

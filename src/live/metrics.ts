@@ -1,0 +1,109 @@
+/**
+ * Prometheus metrics of a running daemon (prom-client): read from the engine's own counters at each scrape,
+ * so the packet path does no extra work. Served on GET /metrics.
+ */
+import * as http from 'node:http';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Daemon } from './daemon.js';
+import { counterObject, gauges } from '../conntrack/records.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private server: http.Server | null = null;
+
+  constructor(private readonly d: Daemon) {
+    const r = this.registry;
+    const total = (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, v: number) => void) => void) =>
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          this.reset();
+          fill((l, v) => {
+            if (v > 0) this.inc(l, v);
+          });
+        },
+      });
+    const gauge = (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, v: number) => void) => void) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          this.reset();
+          fill((l, v) => this.set(l, v));
+        },
+      });
+    total('tsvs_packets_total', 'packets captured', [], (set) => set({}, d.packets));
+    total('tsvs_emitted_total', 'packets the load balancer sent', [], (set) => set({}, d.engine.emitted));
+    total('tsvs_not_emitted_total', 'packets not sent, by reason', ['reason'], (set) => {
+      for (const [k, v] of Object.entries(d.engine.notEmitted)) set({ reason: k }, v);
+    });
+    total('tsvs_decode_drops_total', 'packets that did not decode, by reason', ['reason'], (set) => {
+      for (const [k, v] of Object.entries(d.stats.drops())) set({ reason: k }, v);
+    });
+    total('tsvs_conntrack_total', 'connection tracking counters', ['counter'], (set) => {
+      for (const [k, v] of Object.entries(counterObject(d.tracker))) set({ counter: k }, v);
+    });
+    total('tsvs_synproxy_total', 'synproxy counters (DPVS names)', ['counter'], (set) => {
+      for (const [k, v] of Object.entries(d.engine.sp?.counterObject() ?? {})) set({ counter: k }, v);
+    });
+    gauge('tsvs_connections', 'connections in the table, by protocol and state', ['proto', 'state'], (set) => {
+      for (const [k, v] of Object.entries(gauges(d.tracker).by_state)) {
+        const [proto, state] = k.split('/');
+        set({ proto: proto ?? k, state: state ?? '' }, v);
+      }
+    });
+    const perServer = (field: 'conns' | 'in_pkts' | 'out_pkts' | 'in_bytes' | 'out_bytes') => (set: (l: Record<string, string>, v: number) => void) => {
+      for (const s of d.serviceList()) for (const x of s.servers) set({ service: s.service, server: x.server }, x[field] ?? 0);
+    };
+    total('tsvs_server_connections_total', 'connections scheduled to each real server', ['service', 'server'], perServer('conns'));
+    total('tsvs_server_in_packets_total', 'packets toward each real server', ['service', 'server'], perServer('in_pkts'));
+    total('tsvs_server_out_packets_total', 'packets from each real server', ['service', 'server'], perServer('out_pkts'));
+    total('tsvs_server_in_bytes_total', 'bytes toward each real server', ['service', 'server'], perServer('in_bytes'));
+    total('tsvs_server_out_bytes_total', 'bytes from each real server', ['service', 'server'], perServer('out_bytes'));
+    gauge('tsvs_server_active_connections', 'ESTABLISHED connections per real server', ['service', 'server'], (set) => {
+      for (const s of d.serviceList()) for (const x of s.servers) set({ service: s.service, server: x.server }, x.active);
+    });
+    gauge('tsvs_server_up', '1 when the health checks say up', ['service', 'server'], (set) => {
+      for (const s of d.serviceList()) for (const x of s.servers) set({ service: s.service, server: x.server }, x.health === 'down' ? 0 : 1);
+    });
+    gauge('tsvs_server_weight', 'weight of each real server', ['service', 'server'], (set) => {
+      for (const s of d.serviceList()) for (const x of s.servers) set({ service: s.service, server: x.server }, x.weight);
+    });
+  }
+
+  listen(hostPort: string): Promise<void> {
+    const i = hostPort.lastIndexOf(':');
+    const host = hostPort.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(hostPort.slice(i + 1));
+    return new Promise((resolve, reject) => {
+      const srv = http.createServer((req, res) => {
+        if (req.method !== 'GET' || req.url !== '/metrics') {
+          res.writeHead(404).end('not found: GET /metrics\n');
+          return;
+        }
+        this.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+          (e: Error) => res.writeHead(500).end(`${e.message}\n`),
+        );
+      });
+      srv.once('error', reject);
+      srv.listen(port, host, () => {
+        this.server = srv;
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server) return resolve();
+      this.server.closeAllConnections();
+      this.server.close(() => resolve());
+    });
+  }
+}
