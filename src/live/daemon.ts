@@ -87,7 +87,8 @@ export class Daemon {
     const own = localAddresses();
     const dst = new Set<string>();
     const src = new Set<string>();
-    for (const s of this.serviceCfgs) {
+    // every server still known, also those removed at run time whose connections are still running
+    for (const { cfg: s } of this.services.list) {
       if (s.vip) dst.add(s.vip);
       for (const a of s.laddrs) dst.add(a);
       if (s.forward === 'snat') for (const x of s.servers) dst.add(x.addr);

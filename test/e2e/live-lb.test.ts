@@ -1,0 +1,310 @@
+/**
+ * tsvs run as a real load balancer: network namespaces client --- router --- bridge (lb, s1, s2, s3), real
+ * HTTP servers (Node), curl from the client, and the daemon under test in the LB namespace. The kernel of
+ * the LB namespace neither owns the VIP nor forwards (ip_forward=0): every answer the client gets went
+ * through tsvs. Oracles: curl's own success and the body naming the server that answered; tshark on
+ * captures taken in the client and server namespaces for the synproxy ordering.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { REPO, run } from '../helpers/corpus.js';
+import { requireRoot, sh, sleep } from '../helpers/netns.js';
+
+const P = `tv${process.pid % 100000}`;
+const TOPO = path.join(REPO, 'test', 'e2e', 'topology.sh');
+const HTTPD = path.join(REPO, 'test', 'e2e', 'httpd.mjs');
+const DECAP = path.join(REPO, 'test', 'e2e', 'decap.mjs');
+const TSVS_JS = path.join(REPO, 'dist', 'src', 'cli', 'tsvs.js');
+const CTSTAT_JS = path.join(REPO, 'dist', 'src', 'cli', 'ctstat.js');
+const VIP = '10.77.9.1';
+
+/** every process this file starts, stopped by PID at the end */
+const started: ChildProcess[] = [];
+
+function startIn(nsName: string, args: string[]): ChildProcess {
+  const p = spawn('ip', ['netns', 'exec', `${P}-${nsName}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(p);
+  return p;
+}
+
+function waitOutput(p: ChildProcess, re: RegExp, ms = 8000, stream: 'stdout' | 'stderr' = 'stdout'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} (got: ${buf.slice(-500)})`)), ms);
+    p[stream]!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (re.test(buf)) {
+        clearTimeout(t);
+        resolve(buf);
+      }
+    });
+    p.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`exited (${code}) before ${re}: ${buf.slice(-800)}`));
+    });
+  });
+}
+
+function stop(p: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): Promise<number> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve(0);
+    p.once('exit', () => resolve(Date.now() - t0));
+    p.kill(sig);
+  });
+}
+
+async function inNs(nsName: string, cmd: string, args: string[], timeout = 60000) {
+  return run('ip', ['netns', 'exec', `${P}-${nsName}`, cmd, ...args], { timeout });
+}
+
+/** n sequential requests from the client, one TCP connection each: the body of each (or FAIL) */
+async function requests(n: number, urlPath = '/id'): Promise<string[]> {
+  const r = await inNs('c', 'bash', ['-c', `for i in $(seq ${n}); do curl -s -m 5 http://${VIP}${urlPath} || echo FAIL; done`]);
+  return r.stdout.trim().split('\n');
+}
+
+function count(lines: string[]): Record<string, number> {
+  const c: Record<string, number> = {};
+  for (const l of lines) c[l] = (c[l] ?? 0) + 1;
+  return c;
+}
+
+let tmp = '';
+let kernelIpip = false;
+
+interface Lb {
+  proc: ChildProcess;
+  cfg: string;
+  sock: string;
+  log: () => string;
+}
+
+function config(mode: string, extra: { synproxy?: boolean; port?: number; health?: string; servers?: string } = {}): string {
+  const port = extra.port ?? 8080;
+  const servers = extra.servers ?? `      - { addr: 10.77.2.11, port: ${port}, weight: 3 }\n      - { addr: 10.77.2.12, port: ${port}, weight: 1 }\n`;
+  return [
+    'live:',
+    '  interfaces: [eth0]',
+    `  socket: ${tmp}/tsvs.sock`,
+    '  metrics: 127.0.0.1:9640',
+    `  health: ${extra.health ?? '{ interval: 1, timeout: 0.5, rise: 1, fall: 1 }'}`,
+    'services:',
+    '  - proto: tcp',
+    `    vip: ${VIP}`,
+    '    port: 80',
+    '    scheduler: wrr',
+    `    forward: ${mode}`,
+    ...(mode === 'fnat' ? ['    laddrs: [10.77.3.1]'] : []),
+    ...(mode === 'tunnel' ? ['    tunnel: { src: 10.77.2.1 }'] : []),
+    ...(extra.synproxy ? ['    synproxy: true'] : []),
+    '    servers:',
+    servers,
+  ].join('\n');
+}
+
+async function startLb(text: string): Promise<Lb> {
+  const cfg = path.join(tmp, 'lb.yaml');
+  fs.writeFileSync(cfg, text);
+  const proc = startIn('l', ['node', TSVS_JS, 'run', '--config', cfg]);
+  let log = '';
+  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  await waitOutput(proc, /INFO  running/, 10000, 'stderr');
+  return { proc, cfg, sock: path.join(tmp, 'tsvs.sock'), log: () => log };
+}
+
+async function stopLb(lb: Lb): Promise<number> {
+  return stop(lb.proc);
+}
+
+const servers: Record<string, ChildProcess> = {};
+
+async function startHttpd(name: string, port: number): Promise<void> {
+  const p = startIn(name, ['node', HTTPD, name, String(port)]);
+  servers[`${name}:${port}`] = p;
+  await waitOutput(p, /ready/);
+}
+
+describe('live load balancing in network namespaces (tsvs run, curl, real servers)', function () {
+  this.timeout(180000);
+
+  before(async function () {
+    requireRoot(this);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-live-'));
+    sh('bash', [TOPO, 'up', P]);
+    for (const s of ['s1', 's2', 's3']) {
+      await startHttpd(s, 8080);
+      await startHttpd(s, 80);
+    }
+    // the kernel's own IPIP decapsulation where it exists; else the userspace one (see decap.mjs)
+    try {
+      sh('ip', ['netns', 'exec', `${P}-s1`, 'ip', 'link', 'set', 'tunl0', 'up']);
+      kernelIpip = true;
+      for (const s of ['s1', 's2']) sh('ip', ['netns', 'exec', `${P}-${s}`, 'sysctl', '-qw', 'net.ipv4.conf.tunl0.rp_filter=0']);
+      sh('ip', ['netns', 'exec', `${P}-s2`, 'ip', 'link', 'set', 'tunl0', 'up']);
+    } catch {
+      kernelIpip = false;
+      for (const s of ['s1', 's2']) await waitOutput(startIn(s, ['node', DECAP, 'eth0']), /ready/);
+    }
+  });
+
+  after(async function () {
+    await Promise.all(started.map((p) => stop(p)));
+    if (tmp) {
+      sh('bash', [TOPO, 'down', P]);
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  for (const mode of ['nat', 'fnat', 'dr', 'tunnel']) {
+    it(`${mode}: 50 requests to the VIP all succeed, split 3:1 by the servers' weights; ctstat -L shows a long download on its server`, async function () {
+      sh('bash', [TOPO, 'gw', P, mode === 'nat' ? 'nat' : 'direct']);
+      const lb = await startLb(config(mode, { port: mode === 'dr' || mode === 'tunnel' ? 80 : 8080 }));
+      try {
+        const got = await requests(50);
+        const c = count(got);
+        assert.equal(c.FAIL, undefined, `failed requests: ${JSON.stringify(c)}\n${lb.log().slice(-2000)}`);
+        assert.equal((c.s1 ?? 0) + (c.s2 ?? 0), 50, JSON.stringify(c));
+        // wrr 3:1 over 50 connections: 37 or 38 (the cycle's phase) to s1
+        assert.ok(c.s1! >= 37 && c.s1! <= 38, JSON.stringify(c));
+        // a long download: listed while it runs, on the server whose name ends its body
+        const dl = startIn('c', ['curl', '-s', '-m', '20', `http://${VIP}/slow?s=3`]);
+        let body = '';
+        dl.stdout!.on('data', (d: Buffer) => (body += d.toString()));
+        const done = new Promise<void>((r) => dl.once('exit', () => r()));
+        await sleep(1200);
+        const ls = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-L', '-o', 'json', '--state', 'ESTABLISHED']);
+        assert.equal(ls.code, 0, ls.stderr);
+        const conns = JSON.parse(ls.stdout) as Array<{ state: string; server?: string; orig: { dst: string; dport: number } }>;
+        const mine = conns.filter((x) => x.orig.dst === VIP && x.orig.dport === 80);
+        assert.equal(mine.length, 1, ls.stdout);
+        await done;
+        const name = body.trim().split('\n').pop()!;
+        assert.match(name, /^s[12]$/, `download did not complete: ${body.length} bytes`);
+        assert.equal(mine[0]!.server, `10.77.2.${name === 's1' ? 11 : 12}:${mode === 'dr' || mode === 'tunnel' ? 80 : 8080}`);
+        assert.equal(body.length, 30 * 4096 + name.length + 2, 'every byte of the download arrived');
+      } finally {
+        const ms = await stopLb(lb);
+        assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
+      }
+    });
+  }
+
+  it('synproxy (nat): 50 requests succeed; the server sees its SYN only after the client has completed its handshake with the LB', async function () {
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    const lb = await startLb(config('nat', { synproxy: true }));
+    const cc = path.join(tmp, 'client.pcap');
+    const sc = path.join(tmp, 'server.pcap');
+    try {
+      const c = count(await requests(50));
+      assert.equal(c.FAIL, undefined, JSON.stringify(c));
+      assert.ok(c.s1! >= 37 && c.s1! <= 38, JSON.stringify(c));
+      // one more request with captures on both ends (tcpdump, read back by tshark)
+      const t1 = startIn('c', ['tcpdump', '-i', 'eth0', '-U', '-n', '-w', cc, 'tcp port 80']);
+      const t2 = startIn('s1', ['tcpdump', '-i', 'eth0', '-U', '-n', '-w', sc, 'tcp port 8080']);
+      await sleep(800);
+      // the next connection goes to s1 as long as it does (wrr); try a few
+      const got = await requests(4);
+      assert.ok(got.includes('s1'), got.join(','));
+      await sleep(300);
+      await stop(t1, 'SIGINT');
+      await stop(t2, 'SIGINT');
+      const fields = async (file: string, filter: string) =>
+        (await run('tshark', ['-n', '-r', file, '-Y', filter, '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'tcp.srcport', '-e', 'tcp.dstport'])).stdout
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.split('\t'));
+      // client side: its third-handshake ACK per client port; server side: the SYN the LB opened, by client port
+      const acks = await fields(cc, 'tcp.dstport == 80 && tcp.flags.syn == 0 && tcp.flags.ack == 1 && tcp.flags.fin == 0 && tcp.len == 0');
+      const synacks = await fields(cc, 'tcp.srcport == 80 && tcp.flags.syn == 1 && tcp.flags.ack == 1');
+      // (the LB's health checks also connect to the server: from its own address, not the client's)
+      const syns = await fields(sc, 'ip.src == 10.77.1.2 && tcp.dstport == 8080 && tcp.flags.syn == 1 && tcp.flags.ack == 0');
+      assert.ok(syns.length >= 1, 'the server saw a SYN');
+      for (const [t, sport] of syns) {
+        const ack = acks.find((a) => a[1] === sport);
+        const sa = synacks.find((a) => a[2] === sport);
+        assert.ok(ack && sa, `client port ${sport}: handshake with the LB in the client capture`);
+        assert.ok(Number(sa[0]) < Number(ack[0]) && Number(ack[0]) < Number(t), `client port ${sport}: SYN-ACK ${sa[0]} < client ACK ${ack[0]} < server SYN ${t}`);
+      }
+      const m = await inNs('l', 'curl', ['-s', 'http://127.0.0.1:9640/metrics']);
+      assert.match(m.stdout, /tsvs_synproxy_total\{counter="SYNPROXY_OK_ACK"\} (\d+)/);
+      assert.ok(Number(/tsvs_synproxy_total\{counter="SYNPROXY_OK_ACK"\} (\d+)/.exec(m.stdout)![1]) >= 54);
+    } finally {
+      await stopLb(lb);
+    }
+  });
+
+  it('health: a server killed mid-test stops getting connections within the health interval; tsvs ctl adds a third server; SIGHUP keeps a download alive; the control socket survives garbage, hang-ups and 100 concurrent ctstat -L', async function () {
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    const lb = await startLb(config('nat'));
+    try {
+      assert.equal(count(await requests(8)).FAIL, undefined);
+      // kill s2's server (by PID): after one interval (1 s) + timeout, every request lands on s1
+      await stop(servers['s2:8080']!);
+      await sleep(1600);
+      const c = count(await requests(20));
+      assert.deepEqual(c, { s1: 20 }, JSON.stringify(c));
+      assert.match(lb.log(), /server down .*10\.77\.2\.12:8080/);
+      const l = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-l']);
+      assert.match(l.stdout, /10\.77\.2\.12:8080 +Masq +1 .* down/);
+      await startHttpd('s2', 8080);
+
+      // tsvs ctl -a: s3 with weight 4 of 8 gets half the new connections
+      const a = await inNs('l', 'node', [TSVS_JS, 'ctl', '--socket', lb.sock, '-a', '-t', `${VIP}:80`, '-r', '10.77.2.13:8080', '-m', '-w', '4']);
+      assert.equal(a.code, 0, a.stderr);
+      await sleep(1500); // s2 back up (rise 1)
+      const c2 = count(await requests(16));
+      assert.equal(c2.FAIL, undefined, JSON.stringify(c2));
+      assert.equal(c2.s3, 8, JSON.stringify(c2));
+
+      // SIGHUP with a changed configuration (s2's weight) during a download: it completes
+      const dl = startIn('c', ['curl', '-s', '-m', '20', `http://${VIP}/slow?s=3`]);
+      let body = '';
+      dl.stdout!.on('data', (d: Buffer) => (body += d.toString()));
+      const done = new Promise<number>((r) => dl.once('exit', (code) => r(code ?? -1)));
+      await sleep(1000);
+      fs.writeFileSync(lb.cfg, fs.readFileSync(lb.cfg, 'utf8').replace('port: 8080, weight: 1', 'port: 8080, weight: 2'));
+      lb.proc.kill('SIGHUP');
+      assert.equal(await done, 0, 'the download survived the reload');
+      assert.ok(body.length > 30 * 4096, `download body ${body.length} bytes`);
+      assert.match(lb.log(), /reloaded .*changed=1/);
+
+      // the control socket: garbage, a client hanging up mid-reply, 100 concurrent listings
+      const garbage = await inNs('l', 'node', [
+        '-e',
+        `const s=require('net').createConnection(process.argv[1]);let o='';s.on('data',d=>o+=d);s.on('connect',()=>{s.write('garbage\\n{"v":9}\\n'+'x'.repeat(2e6));setTimeout(()=>{console.log(o);s.destroy()},500)});s.on('error',()=>{console.log(o)})`,
+        lb.sock,
+      ]);
+      assert.match(garbage.stdout, /"code":"BAD_JSON"/);
+      assert.match(garbage.stdout, /"code":"BAD_VERSION"/);
+      assert.match(garbage.stdout, /"code":"TOO_LONG"/);
+      // a client that asks for 200 listings and hangs up as soon as the first reply starts arriving
+      const hang = await inNs('l', 'node', ['-e', `const s=require('net').createConnection(process.argv[1]);s.on('connect',()=>{for(let i=0;i<200;i++)s.write('{"v":1,"cmd":"conns","limit":10000}\\n')});s.once('data',()=>{s.destroy();console.log('hung up')})`, lb.sock]);
+      assert.match(hang.stdout, /hung up/);
+      const many = await inNs('l', 'bash', ['-c', `for i in $(seq 100); do (node ${CTSTAT_JS} --socket ${lb.sock} -L -o json > /dev/null && echo ok) & done; wait`]);
+      assert.equal(many.stdout.trim().split('\n').filter((x) => x === 'ok').length, 100, many.stdout + many.stderr);
+      const c3 = count(await requests(10));
+      assert.equal(c3.FAIL, undefined, JSON.stringify(c3));
+      const st = await inNs('l', 'node', ['-e', `const s=require('net').createConnection(process.argv[1]);s.on('data',d=>{console.log(String(d));s.destroy()});s.write('{"v":1,"cmd":"status"}\\n')`, lb.sock]);
+      // 100 ctstat -L (2 requests each) and at least the first of the hung-up client's were answered
+      assert.ok(JSON.parse(st.stdout).result.ctl.requests >= 2 * 100 + 1, st.stdout);
+    } finally {
+      const ms = await stopLb(lb);
+      assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
+      assert.ok(!fs.existsSync(lb.sock), 'the control socket is removed on exit');
+    }
+  });
+
+  it('tsvs run without root privileges or a live: section fails with one line and exit 2', async function () {
+    const cfg = path.join(tmp, 'nolive.yaml');
+    fs.writeFileSync(cfg, 'services: []\n');
+    const r = await run('node', [TSVS_JS, 'run', '--config', cfg]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /live: required/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
+});
