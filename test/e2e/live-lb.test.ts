@@ -112,7 +112,7 @@ async function startLb(text: string): Promise<Lb> {
   const proc = startIn('l', ['node', TSVS_JS, 'run', '--config', cfg]);
   let log = '';
   proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  await waitOutput(proc, /INFO  running/, 10000, 'stderr');
+  await waitOutput(proc, /INFO {2}running/, 10000, 'stderr');
   return { proc, cfg, sock: path.join(tmp, 'tsvs.sock'), log: () => log };
 }
 
@@ -166,7 +166,7 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       try {
         const got = await requests(50);
         const c = count(got);
-        assert.equal(c.FAIL, undefined, `failed requests: ${JSON.stringify(c)}\n${lb.log().slice(-2000)}`);
+        assert.equal(c.FAIL, undefined, `failed requests: ${JSON.stringify(c)}${mode === 'tunnel' ? ` (IPIP decapsulation by ${kernelIpip ? 'the kernel' : 'decap.mjs'})` : ''}\n${lb.log().slice(-2000)}`);
         assert.equal((c.s1 ?? 0) + (c.s2 ?? 0), 50, JSON.stringify(c));
         // wrr 3:1 over 50 connections: 37 or 38 (the cycle's phase) to s1
         assert.ok(c.s1! >= 37 && c.s1! <= 38, JSON.stringify(c));
