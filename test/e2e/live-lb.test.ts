@@ -203,13 +203,15 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       assert.equal(c.FAIL, undefined, JSON.stringify(c));
       assert.ok(c.s1! >= 37 && c.s1! <= 38, JSON.stringify(c));
       // one more request with captures on both ends (tcpdump, read back by tshark)
-      const t1 = startIn('c', ['tcpdump', '-i', 'eth0', '-U', '-n', '-w', cc, 'tcp port 80']);
-      const t2 = startIn('s1', ['tcpdump', '-i', 'eth0', '-U', '-n', '-w', sc, 'tcp port 8080']);
-      await sleep(800);
+      // (immediate mode: packets still in the kernel's ring at SIGINT would be lost otherwise)
+      const t1 = startIn('c', ['tcpdump', '-i', 'eth0', '--immediate-mode', '-U', '-n', '-w', cc, 'tcp port 80']);
+      const t2 = startIn('s1', ['tcpdump', '-i', 'eth0', '--immediate-mode', '-U', '-n', '-w', sc, 'tcp port 8080']);
+      await Promise.all([waitOutput(t1, /listening on/, 8000, 'stderr'), waitOutput(t2, /listening on/, 8000, 'stderr')]);
+      await sleep(200);
       // the next connection goes to s1 as long as it does (wrr); try a few
       const got = await requests(4);
       assert.ok(got.includes('s1'), got.join(','));
-      await sleep(300);
+      await sleep(1000);
       await stop(t1, 'SIGINT');
       await stop(t2, 'SIGINT');
       const fields = async (file: string, filter: string) =>

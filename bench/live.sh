@@ -1,0 +1,57 @@
+#!/bin/bash
+# Live throughput (a benchmark, not a test; root): the e2e namespace topology, iperf3 from the client to a
+# VIP whose one NAT server runs iperf3 -s, through `tsvs run` and then through the kernel's own nftables
+# DNAT in the same LB namespace. Prints TCP Gbit/s and 64-byte UDP packets/s received for both, and the
+# ratios. Needs iperf3 and nft (apt-get install iperf3 nftables). Usage: bash bench/live.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=${1:-5}
+P=tvb$$
+VIP=10.77.9.1
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  ip netns exec $P-l nft delete table ip tsvsbench 2>/dev/null || true
+  bash test/e2e/topology.sh down $P
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+bash test/e2e/topology.sh up $P
+bash test/e2e/topology.sh gw $P nat
+ip netns exec $P-s1 iperf3 -s -p 5201 > /dev/null 2>&1 &
+pids+=($!)
+cat > "$tmp/lb.yaml" <<YAML
+live: { interfaces: [eth0], socket: $tmp/tsvs.sock, metrics: false, health: { enabled: false } }
+services:
+  - { proto: tcp, vip: $VIP, port: 5201, scheduler: rr, forward: nat, servers: [{ addr: 10.77.2.11, port: 5201 }] }
+  - { proto: udp, vip: $VIP, port: 5201, scheduler: rr, forward: nat, servers: [{ addr: 10.77.2.11, port: 5201 }] }
+YAML
+sleep 0.5
+measure() {
+  local tcp udp
+  tcp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3))})')
+  udp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -u -l 64 -b 0 -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const u=j.end.sum;console.log(Math.round((u.packets-u.lost_packets)/u.seconds))})')
+  echo "$tcp $udp"
+}
+ip netns exec $P-l node dist/src/cli/tsvs.js run --config "$tmp/lb.yaml" 2> "$tmp/tsvs.log" &
+lb=$!
+pids+=($lb)
+sleep 2
+read -r tsvs_tcp tsvs_udp < <(measure)
+kill $lb
+wait $lb 2>/dev/null || true
+ip netns exec $P-l sysctl -qw net.ipv4.ip_forward=1
+ip netns exec $P-l nft -f - <<NFT
+table ip tsvsbench {
+  chain pre {
+    type nat hook prerouting priority -100;
+    ip daddr $VIP tcp dport 5201 dnat to 10.77.2.11:5201
+    ip daddr $VIP udp dport 5201 dnat to 10.77.2.11:5201
+  }
+}
+NFT
+read -r nft_tcp nft_udp < <(measure)
+echo "live (bash bench/live.sh $T): iperf3 through the LB namespace, ${T} s each"
+printf '  TCP throughput     tsvs %8s Gbit/s   nftables DNAT %8s Gbit/s   ratio %s\n' "$tsvs_tcp" "$nft_tcp" "$(node -e "console.log(($tsvs_tcp/$nft_tcp).toFixed(3))")"
+printf '  UDP 64-byte recv   tsvs %8s pkt/s    nftables DNAT %8s pkt/s    ratio %s\n' "$tsvs_udp" "$nft_udp" "$(node -e "console.log(($tsvs_udp/$nft_udp).toFixed(3))")"
