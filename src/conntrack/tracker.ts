@@ -624,6 +624,12 @@ export class Tracker {
     // SNAT likewise: a capture taken inside shows the remote host's answer to the inside host, which stands for
     // its answer to the SNAT address
     if (lb.lookup(k.proto, k.v6, k.src, k.sport) < 0 && !(lb.hasSnat && lb.matchSnat(k.proto, k.v6, k.dst, k.src, k.sport) >= 0)) return -1;
+    const e = this.lookupInverse(k);
+    return e >= 0 && (e & 1) === 0 ? e | 1 : -1;
+  }
+
+  /** look up the inverse of tuple `k` (already hashed): the entry it would be seen as from the other side */
+  private lookupInverse(k: TupleKey): number {
     const r = this.rkey;
     r.v6 = k.v6;
     r.proto = k.proto;
@@ -632,8 +638,7 @@ export class Tracker {
     r.sport = k.dport;
     r.dport = k.sport;
     r.hash = k.hash; // the hash is symmetric: the inverse tuple hashes alike
-    const e = this.table.lookup(r);
-    return e >= 0 && (e & 1) === 0 ? e | 1 : -1;
+    return this.table.lookup(r);
   }
 
   /** service index of a load-balanced connection, or -1 */
@@ -1020,15 +1025,7 @@ export class Tracker {
     let e = this.table.lookup(k);
     if (e < 0 && this.lb && (q.proto === IPPROTO_TCP || q.proto === IPPROTO_UDP)) {
       // load balanced: the quoted packet went client -> server, the inverse of the stored reply tuple
-      const r = this.rkey;
-      r.v6 = k.v6;
-      r.proto = k.proto;
-      r.src.set(k.dst);
-      r.dst.set(k.src);
-      r.sport = k.dport;
-      r.dport = k.sport;
-      r.hash = k.hash; // symmetric hash: the inverse tuple hashes alike
-      e = this.table.lookup(r);
+      e = this.lookupInverse(k);
       if (e >= 0) e ^= 1; // the direction of the quoted packet
     }
     if (e < 0) {
