@@ -22,12 +22,13 @@ import type { SynproxyConfig } from './config.js';
 import type { SnapshotService } from './conntrack/records.js';
 
 /**
- * Where the LB's packets go. `buf[off, off+len)` is a whole frame of the record's link type; `l2` is set for
- * direct routing, whose frame must leave as it is (only its destination MAC was changed). Returns null when
- * sent, else the reason it was not (counted).
+ * Where the LB's packets go. `buf[off, off+len)` is a whole frame of the record's link type whose IP header
+ * starts `l2len` bytes in (every packet the LB makes keeps the link header of the packet it came from);
+ * `l2` is set for direct routing, whose frame must leave as it is (only its destination MAC was changed).
+ * Returns null when sent, else the reason it was not (counted).
  */
 export interface Sink {
-  send(r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number, l2: boolean): string | null;
+  send(r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number, l2len: number, l2: boolean): string | null;
 }
 
 export interface LbOptions {
@@ -94,8 +95,8 @@ export class Engine {
     this.notEmitted[why] = (this.notEmitted[why] ?? 0) + 1;
   }
 
-  private emit(r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number, l2 = false): void {
-    const why = this.sink.send(r, buf, off, len, wirelen, l2);
+  private emit(r: PacketRecord, v: PacketView, buf: Uint8Array, off: number, len: number, wirelen: number, l2 = false): void {
+    const why = this.sink.send(r, buf, off, len, wirelen, v.l3Off - v.frameOff, l2);
     if (why === null) this.emitted++;
     else this.skip(why);
   }
@@ -124,7 +125,7 @@ export class Engine {
     if (n < 0) return;
     if (kind === ICMPGEN_FRAG_NEEDED) this.icmpSent.frag_needed++;
     else this.icmpSent.time_exceeded++;
-    this.emit(r, this.icmpOut, 0, n, n);
+    this.emit(r, view, this.icmpOut, 0, n, n);
   }
 
   /**
@@ -199,13 +200,13 @@ export class Engine {
           const n = addToa(r.buf, view, this.scratch, this.caddr, this.tracker.table.sport[c]!, this.mtu);
           if (n > 0) {
             this.toaAdded++;
-            this.emit(r, this.scratch, 0, n, n + (r.wirelen - r.caplen));
+            this.emit(r, view, this.scratch, 0, n, n + (r.wirelen - r.caplen));
             return;
           }
         }
       }
     }
-    this.emit(r, r.buf, r.off, r.caplen, r.wirelen);
+    this.emit(r, view, r.buf, r.off, r.caplen, r.wirelen);
   }
 
   /**
@@ -221,7 +222,7 @@ export class Engine {
     if (sp && (e === SP_NO_CONN || e === SP_SYN)) {
       // synproxy step 1 or 2, or a new handshake on a closing connection
       const a = e === SP_NO_CONN ? sp.noConn(r.buf, view) : sp.synOnConn(r.buf, view, tracker.spConn);
-      if (a === SP_REPLY) this.emit(r, r.buf, r.off, sp.replyLen, sp.replyLen);
+      if (a === SP_REPLY) this.emit(r, view, r.buf, r.off, sp.replyLen, sp.replyLen);
       else if (a === SP_DROP) this.skip('synproxy');
       else if (a === SP_FORWARD) this.skip('not_tracked');
       return e;
@@ -269,12 +270,12 @@ export class Engine {
         if (r.linktype !== 1) this.skip('dr_needs_ethernet');
         else {
           drRewrite(r.buf, r.off, s.mac[d]!);
-          this.emit(r, r.buf, r.off, r.caplen, r.wirelen, true);
+          this.emit(r, view, r.buf, r.off, r.caplen, r.wirelen, true);
         }
       } else {
         const n = tunnelEncap(r.buf, view, this.scratch, s.tunnelSrc ?? s.vip, s.serverAddr[d]!, s.gue, s.guePort);
         if (n < 0) this.skip('tunnel_too_big');
-        else this.emit(r, this.scratch, 0, n, n + (r.wirelen - r.caplen));
+        else this.emit(r, view, this.scratch, 0, n, n + (r.wirelen - r.caplen));
       }
     }
   }

@@ -19,24 +19,14 @@ interface RawModule {
   AddressFamily: { IPv4: number; IPv6: number };
 }
 
-/** where the IP header starts in a frame of this link type, or -1 */
-export function l3Offset(b: Uint8Array, off: number, len: number, linktype: number): number {
-  if (linktype === 101 || linktype === 228 || linktype === 229 || linktype === 12 || linktype === 14) return off;
-  if (linktype === 113) return off + 16;
-  if (linktype === 276) return off + 20;
-  if (linktype === 0 || linktype === 108) return off + 4;
-  if (linktype !== 1) return -1;
-  let o = off + 12;
-  // VLAN / QinQ tags
-  while (o + 4 <= off + len && (((b[o]! << 8) | b[o + 1]!) === 0x8100 || ((b[o]! << 8) | b[o + 1]!) === 0x88a8)) o += 4;
-  return o + 2;
-}
-
 export interface L2Port {
   /** the interface's own MAC (the source of injected frames) */
   mac: Uint8Array;
   inject(frame: Buffer): void;
 }
+
+/** packets up to this size are copied into pooled buffers for the asynchronous send; bigger ones get their own */
+const POOLED = 2048;
 
 export class LiveSink implements Sink {
   private sock4: RawSocketLike | null = null;
@@ -47,6 +37,25 @@ export class LiveSink implements Sink {
   lastError = '';
   /** DR: the port each server MAC is reached by (key: the MAC as text) */
   readonly l2Ports = new Map<string, L2Port>();
+  /** copies waiting to be sent, in order (raw-socket sends and calls back first in, first out) */
+  private readonly queued: Buffer[] = [];
+  private readonly pool: Buffer[] = [];
+  /** destination address text by IPv4 address (raw-socket takes a string): flows repeat their destination */
+  private readonly dst4 = new Map<number, string>();
+  /**
+   * One callback for every send: the oldest copy is the one done. (raw-socket also calls back at once, out of
+   * order, for an invalid address or length — which this sink never passes; a copy whose send failed is not
+   * pooled again, so a mix-up could only retire a buffer, never reuse one still queued.)
+   */
+  private readonly done = (err: Error | null): void => {
+    this.inFlight--;
+    const b = this.queued.shift();
+    if (b && !err && b.length === POOLED) this.pool.push(b);
+    if (err) {
+      this.errors++;
+      this.lastError = err.message;
+    } else this.sent++;
+  };
 
   constructor(private readonly txQueue: number) {}
 
@@ -64,35 +73,41 @@ export class LiveSink implements Sink {
     }
   }
 
-  send(r: PacketRecord, buf: Uint8Array, off: number, len: number, _wirelen: number, l2: boolean): string | null {
+  send(r: PacketRecord, buf: Uint8Array, off: number, len: number, _wirelen: number, l2len: number, l2: boolean): string | null {
     if (l2) {
       if (r.linktype !== 1) return 'dr_needs_ethernet';
-      const key = macKey(buf, off);
-      const port = this.l2Ports.get(key);
+      const port = this.l2Ports.get(macKey(buf, off));
       if (!port) return 'no_l2_port';
-      const frame = Buffer.from(buf.subarray(off, off + len));
-      frame.set(port.mac, 6);
-      port.inject(frame);
+      // libpcap injects synchronously: the frame goes from where it is, with this interface's MAC as source
+      buf.set(port.mac, off + 6);
+      port.inject(Buffer.from(buf.buffer, buf.byteOffset + off, len));
       this.sent++;
       return null;
     }
-    const l3 = l3Offset(buf, off, len, r.linktype);
-    if (l3 < 0 || l3 >= off + len) return 'tx_no_ip_header';
+    const l3 = off + l2len;
+    if (l3 >= off + len) return 'tx_no_ip_header';
     const ver = buf[l3]! >> 4;
     const sock = ver === 4 ? this.sock4 : ver === 6 ? this.sock6 : null;
     if (!sock) return ver === 6 ? 'tx_no_ipv6' : 'tx_no_ip_header';
     if (this.inFlight >= this.txQueue) return 'tx_queue_full';
     const n = off + len - l3;
-    const copy = Buffer.from(buf.subarray(l3, l3 + n));
-    const dst = ver === 4 ? `${copy[16]}.${copy[17]}.${copy[18]}.${copy[19]}` : v6Text(copy, 24);
+    // the capture buffer is reused before the send happens: copy
+    const copy = n <= POOLED ? (this.pool.pop() ?? Buffer.allocUnsafe(POOLED)) : Buffer.allocUnsafe(n);
+    copy.set(buf.subarray(l3, l3 + n), 0);
+    let dst: string;
+    if (ver === 4) {
+      const a = ((copy[16]! << 24) | (copy[17]! << 16) | (copy[18]! << 8) | copy[19]!) >>> 0;
+      let t = this.dst4.get(a);
+      if (t === undefined) {
+        if (this.dst4.size >= 65536) this.dst4.clear();
+        t = `${copy[16]}.${copy[17]}.${copy[18]}.${copy[19]}`;
+        this.dst4.set(a, t);
+      }
+      dst = t;
+    } else dst = v6Text(copy, 24);
     this.inFlight++;
-    sock.send(copy, 0, n, dst, (err) => {
-      this.inFlight--;
-      if (err) {
-        this.errors++;
-        this.lastError = err.message;
-      } else this.sent++;
-    });
+    this.queued.push(copy);
+    sock.send(copy, 0, n, dst, this.done);
     return null;
   }
 
