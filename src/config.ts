@@ -206,6 +206,31 @@ export type HealthConfig = z.infer<typeof healthConfig>;
 
 export class ConfigError extends Error {}
 
+export interface Timeouts {
+  tcp: Record<string, number>;
+  udp: Record<string, number>;
+  icmp?: number;
+}
+
+/**
+ * Timeouts by name, as in the configuration's `timeouts:` and `--timeout`: a TCP state of the profile, or
+ * udp_unreplied/udp_replied/udp_oneway/udp_normal/icmp. Throws ConfigError for an unknown UDP name (TCP
+ * state names are checked by the tracker, which knows the profile).
+ */
+export function splitTimeouts(byName: Record<string, number>): Timeouts {
+  const out: Timeouts = { tcp: {}, udp: {} };
+  for (const [raw, secs] of Object.entries(byName)) {
+    const name = raw.toLowerCase();
+    if (name === 'icmp') out.icmp = secs;
+    else if (name.startsWith('udp_')) {
+      const k = name.slice(4);
+      if (!['unreplied', 'replied', 'oneway', 'normal'].includes(k)) throw new ConfigError(`unknown UDP timeout "${name}" (udp_unreplied, udp_replied, udp_oneway, udp_normal)`);
+      out.udp[k] = secs;
+    } else out.tcp[name] = secs;
+  }
+  return out;
+}
+
 function pathString(path: Array<string | number>): string {
   let s = '';
   for (const p of path) s += typeof p === 'number' ? `[${p}]` : s ? `.${p}` : p;

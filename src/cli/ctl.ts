@@ -12,7 +12,7 @@ import { CtlClient } from '../ctl/client.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
 import { UsageError } from './errors.js';
 import { list, services } from './views.js';
-import type { Snapshot, SnapshotConn } from '../conntrack/records.js';
+import type { Snapshot } from '../conntrack/records.js';
 
 const FWD: Record<string, string> = { '-m': 'nat', '-g': 'dr', '-i': 'tunnel', '-b': 'fnat' };
 
@@ -109,15 +109,7 @@ export async function ctlMain(args: string[]): Promise<number> {
       default: {
         const snap = (await c.call('snapshot')) as Snapshot;
         if (view === 'conns') {
-          snap.conns = [];
-          let cursor: string | undefined;
-          let offset: number | null = 0;
-          while (offset !== null) {
-            const p = (await c.call('conns', { cursor, offset, limit: 5000 })) as { cursor: string; conns: SnapshotConn[]; next: number | null };
-            cursor = p.cursor;
-            snap.conns.push(...p.conns);
-            offset = p.next;
-          }
+          snap.conns = await c.allConns();
           process.stdout.write(`${list(snap, { output: 'ipvs' }, false)}\n`);
         } else process.stdout.write(`${services(snap, { output: 'ipvs', stats: view === 'stats', rate: view === 'rate' })}\n`);
       }

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { exitStatusFor, UsageError } from './errors.js';
-import type { Snapshot, SnapshotConn } from '../conntrack/records.js';
+import type { Snapshot } from '../conntrack/records.js';
 import { list, services, stats } from './views.js';
 import { CtlClient } from '../ctl/client.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
@@ -59,19 +59,8 @@ async function fetchLive(path: string, wantConns: boolean, o: Opts): Promise<Sna
   try {
     const snap = (await c.call('snapshot')) as Snapshot;
     snap.conns = [];
-    if (wantConns) {
-      const filter: Record<string, unknown> = {};
-      if (o.proto) filter.proto = o.proto.toLowerCase();
-      if (o.state) filter.state = o.state.toUpperCase();
-      let cursor: string | undefined;
-      let offset: number | null = 0;
-      while (offset !== null) {
-        const page = (await c.call('conns', { cursor, offset, limit: 5000, filter })) as { cursor: string; conns: SnapshotConn[]; next: number | null };
-        cursor = page.cursor;
-        snap.conns.push(...page.conns);
-        offset = page.next;
-      }
-    }
+    // (proto and state narrow the listing at the daemon; the other filters apply here, as for a file)
+    if (wantConns) snap.conns = await c.allConns({ proto: o.proto, state: o.state });
     return snap;
   } catch (e) {
     throw new UsageError(`${path}: ${(e as Error).message}`);

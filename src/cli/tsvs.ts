@@ -6,7 +6,7 @@ import { exitStatusFor, UsageError } from './errors.js';
 import { replayFile, ReplayError } from '../replay.js';
 import { LineWriter } from '../conntrack/records.js';
 import { Tracker, type Profile } from '../conntrack/tracker.js';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, loadConfig, splitTimeouts, type Config, type Timeouts } from '../config.js';
 import { replaySecret } from '../synproxy/synproxy.js';
 import { Services } from '../service/services.js';
 import { formatSummary, progressBar } from './format.js';
@@ -29,22 +29,19 @@ interface ReplayCliOptions {
   out?: string;
 }
 
-/** --timeout NAME=SECONDS: a TCP state of the profile, or udp_unreplied/udp_replied/udp_oneway/udp_normal/icmp */
-function parseTimeouts(list: string[]): { tcp: Record<string, number>; udp: Record<string, number>; icmp?: number } {
-  const out: { tcp: Record<string, number>; udp: Record<string, number>; icmp?: number } = { tcp: {}, udp: {} };
+/** --timeout NAME=SECONDS (repeatable; later ones win): see splitTimeouts for the names */
+function parseTimeouts(list: string[]): Timeouts {
+  const byName: Record<string, number> = {};
   for (const item of list) {
     const m = /^([a-z_0-9]+)=(\d+(?:\.\d+)?)$/i.exec(item);
     if (!m) throw new UsageError(`--timeout: expected NAME=SECONDS, got "${item}"`);
-    const name = m[1]!.toLowerCase();
-    const secs = Number(m[2]);
-    if (name === 'icmp') out.icmp = secs;
-    else if (name.startsWith('udp_')) {
-      const k = name.slice(4);
-      if (!['unreplied', 'replied', 'oneway', 'normal'].includes(k)) throw new UsageError(`--timeout: unknown UDP timeout "${name}" (udp_unreplied, udp_replied, udp_oneway, udp_normal)`);
-      out.udp[k] = secs;
-    } else out.tcp[name] = secs;
+    byName[m[1]!.toLowerCase()] = Number(m[2]);
   }
-  return out;
+  try {
+    return splitTimeouts(byName);
+  } catch (e) {
+    throw new UsageError(`--timeout: ${(e as Error).message}`);
+  }
 }
 
 function intOption(name: string, v: string, min: number, max: number): number {

@@ -1,7 +1,7 @@
 /** The views ctstat and tsvs ctl print: connections (ipvsadm -lnc / conntrack -L), services (ipvsadm -Ln), counters. */
 import chalk, { Chalk } from 'chalk';
 import { UsageError } from './errors.js';
-import type { Snapshot, SnapshotConn, SnapshotService, TupleJson } from '../conntrack/records.js';
+import { connMatches, type Snapshot, type SnapshotConn, type SnapshotService, type TupleJson } from '../conntrack/records.js';
 
 export interface ViewOpts {
   rate?: boolean;
@@ -36,14 +36,8 @@ function colourState(c: typeof chalk, s: string): string {
 function filter(conns: SnapshotConn[], o: ViewOpts): SnapshotConn[] {
   const port = o.port === undefined ? undefined : Number(o.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port: expected 0-65535, got "${o.port}"`);
-  return conns.filter(
-    (c) =>
-      (!o.proto || c.proto === o.proto.toLowerCase()) &&
-      (!o.state || c.state === o.state.toUpperCase()) &&
-      (!o.src || c.orig.src === o.src) &&
-      (!o.dst || c.orig.dst === o.dst) &&
-      (port === undefined || c.orig.sport === port || c.orig.dport === port || c.orig.id === port),
-  );
+  const f = { proto: o.proto, state: o.state, src: o.src, dst: o.dst, port };
+  return conns.filter((c) => connMatches(c, f));
 }
 
 function icmpPart(t: TupleJson): string {

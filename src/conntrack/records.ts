@@ -154,6 +154,26 @@ export interface Snapshot {
   synproxy?: Record<string, number>;
 }
 
+/** what a connection listing can be narrowed to (ctstat -L options, the control socket's conns filter) */
+export interface ConnFilter {
+  proto?: string;
+  state?: string;
+  src?: string;
+  dst?: string;
+  /** source or destination port, or ICMP id */
+  port?: number;
+}
+
+export function connMatches(c: SnapshotConn, f: ConnFilter): boolean {
+  return (
+    (!f.proto || c.proto === f.proto.toLowerCase()) &&
+    (!f.state || c.state === f.state.toUpperCase()) &&
+    (!f.src || c.orig.src === f.src) &&
+    (!f.dst || c.orig.dst === f.dst) &&
+    (f.port === undefined || c.orig.sport === f.port || c.orig.dport === f.port || c.orig.id === f.port)
+  );
+}
+
 export interface SnapshotService {
   service: string;
   scheduler: string;

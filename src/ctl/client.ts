@@ -1,6 +1,7 @@
 /** Control socket client: one connection, requests answered in order. */
 import * as net from 'node:net';
 import { CTL_VERSION, type Reply } from './protocol.js';
+import type { ConnFilter, SnapshotConn } from '../conntrack/records.js';
 
 export class CtlClient {
   private sock: net.Socket | null = null;
@@ -42,6 +43,20 @@ export class CtlClient {
     });
     if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.message}`);
     return reply.result;
+  }
+
+  /** every connection (matching `filter`), fetched page by page from one snapshot of the daemon's table */
+  async allConns(filter: ConnFilter = {}): Promise<SnapshotConn[]> {
+    const out: SnapshotConn[] = [];
+    let cursor: string | undefined;
+    let offset: number | null = 0;
+    while (offset !== null) {
+      const page = (await this.call('conns', { cursor, offset, limit: 5000, filter })) as { cursor: string; conns: SnapshotConn[]; next: number | null };
+      cursor = page.cursor;
+      out.push(...page.conns);
+      offset = page.next;
+    }
+    return out;
   }
 
   close(): void {

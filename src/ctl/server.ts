@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { CtlError, CTL_VERSION, MAX_LINE, type Request, type ServiceRef } from './protocol.js';
-import { counterObject, gauges, snapshotConn, type SnapshotConn } from '../conntrack/records.js';
+import { connMatches, counterObject, gauges, snapshotConn, type ConnFilter, type SnapshotConn } from '../conntrack/records.js';
 import { parseConfig, ConfigError, type ServiceConfig } from '../config.js';
 import { serviceKey, serverKey } from '../service/services.js';
 import type { Daemon } from '../live/daemon.js';
@@ -167,13 +167,12 @@ export class CtlServer {
     let snap = cursor ? this.cursors.get(cursor) : undefined;
     if (cursor && !snap) throw new CtlError('NOT_FOUND', `cursor ${cursor} unknown or expired`);
     if (!snap) {
-      const f = (req.filter ?? {}) as { proto?: string; state?: string; src?: string; dst?: string; port?: number };
+      const f = (req.filter ?? {}) as ConnFilter;
+      if (typeof f !== 'object' || Array.isArray(f)) throw new CtlError('BAD_REQUEST', 'filter: expected an object');
       const all: SnapshotConn[] = [];
       for (const c of this.d.tracker.handles()) {
         const x = snapshotConn(this.d.tracker, c);
-        if ((f.proto && x.proto !== f.proto) || (f.state && x.state !== f.state) || (f.src && x.orig.src !== f.src) || (f.dst && x.orig.dst !== f.dst)) continue;
-        if (f.port !== undefined && x.orig.sport !== f.port && x.orig.dport !== f.port) continue;
-        all.push(x);
+        if (connMatches(x, f)) all.push(x);
       }
       snap = { conns: all, at: now };
       cursor = String(this.nextCursor++);

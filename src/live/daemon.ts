@@ -13,10 +13,10 @@ import { Tracker, type Profile } from '../conntrack/tracker.js';
 import { Engine, lbSummary } from '../engine.js';
 import type { SnapshotService } from '../conntrack/records.js';
 import { LiveSink, macKey } from '../xmit/sink-live.js';
-import { FWD_DR, Services } from '../service/services.js';
+import { FWD_DR, parseMac, Services } from '../service/services.js';
 import { MonotonicClock } from '../timer/clock.js';
 import { WheelDriver } from '../timer/driver.js';
-import { loadConfig, type Config, type ServiceConfig } from '../config.js';
+import { loadConfig, splitTimeouts, type Config, type ServiceConfig } from '../config.js';
 import { Logger } from '../log.js';
 import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, readSysctl, receiveOffloads } from './host.js';
 import { randomBytes } from 'node:crypto';
@@ -48,15 +48,8 @@ export class Daemon {
   ) {
     const live = cfg.live!;
     const profile: Profile = cfg.profile ?? 'dpvs';
-    const tcp: Record<string, number> = {};
-    const udp: Record<string, number> = {};
-    let icmp: number | undefined;
-    for (const [k, v] of Object.entries(cfg.timeouts)) {
-      if (k === 'icmp') icmp = v;
-      else if (k.startsWith('udp_')) udp[k.slice(4)] = v;
-      else tcp[k] = v;
-    }
-    this.tracker = new Tracker({ profile, seed: cfg.seed, maxConns: cfg.max_conns, tcpTimeouts: tcp, udpTimeouts: udp, icmpTimeout: icmp });
+    const t = splitTimeouts(cfg.timeouts);
+    this.tracker = new Tracker({ profile, seed: cfg.seed, maxConns: cfg.max_conns, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp });
     this.serviceCfgs = cfg.services;
     this.services = new Services(cfg.services);
     this.sink = new LiveSink(live.tx_queue);
@@ -186,7 +179,7 @@ export class Daemon {
           pokeNeighbour(x.addr);
           return;
         }
-        const m = Uint8Array.from(mac.split(':').map((h) => parseInt(h, 16)));
+        const m = parseMac(mac);
         s.mac[i]!.set(m);
         const dev = n?.dev ?? this.cfg.live!.interfaces[0]!;
         const cap = this.captures.find((c) => c.iface === dev);

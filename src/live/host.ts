@@ -6,11 +6,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as dgram from 'node:dgram';
 import { execFileSync } from 'node:child_process';
+import { parseMac } from '../service/services.js';
 
 export function ifaceMac(iface: string): Uint8Array | null {
   try {
-    const t = fs.readFileSync(`/sys/class/net/${iface}/address`, 'utf8').trim();
-    return Uint8Array.from(t.split(':').map((h) => parseInt(h, 16)));
+    return parseMac(fs.readFileSync(`/sys/class/net/${iface}/address`, 'utf8').trim());
   } catch {
     return null;
   }

@@ -1,5 +1,5 @@
 /** The live process: the daemon, its control socket and metrics, signals. Resolves with the exit status. */
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { Daemon } from './daemon.js';
 import { NativeModuleError } from '../capture/live.js';
@@ -12,7 +12,7 @@ export async function runDaemon(cfg: Config, log: Logger, configFile: string): P
     d = new Daemon(cfg, log, configFile);
     d.start();
   } catch (e) {
-    if (e instanceof NativeModuleError || (e as NodeJS.ErrnoException).code === 'EPERM' || /Operation not permitted|permission/i.test((e as Error).message)) {
+    if (e instanceof NativeModuleError || e instanceof ConfigError || (e as NodeJS.ErrnoException).code === 'EPERM' || /Operation not permitted|permission/i.test((e as Error).message)) {
       log.error('cannot start', { error: (e as Error).message });
       return 2;
     }

@@ -7,7 +7,7 @@
  */
 import * as net from 'node:net';
 import type { HealthConfig } from '../config.js';
-import type { Services } from './services.js';
+import { serverKey, type Services } from './services.js';
 
 export type HealthChange = (service: string, server: string, up: boolean, why: string) => void;
 
@@ -93,7 +93,7 @@ export class HealthChecker {
     s.dests.healthy[i] = up ? 1 : 0;
     s.sched.update(s.dests);
     const x = s.cfg.servers[i]!;
-    this.onChange(s.label, `${x.addr}:${x.port ?? 0}`, up, why);
+    this.onChange(s.label, serverKey(x), up, why);
   }
 
   stop(): void {

@@ -62,7 +62,8 @@ export class LocalPool {
   }
 }
 
-function macBytes(s: string | undefined): Uint8Array {
+/** "02:00:00:00:03:02" → 6 bytes (none: zeros) */
+export function parseMac(s: string | undefined): Uint8Array {
   return s ? Uint8Array.from(s.split(':').map((h) => parseInt(h, 16))) : new Uint8Array(6);
 }
 
@@ -147,7 +148,7 @@ export class Service {
     this.serverAddr = cfg.servers.map((s) => addrToWords(s.addr).words);
     this.serverPort = Int32Array.from(cfg.servers.map((s) => s.port ?? 0));
     this.fwd = Uint8Array.from(cfg.servers.map((s) => FWD_CODE[s.forward ?? cfg.forward] ?? FWD_NAT));
-    this.mac = cfg.servers.map((s) => macBytes(s.mac));
+    this.mac = cfg.servers.map((s) => parseMac(s.mac));
     this.upper = Int32Array.from(cfg.servers.map((s) => s.upper_threshold));
     this.lower = Int32Array.from(cfg.servers.map((s) => s.lower_threshold));
     // SNAT: the servers are the SNAT addresses, each with its own port pool
