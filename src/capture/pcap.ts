@@ -73,6 +73,7 @@ export class PcapParser implements FormatParser {
       rec.caplen = incl;
       rec.wirelen = rdU32(b, p + 12, le);
       rec.off = p + 16;
+      rec.hdr = p;
       rec.index = ++this.packets;
       rec.fileOffset = base + p;
       this.bytes += incl;

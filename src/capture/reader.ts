@@ -27,6 +27,11 @@ export interface ReadOptions {
   window?: number;
   /** called about every 4 MiB of input with compressed bytes consumed and total file size */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * called before bytes of the window that records were handed out from are overwritten or let go (and once
+   * at the end): whoever kept a reference into the window (the output pcap's pending run) must be done with it
+   */
+  beforeReuse?: () => void;
 }
 
 const MAX_WINDOW = 64 * 1024 * 1024;
@@ -144,8 +149,10 @@ export async function readCapture(file: string, onRecord: RecordHandler, opts: R
   let end = 0; // end of valid data in win
   let base = 0; // file offset of win[0]
   let nextProgress = 4 << 20;
+  const beforeReuse = opts.beforeReuse;
   try {
     for (;;) {
+      if (beforeReuse && parser) beforeReuse();
       if (start > 0) {
         win.copyWithin(0, start, end);
         base += start;
@@ -180,6 +187,7 @@ export async function readCapture(file: string, onRecord: RecordHandler, opts: R
       }
     }
     start = parser.parse(win, start, end, base);
+    if (beforeReuse) beforeReuse();
     if (!parser.headerComplete()) {
       throw new CaptureError(file, 'byte offset 0', `file too short for a ${parser.format} header (${end - start} bytes)`, 0);
     }

@@ -17,6 +17,11 @@ export class PacketRecord {
   index = 0;
   /** byte offset of the record header in the (decompressed) file */
   fileOffset = 0;
+  /**
+   * Offset in `buf` of the record's 16-byte classic pcap header, which `buf[off]` follows (-1 when there is
+   * none: pcapng, live capture, packets the LB makes). The output pcap writes such records from where they are.
+   */
+  hdr = -1;
 }
 
 /** Packet time in microseconds since the epoch (exact as a double for any realistic date). */

@@ -1,6 +1,9 @@
 /**
  * Classic pcap writer (little-endian, version 2.4), µs or ns magic to keep the input's precision.
- * Records are staged in a 1 MiB buffer and written with one syscall per buffer.
+ * Records are staged in a 1 MiB buffer and written with one syscall per buffer. A record that arrives with
+ * room for its header right before it (a classic pcap record in the reader's window) is not copied: its
+ * header is rewritten in place and consecutive such records are written as one run, straight from the
+ * window (a 114-byte copy costs ~60 ns here, as much as the whole rewrite of the packet).
  */
 import * as fs from 'node:fs';
 import { wr16le, wr32le } from '../packet/bytes.js';
@@ -10,6 +13,11 @@ export class PcapWriter {
   private readonly buf = Buffer.allocUnsafe(1 << 20);
   private readonly dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   private pos = 0;
+  /** the pending run of records written in place: buf[runStart, runEnd) */
+  private runBuf: Uint8Array | null = null;
+  private runDv: DataView | null = null;
+  private runStart = 0;
+  private runEnd = 0;
   packets = 0;
 
   constructor(
@@ -32,6 +40,7 @@ export class PcapWriter {
 
   /** Append one record; `frac` is in units of 10^-digits of this writer. */
   write(sec: number, frac: number, data: Uint8Array, off: number, len: number, wirelen = len): void {
+    if (this.runBuf !== null) this.flushRun();
     if (this.pos + 16 + len > this.buf.length) this.flush();
     const b = this.buf;
     const dv = this.dv;
@@ -43,8 +52,8 @@ export class PcapWriter {
     p += 16;
     if (16 + len > b.length) {
       this.flush();
-      fs.writeSync(this.fd, b, 0, 16);
-      fs.writeSync(this.fd, data, off, len);
+      writeAll(this.fd, b, 0, 16);
+      writeAll(this.fd, data, off, len);
       this.pos = 0;
     } else {
       // a plain Uint8Array view and a native copy: ~55 ns for 118 bytes, against ~100 ns with Buffer's
@@ -55,13 +64,53 @@ export class PcapWriter {
     this.packets++;
   }
 
+  /**
+   * Append the record whose 16 header bytes are `data[hdr, hdr+16)` and whose `len` bytes follow them: the
+   * header is overwritten with this writer's, and the bytes are written from where they are, at the latest
+   * by the next flush(). The caller must flush() before those bytes change (the reader's beforeReuse).
+   */
+  writeInPlace(sec: number, frac: number, data: Uint8Array, hdr: number, len: number, wirelen = len): void {
+    let dv = this.runDv;
+    if (this.runBuf !== data || this.runEnd !== hdr) {
+      this.flush();
+      if (this.runDv === null || this.runDv.buffer !== data.buffer || this.runDv.byteOffset !== data.byteOffset) {
+        this.runDv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+      }
+      dv = this.runDv;
+      this.runBuf = data;
+      this.runStart = hdr;
+    }
+    dv!.setUint32(hdr, sec, true);
+    dv!.setUint32(hdr + 4, frac, true);
+    dv!.setUint32(hdr + 8, len, true);
+    dv!.setUint32(hdr + 12, wirelen < len ? len : wirelen, true);
+    this.runEnd = hdr + 16 + len;
+    this.packets++;
+  }
+
+  private flushRun(): void {
+    writeAll(this.fd, this.runBuf!, this.runStart, this.runEnd - this.runStart);
+    this.runBuf = null;
+  }
+
+  /** write out everything appended so far */
   flush(): void {
-    if (this.pos > 0) fs.writeSync(this.fd, this.buf, 0, this.pos);
+    if (this.runBuf !== null) this.flushRun();
+    if (this.pos > 0) writeAll(this.fd, this.buf, 0, this.pos);
     this.pos = 0;
   }
 
   close(): void {
     this.flush();
     fs.closeSync(this.fd);
+  }
+}
+
+/** write(2) until all of it is written (a pipe or a full disk may take less at a time) */
+function writeAll(fd: number, b: Uint8Array, off: number, len: number): void {
+  while (len > 0) {
+    const n = fs.writeSync(fd, b, off, len);
+    off += n;
+    len -= n;
   }
 }

@@ -274,6 +274,43 @@ describe('capture reader', function () {
       );
     });
 
+    for (const bigEndian of [false, true]) {
+      it(`records written in place from the reader's window (${bigEndian ? 'big' : 'little'}-endian ns input, tiny window) come out whole and in order`, async function () {
+        // every third record is copied instead (as a packet the LB makes would be), every fifth is cut short
+        const recs = Array.from({ length: 300 }, (_, i) => ({ sec: 1700000000 + i, frac: i * 1000 + 7, data: pkt(i % 61), wirelen: 2000 + i }));
+        const out = path.join(tmp, `inplace-${bigEndian}.pcap`);
+        let w: PcapWriter | null = null;
+        const res = await readCapture(
+          file(pcapFile(recs, { bigEndian, nano: true })),
+          (r) => {
+            w ??= new PcapWriter(out, r.linktype, 9);
+            const i = r.index - 1;
+            const len = i % 5 === 0 ? r.caplen - 3 : r.caplen;
+            r.buf[r.off + len - 1] = i & 255; // rewritten in place, like a translated packet
+            if (i % 3 === 0) w.write(r.tsSec, r.tsFrac, r.buf, r.off, len, r.wirelen);
+            else w.writeInPlace(r.tsSec, r.tsFrac, r.buf, r.hdr, len, r.wirelen);
+          },
+          { window: 256, beforeReuse: () => w?.flush() },
+        );
+        w!.close();
+        assert.equal(res.packets, 300);
+        const back: Array<{ ts: string; caplen: number; wirelen: number; bytes: Uint8Array }> = [];
+        await readCapture(out, (r) => back.push({ ts: formatTs(r.tsSec, r.tsFrac, r.digits), caplen: r.caplen, wirelen: r.wirelen, bytes: new Uint8Array(r.buf.subarray(r.off, r.off + r.caplen)) }));
+        assert.equal(back.length, 300);
+        back.forEach((b, i) => {
+          const want = recs[i]!.data.slice(0, i % 5 === 0 ? recs[i]!.data.length - 3 : recs[i]!.data.length);
+          want[want.length - 1] = i & 255;
+          assert.equal(b.ts, formatTs(recs[i]!.sec, recs[i]!.frac, 9), `record ${i + 1}`);
+          assert.equal(b.wirelen, recs[i]!.wirelen);
+          assert.deepEqual(b.bytes, want, `record ${i + 1}`);
+        });
+        if (haveTool('capinfos')) {
+          const r = await run('capinfos', ['-M', '-c', out]);
+          assert.match(r.stdout, /Number of packets:\s+300\b/);
+        }
+      });
+    }
+
     it('output is read by capinfos (independent reader) with the same count and precision', async function () {
       if (!haveTool('capinfos')) this.skip();
       const p = path.join(tmp, 'out2.pcap');
