@@ -95,7 +95,9 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       if (!writer) writer = new PcapWriter(lb.out, r.linktype, r.digits === 9 ? 9 : 6);
       if (r.linktype !== writer.linktype) return 'other_linktype';
       const frac = r.digits === writer.digits ? r.tsFrac : writer.digits === 9 ? r.tsFrac * 1000 : Math.floor(r.tsFrac / 1000);
-      writer.write(r.tsSec, frac, buf, off, len, wirelen);
+      // the record itself, rewritten where it lies in the reader's window: written from there, header and all
+      if (buf === r.buf && off === r.off && r.hdr >= 0 && len <= r.caplen) writer.writeInPlace(r.tsSec, frac, buf, r.hdr, len, wirelen);
+      else writer.write(r.tsSec, frac, buf, off, len, wirelen);
       return null;
     },
   };
@@ -180,7 +182,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       }
       if (onPacket) onPacket(r, view);
     },
-    opts,
+    { ...opts, beforeReuse: () => writer?.flush() },
   );
   } catch (e) {
     if (e instanceof CaptureError && e.partial) {

@@ -324,14 +324,37 @@ export class ConnTable {
     }
     const ch = this.chain;
     const hs = h | 0;
+    this.reverse = -1;
     for (let e = arr[b]! - 1; e >= 0; e = ch[2 * e]! - 1) {
-      if (ch[2 * e + 1] === hs && this.matches(e, k)) {
+      if (ch[2 * e + 1] !== hs) continue;
+      if (this.matches(e, k)) {
         // a tuple equal to its own reverse (same address and port both ways) matches both entries: original
         if (e & 1 && !(this.flags[e >>> 1]! & F_NAT) && this.selfInverse(e >>> 1)) return e - 1;
         return e;
       }
+      // the hash is symmetric: an original tuple that is k reversed sits in this chain too
+      if ((e & 1) === 0 && this.isReverse(e >>> 1, k)) this.reverse = e;
     }
     return -1;
+  }
+
+  /**
+   * Set by lookup() when it finds nothing: the original entry (2h) of a TCP/UDP connection whose original
+   * tuple is the looked-up tuple reversed (a NAT connection's reply seen untranslated), else -1.
+   */
+  reverse = -1;
+
+  /** Is `k` connection c's original TCP/UDP tuple reversed? */
+  private isReverse(c: number, k: TupleKey): boolean {
+    if (this.proto[c] !== k.proto || isIcmp(k.proto) || this.dport[c] !== k.sport || this.sport[c] !== k.dport) return false;
+    if (this.dst[c] !== k.src[0] || this.src[c] !== k.dst[0] || ((this.flags[c]! & F_V6) !== 0) !== k.v6) return false;
+    if (!k.v6) return true;
+    const o = c * 3;
+    const ks = k.src;
+    const kd = k.dst;
+    const dh = this.dstHi;
+    const sh = this.srcHi;
+    return dh[o] === ks[1] && dh[o + 1] === ks[2] && dh[o + 2] === ks[3] && sh[o] === kd[1] && sh[o + 1] === kd[2] && sh[o + 2] === kd[3];
   }
 
   /* ---------------- insert / remove ---------------- */

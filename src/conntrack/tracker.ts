@@ -425,7 +425,7 @@ export class Tracker {
     this.table.hashKey(k);
     this.counters[C_SEARCHED]!++;
     let e = this.table.lookup(k);
-    if (e < 0 && this.lb) e = this.replySeenUntranslated(k);
+    if (e < 0 && this.lb) e = this.replySeenUntranslated();
     const fresh = e < 0;
     if (!fresh) {
       this.counters[C_FOUND]!++;
@@ -619,13 +619,12 @@ export class Tracker {
    * LB's answer comes from the VIP, and stands for the chosen server's reply (entry of the original tuple,
    * reply direction). The same for a SNAT connection seen from the inside.
    */
-  private replySeenUntranslated(k: TupleKey): number {
-    const lb = this.lb!;
-    // SNAT likewise: a capture taken inside shows the remote host's answer to the inside host, which stands for
-    // its answer to the SNAT address
-    if (lb.lookup(k.proto, k.v6, k.src, k.sport) < 0 && !(lb.hasSnat && lb.matchSnat(k.proto, k.v6, k.dst, k.src, k.sport) >= 0)) return -1;
-    const e = this.lookupInverse(k);
-    return e >= 0 && (e & 1) === 0 ? e | 1 : -1;
+  private replySeenUntranslated(): number {
+    // the lookup that missed found the original entry of the reversed tuple on its way (same bucket): when
+    // that connection was load balanced (SNAT too: a capture taken inside shows the remote host's answer to
+    // the inside host, which stands for its answer to the SNAT address), this is its reply
+    const e = this.table.reverse;
+    return e >= 0 && this.lbSvc[e >>> 1] !== 0 ? e | 1 : -1;
   }
 
   /** look up the inverse of tuple `k` (already hashed): the entry it would be seen as from the other side */

@@ -22,6 +22,9 @@ export const LPORT_MAX = 65535;
  * Local address/port pool of an FNAT service (DPVS sa_pool): a stack of free ports per local address, so
  * taking and giving back a port is O(1). A port is unique per local address across the service's servers.
  */
+/** a full pool of local ports, copied for each local address (a native copy, not a loop per port) */
+let fullPool: Uint16Array | null = null;
+
 export class LocalPool {
   readonly addrs: Uint32Array[];
   private readonly free: Uint16Array[];
@@ -31,12 +34,13 @@ export class LocalPool {
   constructor(laddrs: Uint32Array[]) {
     this.addrs = laddrs;
     const n = LPORT_MAX - LPORT_MIN + 1;
-    this.free = laddrs.map(() => {
-      const a = new Uint16Array(n);
+    if (fullPool === null) {
       // popped from the end: the lowest port first
-      for (let i = 0; i < n; i++) a[i] = LPORT_MAX - i;
-      return a;
-    });
+      fullPool = new Uint16Array(n);
+      for (let i = 0; i < n; i++) fullPool[i] = LPORT_MAX - i;
+    }
+    const full = fullPool;
+    this.free = laddrs.map(() => full.slice());
     this.top = new Int32Array(laddrs.length).fill(n);
   }
 
