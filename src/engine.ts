@@ -9,7 +9,7 @@ import { decode } from './packet/decode.js';
 import { sameAddr } from './packet/bytes.js';
 import { IPPROTO_TCP, PacketView, TCP_ACK, TCP_RST, TCP_SYN } from './packet/view.js';
 import { SP_NO_CONN, SP_SYN, type Tracker } from './conntrack/tracker.js';
-import { FWD_DR, FWD_FNAT, FWD_NAT, FWD_SNAT, serverLabel, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from './service/services.js';
+import { FWD_DR, FWD_FNAT, FWD_NAT, FWD_SNAT, serverLabel, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Service, type Services } from './service/services.js';
 import { icmpXlate, natRewrite, natRewrite4 } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
 import { tunnelEncap } from './xmit/tunnel.js';
@@ -152,13 +152,17 @@ export class Engine {
    * server, SNAT: SNAT address -> remote). `dir` is the packet's, or for an ICMP error the quoted packet's.
    */
   private translate(b: Uint8Array, view: PacketView, c: number, dir: number, icmpErr: boolean): void {
-    const t = this.tracker.table;
     if (view.ipVersion === 4 && !icmpErr) {
       // IPv4 TCP/UDP: both endpoints in one rewrite, addresses read in place
+      const t = this.tracker.table;
       if (dir === 0) natRewrite4(b, view, t.rdst[c]!, t.rdport[c]!, t.rsrc[c]!, t.rsport[c]!);
       else natRewrite4(b, view, t.dst[c]!, t.dport[c]!, t.src[c]!, t.sport[c]!);
-      return;
-    }
+    } else this.translateWords(b, view, c, dir, icmpErr);
+  }
+
+  /** translate() for IPv6 and for ICMP errors: addresses as 4 words */
+  private translateWords(b: Uint8Array, view: PacketView, c: number, dir: number, icmpErr: boolean): void {
+    const t = this.tracker.table;
     const { caddr, oaddr, aaddr, baddr } = this;
     t.addrWords(c, 'src', caddr);
     t.addrWords(c, 'dst', oaddr);
@@ -187,26 +191,26 @@ export class Engine {
    * the server's SYN-ACK (the handshake's ACK, the first data) carry the client's address in a TCP option.
    */
   private sendTranslated(r: PacketRecord, view: PacketView, c: number, dir: number, toa: boolean): void {
-    if (toa && view.proto === IPPROTO_TCP) {
-      const f = view.tcpFlags;
-      const toaAck = this.toaAck;
-      if (dir === 1) {
-        if ((f & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) toaAck[c] = (view.seq + 1) >>> 0;
-      } else {
-        const syn = (f & (TCP_SYN | TCP_ACK)) === TCP_SYN;
-        if (syn) toaAck[c] = 0; // a new connection (handles are reused)
-        if (syn || ((f & (TCP_SYN | TCP_RST)) === 0 && toaAck[c] !== 0 && view.ack === toaAck[c])) {
-          this.tracker.table.addrWords(c, 'src', this.caddr);
-          const n = addToa(r.buf, view, this.scratch, this.caddr, this.tracker.table.sport[c]!, this.mtu);
-          if (n > 0) {
-            this.toaAdded++;
-            this.emit(r, view, this.scratch, 0, n, n + (r.wirelen - r.caplen));
-            return;
-          }
-        }
-      }
+    if (!(toa && view.proto === IPPROTO_TCP && this.sendToa(r, view, c, dir))) this.emit(r, view, r.buf, r.off, r.caplen, r.wirelen);
+  }
+
+  /** sendTranslated() with TOA on: true when the packet went out with the option added */
+  private sendToa(r: PacketRecord, view: PacketView, c: number, dir: number): boolean {
+    const f = view.tcpFlags;
+    const toaAck = this.toaAck;
+    if (dir === 1) {
+      if ((f & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) toaAck[c] = (view.seq + 1) >>> 0;
+      return false;
     }
-    this.emit(r, view, r.buf, r.off, r.caplen, r.wirelen);
+    const syn = (f & (TCP_SYN | TCP_ACK)) === TCP_SYN;
+    if (syn) toaAck[c] = 0; // a new connection (handles are reused)
+    if (!(syn || ((f & (TCP_SYN | TCP_RST)) === 0 && toaAck[c] !== 0 && view.ack === toaAck[c]))) return false;
+    this.tracker.table.addrWords(c, 'src', this.caddr);
+    const n = addToa(r.buf, view, this.scratch, this.caddr, this.tracker.table.sport[c]!, this.mtu);
+    if (n <= 0) return false;
+    this.toaAdded++;
+    this.emit(r, view, this.scratch, 0, n, n + (r.wirelen - r.caplen));
+    return true;
   }
 
   /**
@@ -243,40 +247,47 @@ export class Engine {
     const s = this.lb.services.list[si]!;
     const d = this.tracker.serverOf(c);
     const mode = s.fwd[d]!;
-    const v6 = view.ipVersion === 6;
-    const sp = this.sp;
-    const a = sp !== null && !icmpErr && this.tracker.isSynproxy(c) ? sp.onConn(r.buf, view, c, dir) : SP_FORWARD;
-    if (a === SP_FLUSH) {
-      // the server's SYN-ACK: the saved packets go (TOA on those that acknowledge it)
-      if (this.toaOn) this.toaAck[c] = (view.seq + 1) >>> 0;
-      sp!.flush(c);
-      this.skip('synproxy_handshake');
-    } else if (a === SP_DROP) this.skip('synproxy');
-    else if (a !== SP_FORWARD) {
-      // saved for the server
-    } else if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
+    if (this.sp !== null && !icmpErr && this.tracker.isSynproxy(c) && this.synproxyHeld(r, view, c, dir)) return;
+    if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
       // (a packet hop() refuses expired here or does not fit the path: counted, maybe answered, by hop)
       if (this.hop(r, view, dir === 0 && !icmpErr ? this.mtu : 0)) {
         this.translate(r.buf, view, c, dir, icmpErr);
         this.sendTranslated(r, view, c, dir, s.toa && !icmpErr);
       }
-    } else {
-      // DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded
-      const toVip = sameAddr(view.dst, s.vip, v6);
-      if (!toVip) this.skip('direct_return');
-      else if (!this.hop(r, view, mode === FWD_DR ? this.mtu : this.mtu - (v6 ? 40 : 20) - (s.gue ? 8 : 0))) {
-        // expired here (the tunnel's inner packet is the one forwarded, as the kernel's)
-      } else if (mode === FWD_DR) {
-        if (r.linktype !== 1) this.skip('dr_needs_ethernet');
-        else {
-          drRewrite(r.buf, r.off, s.mac[d]!);
-          this.emit(r, view, r.buf, r.off, r.caplen, r.wirelen, true);
-        }
-      } else {
-        const n = tunnelEncap(r.buf, view, this.scratch, s.tunnelSrc ?? s.vip, s.serverAddr[d]!, s.gue, s.guePort);
-        if (n < 0) this.skip('tunnel_too_big');
-        else this.emit(r, view, this.scratch, 0, n, n + (r.wirelen - r.caplen));
+    } else this.direct(r, view, s, d, mode);
+  }
+
+  /** a packet of a synproxy connection: true when the synproxy kept it (saved, dropped, or the server's SYN-ACK) */
+  private synproxyHeld(r: PacketRecord, view: PacketView, c: number, dir: number): boolean {
+    const sp = this.sp!;
+    const a = sp.onConn(r.buf, view, c, dir);
+    if (a === SP_FLUSH) {
+      // the server's SYN-ACK: the saved packets go (TOA on those that acknowledge it)
+      if (this.toaOn) this.toaAck[c] = (view.seq + 1) >>> 0;
+      sp.flush(c);
+      this.skip('synproxy_handshake');
+    } else if (a === SP_DROP) this.skip('synproxy');
+    // else saved for the server
+    return a !== SP_FORWARD;
+  }
+
+  /** DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded */
+  private direct(r: PacketRecord, view: PacketView, s: Service, d: number, mode: number): void {
+    const v6 = view.ipVersion === 6;
+    const toVip = sameAddr(view.dst, s.vip, v6);
+    if (!toVip) this.skip('direct_return');
+    else if (!this.hop(r, view, mode === FWD_DR ? this.mtu : this.mtu - (v6 ? 40 : 20) - (s.gue ? 8 : 0))) {
+      // expired here (the tunnel's inner packet is the one forwarded, as the kernel's)
+    } else if (mode === FWD_DR) {
+      if (r.linktype !== 1) this.skip('dr_needs_ethernet');
+      else {
+        drRewrite(r.buf, r.off, s.mac[d]!);
+        this.emit(r, view, r.buf, r.off, r.caplen, r.wirelen, true);
       }
+    } else {
+      const n = tunnelEncap(r.buf, view, this.scratch, s.tunnelSrc ?? s.vip, s.serverAddr[d]!, s.gue, s.guePort);
+      if (n < 0) this.skip('tunnel_too_big');
+      else this.emit(r, view, this.scratch, 0, n, n + (r.wirelen - r.caplen));
     }
   }
 

@@ -145,6 +145,22 @@ export class ConnTable {
    * insert), while matching stays directional, so a probe still yields the packet's direction.
    */
   hashKey(k: TupleKey): number {
+    if (isIcmp(k.proto) || k.v6) return this.hashKeyWords(k);
+    // IPv4 TCP/UDP: order the endpoints (address, then port) so that (s, sp, d, dp) and (d, dp, s, sp) agree
+    const mix = ConnTable.mix;
+    const s = k.src[0]!;
+    const d = k.dst[0]!;
+    const sp = k.sport;
+    const dp = k.dport;
+    const swap = s !== d ? s > d : sp > dp;
+    let h = mix(this.seed ^ k.proto, swap ? d : s);
+    h = mix(h, swap ? s : d);
+    h = mix(h, swap ? (dp << 16) | sp : (sp << 16) | dp);
+    return (k.hash = ConnTable.fmix(h));
+  }
+
+  /** hashKey() for ICMP and IPv6 keys */
+  private hashKeyWords(k: TupleKey): number {
     const mix = ConnTable.mix;
     const s = k.src;
     const d = k.dst;
@@ -169,9 +185,9 @@ export class ConnTable {
     // order the endpoints (address words, then port) so that (s, sp, d, dp) and (d, dp, s, sp) agree
     let swap = false;
     if (s[0] !== d[0]) swap = s[0]! > d[0]!;
-    else if (k.v6 && s[1] !== d[1]) swap = s[1]! > d[1]!;
-    else if (k.v6 && s[2] !== d[2]) swap = s[2]! > d[2]!;
-    else if (k.v6 && s[3] !== d[3]) swap = s[3]! > d[3]!;
+    else if (s[1] !== d[1]) swap = s[1]! > d[1]!;
+    else if (s[2] !== d[2]) swap = s[2]! > d[2]!;
+    else if (s[3] !== d[3]) swap = s[3]! > d[3]!;
     else swap = sp > dp;
     const a = swap ? d : s;
     const b = swap ? s : d;
@@ -182,14 +198,12 @@ export class ConnTable {
     }
     h = mix(h, a[0]!);
     h = mix(h, b[0]!);
-    if (k.v6) {
-      h = mix(h, a[1]!);
-      h = mix(h, a[2]!);
-      h = mix(h, a[3]!);
-      h = mix(h, b[1]!);
-      h = mix(h, b[2]!);
-      h = mix(h, b[3]!);
-    }
+    h = mix(h, a[1]!);
+    h = mix(h, a[2]!);
+    h = mix(h, a[3]!);
+    h = mix(h, b[1]!);
+    h = mix(h, b[2]!);
+    h = mix(h, b[3]!);
     h = mix(h, (sp << 16) | dp);
     return (k.hash = ConnTable.fmix(h));
   }

@@ -75,6 +75,8 @@ const L_SP_PENDING = 0x08; // synproxy: the SYN to the server is out, its SYN-AC
 export const SP_NO_CONN = -2;
 /** track(): a client's SYN on an existing synproxy connection (`spConn`), answered by the synproxy */
 export const SP_SYN = -3;
+/** synproxyFound(): go on with the state machine */
+const SPF_CONTINUE = -9;
 
 /* netfilter UDP / ICMP pseudo-states */
 export const X_UNREPLIED = 0;
@@ -90,6 +92,7 @@ const H_A = 2;
 const H_D = 3;
 const H_F = 4;
 const H_R = 5;
+const H_DA = (1 << H_D) | (1 << H_A);
 
 export interface TrackerConfig {
   profile: Profile;
@@ -388,28 +391,41 @@ export class Tracker {
    * when it is not tracked (not decodable, fragment, other protocol, untracked ICMP, invalid first packet).
    */
   track(v: PacketView): number {
-    if (v.status !== 0 || !v.hasL4) {
-      this.counters[v.status !== 0 ? C_UNTRACKED_DECODE : v.isFragment ? C_UNTRACKED_FRAGMENT : C_UNTRACKED_PROTO]!++;
-      return -1;
-    }
+    // (the hot path is kept in small methods, each within V8's inlining budget; rare cases are calls)
+    if (v.status !== 0 || !v.hasL4) return this.untracked(v);
     const p = v.proto;
+    if (p !== IPPROTO_TCP && p !== IPPROTO_UDP) return this.trackOther(v);
     const k = this.key;
-    if (p === IPPROTO_TCP || p === IPPROTO_UDP) {
-      k.sport = v.sport;
-      k.dport = v.dport;
-    } else if (p === IPPROTO_ICMP || p === IPPROTO_ICMPV6) {
-      if (v.icmpIsError) return this.icmpRelated(v);
-      const six = p === IPPROTO_ICMPV6;
-      if (icmpInverse(six, v.icmpType) < 0) {
-        this.counters[C_UNTRACKED_ICMP]!++;
-        return -1;
-      }
-      k.sport = v.icmpId;
-      k.dport = (v.icmpType << 8) | v.icmpCode;
-    } else {
+    k.sport = v.sport;
+    k.dport = v.dport;
+    return this.trackKey(v, k, p);
+  }
+
+  private untracked(v: PacketView): number {
+    this.counters[v.status !== 0 ? C_UNTRACKED_DECODE : v.isFragment ? C_UNTRACKED_FRAGMENT : C_UNTRACKED_PROTO]!++;
+    return -1;
+  }
+
+  /** ICMP queries (keyed by id and type), ICMP errors (related to a connection), other protocols (not tracked) */
+  private trackOther(v: PacketView): number {
+    const p = v.proto;
+    if (p !== IPPROTO_ICMP && p !== IPPROTO_ICMPV6) {
       this.counters[C_UNTRACKED_PROTO]!++;
       return -1;
     }
+    if (v.icmpIsError) return this.icmpRelated(v);
+    if (icmpInverse(p === IPPROTO_ICMPV6, v.icmpType) < 0) {
+      this.counters[C_UNTRACKED_ICMP]!++;
+      return -1;
+    }
+    const k = this.key;
+    k.sport = v.icmpId;
+    k.dport = (v.icmpType << 8) | v.icmpCode;
+    return this.trackKey(v, k, p);
+  }
+
+  /** the packet's tuple (ports or ICMP id/type already in `k`): look it up, then track it on its connection */
+  private trackKey(v: PacketView, k: TupleKey, p: number): number {
     k.proto = p;
     k.v6 = v.ipVersion === 6;
     k.src[0] = v.src[0]!;
@@ -426,46 +442,60 @@ export class Tracker {
     this.counters[C_SEARCHED]!++;
     let e = this.table.lookup(k);
     if (e < 0 && this.lb) e = this.replySeenUntranslated();
-    const fresh = e < 0;
-    if (!fresh) {
-      this.counters[C_FOUND]!++;
-      const lf = this.lbFlags[e >>> 1]!;
-      if (lf & L_SYNPROXY) {
-        if ((e & 1) === 0 && (v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN) {
-          this.spConn = e >>> 1;
-          return SP_SYN;
-        }
-        if (lf & L_SP_PENDING) {
-          // the server handshake is the synproxy's: no state change until it completes
-          this.account(e >>> 1, e & 1, v);
-          return e;
-        }
-      }
-    } else {
-      if (p === IPPROTO_TCP && this.synproxyOn) {
-        const svc = this.lb!.lookup(p, k.v6, k.dst, k.dport);
-        if (svc >= 0 && this.lb!.list[svc]!.synproxy) {
-          this.spSvc = svc;
-          return SP_NO_CONN;
-        }
-      }
-      e = this.create(v, k);
-      if (e < 0) return -1;
+    if (e < 0) return this.trackNew(v, k, p);
+    this.counters[C_FOUND]!++;
+    if (this.lbFlags[e >>> 1]! & L_SYNPROXY) {
+      const r = this.synproxyFound(v, e);
+      if (r !== SPF_CONTINUE) return r;
     }
+    return this.step(v, e, p, false);
+  }
+
+  /** a packet of a synproxy connection: a new handshake (SP_SYN), held while the server handshake is pending, or SPF_CONTINUE */
+  private synproxyFound(v: PacketView, e: number): number {
+    if ((e & 1) === 0 && (v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN) {
+      this.spConn = e >>> 1;
+      return SP_SYN;
+    }
+    if (this.lbFlags[e >>> 1]! & L_SP_PENDING) {
+      // the server handshake is the synproxy's: no state change until it completes
+      this.account(e >>> 1, e & 1, v);
+      return e;
+    }
+    return SPF_CONTINUE;
+  }
+
+  /** a packet without a connection: the synproxy's (SP_NO_CONN), or the first of a new connection */
+  private trackNew(v: PacketView, k: TupleKey, p: number): number {
+    if (p === IPPROTO_TCP && this.synproxyOn) {
+      const svc = this.lb!.lookup(p, k.v6, k.dst, k.dport);
+      if (svc >= 0 && this.lb!.list[svc]!.synproxy) {
+        this.spSvc = svc;
+        return SP_NO_CONN;
+      }
+    }
+    const e = this.create(v, k);
+    return e < 0 ? -1 : this.step(v, e, p, true);
+  }
+
+  /** count the packet on entry e and run its protocol's state machine */
+  private step(v: PacketView, e: number, p: number, fresh: boolean): number {
     const c = e >>> 1;
     const dir = e & 1;
     this.account(c, dir, v);
     const r = p === IPPROTO_TCP ? this.tcp(c, dir, v, fresh) : p === IPPROTO_UDP ? this.udp(c, dir, fresh) : this.icmp(c, dir, fresh);
-    if (this.lb !== null && r !== REPEAT && this.table.isUsed(c)) this.lbState(c);
-    if (r === REPEAT) {
-      // a reopened connection: the old entry is gone, track this packet as the first of a new one
-      const e2 = this.create(v, k);
-      if (e2 < 0) return -1;
-      this.account(e2 >>> 1, 0, v);
-      this.tcp(e2 >>> 1, 0, v, true);
-      return e2;
-    }
+    if (r === REPEAT) return this.reopened(v);
+    if (this.lb !== null && this.table.isUsed(c)) this.lbState(c);
     return e;
+  }
+
+  /** a reopened connection: the old entry is gone, track this packet as the first of a new one */
+  private reopened(v: PacketView): number {
+    const e2 = this.create(v, this.key);
+    if (e2 < 0) return -1;
+    this.account(e2 >>> 1, 0, v);
+    this.tcp(e2 >>> 1, 0, v, true);
+    return e2;
   }
 
   /** A packet with a bad checksum: invalid for tracking, as with nf_conntrack_checksum=1. */
@@ -761,33 +791,40 @@ export class Tracker {
   private account(c: number, dir: number, v: PacketView): void {
     this.pkts[2 * c + dir]!++;
     this.bytes[2 * c + dir]! += v.ipTotalLen;
-    if (this.lb !== null && this.lbSvc[c] !== 0) {
-      const s = this.lb.list[this.lbSvc[c]! - 1]!;
-      const o = this.lbDest[c]! * ST_N;
-      s.stats[dir === 0 ? ST_INPKTS : ST_OUTPKTS]!++;
-      s.stats[dir === 0 ? ST_INBYTES : ST_OUTBYTES]! += v.ipTotalLen;
-      s.destStats[o + (dir === 0 ? ST_INPKTS : ST_OUTPKTS)]!++;
-      s.destStats[o + (dir === 0 ? ST_INBYTES : ST_OUTBYTES)]! += v.ipTotalLen;
-    }
+    if (this.lb !== null && this.lbSvc[c] !== 0) this.lbAccount(c, dir, v.ipTotalLen);
     this.lastSec[c] = this.curSec;
     this.lastFrac[c] = this.curFrac;
     const p = v.proto;
     if (p === IPPROTO_TCP) {
-      const f = v.tcpFlags;
-      const data = v.payloadLen > 0;
-      // Zeek letters: S/H (SYN, SYN+ACK), F, R, A (pure ACK), D (payload); upper case = originator
-      const seen = this.hseen[c]!;
+      // once this side's D and A letters are in, only SYN, FIN and RST can add one
       const off = dir === 0 ? 0 : 6;
-      if (f & TCP_SYN) this.history(c, off + (f & TCP_ACK ? H_H : H_S), seen);
-      if (f & TCP_FIN) this.history(c, off + H_F, seen);
-      if (f & TCP_RST) this.history(c, off + H_R, seen);
-      if (data) {
-        if (!(seen & (1 << (off + H_D)))) this.history(c, off + H_D, this.hseen[c]!);
-      } else if ((f & (TCP_ACK | TCP_SYN | TCP_FIN | TCP_RST)) === TCP_ACK && !(seen & (1 << (off + H_A)))) this.history(c, off + H_A, this.hseen[c]!);
-    } else if (p === IPPROTO_UDP && v.payloadLen > 0) {
+      if ((v.tcpFlags & (TCP_SYN | TCP_FIN | TCP_RST)) !== 0 || (~this.hseen[c]! & (H_DA << off)) !== 0) this.tcpHistory(c, off, v);
+    } else if (p === IPPROTO_UDP) {
       const code = dir === 0 ? H_D : 6 + H_D;
-      if (!(this.hseen[c]! & (1 << code))) this.history(c, code, this.hseen[c]!);
+      if (!(this.hseen[c]! & (1 << code)) && v.payloadLen > 0) this.history(c, code, this.hseen[c]!);
     }
+  }
+
+  /** per service and per server packet and byte counts */
+  private lbAccount(c: number, dir: number, len: number): void {
+    const s = this.lb!.list[this.lbSvc[c]! - 1]!;
+    const o = this.lbDest[c]! * ST_N;
+    s.stats[dir === 0 ? ST_INPKTS : ST_OUTPKTS]!++;
+    s.stats[dir === 0 ? ST_INBYTES : ST_OUTBYTES]! += len;
+    s.destStats[o + (dir === 0 ? ST_INPKTS : ST_OUTPKTS)]!++;
+    s.destStats[o + (dir === 0 ? ST_INBYTES : ST_OUTBYTES)]! += len;
+  }
+
+  /** Zeek letters of a TCP packet: S/H (SYN, SYN+ACK), F, R, A (pure ACK), D (payload); upper case = originator */
+  private tcpHistory(c: number, off: number, v: PacketView): void {
+    const f = v.tcpFlags;
+    const seen = this.hseen[c]!;
+    if (f & TCP_SYN) this.history(c, off + (f & TCP_ACK ? H_H : H_S), seen);
+    if (f & TCP_FIN) this.history(c, off + H_F, seen);
+    if (f & TCP_RST) this.history(c, off + H_R, seen);
+    if (v.payloadLen > 0) {
+      if (!(seen & (1 << (off + H_D)))) this.history(c, off + H_D, this.hseen[c]!);
+    } else if ((f & (TCP_ACK | TCP_SYN | TCP_FIN | TCP_RST)) === TCP_ACK && !(seen & (1 << (off + H_A)))) this.history(c, off + H_A, this.hseen[c]!);
   }
 
   private history(c: number, code: number, seenIn: number): void {
