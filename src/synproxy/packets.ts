@@ -6,7 +6,7 @@
  * kept). IPv4 headers with options and IPv6 extension headers are not reflected (-1).
  */
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.js';
-import { finish, setIpv4HeaderChecksum, sum16 } from '../packet/checksum.js';
+import { finish, fold, setIpv4HeaderChecksum, sum16 } from '../packet/checksum.js';
 import { TCP_ACK, TCP_RST, TCP_SYN, type PacketView } from '../packet/view.js';
 import { pseudoSumWords } from '../xmit/iphdr.js';
 import type { CookieOpts } from './cookie.js';
@@ -49,10 +49,19 @@ function reflect(b: Uint8Array, v: PacketView, tcpLen: number, ttl: number): num
     const t = rd32(b, l3 + 12);
     wr32(b, l3 + 12, rd32(b, l3 + 16));
     wr32(b, l3 + 16, t);
-    b[l3 + 1] = 0;
-    wr16(b, l3 + 2, 20 + tcpLen);
-    b[l3 + 8] = ttl;
-    setIpv4HeaderChecksum(b, l3, 20);
+    // swapped addresses leave the header's sum as it was: the checksum is patched for the three words
+    // that change (TOS, total length, TTL), RFC 1624
+    const w0 = rd16(b, l3);
+    const w1 = rd16(b, l3 + 2);
+    const w4 = rd16(b, l3 + 8);
+    const n0 = w0 & 0xff00;
+    const n1 = 20 + tcpLen;
+    const n4 = (ttl << 8) | (w4 & 0xff);
+    wr16(b, l3, n0);
+    wr16(b, l3 + 2, n1);
+    wr16(b, l3 + 8, n4);
+    const sum = (~rd16(b, l3 + 10) & 0xffff) + (~w0 & 0xffff) + n0 + (~w1 & 0xffff) + n1 + (~w4 & 0xffff) + n4;
+    wr16(b, l3 + 10, ~fold(sum) & 0xffff);
   }
   const l4 = v.l4Off;
   const p = rd16(b, l4);
