@@ -141,6 +141,8 @@ const healthConfig = z
     fall: z.number().int().min(1).max(100).default(2),
     /** HTTP GET of this path, healthy on a 2xx/3xx status (default: TCP connect only) */
     http: z.string().startsWith('/').optional(),
+    /** passive signals: a connection that reaches ESTABLISHED counts as a success, one that ends waiting for its server (RST, or no answer before the SYN_RECV timeout) as a failure */
+    passive: z.boolean().default(true),
   })
   .strict();
 

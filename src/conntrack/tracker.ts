@@ -19,6 +19,7 @@ import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPRO
 import { icmpInverse, icmpIsRequest, NF_ICMP_TIMEOUT, DPVS_ICMP_TIMEOUT } from '../proto/icmp.js';
 import {
   D_CLOSE,
+  D_SYN_RECV,
   D_SYN_SENT,
   DPVS_TCP_STATE_NAMES,
   DPVS_TCP_TIMEOUTS,
@@ -70,6 +71,7 @@ const L_ACTIVE = 0x01; // counted in its server's active connections (else inact
 const L_INPUT_ONLY = 0x02; // DR / tunnel: replies bypass the LB, DPVS's INPUT-ONLY table
 const L_SYNPROXY = 0x04; // opened by the synproxy (DPVS_CONN_F_SYNPROXY): sequence numbers are translated
 const L_SP_PENDING = 0x08; // synproxy: the SYN to the server is out, its SYN-ACK not yet in
+const L_OUTCOME = 0x10; // passive health: this connection's outcome was reported
 
 /** track(): a TCP packet to a synproxy service with no connection (the synproxy answers or opens it) */
 export const SP_NO_CONN = -2;
@@ -219,6 +221,10 @@ export class Tracker {
   private spOpening = false;
   /** TCP states the synproxy moves its connections to, in the profile's numbering */
   private readonly spSynSent: number;
+  /** passive health: the state that waits for the server's answer, the established and the closed state */
+  private readonly awaitServer: number;
+  private readonly establishedState: number;
+  private readonly closeState: number;
   private readonly spEstablished: number;
   private readonly spClosed: number;
   /** per connection: service index + 1 (0 = none), server index, L_* flags */
@@ -236,6 +242,13 @@ export class Tracker {
 
   onEvent: EventFn | null = null;
   onDestroy: DestroyFn | null = null;
+  /**
+   * Passive health: called once per load-balanced TCP connection (not DR/tunnel, whose server answers
+   * bypass the LB) with ok = true when it reaches ESTABLISHED, false when its server refuses it (RST while
+   * it waits for the server) or it expires waiting without a packet from the server. A server's SYN-ACK that
+   * the client never acknowledges (a spoofed SYN) is neither.
+   */
+  onOutcome: ((svc: number, dest: number, ok: boolean) => void) | null = null;
   private readonly fireFn = (c: number) => this.expire(c);
 
   constructor(cfg: TrackerConfig) {
@@ -266,6 +279,9 @@ export class Tracker {
     this.spSynSent = dpvs ? D_SYN_SENT : N_SYN_SENT;
     this.spEstablished = dpvs ? D_ESTABLISHED : N_ESTABLISHED;
     this.spClosed = dpvs ? D_CLOSE : N_CLOSE;
+    this.awaitServer = dpvs ? D_SYN_RECV : N_SYN_SENT;
+    this.establishedState = this.spEstablished;
+    this.closeState = this.spClosed;
     this.jitter = cfg.jitter !== false;
     if (cfg.profile === 'dpvs') {
       this.tcpNames = DPVS_TCP_STATE_NAMES;
@@ -359,6 +375,9 @@ export class Tracker {
       this.armTimeout(c, this.tcpTimeouts[this.spSynSent]!, false);
       return;
     }
+    // passive health: expired waiting for the server, which never sent a packet (a SYN-ACK the client never
+    // acknowledged is not the server's failure)
+    if (this.onOutcome !== null && (this.lbFlags[c]! & L_SP_PENDING || (this.state[c] === this.awaitServer && !(this.status[c]! & S_SEEN_REPLY)))) this.outcome(c, false);
     this.counters[C_EXPIRED]!++;
     this.destroy(c, this.wheel.expiry(c) * TICK_US, 'expired');
   }
@@ -741,11 +760,26 @@ export class Tracker {
     const isNew = this.state[c] === 0 && (this.status[c]! & S_NO_LAST) !== 0;
     if (st === this.spSynSent) this.lbFlags[c]! |= L_SP_PENDING;
     else this.lbFlags[c]! &= ~L_SP_PENDING;
+    if (this.onOutcome !== null && st !== this.spSynSent) this.outcome(c, st === this.spEstablished);
     this.state[c] = st;
     this.status[c]! &= ~S_NO_LAST;
     this.armTimeout(c, this.tcpTimeouts[st]!, jitter && this.jitter);
     this.lbState(c);
     this.emit(isNew ? 'new' : 'update', c);
+  }
+
+  /** passive health: a TCP state change that tells whether the connection's server answered */
+  private transition(c: number, old: number, ns: number, dir: number): void {
+    if (ns === this.establishedState) this.outcome(c, true);
+    else if (old === this.awaitServer && ns === this.closeState && dir === 1) this.outcome(c, false); // refused
+  }
+
+  /** report connection c's outcome once (load-balanced TCP connections whose replies pass the LB) */
+  private outcome(c: number, ok: boolean): void {
+    const f = this.lbFlags[c]!;
+    if (f & (L_OUTCOME | L_INPUT_ONLY) || this.lbSvc[c] === 0 || this.table.proto[c] !== IPPROTO_TCP) return;
+    this.lbFlags[c] = f | L_OUTCOME;
+    this.onOutcome!(this.lbSvc[c]! - 1, this.lbDest[c]!, ok);
   }
 
   /** opened by the synproxy */
@@ -868,6 +902,7 @@ export class Tracker {
     if (dir === 1) this.status[c]! |= S_SEEN_REPLY;
     if (ns !== old || isNew) {
       this.state[c] = ns;
+      if (this.onOutcome !== null && ns !== old) this.transition(c, old, ns, dir);
       this.armTimeout(c, this.tcpTimeouts[ns]!, isNew && this.jitter);
       if (isNew) this.emit('new', c);
       else this.emit('update', c);
@@ -945,6 +980,7 @@ export class Tracker {
     this.tcpLast[c] = idx | (dir << 3);
     this.status[c]! &= ~S_NO_LAST;
     this.state[c] = ns;
+    if (this.onOutcome !== null && ns !== old) this.transition(c, old, ns, dir);
     if (old !== ns && ns === N_FIN_WAIT) this.status[c]! |= dir === 0 ? S_CLOSE_INIT0 : S_CLOSE_INIT1;
     const to = this.tcpTimeouts;
     let timeout = idx === NI_RST ? to[N_CLOSE]! : to[ns]!;

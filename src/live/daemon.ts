@@ -60,6 +60,8 @@ export class Daemon {
     this.health = new HealthChecker(() => this.services, live.health, (service, server, up, why) =>
       this.log[up ? 'info' : 'warn'](up ? 'server up' : 'server down', { service, server, why }),
     );
+    // passive signals from the state machine feed the same rise/fall counts as the probes
+    if (live.health.enabled && live.health.passive) this.tracker.onOutcome = (si, d, ok) => this.health.passive(si, d, ok);
   }
 
   /** µs since the epoch, advancing with the monotonic clock */

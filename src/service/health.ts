@@ -3,7 +3,8 @@
  * service gets a TCP connect (or an HTTP GET of `http`, healthy on 2xx/3xx) with `timeout`; `fall`
  * consecutive failures take it out of scheduling (Dests.healthy = 0, existing connections stay), `rise`
  * consecutive successes bring it back. Probes go from the LB's own address, which the capture filter
- * excludes, so the engine never sees them.
+ * excludes, so the engine never sees them. Passive signals (`passive`: connections that reach ESTABLISHED or
+ * end waiting for their server) feed the same streaks.
  */
 import * as net from 'node:net';
 import type { HealthConfig } from '../config.js';
@@ -72,21 +73,38 @@ export class HealthChecker {
         if (s.isRemoved(i)) return;
         const port = x.port && x.port > 0 ? x.port : s.port;
         jobs.push(
-          probe(x.addr, port, this.cfg.timeout * 1000, this.cfg.http).then((err) => {
-            const k = `${si}/${i}`;
-            const prev = this.streak.get(k) ?? 0;
-            const n = err === null ? (prev > 0 ? prev + 1 : 1) : prev < 0 ? prev - 1 : -1;
-            this.streak.set(k, n);
-            const up = s.dests.healthy[i] === 1;
-            if (up && n <= -this.cfg.fall) this.set(s, i, false, err ?? '');
-            else if (!up && n >= this.cfg.rise) this.set(s, i, true, 'ok');
-          }),
+          probe(x.addr, port, this.cfg.timeout * 1000, this.cfg.http).then((err) => this.result(si, i, err)),
         );
       });
     });
     await Promise.all(jobs);
     this.rounds++;
     this.running = false;
+  }
+
+  /**
+   * A passive signal from the state machine (Tracker.onOutcome): a connection to server i of service si
+   * reached ESTABLISHED (ok), or ended waiting for the server. It counts toward the same rise/fall streak as
+   * the probes, so a server refusing or ignoring new connections is taken out without waiting for a probe.
+   */
+  passive(si: number, i: number, ok: boolean): void {
+    if (!this.cfg.enabled || !this.cfg.passive) return;
+    const sv = this.services();
+    if (sv.deleted.has(si) || !sv.list[si] || sv.list[si].isRemoved(i)) return;
+    this.result(si, i, ok ? null : 'passive: a connection ended waiting for the server');
+  }
+
+  /** one result (null = success) for server i of service si: its streak, and a change at rise/fall */
+  private result(si: number, i: number, err: string | null): void {
+    const s = this.services().list[si];
+    if (!s) return;
+    const k = `${si}/${i}`;
+    const prev = this.streak.get(k) ?? 0;
+    const n = err === null ? (prev > 0 ? prev + 1 : 1) : prev < 0 ? prev - 1 : -1;
+    this.streak.set(k, n);
+    const up = s.dests.healthy[i] === 1;
+    if (up && n <= -this.cfg.fall) this.set(s, i, false, err ?? '');
+    else if (!up && n >= this.cfg.rise) this.set(s, i, true, 'ok');
   }
 
   private set(s: Services['list'][number], i: number, up: boolean, why: string): void {
