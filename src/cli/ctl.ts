@@ -8,10 +8,9 @@
  *   -Z   zero the counters        -C   remove every connection
  * Forwarding: -m masquerading (nat), -g gatewaying (dr), -i ipip (tunnel), -b full NAT (fnat, as DPVS's ipvsadm).
  */
-import { CtlClient } from '../ctl/client.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
 import { UsageError } from './errors.js';
-import { list, services } from './views.js';
+import { connectCtl, list, services } from './views.js';
 import type { Snapshot } from '../conntrack/records.js';
 
 const FWD: Record<string, string> = { '-m': 'nat', '-g': 'dr', '-i': 'tunnel', '-b': 'fnat' };
@@ -67,12 +66,7 @@ export async function ctlMain(args: string[]): Promise<number> {
   if (needSvc && (!proto || !vip)) throw new UsageError(`${cmd}: needs -t|-u VIP:PORT`);
   if (['-a', '-e', '-d'].includes(cmd) && !server) throw new UsageError(`${cmd}: needs -r ADDR:PORT`);
   const ref = proto && vip ? { proto, vip: vip.addr, port: vip.port } : undefined;
-  const c = new CtlClient(socket);
-  try {
-    await c.connect();
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const c = await connectCtl(socket);
   try {
     switch (cmd) {
       case '-A':

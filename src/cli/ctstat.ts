@@ -11,8 +11,7 @@ import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { exitStatusFor, UsageError } from './errors.js';
 import type { Snapshot } from '../conntrack/records.js';
-import { list, services, stats } from './views.js';
-import { CtlClient } from '../ctl/client.js';
+import { connectCtl, list, services, stats } from './views.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
 
 interface Opts {
@@ -50,12 +49,7 @@ function load(path: string | undefined): Snapshot {
 
 /** the same document from a running daemon: its state, then its connections page by page (one snapshot) */
 async function fetchLive(path: string, wantConns: boolean, o: Opts): Promise<Snapshot> {
-  const c = new CtlClient(path);
-  try {
-    await c.connect();
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const c = await connectCtl(path);
   try {
     const snap = (await c.call('snapshot')) as Snapshot;
     snap.conns = [];

@@ -1,6 +1,7 @@
 /** The views ctstat and tsvs ctl print: connections (ipvsadm -lnc / conntrack -L), services (ipvsadm -Ln), counters. */
 import chalk, { Chalk } from 'chalk';
 import { UsageError } from './errors.js';
+import { CtlClient } from '../ctl/client.js';
 import { connMatches, type Snapshot, type SnapshotConn, type SnapshotService, type TupleJson } from '../conntrack/records.js';
 
 export interface ViewOpts {
@@ -116,3 +117,14 @@ export function stats(snap: Snapshot, o: ViewOpts): string {
   return lines.join('\n');
 }
 
+
+/** connect to a running daemon's control socket; a refusal (no daemon, no permission) is a usage error (exit 2) */
+export async function connectCtl(socket: string): Promise<CtlClient> {
+  const c = new CtlClient(socket);
+  try {
+    await c.connect();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return c;
+}

@@ -221,12 +221,11 @@ export class Tracker {
   private spOpening = false;
   /** TCP states the synproxy moves its connections to, in the profile's numbering */
   private readonly spSynSent: number;
-  /** passive health: the state that waits for the server's answer, the established and the closed state */
+  /** passive health: the state a new connection waits in for its server's answer */
   private readonly awaitServer: number;
-  private readonly establishedState: number;
-  private readonly closeState: number;
-  private readonly spEstablished: number;
-  private readonly spClosed: number;
+  /** the profile's ESTABLISHED and CLOSE state numbers (synproxy steps, passive health) */
+  private readonly stEstablished: number;
+  private readonly stClosed: number;
   /** per connection: service index + 1 (0 = none), server index, L_* flags */
   private readonly lbSvc: Int32Array;
   private readonly lbDest: Int32Array;
@@ -277,11 +276,9 @@ export class Tracker {
     this.rng = new Rng(cfg.seed);
     const dpvs = cfg.profile === 'dpvs';
     this.spSynSent = dpvs ? D_SYN_SENT : N_SYN_SENT;
-    this.spEstablished = dpvs ? D_ESTABLISHED : N_ESTABLISHED;
-    this.spClosed = dpvs ? D_CLOSE : N_CLOSE;
+    this.stEstablished = dpvs ? D_ESTABLISHED : N_ESTABLISHED;
+    this.stClosed = dpvs ? D_CLOSE : N_CLOSE;
     this.awaitServer = dpvs ? D_SYN_RECV : N_SYN_SENT;
-    this.establishedState = this.spEstablished;
-    this.closeState = this.spClosed;
     this.jitter = cfg.jitter !== false;
     if (cfg.profile === 'dpvs') {
       this.tcpNames = DPVS_TCP_STATE_NAMES;
@@ -741,13 +738,13 @@ export class Tracker {
   /** synproxy step 3: the server's SYN-ACK came in, the connection is established */
   spEstablish(c: number): void {
     this.status[c]! |= S_SEEN_REPLY | S_ASSURED;
-    this.spState(c, this.spEstablished, false);
+    this.spState(c, this.stEstablished, false);
   }
 
   /** synproxy: the server refused (RST): the connection closes */
   spClose(c: number): void {
     this.status[c]! |= S_SEEN_REPLY;
-    this.spState(c, this.spClosed, false);
+    this.spState(c, this.stClosed, false);
   }
 
   /** synproxy: a closing connection reused by a new valid handshake goes back to SYN_SENT, pending */
@@ -760,7 +757,7 @@ export class Tracker {
     const isNew = this.state[c] === 0 && (this.status[c]! & S_NO_LAST) !== 0;
     if (st === this.spSynSent) this.lbFlags[c]! |= L_SP_PENDING;
     else this.lbFlags[c]! &= ~L_SP_PENDING;
-    if (this.onOutcome !== null && st !== this.spSynSent) this.outcome(c, st === this.spEstablished);
+    if (this.onOutcome !== null && st !== this.spSynSent) this.outcome(c, st === this.stEstablished);
     this.state[c] = st;
     this.status[c]! &= ~S_NO_LAST;
     this.armTimeout(c, this.tcpTimeouts[st]!, jitter && this.jitter);
@@ -770,8 +767,8 @@ export class Tracker {
 
   /** passive health: a TCP state change that tells whether the connection's server answered */
   private transition(c: number, old: number, ns: number, dir: number): void {
-    if (ns === this.establishedState) this.outcome(c, true);
-    else if (old === this.awaitServer && ns === this.closeState && dir === 1) this.outcome(c, false); // refused
+    if (ns === this.stEstablished) this.outcome(c, true);
+    else if (old === this.awaitServer && ns === this.stClosed && dir === 1) this.outcome(c, false); // refused
   }
 
   /** report connection c's outcome once (load-balanced TCP connections whose replies pass the LB) */

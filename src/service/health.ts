@@ -43,8 +43,8 @@ export function probe(addr: string, port: number, timeoutMs: number, httpPath?: 
 
 export class HealthChecker {
   private timer: NodeJS.Timeout | null = null;
-  /** consecutive results per "service index/server index": > 0 successes, < 0 failures */
-  private readonly streak = new Map<string, number>();
+  /** consecutive results per server (key: service index * 65536 + server index): > 0 successes, < 0 failures */
+  private readonly streak = new Map<number, number>();
   private running = false;
   rounds = 0;
 
@@ -89,16 +89,15 @@ export class HealthChecker {
    */
   passive(si: number, i: number, ok: boolean): void {
     if (!this.cfg.enabled || !this.cfg.passive) return;
-    const sv = this.services();
-    if (sv.deleted.has(si) || !sv.list[si] || sv.list[si].isRemoved(i)) return;
     this.result(si, i, ok ? null : 'passive: a connection ended waiting for the server');
   }
 
   /** one result (null = success) for server i of service si: its streak, and a change at rise/fall */
   private result(si: number, i: number, err: string | null): void {
-    const s = this.services().list[si];
-    if (!s) return;
-    const k = `${si}/${i}`;
+    const sv = this.services();
+    const s = sv.list[si];
+    if (!s || sv.deleted.has(si) || s.isRemoved(i)) return;
+    const k = si * 0x10000 + i;
     const prev = this.streak.get(k) ?? 0;
     const n = err === null ? (prev > 0 ? prev + 1 : 1) : prev < 0 ? prev - 1 : -1;
     this.streak.set(k, n);
