@@ -11,18 +11,14 @@ import { readCapture } from '../src/capture/reader.js';
 import { PcapWriter } from '../src/capture/writer.js';
 import { Tracker } from '../src/conntrack/tracker.js';
 import { wr16, wr32 } from '../src/packet/bytes.js';
+import { ethIpv4 } from './gen.js';
 import { setIpv4HeaderChecksum } from '../src/packet/checksum.js';
 import { decode } from '../src/packet/decode.js';
 import { PacketView } from '../src/packet/view.js';
 
 /** an Ethernet/IPv4/TCP SYN template */
 function synFrame(): Uint8Array {
-  const f = new Uint8Array(54);
-  f.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0]);
-  f[14] = 0x45;
-  wr16(f, 16, 40);
-  f[22] = 64;
-  f[23] = 6;
+  const f = ethIpv4(6, 20, 0);
   f[14 + 20 + 12] = 0x50;
   f[14 + 20 + 13] = 0x02;
   wr16(f, 14 + 20 + 14, 65535);

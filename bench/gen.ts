@@ -13,7 +13,8 @@ import { PcapWriter } from '../src/capture/writer.js';
 import { wr16, wr32 } from '../src/packet/bytes.js';
 import { setIpv4HeaderChecksum } from '../src/packet/checksum.js';
 
-function ethIpv4(proto: number, l4len: number, payload: number): Uint8Array {
+/** an Ethernet/IPv4 frame template (TTL 64, no addresses yet) with room for `l4len` + `payload` bytes */
+export function ethIpv4(proto: number, l4len: number, payload: number): Uint8Array {
   const f = new Uint8Array(14 + 20 + l4len + payload);
   f.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0]);
   f[14] = 0x45;
