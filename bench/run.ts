@@ -2,6 +2,7 @@
  * `npm run bench`: throughput and memory figures, printed with the command that reproduces them.
  * Each figure is the best of several runs over a capture in the page cache, single thread.
  */
+import '../src/runtime.js'; // first: the V8 settings tsvs runs with
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCapture } from '../src/capture/reader.js';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { generateSyns, trackCapture } from './conntrack.js';
 import { lbPath } from './lb.js';
 import { cookieRate, floodThroughSynproxy, generateFlood } from './synproxy.js';
+import { V8_FLAGS, v8Tuned } from '../src/runtime.js';
 
 const DATA = path.resolve('bench/data');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -145,6 +147,7 @@ export async function synproxyBench(): Promise<void> {
 
 async function main(): Promise<void> {
   console.log(`tsvs bench — node ${process.version}, ${RUNS} runs each, best shown. Command: npm run bench`);
+  console.log(`V8 settings (src/runtime.ts, as tsvs runs): ${v8Tuned ? V8_FLAGS.join(' ') : 'V8 defaults (TSVS_V8_DEFAULTS=1)'}`);
   const only = process.argv[2];
   if (!only || only === 'decode') await decodeBench();
   if (!only || only === 'conntrack') await conntrackBench();

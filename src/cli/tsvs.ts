@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `tsvs` entry point. User mistakes print one line and exit 2; never a stack trace (TSVS_DEBUG=1 shows one). */
+import '../runtime.js'; // first: V8 settings for the packet path
 import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { exitStatusFor, UsageError } from './errors.js';

@@ -1,0 +1,20 @@
+/**
+ * V8 settings for the packet path, applied when this module is evaluated: the entry points (`tsvs`,
+ * `ctstat`, the bench) import it before anything else, so they hold before any hot function is optimized.
+ *
+ * TurboFan inlines a callee only while the caller's inlined bytecode stays under a cumulative budget (920
+ * bytes by default) and only callees under 460 bytes. The per-packet path (reader -> decode -> tracker ->
+ * engine -> rewrite -> writer) is a chain of small methods whose total is several times that budget, so with
+ * the defaults most of it runs as out-of-line calls that reload every typed array they touch. Measured on
+ * the full LB path (`npm run bench -- lb`, 3 runs each): 1.84-2.03 M packets/s with the defaults, 2.58-2.88
+ * with the values below; the synproxy path 1.41-1.55 -> 1.70-1.71 M SYN-ACKs/s. Larger values were slower
+ * (cumulative 8000: 2.03 M/s): code grows past what the CPU's caches and TurboFan's register allocation like.
+ *
+ * TSVS_V8_DEFAULTS=1 in the environment leaves V8's defaults (for comparison).
+ */
+import * as v8 from 'node:v8';
+
+export const V8_FLAGS = ['--max-inlined-bytecode-size=700', '--max-inlined-bytecode-size-cumulative=3000'];
+
+export const v8Tuned = process.env.TSVS_V8_DEFAULTS !== '1';
+if (v8Tuned) for (const f of V8_FLAGS) v8.setFlagsFromString(f);
