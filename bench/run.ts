@@ -145,15 +145,24 @@ export async function synproxyBench(): Promise<void> {
   console.log(`  ${'SYN cookie alone (one SipHash-2-4): make'.padEnd(44)} ${(bm / 1e6).toFixed(2).padStart(7)} M/s   check ${(bc / 1e6).toFixed(2)} M/s`);
 }
 
+const PARTS: Record<string, () => Promise<void>> = { decode: decodeBench, conntrack: conntrackBench, lb: lbBench, synproxy: synproxyBench };
+
 async function main(): Promise<void> {
-  console.log(`tsvs bench — node ${process.version}, ${RUNS} runs each, best shown. Command: npm run bench`);
-  console.log(`V8 settings (src/runtime.ts, as tsvs runs): ${v8Tuned ? V8_FLAGS.join(' ') : 'V8 defaults (TSVS_V8_DEFAULTS=1)'}`);
   const only = process.argv[2];
-  if (!only || only === 'decode') await decodeBench();
-  if (!only || only === 'conntrack') await conntrackBench();
-  if (!only || only === 'lb') await lbBench();
-  if (!only || only === 'synproxy') await synproxyBench();
-  console.log(`\npeak RSS: ${mib(process.resourceUsage().maxRSS * 1024)}`);
+  if (only === undefined) {
+    console.log(`tsvs bench — node ${process.version}, ${RUNS} runs each, best shown. Command: npm run bench [part]`);
+    console.log(`V8 settings (src/runtime.ts, as tsvs runs): ${v8Tuned ? V8_FLAGS.join(' ') : 'V8 defaults (TSVS_V8_DEFAULTS=1)'}`);
+    // each part in a process of its own, as each tsvs run is: code shared by the parts (reader, decoder,
+    // tracker) would otherwise be optimized for all their workloads at once, and run slower than in any one
+    for (const part of Object.keys(PARTS)) {
+      execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), part], { stdio: 'inherit' });
+    }
+    return;
+  }
+  const run = PARTS[only];
+  if (!run) throw new Error(`unknown part "${only}" (${Object.keys(PARTS).join(', ')})`);
+  await run();
+  console.log(`  peak RSS of this part: ${mib(process.resourceUsage().maxRSS * 1024)}   (command: npm run bench -- ${only})`);
 }
 
 await main();
