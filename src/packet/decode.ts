@@ -125,7 +125,7 @@ function fastIpv4(b: Uint8Array, off: number, caplen: number, wirelen: number, l
     const ulen = (b[p + 4]! << 8) | b[p + 5]!;
     if (ulen < 8 || ulen > len) return false;
   } else return false;
-  if (v.buf !== b) v.buf = b;
+  if (v.buf !== b) setBuf(v, b);
   v.status = OK;
   v.linktype = linktype;
   v.frameOff = off;
@@ -139,17 +139,24 @@ function fastIpv4(b: Uint8Array, off: number, caplen: number, wirelen: number, l
   v.ipTotalLen = total;
   v.isFragment = false;
   v.proto = proto;
-  v.src[0] = ((b[o + 12]! << 24) | (b[o + 13]! << 16) | (b[o + 14]! << 8) | b[o + 15]!) >>> 0;
-  v.dst[0] = ((b[o + 16]! << 24) | (b[o + 17]! << 16) | (b[o + 18]! << 8) | b[o + 19]!) >>> 0;
+  const d = v.dv;
+  v.src[0] = d.getUint32(o + 12);
+  v.dst[0] = d.getUint32(o + 16);
   v.hasL4 = true;
   v.l4Off = p;
-  v.sport = (b[p]! << 8) | b[p + 1]!;
-  v.dport = (b[p + 2]! << 8) | b[p + 3]!;
+  v.sport = d.getUint16(p);
+  v.dport = d.getUint16(p + 2);
   if (proto === IPPROTO_TCP) {
     v.tcpFlags = b[p + 13]!;
     v.optsParsed = false;
   }
   return true;
+}
+
+/** a new buffer for the view (the reader's window moved to another, a generated frame): a pointer store costs a GC write barrier, so only then */
+function setBuf(v: PacketView, b: Uint8Array): void {
+  v.buf = b;
+  v.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** wire length of the frame being decoded by the general path */
@@ -159,7 +166,7 @@ let wire = 0;
 export function decodeGeneral(b: Uint8Array, off: number, caplen: number, wirelen: number, linktype: number, v: PacketView): number {
   v.reset();
   // a pointer store costs a GC write barrier (~9 ns here): store only when the window buffer changes
-  if (v.buf !== b) v.buf = b;
+  if (v.buf !== b) setBuf(v, b);
   v.linktype = linktype;
   v.frameOff = off;
   v.caplen = caplen;

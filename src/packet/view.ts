@@ -61,6 +61,8 @@ export class InnerView {
 export class PacketView {
   /** the buffer the packet was decoded from; header fields not copied at decode time are read from it */
   buf: Uint8Array = new Uint8Array(0);
+  /** a DataView over `buf` (same offsets), for 16/32-bit field reads and writes: one load and a byte swap */
+  dv: DataView = new DataView(new ArrayBuffer(0));
   status = 0;
   linktype = 0;
   /** offset of the first byte of the frame and captured length */

@@ -46,25 +46,25 @@ export function natRewrite(b: Uint8Array, v: PacketView, which: 0 | 1, addr: Uin
  * checksum for all the changes (the fast path of natRewrite for the common case).
  */
 export function natRewrite4(b: Uint8Array, v: PacketView, saddr: number, sport: number, daddr: number, dport: number): void {
+  // the view's DataView over the buffer it was decoded from: one load and a byte swap per field
+  const d = b === v.buf ? v.dv : new DataView(b.buffer, b.byteOffset, b.byteLength);
   const l3 = v.l3Off;
   const l4 = v.l4Off;
-  const os = rd32(b, l3 + 12);
-  const od = rd32(b, l3 + 16);
-  const osp = rd16(b, l4);
-  const odp = rd16(b, l4 + 2);
+  const os = d.getUint32(l3 + 12);
+  const od = d.getUint32(l3 + 16);
+  const ports = d.getUint32(l4);
   // sum of ~old + new over the 16-bit words of both addresses (RFC 1624 eqn. 3)
   const da = ((~os >>> 16) & 0xffff) + (~os & 0xffff) + (saddr >>> 16) + (saddr & 0xffff) + ((~od >>> 16) & 0xffff) + (~od & 0xffff) + (daddr >>> 16) + (daddr & 0xffff);
-  wr32(b, l3 + 12, saddr);
-  wr32(b, l3 + 16, daddr);
-  wr16(b, l3 + 10, ~fold((~rd16(b, l3 + 10) & 0xffff) + da) & 0xffff);
-  wr16(b, l4, sport);
-  wr16(b, l4 + 2, dport);
+  d.setUint32(l3 + 12, saddr);
+  d.setUint32(l3 + 16, daddr);
+  d.setUint16(l3 + 10, ~fold((~d.getUint16(l3 + 10) & 0xffff) + da) & 0xffff);
+  d.setUint32(l4, ((sport << 16) | dport) >>> 0);
   const co = v.proto === IPPROTO_TCP ? l4 + 16 : l4 + 6;
-  const old = rd16(b, co);
+  const old = d.getUint16(co);
   if (v.proto === IPPROTO_UDP && old === 0) return; // RFC 768: no checksum
-  let c = ~fold((~old & 0xffff) + da + (~osp & 0xffff) + sport + (~odp & 0xffff) + dport) & 0xffff;
+  let c = ~fold((~old & 0xffff) + da + (~ports >>> 16) + sport + (~ports & 0xffff) + dport) & 0xffff;
   if (c === 0 && v.proto === IPPROTO_UDP) c = 0xffff; // RFC 768: 0 means none
-  wr16(b, co, c);
+  d.setUint16(co, c);
 }
 
 /**
