@@ -28,6 +28,8 @@ export class PcapParser implements FormatParser {
   private overSnap = 0;
   private badFrac = 0;
   private readonly rec = new PacketRecord();
+  private dvBuf: Uint8Array | null = null;
+  private dv: DataView = new DataView(new ArrayBuffer(0));
 
   constructor(
     private readonly file: string,
@@ -47,13 +49,19 @@ export class PcapParser implements FormatParser {
     const le = this.le;
     const rec = this.rec;
     rec.buf = b;
+    // record header fields through a DataView over the window (one load each), made when the window changes
+    if (this.dvBuf !== b) {
+      this.dvBuf = b;
+      this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    const d = this.dv;
     const fracLimit = this.digits === 6 ? 1e6 : 1e9;
     for (;;) {
       if (end - p < 16) {
         this.need = 16;
         return p;
       }
-      const incl = rdU32(b, p + 8, le);
+      const incl = d.getUint32(p + 8, le);
       if (incl > MAX_CAPLEN) {
         throw new CaptureError(
           this.file,
@@ -67,11 +75,11 @@ export class PcapParser implements FormatParser {
         return p;
       }
       if (incl > this.snaplen) this.overSnap++;
-      rec.tsSec = rdU32(b, p, le);
-      rec.tsFrac = rdU32(b, p + 4, le);
+      rec.tsSec = d.getUint32(p, le);
+      rec.tsFrac = d.getUint32(p + 4, le);
       if (rec.tsFrac >= fracLimit) this.badFrac++;
       rec.caplen = incl;
-      rec.wirelen = rdU32(b, p + 12, le);
+      rec.wirelen = d.getUint32(p + 12, le);
       rec.off = p + 16;
       rec.hdr = p;
       rec.index = ++this.packets;

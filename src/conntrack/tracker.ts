@@ -201,6 +201,8 @@ export class Tracker {
   /** packet time of the current packet (µs) and its timestamp parts, for records */
   nowUs = 0;
   private lastTick = -1;
+  /** ceil(nowUs / TICK_US): the tick a timeout of whole milliseconds counts from */
+  private tickUp = 0;
   private curSec = 0;
   private curFrac = 0;
   /** fraction digits of the capture being tracked (6 or 9), for formatting */
@@ -317,6 +319,7 @@ export class Tracker {
     }
     this.digits = digits;
     const tick = Math.floor(this.nowUs / TICK_US);
+    this.tickUp = tick * TICK_US < this.nowUs ? tick + 1 : tick;
     if (tick !== this.lastTick) {
       // the wheel moves in 1 ms ticks: nothing can expire between two packets of the same millisecond
       this.lastTick = tick;
@@ -336,12 +339,14 @@ export class Tracker {
       const target = Math.floor(this.nowUs / TICK_US) + longest * 1000;
       this.wheel.advance(target, this.fireFn);
       this.nowUs = target * TICK_US;
+      this.tickUp = target;
     }
     // persistence templates outlive their connections by their own timeout
     for (let guard = 0; this.templates && this.templates.count > 0 && guard < 1000; guard++) {
       this.nowUs += 3600 * 1e6;
       this.templates.advance(this.nowUs);
     }
+    this.tickUp = Math.ceil(this.nowUs / TICK_US);
   }
 
   /** Format a µs time as "sec.frac" with the capture's digits. */
@@ -357,6 +362,12 @@ export class Tracker {
   }
 
   private armTimeout(c: number, secs: number, jitter: boolean): void {
+    // whole milliseconds (every timeout but a configured fraction of one): in ticks, without a division
+    const ms = secs * 1000;
+    if (!jitter && ms === Math.floor(ms)) {
+      this.wheel.extend(c, this.tickUp + ms);
+      return;
+    }
     let us = this.nowUs + secs * 1e6;
     if (jitter) us += this.rng.below(1000000);
     this.wheel.extend(c, Math.ceil(us / TICK_US));
