@@ -54,7 +54,7 @@ import { Rng } from '../timer/rng.js';
 import { TimerWheel } from '../timer/wheel.js';
 import { ConnTable, F_V6, TupleKey } from './table.js';
 import { Templates } from '../service/persistence.js';
-import { FWD_FNAT, FWD_NAT, FWD_SNAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
+import { FWD_FNAT, FWD_NAT, FWD_SNAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, type Services } from '../service/services.js';
 
 export type Profile = 'netfilter' | 'dpvs';
 
@@ -849,12 +849,15 @@ export class Tracker {
 
   /** per service and per server packet and byte counts */
   private lbAccount(c: number, dir: number, len: number): void {
+    // (ST_OUTPKTS = ST_INPKTS + 1, ST_OUTBYTES = ST_INBYTES + 1: the direction is an offset)
     const s = this.lb!.list[this.lbSvc[c]! - 1]!;
-    const o = this.lbDest[c]! * ST_N;
-    s.stats[dir === 0 ? ST_INPKTS : ST_OUTPKTS]!++;
-    s.stats[dir === 0 ? ST_INBYTES : ST_OUTBYTES]! += len;
-    s.destStats[o + (dir === 0 ? ST_INPKTS : ST_OUTPKTS)]!++;
-    s.destStats[o + (dir === 0 ? ST_INBYTES : ST_OUTBYTES)]! += len;
+    const st = s.stats;
+    const ds = s.destStats;
+    const o = this.lbDest[c]! * ST_N + dir;
+    st[ST_INPKTS + dir]!++;
+    st[ST_INBYTES + dir]! += len;
+    ds[o + ST_INPKTS]!++;
+    ds[o + ST_INBYTES]! += len;
   }
 
   /** Zeek letters of a TCP packet: S/H (SYN, SYN+ACK), F, R, A (pure ACK), D (payload); upper case = originator */

@@ -95,7 +95,7 @@ export function serverLabel(x: { addr: string; port?: number | undefined }): str
 /** counters of a service or a server: conns, in/out packets, in/out bytes */
 export const ST_CONNS = 0;
 export const ST_INPKTS = 1;
-export const ST_OUTPKTS = 2;
+export const ST_OUTPKTS = 2; // = ST_INPKTS + 1, and ST_OUTBYTES = ST_INBYTES + 1: the tracker adds the direction
 export const ST_INBYTES = 3;
 export const ST_OUTBYTES = 4;
 export const ST_N = 5;
