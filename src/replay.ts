@@ -110,6 +110,20 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     const w = tc.conns;
     tracker.onDestroy = (c, _tsUs, reason) => w.line(JSON.stringify(connRecord(tracker, c, reason)));
   }
+  /** --verify-checksums: false (counted) when the IPv4 header or L4 checksum is bad */
+  const sumsOk = (r: PacketRecord): boolean => {
+    let ok = true;
+    if (view.ipVersion === 4 && !ipv4HeaderOk(r.buf, view)) {
+      ipv4Bad++;
+      ok = false;
+    }
+    const c = l4ChecksumStatus(r.buf, view);
+    if (c === 0) {
+      l4Bad++;
+      ok = false;
+    } else if (c < 0 && view.hasL4) l4Unverified++;
+    return ok;
+  };
   const build = (res: { format: 'pcap' | 'pcapng'; linktypes: number[]; packets: number; bytes: number; warnings: string[] }, compressed: boolean): ReplaySummary => {
     const summary: ReplaySummary = {
       file,
@@ -162,18 +176,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
         lastFrac = r.tsFrac;
         lastDigits = r.digits;
       }
-      let badSum = false;
-      if (verify && view.status === 0) {
-        if (view.ipVersion === 4 && !ipv4HeaderOk(r.buf, view)) {
-          ipv4Bad++;
-          badSum = true;
-        }
-        const c = l4ChecksumStatus(r.buf, view);
-        if (c === 0) {
-          l4Bad++;
-          badSum = true;
-        } else if (c < 0 && view.hasL4) l4Unverified++;
-      }
+      const badSum = verify && view.status === 0 && !sumsOk(r);
       if (tracker) {
         tracker.setTime(r.tsSec, r.tsFrac, r.digits);
         if (engine) engine.packet(r, view, badSum);

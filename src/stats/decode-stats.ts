@@ -13,55 +13,52 @@ export interface DecodedCounts {
   other: number;
 }
 
+/** index in DecodeStats.ok: IPv4 0-256, IPv6 257-513; 256 (+257) = no L4 header (a later fragment, another protocol) */
+const OK_V6 = 257;
+const NO_L4 = 256;
+
 export class DecodeStats {
   readonly byStatus = new Float64Array(NUM_STATUS);
-  ipv4 = 0;
-  ipv6 = 0;
-  tcp = 0;
-  udp = 0;
-  icmp = 0;
-  icmpv6 = 0;
-  fragments = 0;
-  /** not IP, or IP carrying a protocol other than TCP/UDP/ICMP (or a non-first fragment) */
-  other = 0;
+  /** decoded packets by IP version and L4 protocol: one increment per packet, named only for reports */
+  private readonly ok = new Float64Array(2 * OK_V6);
+  private fragments = 0;
+  /** packets not decoded, by IP version (the rest of them are not IP) */
+  private badV4 = 0;
+  private badV6 = 0;
 
   add(v: PacketView): void {
     const st = v.status;
-    this.byStatus[st]!++;
     if (st !== OK) {
-      if (st === NOT_IP) this.other++;
-      else if (v.ipVersion === 4) this.ipv4++;
-      else if (v.ipVersion === 6) this.ipv6++;
+      this.addDrop(v, st);
       return;
     }
-    if (v.ipVersion === 4) this.ipv4++;
-    else this.ipv6++;
+    this.ok[(v.ipVersion === 6 ? OK_V6 : 0) + (v.hasL4 ? v.proto : NO_L4)]!++;
     if (v.isFragment) this.fragments++;
-    if (!v.hasL4) {
-      this.other++;
-      return;
-    }
-    switch (v.proto) {
-      case IPPROTO_TCP:
-        this.tcp++;
-        break;
-      case IPPROTO_UDP:
-        this.udp++;
-        break;
-      case IPPROTO_ICMP:
-        this.icmp++;
-        break;
-      case IPPROTO_ICMPV6:
-        this.icmpv6++;
-        break;
-      default:
-        this.other++;
-    }
+  }
+
+  private addDrop(v: PacketView, st: number): void {
+    this.byStatus[st]!++;
+    if (st === NOT_IP) return;
+    if (v.ipVersion === 4) this.badV4++;
+    else if (v.ipVersion === 6) this.badV6++;
   }
 
   decoded(): DecodedCounts {
-    const { ipv4, ipv6, tcp, udp, icmp, icmpv6, fragments, other } = this;
-    return { ipv4, ipv6, tcp, udp, icmp, icmpv6, fragments, other };
+    const ok = this.ok;
+    const both = (p: number): number => ok[p]! + ok[OK_V6 + p]!;
+    let ipv4 = this.badV4;
+    let ipv6 = this.badV6;
+    for (let p = 0; p < OK_V6; p++) {
+      ipv4 += ok[p]!;
+      ipv6 += ok[OK_V6 + p]!;
+    }
+    const tcp = both(IPPROTO_TCP);
+    const udp = both(IPPROTO_UDP);
+    const icmp = both(IPPROTO_ICMP);
+    const icmpv6 = both(IPPROTO_ICMPV6);
+    // not IP, or IP without a TCP/UDP/ICMP header (another protocol, a later fragment)
+    const other = this.byStatus[NOT_IP]! + ipv4 - this.badV4 + ipv6 - this.badV6 - tcp - udp - icmp - icmpv6;
+    return { ipv4, ipv6, tcp, udp, icmp, icmpv6, fragments: this.fragments, other };
   }
 
   drops(): Record<string, number> {
