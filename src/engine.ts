@@ -9,6 +9,7 @@ import { decode } from './packet/decode.js';
 import { sameAddr } from './packet/bytes.js';
 import { IPPROTO_TCP, PacketView, TCP_ACK, TCP_RST, TCP_SYN } from './packet/view.js';
 import { SP_NO_CONN, SP_SYN, type Tracker } from './conntrack/tracker.js';
+import { T_DST, T_PORTS, T_SRC } from './conntrack/table.js';
 import { FWD_DR, FWD_FNAT, FWD_NAT, FWD_SNAT, serverLabel, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Service, type Services } from './service/services.js';
 import { icmpXlate, natRewrite, natRewrite4 } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
@@ -154,9 +155,12 @@ export class Engine {
   private translate(b: Uint8Array, view: PacketView, c: number, dir: number, icmpErr: boolean): void {
     if (view.ipVersion === 4 && !icmpErr) {
       // IPv4 TCP/UDP: both endpoints in one rewrite, addresses read in place
+      // inbound it becomes the reply tuple inverted (to the server), outbound the original tuple inverted
       const t = this.tracker.table;
-      if (dir === 0) natRewrite4(b, view, t.rdst[c]!, t.rdport[c]!, t.rsrc[c]!, t.rsport[c]!);
-      else natRewrite4(b, view, t.dst[c]!, t.dport[c]!, t.src[c]!, t.sport[c]!);
+      const tup = dir === 0 ? t.rtup : t.tup;
+      const o = 4 * c;
+      const p = tup[o + T_PORTS]!;
+      natRewrite4(b, view, tup[o + T_DST]!, tup[o + T_SRC]!, ((p << 16) | (p >>> 16)) >>> 0);
     } else this.translateWords(b, view, c, dir, icmpErr);
   }
 
@@ -168,10 +172,10 @@ export class Engine {
     t.addrWords(c, 'dst', oaddr);
     t.replyAddrWords(c, 'dst', aaddr);
     t.replyAddrWords(c, 'src', baddr);
-    const cport = t.sport[c]!;
-    const vport = t.dport[c]!;
-    const pa = t.rdport[c]!;
-    const pb = t.rsport[c]!;
+    const cport = t.sportOf(c);
+    const vport = t.dportOf(c);
+    const pa = t.rdportOf(c);
+    const pb = t.rsportOf(c);
     if (icmpErr) {
       // 0: the quoted packet went out translated and the error comes back
       if (dir === 0) icmpXlate(b, view, aaddr, caddr, cport, baddr, oaddr, vport);
@@ -206,7 +210,7 @@ export class Engine {
     if (syn) toaAck[c] = 0; // a new connection (handles are reused)
     if (!(syn || ((f & (TCP_SYN | TCP_RST)) === 0 && toaAck[c] !== 0 && view.ack === toaAck[c]))) return false;
     this.tracker.table.addrWords(c, 'src', this.caddr);
-    const n = addToa(r.buf, view, this.scratch, this.caddr, this.tracker.table.sport[c]!, this.mtu);
+    const n = addToa(r.buf, view, this.scratch, this.caddr, this.tracker.table.sportOf(c), this.mtu);
     if (n <= 0) return false;
     this.toaAdded++;
     this.emit(r, view, this.scratch, 0, n, n + (r.wirelen - r.caplen));

@@ -46,30 +46,30 @@ function addr(t: Tracker, c: number, which: 'src' | 'dst', v6: boolean): string 
 export function tupleJson(t: Tracker, c: number, dir: number): TupleJson {
   const tb = t.table;
   const v6 = t.isV6(c);
-  const p = tb.proto[c]!;
+  const p = tb.protoOf(c);
   const a = addr(t, c, 'src', v6);
   const b = addr(t, c, 'dst', v6);
-  if (dir === 1 && tb.flags[c]! & F_NAT) {
+  if (dir === 1 && tb.flagsOf(c) & F_NAT) {
     // load balanced: the reply comes from the real server
     tb.replyAddrWords(c, 'src', w4);
     const rs = formatAddr(w4, v6 ? 6 : 4);
     tb.replyAddrWords(c, 'dst', w4);
-    return { src: rs, dst: formatAddr(w4, v6 ? 6 : 4), sport: tb.rsport[c]!, dport: tb.rdport[c]! };
+    return { src: rs, dst: formatAddr(w4, v6 ? 6 : 4), sport: tb.rsportOf(c), dport: tb.rdportOf(c) };
   }
   const src = dir === 0 ? a : b;
   const dst = dir === 0 ? b : a;
   if (p === IPPROTO_ICMP || p === IPPROTO_ICMPV6) {
-    const tc = dir === 0 ? tb.dport[c]! : icmpReplyKey(p === IPPROTO_ICMPV6, tb.dport[c]!);
-    return { src, dst, type: tc >>> 8, code: tc & 0xff, id: tb.sport[c]! };
+    const tc = dir === 0 ? tb.dportOf(c) : icmpReplyKey(p === IPPROTO_ICMPV6, tb.dportOf(c));
+    return { src, dst, type: tc >>> 8, code: tc & 0xff, id: tb.sportOf(c) };
   }
-  return dir === 0 ? { src, dst, sport: tb.sport[c]!, dport: tb.dport[c]! } : { src, dst, sport: tb.dport[c]!, dport: tb.sport[c]! };
+  return dir === 0 ? { src, dst, sport: tb.sportOf(c), dport: tb.dportOf(c) } : { src, dst, sport: tb.dportOf(c), dport: tb.sportOf(c) };
 }
 
 export function eventJson(t: Tracker, type: EventType, c: number, tsUs: number): string {
   return JSON.stringify({
     ts: tsUs === t.nowUs && type !== 'destroy' ? t.nowString() : t.formatUs(tsUs),
     type,
-    proto: protoName(t.table.proto[c]!),
+    proto: protoName(t.table.protoOf(c)),
     state: t.stateName(c),
     orig: tupleJson(t, c, 0),
     reply: tupleJson(t, c, 1),
@@ -102,7 +102,7 @@ function ts(t: Tracker, sec: number, frac: number): string {
 
 export function connRecord(t: Tracker, c: number, end: string): ConnRecord {
   return {
-    proto: protoName(t.table.proto[c]!),
+    proto: protoName(t.table.protoOf(c)),
     orig: tupleJson(t, c, 0),
     reply: tupleJson(t, c, 1),
     first_ts: ts(t, ...t.firstOf(c)),
@@ -200,7 +200,7 @@ export function gauges(t: Tracker): Snapshot['gauges'] {
   let n = 0;
   for (const c of t.handles()) {
     n++;
-    const p = protoName(t.table.proto[c]!);
+    const p = protoName(t.table.protoOf(c));
     byProto[p] = (byProto[p] ?? 0) + 1;
     const k = `${p}/${t.stateName(c)}`;
     byState[k] = (byState[k] ?? 0) + 1;
@@ -210,7 +210,7 @@ export function gauges(t: Tracker): Snapshot['gauges'] {
 
 export function snapshotConn(t: Tracker, c: number): SnapshotConn {
   return {
-    proto: protoName(t.table.proto[c]!),
+    proto: protoName(t.table.protoOf(c)),
     state: t.stateName(c),
     expire: Math.round(t.remaining(c)),
     timeout: Math.round(t.timeoutOf(c)),

@@ -25,6 +25,12 @@ export const F_USED = 0x02;
 /** the reply tuple is stored (load balancing: the server answers, not the original destination) */
 export const F_NAT = 0x04;
 
+/** word offsets in ConnTable.tup / rtup (4 words per connection) */
+export const T_SRC = 0;
+export const T_DST = 1;
+export const T_PORTS = 2;
+export const T_META = 3;
+
 /** reply-direction "dport" for ICMP keys (type << 8 | code): the inverted query type (`v6`: ICMPv6 types) */
 export function icmpReplyKey(v6: boolean, typeCode: number): number {
   const inv = icmpInverse(v6, typeCode >>> 8);
@@ -49,23 +55,19 @@ export class TupleKey {
 
 export class ConnTable {
   readonly capacity: number;
-  /** word 0 of the original source / destination address */
-  readonly src: Uint32Array;
-  readonly dst: Uint32Array;
+  /**
+   * The original tuple, 4 words per connection side by side (one cache line serves a match and a rewrite):
+   * [4c + T_SRC] word 0 of the source address, [4c + T_DST] of the destination, [4c + T_PORTS] sport << 16 |
+   * dport (ICMP: id << 16 | type << 8 | code), [4c + T_META] L4 protocol | flags (F_*) << 8.
+   */
+  readonly tup: Uint32Array;
+  /** the stored reply tuple of F_NAT connections (touched only by them), same layout; its T_META is unused */
+  readonly rtup: Uint32Array;
   /** words 1-3 of IPv6 addresses, [3c .. 3c+2] */
   readonly srcHi: Uint32Array;
   readonly dstHi: Uint32Array;
-  /** stored reply tuple of F_NAT connections (touched only by them) */
-  readonly rsrc: Uint32Array;
-  readonly rdst: Uint32Array;
   readonly rsrcHi: Uint32Array;
   readonly rdstHi: Uint32Array;
-  readonly rsport: Uint16Array;
-  readonly rdport: Uint16Array;
-  readonly sport: Uint16Array;
-  readonly dport: Uint16Array;
-  readonly proto: Uint8Array;
-  readonly flags: Uint8Array;
   /**
    * Per index entry (2 per connection), side by side so one cache line serves a chain step:
    * [2e] = next entry + 1 (0 = end), [2e + 1] = the entry's hash (compared before any tuple field, and
@@ -91,20 +93,12 @@ export class ConnTable {
     initialBuckets = capacity * 2,
   ) {
     this.capacity = capacity;
-    this.src = new Uint32Array(capacity);
-    this.dst = new Uint32Array(capacity);
+    this.tup = new Uint32Array(capacity * 4);
+    this.rtup = new Uint32Array(capacity * 4);
     this.srcHi = new Uint32Array(capacity * 3);
     this.dstHi = new Uint32Array(capacity * 3);
-    this.rsrc = new Uint32Array(capacity);
-    this.rdst = new Uint32Array(capacity);
     this.rsrcHi = new Uint32Array(capacity * 3);
     this.rdstHi = new Uint32Array(capacity * 3);
-    this.rsport = new Uint16Array(capacity);
-    this.rdport = new Uint16Array(capacity);
-    this.sport = new Uint16Array(capacity);
-    this.dport = new Uint16Array(capacity);
-    this.proto = new Uint8Array(capacity);
-    this.flags = new Uint8Array(capacity);
     this.chain = new Int32Array(capacity * 4);
     let nb = 16;
     while (nb < initialBuckets) nb *= 2;
@@ -117,6 +111,40 @@ export class ConnTable {
 
   get bucketCount(): number {
     return this.buckets.length;
+  }
+
+  /* ---------------- fields of a connection ---------------- */
+
+  protoOf(c: number): number {
+    return this.tup[4 * c + T_META]! & 0xff;
+  }
+
+  flagsOf(c: number): number {
+    return this.tup[4 * c + T_META]! >>> 8;
+  }
+
+  isV6(c: number): boolean {
+    return (this.tup[4 * c + T_META]! & (F_V6 << 8)) !== 0;
+  }
+
+  /** original source port (ICMP: id) */
+  sportOf(c: number): number {
+    return this.tup[4 * c + T_PORTS]! >>> 16;
+  }
+
+  /** original destination port (ICMP: type << 8 | code) */
+  dportOf(c: number): number {
+    return this.tup[4 * c + T_PORTS]! & 0xffff;
+  }
+
+  /** stored reply tuple (F_NAT): source port (the server's) */
+  rsportOf(c: number): number {
+    return this.rtup[4 * c + T_PORTS]! >>> 16;
+  }
+
+  /** stored reply tuple (F_NAT): destination port */
+  rdportOf(c: number): number {
+    return this.rtup[4 * c + T_PORTS]! & 0xffff;
   }
 
   /* ---------------- hashing ---------------- */
@@ -210,12 +238,12 @@ export class ConnTable {
 
   /** Copy the stored reply tuple's address (source = the server, destination = the client) into `out`. */
   replyAddrWords(c: number, which: 'src' | 'dst', out: Uint32Array): void {
-    this.copyAddr(which === 'src' ? this.rsrc : this.rdst, which === 'src' ? this.rsrcHi : this.rdstHi, c, out);
+    this.copyAddr(this.rtup, which === 'src' ? T_SRC : T_DST, which === 'src' ? this.rsrcHi : this.rdstHi, c, out);
   }
 
-  private copyAddr(lo: Uint32Array, hi: Uint32Array, c: number, out: Uint32Array): void {
-    out[0] = lo[c]!;
-    const v6 = (this.flags[c]! & F_V6) !== 0;
+  private copyAddr(t: Uint32Array, word: number, hi: Uint32Array, c: number, out: Uint32Array): void {
+    out[0] = t[4 * c + word]!;
+    const v6 = this.isV6(c);
     out[1] = v6 ? hi[c * 3]! : 0;
     out[2] = v6 ? hi[c * 3 + 1]! : 0;
     out[3] = v6 ? hi[c * 3 + 2]! : 0;
@@ -226,8 +254,10 @@ export class ConnTable {
    * whose answers come from elsewhere than the original destination (NAT to a real server).
    */
   insertNat(c: number, k: TupleKey, r: TupleKey): void {
-    this.rsrc[c] = r.src[0]!;
-    this.rdst[c] = r.dst[0]!;
+    const t = this.rtup;
+    t[4 * c + T_SRC] = r.src[0]!;
+    t[4 * c + T_DST] = r.dst[0]!;
+    t[4 * c + T_PORTS] = ((r.sport << 16) | r.dport) >>> 0;
     if (r.v6) {
       const o = c * 3;
       for (let i = 0; i < 3; i++) {
@@ -235,8 +265,6 @@ export class ConnTable {
         this.rdstHi[o + i] = r.dst[i + 1]!;
       }
     }
-    this.rsport[c] = r.sport;
-    this.rdport[c] = r.dport;
     this.fill(c, k, F_NAT);
     this.index(c, k.hash, r.hash);
   }
@@ -253,15 +281,17 @@ export class ConnTable {
 
   /** Copy connection c's address (original source, or destination) into `out` (4 words). */
   addrWords(c: number, which: 'src' | 'dst', out: Uint32Array): void {
-    this.copyAddr(which === 'src' ? this.src : this.dst, which === 'src' ? this.srcHi : this.dstHi, c, out);
+    this.copyAddr(this.tup, which === 'src' ? T_SRC : T_DST, which === 'src' ? this.srcHi : this.dstHi, c, out);
   }
 
   /* ---------------- lookup ---------------- */
 
   /** Is connection c's original tuple its own reverse (then both index entries carry the same tuple)? */
   private selfInverse(c: number): boolean {
-    if (this.src[c] !== this.dst[c] || this.sport[c] !== this.dport[c] || isIcmp(this.proto[c]!)) return false;
-    if (!(this.flags[c]! & F_V6)) return true;
+    const t = this.tup;
+    const o4 = 4 * c;
+    if (t[o4 + T_SRC] !== t[o4 + T_DST] || this.sportOf(c) !== this.dportOf(c) || isIcmp(this.protoOf(c))) return false;
+    if (!this.isV6(c)) return true;
     const o = c * 3;
     return this.srcHi[o] === this.dstHi[o] && this.srcHi[o + 1] === this.dstHi[o + 1] && this.srcHi[o + 2] === this.dstHi[o + 2];
   }
@@ -269,38 +299,41 @@ export class ConnTable {
   /** Does entry e carry exactly the tuple of `k`? */
   private matches(e: number, k: TupleKey): boolean {
     const c = e >>> 1;
-    if (this.proto[c] !== k.proto) return false;
-    const v6 = (this.flags[c]! & F_V6) !== 0;
-    if (v6 !== k.v6) return false;
+    const t = this.tup;
+    const o4 = 4 * c;
+    const meta = t[o4 + T_META]!;
+    if ((meta & 0xff) !== k.proto || ((meta & (F_V6 << 8)) !== 0) !== k.v6) return false;
     const ks = k.src;
     const kd = k.dst;
-    let a: Uint32Array;
-    let b: Uint32Array;
+    let a: number;
+    let b: number;
     let ah: Uint32Array;
     let bh: Uint32Array;
     if ((e & 1) === 0) {
-      if (this.sport[c] !== k.sport || this.dport[c] !== k.dport) return false;
-      a = this.src;
-      b = this.dst;
+      if (t[o4 + T_PORTS] !== (((k.sport << 16) | k.dport) >>> 0)) return false;
+      a = t[o4 + T_SRC]!;
+      b = t[o4 + T_DST]!;
       ah = this.srcHi;
       bh = this.dstHi;
-    } else if (this.flags[c]! & F_NAT) {
-      if (this.rsport[c] !== k.sport || this.rdport[c] !== k.dport) return false;
-      a = this.rsrc;
-      b = this.rdst;
+    } else if (meta & (F_NAT << 8)) {
+      const r = this.rtup;
+      if (r[o4 + T_PORTS] !== (((k.sport << 16) | k.dport) >>> 0)) return false;
+      a = r[o4 + T_SRC]!;
+      b = r[o4 + T_DST]!;
       ah = this.rsrcHi;
       bh = this.rdstHi;
     } else {
+      const ports = t[o4 + T_PORTS]!;
       if (isIcmp(k.proto)) {
-        if (this.sport[c] !== k.sport || icmpReplyKey(k.proto === 58, this.dport[c]!) !== k.dport) return false;
-      } else if (this.dport[c] !== k.sport || this.sport[c] !== k.dport) return false;
-      a = this.dst;
-      b = this.src;
+        if (ports >>> 16 !== k.sport || icmpReplyKey(k.proto === 58, ports & 0xffff) !== k.dport) return false;
+      } else if ((ports & 0xffff) !== k.sport || ports >>> 16 !== k.dport) return false;
+      a = t[o4 + T_DST]!;
+      b = t[o4 + T_SRC]!;
       ah = this.dstHi;
       bh = this.srcHi;
     }
-    if (a[c] !== ks[0] || b[c] !== kd[0]) return false;
-    if (v6) {
+    if (a !== ks[0] || b !== kd[0]) return false;
+    if (k.v6) {
       const o = c * 3;
       if (ah[o] !== ks[1] || ah[o + 1] !== ks[2] || ah[o + 2] !== ks[3]) return false;
       if (bh[o] !== kd[1] || bh[o + 1] !== kd[2] || bh[o + 2] !== kd[3]) return false;
@@ -343,7 +376,7 @@ export class ConnTable {
       if (ch[2 * e + 1] !== hs) continue;
       if (this.matches(e, k)) {
         // a tuple equal to its own reverse (same address and port both ways) matches both entries: original
-        if (e & 1 && !(this.flags[e >>> 1]! & F_NAT) && this.selfInverse(e >>> 1)) return e - 1;
+        if (e & 1 && !(this.flagsOf(e >>> 1) & F_NAT) && this.selfInverse(e >>> 1)) return e - 1;
         return e;
       }
       // the hash is symmetric: an original tuple that is k reversed sits in this chain too
@@ -360,8 +393,11 @@ export class ConnTable {
 
   /** Is `k` connection c's original TCP/UDP tuple reversed? */
   private isReverse(c: number, k: TupleKey): boolean {
-    if (this.proto[c] !== k.proto || isIcmp(k.proto) || this.dport[c] !== k.sport || this.sport[c] !== k.dport) return false;
-    if (this.dst[c] !== k.src[0] || this.src[c] !== k.dst[0] || ((this.flags[c]! & F_V6) !== 0) !== k.v6) return false;
+    const t = this.tup;
+    const o4 = 4 * c;
+    const meta = t[o4 + T_META]!;
+    if ((meta & 0xff) !== k.proto || isIcmp(k.proto) || t[o4 + T_PORTS] !== (((k.dport << 16) | k.sport) >>> 0)) return false;
+    if (t[o4 + T_DST] !== k.src[0] || t[o4 + T_SRC] !== k.dst[0] || ((meta & (F_V6 << 8)) !== 0) !== k.v6) return false;
     if (!k.v6) return true;
     const o = c * 3;
     const ks = k.src;
@@ -393,8 +429,10 @@ export class ConnTable {
 
   /** Write the original tuple of handle c. */
   private fill(c: number, k: TupleKey, extra: number): void {
-    this.src[c] = k.src[0]!;
-    this.dst[c] = k.dst[0]!;
+    const t = this.tup;
+    const o4 = 4 * c;
+    t[o4 + T_SRC] = k.src[0]!;
+    t[o4 + T_DST] = k.dst[0]!;
     if (k.v6) {
       const o = c * 3;
       this.srcHi[o] = k.src[1]!;
@@ -404,10 +442,8 @@ export class ConnTable {
       this.dstHi[o + 1] = k.dst[2]!;
       this.dstHi[o + 2] = k.dst[3]!;
     }
-    this.sport[c] = k.sport;
-    this.dport[c] = k.dport;
-    this.proto[c] = k.proto;
-    this.flags[c] = (k.v6 ? F_V6 : 0) | F_USED | extra;
+    t[o4 + T_PORTS] = ((k.sport << 16) | k.dport) >>> 0;
+    t[o4 + T_META] = k.proto | (((k.v6 ? F_V6 : 0) | F_USED | extra) << 8);
   }
 
   /** Fill the original tuple of handle c from key k and index both directions (reply = the inverse). */
@@ -453,7 +489,7 @@ export class ConnTable {
 
   /** Give back a handle taken by alloc() that was never inserted. */
   release(c: number): void {
-    this.flags[c] = 0;
+    this.tup[4 * c + T_META] = 0;
     this.chain[2 * (c * 2)] = this.freeHead;
     this.freeHead = c + 1;
   }
@@ -462,7 +498,7 @@ export class ConnTable {
   remove(c: number): void {
     this.unlink(c * 2);
     this.unlink(c * 2 + 1);
-    this.flags[c] = 0;
+    this.tup[4 * c + T_META] = 0;
     this.chain[2 * (c * 2)] = this.freeHead;
     this.chain[2 * (c * 2 + 1)] = 0;
     this.freeHead = c + 1;
@@ -470,7 +506,7 @@ export class ConnTable {
   }
 
   isUsed(c: number): boolean {
-    return (this.flags[c]! & F_USED) !== 0;
+    return (this.tup[4 * c + T_META]! & (F_USED << 8)) !== 0;
   }
 
   /** handles ever allocated (iteration bound) */

@@ -52,7 +52,7 @@ import {
 import { DPVS_UDP_TIMEOUTS, NF_UDP_REPLIED, NF_UDP_STREAM_AFTER, NF_UDP_UNREPLIED, U_NONE, U_NORMAL, U_ONEWAY } from '../proto/udp.js';
 import { Rng } from '../timer/rng.js';
 import { TimerWheel } from '../timer/wheel.js';
-import { ConnTable, F_V6, TupleKey } from './table.js';
+import { ConnTable, TupleKey } from './table.js';
 import { Templates } from '../service/persistence.js';
 import { FWD_FNAT, FWD_NAT, FWD_SNAT, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, type Services } from '../service/services.js';
 
@@ -785,7 +785,7 @@ export class Tracker {
   /** report connection c's outcome once (load-balanced TCP connections whose replies pass the LB) */
   private outcome(c: number, ok: boolean): void {
     const f = this.lbFlags[c]!;
-    if (f & (L_OUTCOME | L_INPUT_ONLY) || this.lbSvc[c] === 0 || this.table.proto[c] !== IPPROTO_TCP) return;
+    if (f & (L_OUTCOME | L_INPUT_ONLY) || this.lbSvc[c] === 0 || this.table.protoOf(c) !== IPPROTO_TCP) return;
     this.lbFlags[c] = f | L_OUTCOME;
     this.onOutcome!(this.lbSvc[c]! - 1, this.lbDest[c]!, ok);
   }
@@ -826,7 +826,7 @@ export class Tracker {
   }
 
   private isEstablished(c: number): boolean {
-    if (this.table.proto[c] !== IPPROTO_TCP) return (this.status[c]! & S_SEEN_REPLY) !== 0;
+    if (this.table.protoOf(c) !== IPPROTO_TCP) return (this.status[c]! & S_SEEN_REPLY) !== 0;
     return this.profile === 'dpvs' ? this.state[c] === D_ESTABLISHED : this.state[c] === N_ESTABLISHED;
   }
 
@@ -1134,7 +1134,7 @@ export class Tracker {
    * packet path sets it; not stored).
    */
   timeoutOf(c: number): number {
-    const p = this.table.proto[c]!;
+    const p = this.table.protoOf(c);
     const st = this.state[c]!;
     if (p === IPPROTO_TCP) {
       const t = this.tcpTimeouts[st]!;
@@ -1172,14 +1172,14 @@ export class Tracker {
   }
 
   stateName(c: number): string {
-    const p = this.table.proto[c]!;
+    const p = this.table.protoOf(c);
     if (p === IPPROTO_TCP) return this.tcpNames[this.state[c]!]!;
     if (this.profile === 'dpvs') return p === IPPROTO_UDP ? ['NONE', 'ONEWAY', 'NORMAL'][this.state[c]!]! : 'NORMAL';
     return X_NAMES[this.state[c]!]!;
   }
 
   isV6(c: number): boolean {
-    return (this.table.flags[c]! & F_V6) !== 0;
+    return this.table.isV6(c);
   }
 
   /** Remove every connection now (ipvsadm -C / conntrack -F): each is destroyed as 'killed'. Returns how many. */

@@ -42,27 +42,28 @@ export function natRewrite(b: Uint8Array, v: PacketView, which: 0 | 1, addr: Uin
 }
 
 /**
- * Rewrite both endpoints of an IPv4 TCP/UDP packet (not a fragment) at once: one RFC 1624 update of each
- * checksum for all the changes (the fast path of natRewrite for the common case).
+ * Rewrite both endpoints of an IPv4 TCP/UDP packet (not a fragment) at once: source address `saddr`,
+ * destination `daddr`, ports `ports` (sport << 16 | dport); one RFC 1624 update of each checksum for all the
+ * changes (the fast path of natRewrite for the common case).
  */
-export function natRewrite4(b: Uint8Array, v: PacketView, saddr: number, sport: number, daddr: number, dport: number): void {
+export function natRewrite4(b: Uint8Array, v: PacketView, saddr: number, daddr: number, ports: number): void {
   // the view's DataView over the buffer it was decoded from: one load and a byte swap per field
   const d = b === v.buf ? v.dv : new DataView(b.buffer, b.byteOffset, b.byteLength);
   const l3 = v.l3Off;
   const l4 = v.l4Off;
   const os = d.getUint32(l3 + 12);
   const od = d.getUint32(l3 + 16);
-  const ports = d.getUint32(l4);
+  const op = d.getUint32(l4);
   // sum of ~old + new over the 16-bit words of both addresses (RFC 1624 eqn. 3)
   const da = ((~os >>> 16) & 0xffff) + (~os & 0xffff) + (saddr >>> 16) + (saddr & 0xffff) + ((~od >>> 16) & 0xffff) + (~od & 0xffff) + (daddr >>> 16) + (daddr & 0xffff);
   d.setUint32(l3 + 12, saddr);
   d.setUint32(l3 + 16, daddr);
   d.setUint16(l3 + 10, ~fold((~d.getUint16(l3 + 10) & 0xffff) + da) & 0xffff);
-  d.setUint32(l4, ((sport << 16) | dport) >>> 0);
+  d.setUint32(l4, ports);
   const co = v.proto === IPPROTO_TCP ? l4 + 16 : l4 + 6;
   const old = d.getUint16(co);
   if (v.proto === IPPROTO_UDP && old === 0) return; // RFC 768: no checksum
-  let c = ~fold((~old & 0xffff) + da + (~ports >>> 16) + sport + (~ports & 0xffff) + dport) & 0xffff;
+  let c = ~fold((~old & 0xffff) + da + (~op >>> 16) + (ports >>> 16) + (~op & 0xffff) + (ports & 0xffff)) & 0xffff;
   if (c === 0 && v.proto === IPPROTO_UDP) c = 0xffff; // RFC 768: 0 means none
   d.setUint16(co, c);
 }
