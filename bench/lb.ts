@@ -6,25 +6,12 @@
 import * as os from 'node:os';
 import { replayFile } from '../src/replay.js';
 import { Services } from '../src/service/services.js';
-import { parseConfig } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
+import { fileURLToPath } from 'node:url';
 
-/** the generator's servers (192.168.1.0-7, port 80) become VIPs, each with 4 real servers, FNAT */
+/** the generator's servers (192.168.1.0-7, port 80) become VIPs, each with 4 real servers, FNAT: bench/lb.yaml */
 export function benchServices(): Services {
-  const services = [];
-  for (let i = 0; i < 8; i++) {
-    for (const proto of ['tcp', 'udp']) {
-      services.push({
-        proto,
-        vip: `192.168.1.${i}`,
-        port: 80,
-        scheduler: 'wrr',
-        forward: 'fnat',
-        laddrs: ['10.201.9.1', '10.201.9.2'],
-        servers: [1, 2, 3, 4].map((k) => ({ addr: `10.201.${i}.${k}`, port: 8080, weight: k })),
-      });
-    }
-  }
-  return new Services(parseConfig({ services }, 'bench').services);
+  return new Services(loadConfig(fileURLToPath(new URL('../../bench/lb.yaml', import.meta.url))).services);
 }
 
 export async function lbPath(file: string): Promise<{ packets: number; seconds: number; emitted: number; conns: number }> {
