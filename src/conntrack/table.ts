@@ -3,10 +3,11 @@
  * connection twice — entry 2h for its original tuple, 2h+1 for its reply tuple — so one probe with a
  * packet's tuple yields the connection and the packet's direction (nf_conntrack's tuplehash[2] layout).
  *
- * - Tuples: addresses as 32-bit words: word 0 in `src`/`dst`, words 1-3 of IPv6 addresses in `srcHi`/`dstHi`
- *   (indexed by handle, touched only by IPv6 connections, so an IPv4 table never commits those pages); ports;
- *   L4 protocol. The reply
- *   tuple is the inverse of the original (ports swapped; ICMP: same id, inverted query type).
+ * - Tuples: 4 words per connection side by side in `tup` (word 0 of each address, both ports in one word, L4
+ *   protocol and flags), so a match reads one cache line; words 1-3 of IPv6 addresses in `srcHi`/`dstHi`
+ *   (indexed by handle, touched only by IPv6 connections, so an IPv4 table never commits those pages). The
+ *   reply tuple is the inverse of the original (ports swapped; ICMP: same id, inverted query type), or for a
+ *   NAT connection stored in `rtup` (same layout).
  * - Hash: seeded, mixes 32-bit words with Math.imul (murmur3 fmix32 finaliser). No string keys.
  * - Index: chained (bucket heads + one `next` link per entry, all Int32Array, stored +1 so zero = end).
  *   By default the bucket array is sized for the capacity at start (at most one entry per bucket when
