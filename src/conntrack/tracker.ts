@@ -72,6 +72,7 @@ const L_INPUT_ONLY = 0x02; // DR / tunnel: replies bypass the LB, DPVS's INPUT-O
 const L_SYNPROXY = 0x04; // opened by the synproxy (DPVS_CONN_F_SYNPROXY): sequence numbers are translated
 const L_SP_PENDING = 0x08; // synproxy: the SYN to the server is out, its SYN-ACK not yet in
 const L_OUTCOME = 0x10; // passive health: this connection's outcome was reported
+const L_CONN_TO = 0x20; // its service has a conn_timeout (ESTABLISHED TCP and UDP timeout)
 
 /** track(): a TCP packet to a synproxy service with no connection (the synproxy answers or opens it) */
 export const SP_NO_CONN = -2;
@@ -657,6 +658,7 @@ export class Tracker {
       this.table.insert(c, k);
       this.lbFlags[c] = L_INPUT_ONLY;
     }
+    if (s.cfg.conn_timeout > 0) this.lbFlags[c]! |= L_CONN_TO;
     this.lbSvc[c] = svc + 1;
     this.lbDest[c] = dest;
     this.lbTmpl[c] = 0;
@@ -771,7 +773,7 @@ export class Tracker {
     if (this.onOutcome !== null && st !== this.spSynSent) this.outcome(c, st === this.stEstablished);
     this.state[c] = st;
     this.status[c]! &= ~S_NO_LAST;
-    this.armTimeout(c, this.tcpTimeouts[st]!, jitter && this.jitter);
+    this.armTimeout(c, this.tcpTimeout(c, st), jitter && this.jitter);
     this.lbState(c);
     this.emit(isNew ? 'new' : 'update', c);
   }
@@ -823,6 +825,31 @@ export class Tracker {
       d.inactive[i]!++;
       this.lbFlags[c]! &= ~L_ACTIVE;
     }
+  }
+
+  /**
+   * Timeout of TCP state st for connection c: its service's conn_timeout in ESTABLISHED when set, else the
+   * profile's (DPVS dp_vs_conn_set_timeout: the service's value for ESTABLISHED TCP and for UDP).
+   */
+  private tcpTimeout(c: number, st: number): number {
+    if (st === this.stEstablished && this.lbFlags[c]! & L_CONN_TO) {
+      const t = this.connTimeout(c);
+      if (t > 0) return t;
+    }
+    return this.tcpTimeouts[st]!;
+  }
+
+  /** the UDP timeout `dflt` of connection c, or its service's conn_timeout when set */
+  private udpTimeout(c: number, dflt: number): number {
+    if (!(this.lbFlags[c]! & L_CONN_TO)) return dflt;
+    const t = this.connTimeout(c);
+    return t > 0 ? t : dflt;
+  }
+
+  /** conn_timeout of connection c's service as configured now (0 = none: a runtime change may have cleared it) */
+  private connTimeout(c: number): number {
+    const s = this.lb?.list[this.lbSvc[c]! - 1];
+    return s ? s.cfg.conn_timeout : 0;
   }
 
   private isEstablished(c: number): boolean {
@@ -914,12 +941,12 @@ export class Tracker {
     if (ns !== old || isNew) {
       this.state[c] = ns;
       if (this.onOutcome !== null && ns !== old) this.transition(c, old, ns, dir);
-      this.armTimeout(c, this.tcpTimeouts[ns]!, isNew && this.jitter);
+      this.armTimeout(c, this.tcpTimeout(c, ns), isNew && this.jitter);
       if (isNew) this.emit('new', c);
       else this.emit('update', c);
       if (ns === D_ESTABLISHED && !(this.status[c]! & S_ASSURED)) this.status[c]! |= S_ASSURED;
     } else {
-      this.armTimeout(c, this.tcpTimeouts[old]!, false);
+      this.armTimeout(c, this.tcpTimeout(c, old), false);
     }
     return OK;
   }
@@ -994,7 +1021,7 @@ export class Tracker {
     if (this.onOutcome !== null && ns !== old) this.transition(c, old, ns, dir);
     if (old !== ns && ns === N_FIN_WAIT) this.status[c]! |= dir === 0 ? S_CLOSE_INIT0 : S_CLOSE_INIT1;
     const to = this.tcpTimeouts;
-    let timeout = idx === NI_RST ? to[N_CLOSE]! : to[ns]!;
+    let timeout = idx === NI_RST ? to[N_CLOSE]! : this.tcpTimeout(c, ns);
     const s2 = this.status[c]!;
     let changed = old !== ns;
     if (!(s2 & S_SEEN_REPLY)) {
@@ -1040,7 +1067,7 @@ export class Tracker {
       const ns = dir === 1 ? U_NORMAL : old === U_NONE ? U_ONEWAY : old;
       if (dir === 1) this.status[c]! |= S_SEEN_REPLY;
       this.state[c] = ns;
-      this.armTimeout(c, ns === U_NORMAL ? this.udpT.normal : this.udpT.oneway, isNew && this.jitter);
+      this.armTimeout(c, this.udpTimeout(c, ns === U_NORMAL ? this.udpT.normal : this.udpT.oneway), isNew && this.jitter);
       if (isNew) this.emit('new', c);
       else if (ns !== old) this.emit('update', c);
       return OK;
@@ -1059,7 +1086,7 @@ export class Tracker {
         }
       }
     }
-    this.armTimeout(c, timeout, isNew && this.jitter);
+    this.armTimeout(c, this.udpTimeout(c, timeout), isNew && this.jitter);
     if (this.seenReply(c, dir)) {
       if (this.state[c] === X_UNREPLIED) this.state[c] = X_REPLIED;
       changed = true;
@@ -1137,13 +1164,13 @@ export class Tracker {
     const p = this.table.protoOf(c);
     const st = this.state[c]!;
     if (p === IPPROTO_TCP) {
-      const t = this.tcpTimeouts[st]!;
+      const t = this.tcpTimeout(c, st);
       if (this.profile === 'netfilter' && st === N_ESTABLISHED && !(this.status[c]! & S_SEEN_REPLY)) return Math.min(t, this.tcpTimeouts[N_UNACK]!);
       return t;
     }
     if (p === IPPROTO_UDP) {
-      if (this.profile === 'dpvs') return st === U_NORMAL ? this.udpT.normal : this.udpT.oneway;
-      return st === X_ASSURED ? this.udpT.replied : this.udpT.unreplied;
+      if (this.profile === 'dpvs') return this.udpTimeout(c, st === U_NORMAL ? this.udpT.normal : this.udpT.oneway);
+      return this.udpTimeout(c, st === X_ASSURED ? this.udpT.replied : this.udpT.unreplied);
     }
     return this.icmpT;
   }

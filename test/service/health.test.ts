@@ -5,59 +5,37 @@
  * run through the real tracker and engine, in virtual time (no probe is started).
  */
 import { strict as assert } from 'node:assert';
-import { PacketRecord } from '../../src/capture/record.js';
-import { parseConfig, type HealthConfig } from '../../src/config.js';
-import { Tracker, type Profile } from '../../src/conntrack/tracker.js';
+import { type HealthConfig } from '../../src/config.js';
+import { type Profile } from '../../src/conntrack/tracker.js';
 import { counterObject } from '../../src/conntrack/records.js';
-import { Engine } from '../../src/engine.js';
-import { decode } from '../../src/packet/decode.js';
-import { PacketView } from '../../src/packet/view.js';
 import { HealthChecker } from '../../src/service/health.js';
-import { Services } from '../../src/service/services.js';
-import { eth, ipv4, tcp } from '../helpers/packets.js';
+import { ACK, LbLab, RST, SYN } from '../helpers/lb-lab.js';
 
 const VIP = '10.201.2.2';
 const A = '10.201.3.1';
 const B = '10.201.3.2';
-const SYN = 0x02;
-const ACK = 0x10;
-const RST = 0x04;
 
-class Lab {
-  readonly services: Services;
-  readonly tracker: Tracker;
-  readonly engine: Engine;
+class Lab extends LbLab {
   readonly changes: string[] = [];
   /** what the tracker reported: server address and ok */
   readonly outcomes: string[] = [];
   readonly health: HealthChecker;
-  private readonly view = new PacketView();
-  private readonly rec = new PacketRecord();
-  sec = 1_700_000_000;
 
   constructor(profile: Profile, forward: 'nat' | 'fnat' | 'dr', health: Partial<HealthConfig> = {}) {
-    const cfg = parseConfig(
+    super(profile, [
       {
-        services: [
-          {
-            proto: 'tcp',
-            vip: VIP,
-            port: 80,
-            scheduler: 'rr',
-            forward,
-            laddrs: ['10.201.9.1'],
-            servers: [
-              { addr: A, port: 80, mac: '02:00:00:00:03:01' },
-              { addr: B, port: 80, mac: '02:00:00:00:03:02' },
-            ],
-          },
+        proto: 'tcp',
+        vip: VIP,
+        port: 80,
+        scheduler: 'rr',
+        forward,
+        laddrs: ['10.201.9.1'],
+        servers: [
+          { addr: A, port: 80, mac: '02:00:00:00:03:01' },
+          { addr: B, port: 80, mac: '02:00:00:00:03:02' },
         ],
       },
-      'test',
-    );
-    this.services = new Services(cfg.services);
-    this.tracker = new Tracker({ profile, seed: 1, maxConns: 64, jitter: false });
-    this.engine = new Engine(this.tracker, { services: this.services }, { send: () => null });
+    ]);
     const hc = { enabled: true, interval: 2, timeout: 1, rise: 2, fall: 2, passive: true, ...health };
     this.health = new HealthChecker(() => this.services, hc, (_svc, server, up) => this.changes.push(`${server} ${up ? 'up' : 'down'}`));
     if (hc.passive) {
@@ -66,22 +44,6 @@ class Lab {
         this.health.passive(si, d, ok);
       };
     }
-  }
-
-  /** one TCP segment at the current time; returns the entry the tracker gave it */
-  send(src: string, sport: number, dst: string, dport: number, flags: number): number {
-    const f = eth(0x0800, ipv4({ proto: 6, src, dst }, tcp({ src, dst, sport, dport, flags, seq: 1000, ack: flags & ACK ? 5001 : 0 })));
-    const r = this.rec;
-    r.buf = f;
-    r.off = 0;
-    r.caplen = r.wirelen = f.length;
-    r.linktype = 1;
-    r.tsSec = this.sec;
-    r.tsFrac = 0;
-    r.digits = 6;
-    decode(f, 0, f.length, f.length, 1, this.view);
-    this.tracker.setTime(this.sec, 0, 6);
-    return this.engine.packet(r, this.view, false);
   }
 
   /** a client's SYN: returns the server it was scheduled to */
@@ -96,10 +58,6 @@ class Lab {
     return s.dests.healthy[s.cfg.servers.findIndex((x) => x.addr === addr)] === 1;
   }
 
-  wait(seconds: number): void {
-    this.sec += seconds;
-    this.tracker.setTime(this.sec, 0, 6);
-  }
 }
 
 describe('passive health signals', function () {

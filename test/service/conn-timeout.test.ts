@@ -1,0 +1,80 @@
+/**
+ * A service's conn_timeout (DPVS dp_vs_conn_set_timeout): when non-zero it is the timeout of its ESTABLISHED
+ * TCP connections and of its UDP connections; other TCP states keep the profile's timeouts, and services
+ * without one keep the profile's everywhere. Packets built here, real tracker and engine, virtual time.
+ */
+import { strict as assert } from 'node:assert';
+import { D_ESTABLISHED, D_SYN_RECV, DPVS_TCP_TIMEOUTS, N_ESTABLISHED, N_SYN_SENT, NF_TCP_TIMEOUTS } from '../../src/proto/tcp.js';
+import { DPVS_UDP_TIMEOUTS, NF_UDP_UNREPLIED, U_ONEWAY } from '../../src/proto/udp.js';
+import { ACK, LbLab, SYN } from '../helpers/lb-lab.js';
+import type { Profile } from '../../src/conntrack/tracker.js';
+
+const SERVER = '10.201.3.1';
+const service = (proto: string, vip: string, connTimeout: number) => ({
+  proto,
+  vip,
+  port: 80,
+  scheduler: 'rr',
+  forward: 'nat',
+  conn_timeout: connTimeout,
+  servers: [{ addr: SERVER, port: 80 }],
+});
+
+function lab(profile: Profile): LbLab {
+  return new LbLab(profile, [service('tcp', '10.201.2.1', 5), service('tcp', '10.201.2.2', 0), service('udp', '10.201.2.1', 7), service('udp', '10.201.2.2', 0)]);
+}
+
+/** a NAT connection through the handshake (the server's SYN-ACK from its own address); returns its handle */
+function established(l: LbLab, vip: string, cport: number): number {
+  const e = l.send('192.0.2.1', cport, vip, 80, SYN);
+  assert.ok(e >= 0);
+  l.send(SERVER, 80, '192.0.2.1', cport, SYN | ACK);
+  l.send('192.0.2.1', cport, vip, 80, ACK);
+  return e >>> 1;
+}
+
+describe('service conn_timeout', function () {
+  for (const profile of ['dpvs', 'netfilter'] as const) {
+    const est = profile === 'dpvs' ? D_ESTABLISHED : N_ESTABLISHED;
+    const estDefault = (profile === 'dpvs' ? DPVS_TCP_TIMEOUTS : NF_TCP_TIMEOUTS)[est]!;
+    it(`${profile}: an ESTABLISHED connection of a service with conn_timeout 5 expires after 5 s, one without keeps the profile's ${estDefault} s`, function () {
+      const l = lab(profile);
+      const a = established(l, '10.201.2.1', 40001);
+      const b = established(l, '10.201.2.2', 40002);
+      assert.equal(l.tracker.stateOf(a), est);
+      assert.equal(l.tracker.timeoutOf(a), 5);
+      assert.equal(l.tracker.remaining(a), 5);
+      assert.equal(l.tracker.timeoutOf(b), estDefault);
+      l.wait(4);
+      l.send('192.0.2.1', 40001, '10.201.2.1', 80, ACK); // traffic renews it: 5 s from now
+      l.wait(4);
+      assert.ok(l.tracker.table.isUsed(a), 'renewed by the packet 4 s ago');
+      l.wait(2);
+      assert.ok(!l.tracker.table.isUsed(a), 'expired 5 s after its last packet');
+      assert.ok(l.tracker.table.isUsed(b));
+      assert.equal(l.tracker.remaining(b), estDefault - 10);
+    });
+
+    it(`${profile}: before ESTABLISHED the profile's timeouts apply`, function () {
+      const l = lab(profile);
+      const e = l.send('192.0.2.1', 40003, '10.201.2.1', 80, SYN);
+      const c = e >>> 1;
+      const st = l.tracker.stateOf(c);
+      assert.equal(st, profile === 'dpvs' ? D_SYN_RECV : N_SYN_SENT);
+      assert.equal(l.tracker.timeoutOf(c), (profile === 'dpvs' ? DPVS_TCP_TIMEOUTS : NF_TCP_TIMEOUTS)[st]);
+    });
+
+    it(`${profile}: UDP connections of a service with conn_timeout 7 expire after 7 s`, function () {
+      const l = lab(profile);
+      const u = l.send('192.0.2.1', 5353, '10.201.2.1', 80, -1) >>> 1;
+      const v = l.send('192.0.2.1', 5354, '10.201.2.2', 80, -1) >>> 1;
+      assert.equal(l.tracker.timeoutOf(u), 7);
+      assert.equal(l.tracker.timeoutOf(v), profile === 'dpvs' ? DPVS_UDP_TIMEOUTS[U_ONEWAY] : NF_UDP_UNREPLIED);
+      l.wait(6);
+      assert.ok(l.tracker.table.isUsed(u));
+      l.wait(2);
+      assert.ok(!l.tracker.table.isUsed(u), 'expired after 7 s');
+      assert.ok(l.tracker.table.isUsed(v));
+    });
+  }
+});
