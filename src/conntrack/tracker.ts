@@ -616,7 +616,7 @@ export class Tracker {
       const tm = (this.templates ??= new Templates(this.table.capacity, this.table.seed, this.rng));
       const prefix = pers.netmask === 32 && k.v6 ? 128 : pers.netmask;
       dest = tm.find(k.proto, k.v6, k.src, s.vip, s.port, prefix, this.tOut);
-      if (dest >= 0 && s.dests.usable(dest)) tmpl = this.tOut[0]!;
+      if (dest >= 0 && s.keepsTemplate(dest)) tmpl = this.tOut[0]!;
       else {
         dest = lb.schedule(svc, k);
         if (dest >= 0) tmpl = tm.create(k.proto, k.v6, k.src, s.vip, s.port, prefix, dest, pers.timeout, this.nowUs);

@@ -194,6 +194,18 @@ export class Service {
   }
 
   /**
+   * May a persistence template keep sending its client to server i (IPVS ip_vs_check_template)? A server
+   * that may take new connections; or a quiescent one (weight 0, still configured, healthy, not overloaded),
+   * whose persistent clients stay with it unless the service has `expire_quiescent` (IPVS's
+   * expire_quiescent_template): that is how a server is drained gracefully.
+   */
+  keepsTemplate(i: number): boolean {
+    const d = this.dests;
+    if (d.usable(i)) return true;
+    return !this.cfg.expire_quiescent && d.weight[i] === 0 && d.available[i] === 1 && d.healthy[i] === 1 && !this.isRemoved(i);
+  }
+
+  /**
    * Overload by connection thresholds (IPVS ip_vs_bind_dest / ip_vs_unbind_dest): a server with an upper
    * threshold stops taking new connections when its connections reach it, and takes them again below the
    * lower threshold (or, without one, below 3/4 of the upper).
