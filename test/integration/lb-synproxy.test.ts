@@ -226,6 +226,52 @@ describe('synproxy (replay)', function () {
     assert.ok(back[0]!.sumsOk);
   });
 
+  it('a closed connection is reused by a new valid handshake (TIME_WAIT, CONN_REUSED); a SYN on an established one is dropped', async () => {
+    const cfg = config('nat');
+    const c2v = (o: { seq: number; ack?: number; flags: number; data?: string }) => seg(CLIENT, CPORT, VIP, 80, { win: 1000, ...o });
+    const s2c = (o: { seq: number; ack?: number; flags: number; data?: string }) => seg(RS, RPORT, CLIENT, CPORT, { win: 1000, ...o });
+    const syn1 = seg(CLIENT, CPORT, VIP, 80, { seq: 1000, flags: SYN, win: 64240, opts: mssOpt(1460) });
+    const X1 = (await replay([at(0, syn1)], cfg)).out[0]!.seq;
+    // the first connection: handshake through the server, then closed by both sides (TIME_WAIT)
+    const first = [
+      at(0, syn1),
+      at(10, c2v({ seq: 1001, ack: add(X1, 1), flags: ACK })),
+      at(20, s2c({ seq: 777, ack: 1001, flags: SYN | ACK })),
+      at(30, c2v({ seq: 1001, ack: add(X1, 1), flags: FIN | ACK })),
+      at(40, s2c({ seq: 778, ack: 1002, flags: FIN | ACK })),
+      at(50, c2v({ seq: 1002, ack: add(X1, 2), flags: ACK })),
+    ];
+    // a new handshake on the same tuple a second later: a SYN-ACK with a cookie for the new ISN
+    const syn2 = seg(CLIENT, CPORT, VIP, 80, { seq: 5000, flags: SYN, win: 64240, opts: mssOpt(1460) });
+    const a = await replay([...first, at(1_000, syn2)], cfg);
+    const synack2 = a.out.filter((p) => p.src === VIP && p.flags === (SYN | ACK));
+    assert.equal(synack2.length, 2, 'one SYN-ACK per handshake');
+    const X2 = synack2[1]!.seq;
+    assert.equal(synack2[1]!.ack, 5001);
+    // its ACK reopens the connection: a SYN to the server with the new ISN; the server's answer sets the new delta
+    const recs = [
+      ...first,
+      at(1_000, syn2),
+      at(1_010, c2v({ seq: 5001, ack: add(X2, 1), flags: ACK })),
+      at(1_020, s2c({ seq: 9000, ack: 5001, flags: SYN | ACK })),
+      at(1_030, s2c({ seq: 9001, ack: 5001, flags: PSH | ACK, data: 'hello' })),
+    ];
+    const b = await replay(recs, cfg);
+    const c = spCounters(b.json);
+    assert.equal(c.SYNPROXY_CONN_REUSED, 1);
+    assert.equal((b.json.conns as { total: number }).total, 1, 'the same connection, reopened');
+    const toServer = b.out.filter((p) => p.dst === RS && p.flags === SYN);
+    assert.deepEqual(toServer.map((p) => p.seq), [1000, 5000], 'a SYN to the server per handshake, with the client ISN');
+    const data = b.out.filter((p) => p.src === VIP && p.len === 5);
+    assert.equal(data.length, 1);
+    assert.deepEqual([data[0]!.dst, data[0]!.seq, data[0]!.ack], [CLIENT, add(X2, 1), 5001], 'the server data at the new cookie sequence');
+    for (const p of b.out) assert.ok(p.sumsOk);
+    // a SYN while the connection is established is not a new handshake: dropped, no SYN-ACK
+    const est = await replay([...first.slice(0, 3), at(100, syn2)], cfg);
+    assert.equal(est.out.filter((p) => p.flags === (SYN | ACK) && p.src === VIP).length, 1, 'only the first handshake is answered');
+    assert.equal(spCounters(est.json).SYNPROXY_CONN_REUSED, 0);
+  });
+
   it('ACK storm from the server dropped past ack_storm_thresh; a SYN with every server down dropped (NO_DEST)', async () => {
     const cfg = config('nat', ', ack_storm_thresh: 10');
     const syn = seg(CLIENT, CPORT, VIP, 80, { seq: 1000, flags: SYN, win: 64240, opts: mssOpt(1460) });
