@@ -272,6 +272,33 @@ describe('synproxy (replay)', function () {
     assert.equal(spCounters(est.json).SYNPROXY_CONN_REUSED, 0);
   });
 
+  it('defer_rs_syn: the handshake ACK without data is dropped (NULL_ACK); the first ACK with data opens the server side and is delivered after its SYN-ACK', async () => {
+    const cfg = config('nat', ', defer_rs_syn: true');
+    const syn = seg(CLIENT, CPORT, VIP, 80, { seq: 1000, flags: SYN, win: 64240, opts: mssOpt(1460) });
+    const X = (await replay([at(0, syn)], cfg)).out[0]!.seq;
+    const pure = seg(CLIENT, CPORT, VIP, 80, { seq: 1001, ack: add(X, 1), flags: ACK, win: 1000 });
+    const get = seg(CLIENT, CPORT, VIP, 80, { seq: 1001, ack: add(X, 1), flags: PSH | ACK, win: 1000, data: 'GET /' });
+    const a = await replay([at(0, syn), at(10, pure)], cfg);
+    assert.equal(spCounters(a.json).SYNPROXY_NULL_ACK, 1);
+    assert.equal(a.out.filter((p) => p.dst === RS).length, 0, 'no SYN to the server yet');
+    assert.equal((a.json.conns as { total: number }).total, 0, 'no connection yet');
+    const synack = seg(RS, RPORT, CLIENT, CPORT, { seq: 777, ack: 1001, flags: SYN | ACK, win: 1000 });
+    const b = await replay([at(0, syn), at(10, pure), at(20, get), at(30, synack)], cfg);
+    const c = spCounters(b.json);
+    assert.equal(c.SYNPROXY_NULL_ACK, 1);
+    assert.equal(c.SYNPROXY_OK_ACK, 1);
+    const toServer = b.out.filter((p) => p.dst === RS);
+    assert.deepEqual(
+      toServer.map((p) => [p.flags, p.seq, p.ack, p.len]),
+      [
+        [SYN, 1000, 0, 0],
+        [PSH | ACK, 1001, 778, 5],
+      ],
+      'the SYN with the client ISN, then the saved data acknowledging the server ISN + 1',
+    );
+    for (const p of b.out) assert.ok(p.sumsOk);
+  });
+
   it('ACK storm from the server dropped past ack_storm_thresh; a SYN with every server down dropped (NO_DEST)', async () => {
     const cfg = config('nat', ', ack_storm_thresh: 10');
     const syn = seg(CLIENT, CPORT, VIP, 80, { seq: 1000, flags: SYN, win: 64240, opts: mssOpt(1460) });
