@@ -251,7 +251,10 @@ export class Engine {
     const s = this.lb.services.list[si]!;
     const d = this.tracker.serverOf(c);
     const mode = s.fwd[d]!;
-    if (this.sp !== null && !icmpErr && this.tracker.isSynproxy(c) && this.synproxyHeld(r, view, c, dir)) return;
+    if (this.sp !== null && this.tracker.isSynproxy(c)) {
+      if (!icmpErr && this.synproxyHeld(r, view, c, dir)) return;
+      if (icmpErr) this.sp.icmpQuote(r.buf, view, c, dir);
+    }
     if (mode === FWD_NAT || mode === FWD_FNAT || mode === FWD_SNAT) {
       // (a packet hop() refuses expired here or does not fit the path: counted, maybe answered, by hop)
       if (this.hop(r, view, dir === 0 && !icmpErr ? this.mtu : 0)) {

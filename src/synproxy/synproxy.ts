@@ -12,7 +12,8 @@
  */
 import type { SynproxyConfig } from '../config.js';
 import type { Tracker } from '../conntrack/tracker.js';
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type PacketView } from '../packet/view.js';
+import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type PacketView } from '../packet/view.js';
+import { rd32, wr32 } from '../packet/bytes.js';
 import { D_CLOSE, D_CLOSE_WAIT, D_FIN_WAIT, D_LAST_ACK, D_TIME_WAIT, N_CLOSE, N_CLOSE_WAIT, N_FIN_WAIT, N_LAST_ACK, N_TIME_WAIT } from '../proto/tcp.js';
 import type { Services } from '../service/services.js';
 import { COOKIE_BAD, COOKIE_OK, COOKIE_PERIOD_MS, COOKIE_STALE, CookieOpts, Cookies, cookieData, mssIndex } from './cookie.js';
@@ -305,6 +306,20 @@ export class Synproxy {
     }
     seqIn(b, v, this.delta[c]!, this.tsDelta[c]!, this.shiftIn[c]!);
     return SP_FORWARD;
+  }
+
+  /**
+   * An ICMP error about a segment of synproxy connection c, before its addresses are translated. A segment
+   * the LB sent the client (`dir` 1, the quoted packet's direction) carried a sequence number shifted into
+   * the cookie's space; the server, which gets the error, knows it in its own: the quoted number is shifted
+   * back. (Segments toward the server keep the client's sequence numbers: nothing to do.) The ICMP checksum is
+   * recomputed by the translation that follows.
+   */
+  icmpQuote(b: Uint8Array, v: PacketView, c: number, dir: number): void {
+    const q = v.inner;
+    if (dir !== 1 || q.proto !== IPPROTO_TCP || this.tracker.spPending(c) || q.l4Off + 8 > v.frameOff + v.caplen) return;
+    const at = q.l4Off + 4;
+    wr32(b, at, (rd32(b, at) - this.delta[c]!) >>> 0);
   }
 
   /** step 3: the server's SYN-ACK */

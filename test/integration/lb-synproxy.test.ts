@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS, haveTool, run, TSVS, tsvs } from '../helpers/corpus.js';
 import { tsharkTcp, type TcpSeg } from '../helpers/tshark.js';
-import { eth, ipv4, pcapFile, tcp, type Rec } from '../helpers/packets.js';
+import { eth, icmp, ipv4, pcapFile, tcp, type Rec } from '../helpers/packets.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-sp-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -297,6 +297,33 @@ describe('synproxy (replay)', function () {
       'the SYN with the client ISN, then the saved data acknowledging the server ISN + 1',
     );
     for (const p of b.out) assert.ok(p.sumsOk);
+  });
+
+  it('an ICMP error from the client about a segment of the server reaches the server quoting its own sequence number', async () => {
+    const cfg = config('nat');
+    const syn = seg(CLIENT, CPORT, VIP, 80, { seq: 1000, flags: SYN, win: 64240, opts: mssOpt(1460) });
+    const X = (await replay([at(0, syn)], cfg)).out[0]!.seq;
+    // the client received the server's data at the cookie's sequence numbers (server ISN 777: data at 778)
+    const seen = ipv4({ src: VIP, dst: CLIENT, proto: 6 }, tcp({ src: VIP, dst: CLIENT, sport: 80, dport: CPORT, seq: add(X, 1), ack: 1001, flags: ACK | PSH, win: 1000 }, new TextEncoder().encode('hello')));
+    const unreach = eth(0x0800, ipv4({ src: CLIENT, dst: VIP, proto: 1 }, icmp({ type: 3, code: 4, rest: 1400 }, seen.subarray(0, 28))));
+    const recs = [
+      at(0, syn),
+      at(10, seg(CLIENT, CPORT, VIP, 80, { seq: 1001, ack: add(X, 1), flags: ACK, win: 1000 })),
+      at(20, seg(RS, RPORT, CLIENT, CPORT, { seq: 777, ack: 1001, flags: SYN | ACK, win: 1000 })),
+      at(30, seg(RS, RPORT, CLIENT, CPORT, { seq: 778, ack: 1001, flags: ACK | PSH, win: 1000, data: 'hello' })),
+      at(40, unreach),
+    ];
+    const cap = path.join(tmp, 'sp-icmp.pcap');
+    const out = path.join(tmp, 'sp-icmp.out.pcap');
+    fs.writeFileSync(cap, pcapFile(recs));
+    const r = await tsvs(['replay', '--json', '--config', cfg, '--out', out, cap]);
+    assert.equal(r.code, 0, r.stderr);
+    const fields = ['icmp.type', 'ip.src', 'ip.dst', 'tcp.srcport', 'tcp.dstport', 'tcp.seq', 'icmp.checksum.status'];
+    const t = await run('tshark', ['-n', '-r', out, '-o', 'tcp.relative_sequence_numbers:FALSE', '-Y', 'icmp', '-T', 'fields', '-E', 'separator=|', ...fields.flatMap((x) => ['-e', x])]);
+    assert.equal(t.code, 0, t.stderr);
+    const rows = t.stdout.trim().split('\n').map((l) => l.split('|'));
+    assert.equal(rows.length, 1, 'the error is forwarded');
+    assert.deepEqual(rows[0], ['3', `${CLIENT},${RS}`, `${RS},${CLIENT}`, String(RPORT), String(CPORT), '778', '1'], 'to the server, quoting server:port -> client at the server’s own 778; ICMP checksum good');
   });
 
   it('ACK storm from the server dropped past ack_storm_thresh; a SYN with every server down dropped (NO_DEST)', async () => {
