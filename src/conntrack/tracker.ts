@@ -865,9 +865,11 @@ export class Tracker {
     this.lastFrac[c] = this.curFrac;
     const p = v.proto;
     if (p === IPPROTO_TCP) {
-      // once this side's D and A letters are in, only SYN, FIN and RST can add one
+      // once this side's D and A letters are in, only SYN, FIN and RST can add one; nor can more data once
+      // D is in (a side that never sends a pure ACK, as a server answering requests, never gets its A)
       const off = dir === 0 ? 0 : 6;
-      if ((v.tcpFlags & (TCP_SYN | TCP_FIN | TCP_RST)) !== 0 || (~this.hseen[c]! & (H_DA << off)) !== 0) this.tcpHistory(c, off, v);
+      const seen = this.hseen[c]!;
+      if ((v.tcpFlags & (TCP_SYN | TCP_FIN | TCP_RST)) !== 0 || ((~seen & (H_DA << off)) !== 0 && !(seen & (1 << (off + H_D)) && v.payloadLen > 0))) this.tcpHistory(c, off, v);
     } else if (p === IPPROTO_UDP) {
       const code = dir === 0 ? H_D : 6 + H_D;
       if (!(this.hseen[c]! & (1 << code)) && v.payloadLen > 0) this.history(c, code, this.hseen[c]!);
