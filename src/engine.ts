@@ -9,7 +9,7 @@ import { decode } from './packet/decode.js';
 import { sameAddr } from './packet/bytes.js';
 import { IPPROTO_TCP, PacketView, TCP_ACK, TCP_RST, TCP_SYN } from './packet/view.js';
 import { SP_NO_CONN, SP_SYN, type Tracker } from './conntrack/tracker.js';
-import { T_DST, T_PORTS, T_SRC } from './conntrack/table.js';
+import { T_DST, T_PORTS, T_SRC, T_STRIDE } from './conntrack/table.js';
 import { FWD_DR, FWD_FNAT, FWD_NAT, FWD_SNAT, serverLabel, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Service, type Services } from './service/services.js';
 import { icmpXlate, natRewrite, natRewrite4 } from './xmit/nat.js';
 import { drRewrite } from './xmit/dr.js';
@@ -158,7 +158,7 @@ export class Engine {
       // inbound it becomes the reply tuple inverted (to the server), outbound the original tuple inverted
       const t = this.tracker.table;
       const tup = dir === 0 ? t.rtup : t.tup;
-      const o = 4 * c;
+      const o = T_STRIDE * c;
       const p = tup[o + T_PORTS]!;
       natRewrite4(b, view, tup[o + T_DST]!, tup[o + T_SRC]!, ((p << 16) | (p >>> 16)) >>> 0);
     } else this.translateWords(b, view, c, dir, icmpErr);

@@ -9,7 +9,7 @@
  *   reply tuple is the inverse of the original (ports swapped; ICMP: same id, inverted query type), or for a
  *   NAT connection stored in `rtup` (same layout).
  * - Hash: seeded, mixes 32-bit words with Math.imul (murmur3 fmix32 finaliser). No string keys.
- * - Index: chained (bucket heads + one `next` link per entry, all Int32Array, stored +1 so zero = end).
+ * - Index: chained (bucket heads in an Int32Array; one `next` link and the hash per entry, beside the tuple in `tup`; stored +1 so zero = end).
  *   By default the bucket array is sized for the capacity at start (at most one entry per bucket when
  *   full), like nf_conntrack's and DPVS's fixed hash; its pages are committed only as entries land in them.
  *   A table created with fewer buckets doubles them when chains average 2 entries, migrating a few old
@@ -26,11 +26,17 @@ export const F_USED = 0x02;
 /** the reply tuple is stored (load balancing: the server answers, not the original destination) */
 export const F_NAT = 0x04;
 
-/** word offsets in ConnTable.tup / rtup (4 words per connection) */
-export const T_SRC = 0;
-export const T_DST = 1;
-export const T_PORTS = 2;
-export const T_META = 3;
+/**
+ * ConnTable.tup: 8 words per connection (32 bytes, two connections per cache line), the index links of its
+ * two entries beside its original tuple, so one line serves a chain step and the tuple compare:
+ * [8c + 0] next entry + 1 of entry 2c (0 = end), [8c + 1] hash of entry 2c, T_SRC, T_DST,
+ * [8c + 4] next of entry 2c + 1, [8c + 5] its hash, T_PORTS, T_META; entry e's link is at 4e, its hash at 4e + 1.
+ */
+export const T_STRIDE = 8;
+export const T_SRC = 2;
+export const T_DST = 3;
+export const T_PORTS = 6;
+export const T_META = 7;
 
 /** reply-direction "dport" for ICMP keys (type << 8 | code): the inverted query type (`v6`: ICMPv6 types) */
 export function icmpReplyKey(v6: boolean, typeCode: number): number {
@@ -57,24 +63,18 @@ export class TupleKey {
 export class ConnTable {
   readonly capacity: number;
   /**
-   * The original tuple, 4 words per connection side by side (one cache line serves a match and a rewrite):
-   * [4c + T_SRC] word 0 of the source address, [4c + T_DST] of the destination, [4c + T_PORTS] sport << 16 |
-   * dport (ICMP: id << 16 | type << 8 | code), [4c + T_META] L4 protocol | flags (F_*) << 8.
+   * The original tuple and the index links (layout at T_STRIDE): T_SRC word 0 of the source address, T_DST of
+   * the destination, T_PORTS sport << 16 | dport (ICMP: id << 16 | type << 8 | code), T_META L4 protocol |
+   * flags (F_*) << 8.
    */
   readonly tup: Uint32Array;
-  /** the stored reply tuple of F_NAT connections (touched only by them), same layout; its T_META is unused */
+  /** the stored reply tuple of F_NAT connections (touched only by them), same offsets; the other words unused */
   readonly rtup: Uint32Array;
   /** words 1-3 of IPv6 addresses, [3c .. 3c+2] */
   readonly srcHi: Uint32Array;
   readonly dstHi: Uint32Array;
   readonly rsrcHi: Uint32Array;
   readonly rdstHi: Uint32Array;
-  /**
-   * Per index entry (2 per connection), side by side so one cache line serves a chain step:
-   * [2e] = next entry + 1 (0 = end), [2e + 1] = the entry's hash (compared before any tuple field, and
-   * reused by rehashing and removal).
-   */
-  private readonly chain: Int32Array;
   private buckets: Int32Array;
   private mask: number;
   private old: Int32Array | null = null;
@@ -94,13 +94,12 @@ export class ConnTable {
     initialBuckets = capacity * 2,
   ) {
     this.capacity = capacity;
-    this.tup = new Uint32Array(capacity * 4);
-    this.rtup = new Uint32Array(capacity * 4);
+    this.tup = new Uint32Array(capacity * T_STRIDE);
+    this.rtup = new Uint32Array(capacity * T_STRIDE);
     this.srcHi = new Uint32Array(capacity * 3);
     this.dstHi = new Uint32Array(capacity * 3);
     this.rsrcHi = new Uint32Array(capacity * 3);
     this.rdstHi = new Uint32Array(capacity * 3);
-    this.chain = new Int32Array(capacity * 4);
     let nb = 16;
     while (nb < initialBuckets) nb *= 2;
     let maxB = 16;
@@ -117,35 +116,35 @@ export class ConnTable {
   /* ---------------- fields of a connection ---------------- */
 
   protoOf(c: number): number {
-    return this.tup[4 * c + T_META]! & 0xff;
+    return this.tup[T_STRIDE * c + T_META]! & 0xff;
   }
 
   flagsOf(c: number): number {
-    return this.tup[4 * c + T_META]! >>> 8;
+    return this.tup[T_STRIDE * c + T_META]! >>> 8;
   }
 
   isV6(c: number): boolean {
-    return (this.tup[4 * c + T_META]! & (F_V6 << 8)) !== 0;
+    return (this.tup[T_STRIDE * c + T_META]! & (F_V6 << 8)) !== 0;
   }
 
   /** original source port (ICMP: id) */
   sportOf(c: number): number {
-    return this.tup[4 * c + T_PORTS]! >>> 16;
+    return this.tup[T_STRIDE * c + T_PORTS]! >>> 16;
   }
 
   /** original destination port (ICMP: type << 8 | code) */
   dportOf(c: number): number {
-    return this.tup[4 * c + T_PORTS]! & 0xffff;
+    return this.tup[T_STRIDE * c + T_PORTS]! & 0xffff;
   }
 
   /** stored reply tuple (F_NAT): source port (the server's) */
   rsportOf(c: number): number {
-    return this.rtup[4 * c + T_PORTS]! >>> 16;
+    return this.rtup[T_STRIDE * c + T_PORTS]! >>> 16;
   }
 
   /** stored reply tuple (F_NAT): destination port */
   rdportOf(c: number): number {
-    return this.rtup[4 * c + T_PORTS]! & 0xffff;
+    return this.rtup[T_STRIDE * c + T_PORTS]! & 0xffff;
   }
 
   /* ---------------- hashing ---------------- */
@@ -243,7 +242,7 @@ export class ConnTable {
   }
 
   private copyAddr(t: Uint32Array, word: number, hi: Uint32Array, c: number, out: Uint32Array): void {
-    out[0] = t[4 * c + word]!;
+    out[0] = t[T_STRIDE * c + word]!;
     const v6 = this.isV6(c);
     out[1] = v6 ? hi[c * 3]! : 0;
     out[2] = v6 ? hi[c * 3 + 1]! : 0;
@@ -256,9 +255,9 @@ export class ConnTable {
    */
   insertNat(c: number, k: TupleKey, r: TupleKey): void {
     const t = this.rtup;
-    t[4 * c + T_SRC] = r.src[0]!;
-    t[4 * c + T_DST] = r.dst[0]!;
-    t[4 * c + T_PORTS] = ((r.sport << 16) | r.dport) >>> 0;
+    t[T_STRIDE * c + T_SRC] = r.src[0]!;
+    t[T_STRIDE * c + T_DST] = r.dst[0]!;
+    t[T_STRIDE * c + T_PORTS] = ((r.sport << 16) | r.dport) >>> 0;
     if (r.v6) {
       const o = c * 3;
       for (let i = 0; i < 3; i++) {
@@ -272,8 +271,8 @@ export class ConnTable {
 
   /** Index both entries of handle c (the original entry ahead of the reply when they share a chain). */
   private index(c: number, origHash: number, replyHash: number): void {
-    this.chain[c * 4 + 1] = origHash;
-    this.chain[c * 4 + 3] = replyHash;
+    this.tup[T_STRIDE * c + 1] = origHash;
+    this.tup[T_STRIDE * c + 5] = replyHash;
     this.link(c * 2 + 1, replyHash);
     this.link(c * 2, origHash);
     this.count++;
@@ -290,7 +289,7 @@ export class ConnTable {
   /** Is connection c's original tuple its own reverse (then both index entries carry the same tuple)? */
   private selfInverse(c: number): boolean {
     const t = this.tup;
-    const o4 = 4 * c;
+    const o4 = T_STRIDE * c;
     if (t[o4 + T_SRC] !== t[o4 + T_DST] || this.sportOf(c) !== this.dportOf(c) || isIcmp(this.protoOf(c))) return false;
     if (!this.isV6(c)) return true;
     const o = c * 3;
@@ -301,7 +300,7 @@ export class ConnTable {
   private matches(e: number, k: TupleKey): boolean {
     const c = e >>> 1;
     const t = this.tup;
-    const o4 = 4 * c;
+    const o4 = T_STRIDE * c;
     const meta = t[o4 + T_META]!;
     if ((meta & 0xff) !== k.proto || ((meta & (F_V6 << 8)) !== 0) !== k.v6) return false;
     const ks = k.src;
@@ -370,11 +369,11 @@ export class ConnTable {
       arr = old;
       b = h & this.oldMask;
     }
-    const ch = this.chain;
-    const hs = h | 0;
+    const ch = this.tup;
+    const hs = h >>> 0;
     this.reverse = -1;
-    for (let e = arr[b]! - 1; e >= 0; e = ch[2 * e]! - 1) {
-      if (ch[2 * e + 1] !== hs) continue;
+    for (let e = arr[b]! - 1; e >= 0; e = ch[4 * e]! - 1) {
+      if (ch[4 * e + 1] !== hs) continue;
       if (this.matches(e, k)) {
         // a tuple equal to its own reverse (same address and port both ways) matches both entries: original
         if (e & 1 && !(this.flagsOf(e >>> 1) & F_NAT) && this.selfInverse(e >>> 1)) return e - 1;
@@ -395,7 +394,7 @@ export class ConnTable {
   /** Is `k` connection c's original TCP/UDP tuple reversed? */
   private isReverse(c: number, k: TupleKey): boolean {
     const t = this.tup;
-    const o4 = 4 * c;
+    const o4 = T_STRIDE * c;
     const meta = t[o4 + T_META]!;
     if ((meta & 0xff) !== k.proto || isIcmp(k.proto) || t[o4 + T_PORTS] !== (((k.dport << 16) | k.sport) >>> 0)) return false;
     if (t[o4 + T_DST] !== k.src[0] || t[o4 + T_SRC] !== k.dst[0] || ((meta & (F_V6 << 8)) !== 0) !== k.v6) return false;
@@ -418,8 +417,8 @@ export class ConnTable {
     let c: number;
     if (this.freeHead !== 0) {
       c = this.freeHead - 1;
-      this.freeHead = this.chain[2 * (c * 2)]!;
-      this.chain[2 * (c * 2)] = 0;
+      this.freeHead = this.tup[T_STRIDE * c]!;
+      this.tup[T_STRIDE * c] = 0;
       this.reused = true;
     } else if (this.fresh < this.capacity) {
       c = this.fresh++;
@@ -431,7 +430,7 @@ export class ConnTable {
   /** Write the original tuple of handle c. */
   private fill(c: number, k: TupleKey, extra: number): void {
     const t = this.tup;
-    const o4 = 4 * c;
+    const o4 = T_STRIDE * c;
     t[o4 + T_SRC] = k.src[0]!;
     t[o4 + T_DST] = k.dst[0]!;
     if (k.v6) {
@@ -457,30 +456,30 @@ export class ConnTable {
   private link(e: number, h: number): void {
     if (this.old === null) {
       const b = h & this.mask;
-      this.chain[2 * e] = this.buckets[b]!;
+      this.tup[4 * e] = this.buckets[b]!;
       this.buckets[b] = e + 1;
       return;
     }
     this.where(h);
     const arr = this.wArr;
     const b = this.wIdx;
-    this.chain[2 * e] = arr[b]!;
+    this.tup[4 * e] = arr[b]!;
     arr[b] = e + 1;
   }
 
   private unlink(e: number): void {
-    this.where(this.chain[2 * e + 1]! >>> 0);
+    this.where(this.tup[4 * e + 1]! >>> 0);
     const arr = this.wArr;
     const b = this.wIdx;
     let p = arr[b]! - 1;
     if (p === e) {
-      arr[b] = this.chain[2 * e]!;
+      arr[b] = this.tup[4 * e]!;
       return;
     }
     while (p >= 0) {
-      const n = this.chain[2 * p]! - 1;
+      const n = this.tup[4 * p]! - 1;
       if (n === e) {
-        this.chain[2 * p] = this.chain[2 * e]!;
+        this.tup[4 * p] = this.tup[4 * e]!;
         return;
       }
       p = n;
@@ -490,8 +489,8 @@ export class ConnTable {
 
   /** Give back a handle taken by alloc() that was never inserted. */
   release(c: number): void {
-    this.tup[4 * c + T_META] = 0;
-    this.chain[2 * (c * 2)] = this.freeHead;
+    this.tup[T_STRIDE * c + T_META] = 0;
+    this.tup[T_STRIDE * c] = this.freeHead;
     this.freeHead = c + 1;
   }
 
@@ -499,15 +498,15 @@ export class ConnTable {
   remove(c: number): void {
     this.unlink(c * 2);
     this.unlink(c * 2 + 1);
-    this.tup[4 * c + T_META] = 0;
-    this.chain[2 * (c * 2)] = this.freeHead;
-    this.chain[2 * (c * 2 + 1)] = 0;
+    this.tup[T_STRIDE * c + T_META] = 0;
+    this.tup[T_STRIDE * c] = this.freeHead;
+    this.tup[T_STRIDE * c + 4] = 0;
     this.freeHead = c + 1;
     this.count--;
   }
 
   isUsed(c: number): boolean {
-    return (this.tup[4 * c + T_META]! & (F_USED << 8)) !== 0;
+    return (this.tup[T_STRIDE * c + T_META]! & (F_USED << 8)) !== 0;
   }
 
   /** handles ever allocated (iteration bound) */
@@ -542,9 +541,9 @@ export class ConnTable {
       old[b] = 0;
       this.migratePos++; // entries of this bucket now belong to the new table
       while (e >= 0) {
-        const nx = this.chain[2 * e]! - 1;
-        const nbk = this.chain[2 * e + 1]! & this.mask;
-        this.chain[2 * e] = this.buckets[nbk]!;
+        const nx = this.tup[4 * e]! - 1;
+        const nbk = this.tup[4 * e + 1]! & this.mask;
+        this.tup[4 * e] = this.buckets[nbk]!;
         this.buckets[nbk] = e + 1;
         e = nx;
       }
@@ -560,7 +559,7 @@ export class ConnTable {
     for (let i = 0; i < buckets; i++) {
       this.where((h + i) >>> 0);
       const arr = this.wArr;
-      for (let e = arr[this.wIdx]! - 1; e >= 0; e = this.chain[2 * e]! - 1) {
+      for (let e = arr[this.wIdx]! - 1; e >= 0; e = this.tup[4 * e]! - 1) {
         const c = e >>> 1;
         if (evictable(c)) return c;
       }
