@@ -7,13 +7,9 @@ import { parseConfig } from '../../src/config.js';
 import { Tracker, type Profile } from '../../src/conntrack/tracker.js';
 import { Engine } from '../../src/engine.js';
 import { decode } from '../../src/packet/decode.js';
-import { PacketView } from '../../src/packet/view.js';
+import { PacketView, TCP_ACK } from '../../src/packet/view.js';
 import { Services } from '../../src/service/services.js';
 import { eth, ipv4, tcp, udp } from './packets.js';
-
-export const SYN = 0x02;
-export const ACK = 0x10;
-export const RST = 0x04;
 
 export class LbLab {
   readonly services: Services;
@@ -31,7 +27,7 @@ export class LbLab {
 
   /** one TCP segment (flags given) or UDP datagram (flags < 0) at the current time; returns the entry the tracker gave it */
   send(src: string, sport: number, dst: string, dport: number, flags: number): number {
-    const l4 = flags < 0 ? udp({ src, dst, sport, dport }, new Uint8Array(8)) : tcp({ src, dst, sport, dport, flags, seq: 1000, ack: flags & ACK ? 5001 : 0 });
+    const l4 = flags < 0 ? udp({ src, dst, sport, dport }, new Uint8Array(8)) : tcp({ src, dst, sport, dport, flags, seq: 1000, ack: flags & TCP_ACK ? 5001 : 0 });
     const f = eth(0x0800, ipv4({ proto: flags < 0 ? 17 : 6, src, dst }, l4));
     const r = this.rec;
     r.buf = f;

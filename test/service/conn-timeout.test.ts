@@ -6,7 +6,8 @@
 import { strict as assert } from 'node:assert';
 import { D_ESTABLISHED, D_SYN_RECV, DPVS_TCP_TIMEOUTS, N_ESTABLISHED, N_SYN_SENT, NF_TCP_TIMEOUTS } from '../../src/proto/tcp.js';
 import { DPVS_UDP_TIMEOUTS, NF_UDP_UNREPLIED, U_ONEWAY } from '../../src/proto/udp.js';
-import { ACK, LbLab, SYN } from '../helpers/lb-lab.js';
+import { LbLab } from '../helpers/lb-lab.js';
+import { TCP_ACK, TCP_SYN } from '../../src/packet/view.js';
 import type { Profile } from '../../src/conntrack/tracker.js';
 
 const SERVER = '10.201.3.1';
@@ -26,10 +27,10 @@ function lab(profile: Profile): LbLab {
 
 /** a NAT connection through the handshake (the server's SYN-ACK from its own address); returns its handle */
 function established(l: LbLab, vip: string, cport: number): number {
-  const e = l.send('192.0.2.1', cport, vip, 80, SYN);
+  const e = l.send('192.0.2.1', cport, vip, 80, TCP_SYN);
   assert.ok(e >= 0);
-  l.send(SERVER, 80, '192.0.2.1', cport, SYN | ACK);
-  l.send('192.0.2.1', cport, vip, 80, ACK);
+  l.send(SERVER, 80, '192.0.2.1', cport, TCP_SYN | TCP_ACK);
+  l.send('192.0.2.1', cport, vip, 80, TCP_ACK);
   return e >>> 1;
 }
 
@@ -46,7 +47,7 @@ describe('service conn_timeout', function () {
       assert.equal(l.tracker.remaining(a), 5);
       assert.equal(l.tracker.timeoutOf(b), estDefault);
       l.wait(4);
-      l.send('192.0.2.1', 40001, '10.201.2.1', 80, ACK); // traffic renews it: 5 s from now
+      l.send('192.0.2.1', 40001, '10.201.2.1', 80, TCP_ACK); // traffic renews it: 5 s from now
       l.wait(4);
       assert.ok(l.tracker.table.isUsed(a), 'renewed by the packet 4 s ago');
       l.wait(2);
@@ -57,7 +58,7 @@ describe('service conn_timeout', function () {
 
     it(`${profile}: before ESTABLISHED the profile's timeouts apply`, function () {
       const l = lab(profile);
-      const e = l.send('192.0.2.1', 40003, '10.201.2.1', 80, SYN);
+      const e = l.send('192.0.2.1', 40003, '10.201.2.1', 80, TCP_SYN);
       const c = e >>> 1;
       const st = l.tracker.stateOf(c);
       assert.equal(st, profile === 'dpvs' ? D_SYN_RECV : N_SYN_SENT);

@@ -9,7 +9,8 @@ import { type HealthConfig } from '../../src/config.js';
 import { type Profile } from '../../src/conntrack/tracker.js';
 import { counterObject } from '../../src/conntrack/records.js';
 import { HealthChecker } from '../../src/service/health.js';
-import { ACK, LbLab, RST, SYN } from '../helpers/lb-lab.js';
+import { LbLab } from '../helpers/lb-lab.js';
+import { TCP_ACK, TCP_RST, TCP_SYN } from '../../src/packet/view.js';
 
 const VIP = '10.201.2.2';
 const A = '10.201.3.1';
@@ -48,7 +49,7 @@ class Lab extends LbLab {
 
   /** a client's SYN: returns the server it was scheduled to */
   syn(client: string, cport: number): string {
-    const e = this.send(client, cport, VIP, 80, SYN);
+    const e = this.send(client, cport, VIP, 80, TCP_SYN);
     assert.ok(e >= 0, `SYN tracked (${e}): ${JSON.stringify(this.engine.notEmitted)} ${JSON.stringify(Object.entries(counterObject(this.tracker)).filter(([, n]) => n > 0))}`);
     return this.services.list[0]!.cfg.servers[this.tracker.serverOf(e >>> 1)]!.addr;
   }
@@ -66,13 +67,13 @@ describe('passive health signals', function () {
       const lab = new Lab(profile, 'nat');
       // 1: refused by RST from its server
       const s1 = lab.syn('192.0.2.1', 40001);
-      lab.send(s1, 80, '192.0.2.1', 40001, RST | ACK);
+      lab.send(s1, 80, '192.0.2.1', 40001, TCP_RST | TCP_ACK);
       assert.deepEqual(lab.changes, [], 'one failure is below fall = 2');
       // 2: the other server completes a handshake (a success for it)
       const s2 = lab.syn('192.0.2.2', 40002);
       assert.notEqual(s2, s1, 'rr alternates');
-      lab.send(s2, 80, '192.0.2.2', 40002, SYN | ACK);
-      lab.send('192.0.2.2', 40002, VIP, 80, ACK);
+      lab.send(s2, 80, '192.0.2.2', 40002, TCP_SYN | TCP_ACK);
+      lab.send('192.0.2.2', 40002, VIP, 80, TCP_ACK);
       // 3: the first server again, which never answers: a failure when the connection expires unanswered
       assert.equal(lab.syn('192.0.2.3', 40003), s1);
       lab.wait(200);
@@ -89,7 +90,7 @@ describe('passive health signals', function () {
     const lab = new Lab('dpvs', 'nat');
     for (let i = 0; i < 6; i++) {
       const s = lab.syn(`198.18.0.${i + 1}`, 50000 + i);
-      lab.send(s, 80, `198.18.0.${i + 1}`, 50000 + i, SYN | ACK);
+      lab.send(s, 80, `198.18.0.${i + 1}`, 50000 + i, TCP_SYN | TCP_ACK);
       lab.wait(200);
     }
     assert.deepEqual(lab.changes, []);

@@ -7,7 +7,8 @@
  */
 import { strict as assert } from 'node:assert';
 import { parseConfig } from '../../src/config.js';
-import { LbLab, SYN } from '../helpers/lb-lab.js';
+import { LbLab } from '../helpers/lb-lab.js';
+import { TCP_SYN } from '../../src/packet/view.js';
 
 const VIP = '10.201.2.2';
 const A = '10.201.3.1';
@@ -26,7 +27,7 @@ const service = (expireQuiescent: boolean, servers: Array<{ addr: string; weight
 
 /** the server a new connection from client:cport was given */
 function connect(l: LbLab, client: string, cport: number): string {
-  const e = l.send(client, cport, VIP, 80, SYN);
+  const e = l.send(client, cport, VIP, 80, TCP_SYN);
   assert.ok(e >= 0, 'tracked');
   return l.services.list[0]!.cfg.servers[l.tracker.serverOf(e >>> 1)]!.addr;
 }
