@@ -5,7 +5,7 @@
  * corrupt record header and stops the file). A caplen above the header's snaplen is accepted as libpcap does
  * (counted in a warning), since real captures (and capinfos/tshark) have them.
  */
-import { rdU16, rdU32 } from '../packet/bytes.js';
+import { dataViewOf, rdU16, rdU32 } from '../packet/bytes.js';
 import { CaptureError, PacketRecord } from './record.js';
 import type { FormatParser, RecordHandler } from './parser.js';
 
@@ -52,7 +52,7 @@ export class PcapParser implements FormatParser {
     // record header fields through a DataView over the window (one load each), made when the window changes
     if (this.dvBuf !== b) {
       this.dvBuf = b;
-      this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      this.dv = dataViewOf(b);
     }
     const d = this.dv;
     const fracLimit = this.digits === 6 ? 1e6 : 1e9;

@@ -6,12 +6,12 @@
  * window (a 114-byte copy costs ~60 ns here, as much as the whole rewrite of the packet).
  */
 import * as fs from 'node:fs';
-import { wr16le, wr32le } from '../packet/bytes.js';
+import { dataViewOf, wr16le, wr32le } from '../packet/bytes.js';
 
 export class PcapWriter {
   private readonly fd: number;
   private readonly buf = Buffer.allocUnsafe(1 << 20);
-  private readonly dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+  private readonly dv = dataViewOf(this.buf);
   private pos = 0;
   /** the pending run of records written in place: buf[runStart, runEnd) */
   private runBuf: Uint8Array | null = null;
@@ -74,7 +74,7 @@ export class PcapWriter {
     if (this.runBuf !== data || this.runEnd !== hdr) {
       this.flush();
       if (this.runDv === null || this.runDv.buffer !== data.buffer || this.runDv.byteOffset !== data.byteOffset) {
-        this.runDv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+        this.runDv = dataViewOf(data);
       }
       dv = this.runDv;
       this.runBuf = data;

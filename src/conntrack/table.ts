@@ -271,8 +271,8 @@ export class ConnTable {
 
   /** Index both entries of handle c (the original entry ahead of the reply when they share a chain). */
   private index(c: number, origHash: number, replyHash: number): void {
-    this.tup[T_STRIDE * c + 1] = origHash;
-    this.tup[T_STRIDE * c + 5] = replyHash;
+    this.tup[4 * (2 * c) + 1] = origHash; // entry e: link at 4e, hash at 4e + 1
+    this.tup[4 * (2 * c + 1) + 1] = replyHash;
     this.link(c * 2 + 1, replyHash);
     this.link(c * 2, origHash);
     this.count++;
@@ -417,8 +417,8 @@ export class ConnTable {
     let c: number;
     if (this.freeHead !== 0) {
       c = this.freeHead - 1;
-      this.freeHead = this.tup[T_STRIDE * c]!;
-      this.tup[T_STRIDE * c] = 0;
+      this.freeHead = this.tup[4 * (2 * c)]!;
+      this.tup[4 * (2 * c)] = 0;
       this.reused = true;
     } else if (this.fresh < this.capacity) {
       c = this.fresh++;
@@ -490,7 +490,7 @@ export class ConnTable {
   /** Give back a handle taken by alloc() that was never inserted. */
   release(c: number): void {
     this.tup[T_STRIDE * c + T_META] = 0;
-    this.tup[T_STRIDE * c] = this.freeHead;
+    this.tup[4 * (2 * c)] = this.freeHead;
     this.freeHead = c + 1;
   }
 
@@ -499,8 +499,8 @@ export class ConnTable {
     this.unlink(c * 2);
     this.unlink(c * 2 + 1);
     this.tup[T_STRIDE * c + T_META] = 0;
-    this.tup[T_STRIDE * c] = this.freeHead;
-    this.tup[T_STRIDE * c + 4] = 0;
+    this.tup[4 * (2 * c)] = this.freeHead;
+    this.tup[4 * (2 * c + 1)] = 0;
     this.freeHead = c + 1;
     this.count--;
   }

@@ -1,5 +1,13 @@
 /** Big-endian reads and writes on a Uint8Array, without DataView or allocation. */
 
+/**
+ * A DataView over exactly the bytes of `b` (same offsets): a 16/32-bit field is then one load and a byte swap.
+ * Made once per buffer by its holder (the decoded view, the reader, the writer), never per packet.
+ */
+export function dataViewOf(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
 export function rd16(b: Uint8Array, o: number): number {
   return (b[o]! << 8) | b[o + 1]!;
 }

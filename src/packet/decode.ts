@@ -13,7 +13,7 @@
  *   cut: `ipTruncated`), and a drop when it does not (the header lies).
  * - Non-first fragments have no L4 header; a first fragment too short for its L4 header is a fragment without L4.
  */
-import { rd16, rd32 } from './bytes.js';
+import { dataViewOf, rd16, rd32 } from './bytes.js';
 import {
   ICMPV6_TRUNCATED,
   ICMP_TRUNCATED,
@@ -156,7 +156,7 @@ function fastIpv4(b: Uint8Array, off: number, caplen: number, wirelen: number, l
 /** a new buffer for the view (the reader's window moved to another, a generated frame): a pointer store costs a GC write barrier, so only then */
 function setBuf(v: PacketView, b: Uint8Array): void {
   v.buf = b;
-  v.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  v.dv = dataViewOf(b);
 }
 
 /** wire length of the frame being decoded by the general path */

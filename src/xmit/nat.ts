@@ -46,9 +46,9 @@ export function natRewrite(b: Uint8Array, v: PacketView, which: 0 | 1, addr: Uin
  * destination `daddr`, ports `ports` (sport << 16 | dport); one RFC 1624 update of each checksum for all the
  * changes (the fast path of natRewrite for the common case).
  */
-export function natRewrite4(b: Uint8Array, v: PacketView, saddr: number, daddr: number, ports: number): void {
-  // the view's DataView over the buffer it was decoded from: one load and a byte swap per field
-  const d = b === v.buf ? v.dv : new DataView(b.buffer, b.byteOffset, b.byteLength);
+export function natRewrite4(v: PacketView, saddr: number, daddr: number, ports: number): void {
+  // in the buffer the packet was decoded from, through the view's DataView over it
+  const d = v.dv;
   const l3 = v.l3Off;
   const l4 = v.l4Off;
   const os = d.getUint32(l3 + 12);

@@ -20,7 +20,7 @@ describe('NAT rewriting (RFC 1624 incremental checksums)', function () {
         const g = f.slice();
         const v = new PacketView();
         decode(f, 0, f.length, f.length, 1, v);
-        natRewrite4(f, v, ns, nd, ((nsp << 16) | ndp) >>> 0);
+        natRewrite4(v, ns, nd, ((nsp << 16) | ndp) >>> 0);
         const w = new PacketView();
         decode(g, 0, g.length, g.length, 1, w);
         natRewrite(g, w, 0, Uint32Array.of(ns, 0, 0, 0), nsp);
