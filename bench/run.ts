@@ -111,16 +111,21 @@ export async function conntrackBench(): Promise<void> {
   }
 }
 
+/** WARM_FULL warm-up runs, then RUNS timed ones: the best rate of those, and the last run's result */
+async function bestAfterWarmup<R>(run: () => Promise<R>, rate: (r: R) => number): Promise<{ best: number; last: R }> {
+  let best = 0;
+  let last = await run();
+  for (let i = 1; i < RUNS + WARM_FULL; i++) {
+    last = await run();
+    if (i >= WARM_FULL) best = Math.max(best, rate(last));
+  }
+  return { best, last };
+}
+
 export async function lbBench(): Promise<void> {
   console.log('\n## load balancer full path (issue 4): read + decode + conntrack + wrr + FNAT rewrite + pcap write');
   const f = ensure('lb-1m-v4.pcap', 1_000_000, 10_000, 0, 0);
-  let best = 0;
-  let last = { emitted: 0, conns: 0, packets: 0 };
-  for (let i = 0; i < RUNS + WARM_FULL; i++) {
-    const r = await lbPath(f);
-    last = r;
-    if (i >= WARM_FULL) best = Math.max(best, r.packets / r.seconds);
-  }
+  const { best, last } = await bestAfterWarmup(() => lbPath(f), (r) => r.packets / r.seconds);
   console.log(`  ${f}: ${last.packets.toLocaleString()} packets, ${last.conns.toLocaleString()} connections, ${last.emitted.toLocaleString()} emitted`);
   console.log(`  ${'full path'.padEnd(44)} ${(best / 1e6).toFixed(2).padStart(7)} M packets/s   (target >= 3)`);
 }
@@ -129,13 +134,7 @@ export async function synproxyBench(): Promise<void> {
   console.log('\n## synproxy (issue 5): spoofed SYN flood, read + decode + conntrack + cookie + SYN-ACK in place + pcap write');
   const f = path.join(DATA, 'synflood-1m.pcap');
   if (!fs.existsSync(f)) generateFlood(f, 1_000_000);
-  let best = 0;
-  let last = { packets: 0, seconds: 0, synacks: 0, conns: 0, openAtEnd: 0, emitted: 0 };
-  for (let i = 0; i < RUNS + WARM_FULL; i++) {
-    const r = await floodThroughSynproxy(f);
-    last = r;
-    if (i >= WARM_FULL) best = Math.max(best, r.synacks / r.seconds);
-  }
+  const { best, last } = await bestAfterWarmup(() => floodThroughSynproxy(f), (r) => r.synacks / r.seconds);
   console.log(`  ${f}: ${last.packets.toLocaleString()} SYNs, ${last.synacks.toLocaleString()} SYN-ACKs emitted, connections created: ${last.conns}, open at the end: ${last.openAtEnd}`);
   console.log(`  ${'SYN-ACKs generated (full path)'.padEnd(44)} ${(best / 1e6).toFixed(2).padStart(7)} M SYN-ACKs/s   (target >= 1.5)`);
   let bm = 0;
