@@ -34,7 +34,7 @@ measure() {
   udp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -u -l 64 -b 0 -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const u=j.end.sum;console.log(Math.round((u.packets-u.lost_packets)/u.seconds))})')
   echo "$tcp $udp"
 }
-ip netns exec $P-l node dist/src/cli/tsvs.js run --config "$tmp/lb.yaml" 2> "$tmp/tsvs.log" &
+ip netns exec $P-l bin/tsvs run --config "$tmp/lb.yaml" 2> "$tmp/tsvs.log" &
 lb=$!
 pids+=($lb)
 sleep 2
