@@ -57,6 +57,10 @@ export class TupleKey {
   sport = 0;
   dport = 0;
   proto = 0;
+  /**
+   * set by hashKey: the 32 bits as an int32 (a number above 2^31 stored in a field is a new heap number per
+   * store: measured 8 bytes allocated per packet, half the hashes, when this was a uint32)
+   */
   hash = 0;
 }
 
@@ -163,7 +167,7 @@ export class ConnTable {
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
-    return (h ^ (h >>> 16)) >>> 0;
+    return h ^ (h >>> 16);
   }
 
   /**
