@@ -160,7 +160,7 @@ export class Engine {
       const tup = dir === 0 ? t.rtup : t.tup;
       const o = T_STRIDE * c;
       const p = tup[o + T_PORTS]!;
-      natRewrite4(view, tup[o + T_DST]!, tup[o + T_SRC]!, ((p << 16) | (p >>> 16)) >>> 0);
+      natRewrite4(view, tup[o + T_DST]! | 0, tup[o + T_SRC]! | 0, (p << 16) | (p >>> 16));
     } else this.translateWords(b, view, c, dir, icmpErr);
   }
 
