@@ -112,6 +112,7 @@ export class PcapParser implements FormatParser {
     this.linktypes.add(this.linktype);
     this.rec.linktype = this.linktype;
     this.rec.digits = this.digits;
+    this.rec.hdrLe = le;
     this.rec.ifIndex = 0;
     this.headerDone = true;
   }

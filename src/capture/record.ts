@@ -22,6 +22,8 @@ export class PacketRecord {
    * none: pcapng, live capture, packets the LB makes). The output pcap writes such records from where they are.
    */
   hdr = -1;
+  /** the header at `hdr` is little-endian (as the output pcap writes its headers) */
+  hdrLe = false;
 }
 
 /** Packet time in microseconds since the epoch (exact as a double for any realistic date). */

@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { dataViewOf, wr16le, wr32le } from '../packet/bytes.js';
+import type { PacketRecord } from './record.js';
 
 export class PcapWriter {
   private readonly fd: number;
@@ -70,20 +71,35 @@ export class PcapWriter {
    * by the next flush(). The caller must flush() before those bytes change (the reader's beforeReuse).
    */
   writeInPlace(sec: number, frac: number, data: Uint8Array, hdr: number, len: number, wirelen = len): void {
-    let dv = this.runDv;
+    this.appendInPlace(data, hdr, len);
+    const dv = this.runDv!;
+    dv.setUint32(hdr, sec, true);
+    dv.setUint32(hdr + 4, frac, true);
+    dv.setUint32(hdr + 8, len, true);
+    dv.setUint32(hdr + 12, wirelen < len ? len : wirelen, true);
+  }
+
+  /**
+   * Record `r` of a classic pcap file, rewritten where it lies in the reader's window and now `len` bytes
+   * long (at most its caplen), with the timestamp fraction `frac` in this writer's unit: as writeInPlace, but
+   * a header that already says what this writer would write (little-endian, same precision and lengths: the
+   * common case of a rewritten packet) is left as it is, sparing four stores per packet.
+   */
+  writeRecordInPlace(r: PacketRecord, frac: number, len: number, wirelen: number): void {
+    if (r.hdrLe && r.digits === this.digits && len === r.caplen && wirelen === r.wirelen && wirelen >= len) this.appendInPlace(r.buf, r.hdr, len);
+    else this.writeInPlace(r.tsSec, frac, r.buf, r.hdr, len, wirelen);
+  }
+
+  /** add data[hdr, hdr + 16 + len) to the run written from the window, starting a new run unless it follows on */
+  private appendInPlace(data: Uint8Array, hdr: number, len: number): void {
     if (this.runBuf !== data || this.runEnd !== hdr) {
       this.flush();
       if (this.runDv === null || this.runDv.buffer !== data.buffer || this.runDv.byteOffset !== data.byteOffset) {
         this.runDv = dataViewOf(data);
       }
-      dv = this.runDv;
       this.runBuf = data;
       this.runStart = hdr;
     }
-    dv!.setUint32(hdr, sec, true);
-    dv!.setUint32(hdr + 4, frac, true);
-    dv!.setUint32(hdr + 8, len, true);
-    dv!.setUint32(hdr + 12, wirelen < len ? len : wirelen, true);
     this.runEnd = hdr + 16 + len;
     this.packets++;
   }

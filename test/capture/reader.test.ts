@@ -276,7 +276,9 @@ describe('capture reader', function () {
 
     for (const bigEndian of [false, true]) {
       it(`records written in place from the reader's window (${bigEndian ? 'big' : 'little'}-endian ns input, tiny window) come out whole and in order`, async function () {
-        // every third record is copied instead (as a packet the LB makes would be), every fifth is cut short
+        // every third record is copied instead (as a packet the LB makes would be), every fifth is cut short; of
+        // the others, half have their header rewritten, half are written as records (header kept when it is
+        // little-endian and still right)
         const recs = Array.from({ length: 300 }, (_, i) => ({ sec: 1700000000 + i, frac: i * 1000 + 7, data: pkt(i % 61), wirelen: 2000 + i }));
         const out = path.join(tmp, `inplace-${bigEndian}.pcap`);
         let w: PcapWriter | null = null;
@@ -288,7 +290,8 @@ describe('capture reader', function () {
             const len = i % 5 === 0 ? r.caplen - 3 : r.caplen;
             r.buf[r.off + len - 1] = i & 255; // rewritten in place, like a translated packet
             if (i % 3 === 0) w.write(r.tsSec, r.tsFrac, r.buf, r.off, len, r.wirelen);
-            else w.writeInPlace(r.tsSec, r.tsFrac, r.buf, r.hdr, len, r.wirelen);
+            else if (i % 3 === 1) w.writeInPlace(r.tsSec, r.tsFrac, r.buf, r.hdr, len, r.wirelen);
+            else w.writeRecordInPlace(r, r.tsFrac, len, r.wirelen); // (the header is kept when it already says this)
           },
           { window: 256, beforeReuse: () => w?.flush() },
         );
