@@ -2,8 +2,9 @@
  * Classic pcap writer (little-endian, version 2.4), µs or ns magic to keep the input's precision.
  * Records are staged in a 1 MiB buffer and written with one syscall per buffer. A record that arrives with
  * room for its header right before it (a classic pcap record in the reader's window) is not copied: its
- * header is rewritten in place and consecutive such records are written as one run, straight from the
- * window (a 114-byte copy costs ~60 ns here, as much as the whole rewrite of the packet).
+ * header is rewritten in place (or kept, when it already is what this writer would write) and consecutive
+ * such records are written as one run, straight from the window (a 114-byte copy costs ~60 ns here, as much
+ * as the whole rewrite of the packet).
  */
 import * as fs from 'node:fs';
 import { dataViewOf, wr16le, wr32le } from '../packet/bytes.js';
