@@ -17,7 +17,8 @@ import { lbPath } from './lb.js';
 import { cookieRate, floodThroughSynproxy, generateFlood } from './synproxy.js';
 import { V8_FLAGS, v8Tuned } from '../src/runtime.js';
 
-const DATA = path.resolve('bench/data');
+/** the generated captures: bench/data/ of the repository, wherever the bench is started from (dist/bench/ and dist/bundle/ are both two levels down) */
+const DATA = fileURLToPath(new URL('../../bench/data', import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 /**
  * runs of the full LB and synproxy paths before the timed ones: the JIT is still compiling the path through
