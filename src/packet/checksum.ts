@@ -22,10 +22,15 @@ export function sum16(b: Uint8Array, off: number, len: number, init = 0): number
   return s;
 }
 
-/** Fold a sum to 16 bits (one's complement addition of the carries). */
+/**
+ * Fold a sum to 16 bits (one's complement addition of the carries). A sum below 2^32 (every per-packet
+ * update) takes two rounds of 32-bit arithmetic, which always suffice; only sums of long buffers past 2^32
+ * are first reduced in floating point.
+ */
 export function fold(s: number): number {
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
-  return s;
+  while (s > 0xffffffff) s = (s % 65536) + Math.floor(s / 65536);
+  s = (s & 0xffff) + (s >>> 16);
+  return (s & 0xffff) + (s >>> 16);
 }
 
 /** The checksum field value for a sum: ~fold(s). */

@@ -5,7 +5,7 @@
  * pseudo-header, so an address change is folded into it too. A UDP checksum of 0 over IPv4 (none) stays 0.
  */
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.js';
-import { patch16, patch32, setL4Checksum } from '../packet/checksum.js';
+import { fold, patch16, patch32, setL4Checksum } from '../packet/checksum.js';
 import { IPPROTO_TCP, IPPROTO_UDP, type PacketView } from '../packet/view.js';
 
 /** Replace the source (`which` = 0) or destination (1) address and port of a decoded TCP/UDP packet. */
@@ -60,20 +60,14 @@ export function natRewrite4(v: PacketView, saddr: number, daddr: number, ports: 
   const da = (~os >>> 16) + (~os & 0xffff) + (saddr >>> 16) + (saddr & 0xffff) + (~od >>> 16) + (~od & 0xffff) + (daddr >>> 16) + (daddr & 0xffff);
   d.setInt32(l3 + 12, saddr);
   d.setInt32(l3 + 16, daddr);
-  d.setUint16(l3 + 10, ~fold32((~d.getUint16(l3 + 10) & 0xffff) + da) & 0xffff);
+  d.setUint16(l3 + 10, ~fold((~d.getUint16(l3 + 10) & 0xffff) + da) & 0xffff);
   d.setInt32(l4, ports);
   const co = v.proto === IPPROTO_TCP ? l4 + 16 : l4 + 6;
   const old = d.getUint16(co);
   if (v.proto === IPPROTO_UDP && old === 0) return; // RFC 768: no checksum
-  let c = ~fold32((~old & 0xffff) + da + (~op >>> 16) + (ports >>> 16) + (~op & 0xffff) + (ports & 0xffff)) & 0xffff;
+  let c = ~fold((~old & 0xffff) + da + (~op >>> 16) + (ports >>> 16) + (~op & 0xffff) + (ports & 0xffff)) & 0xffff;
   if (c === 0 && v.proto === IPPROTO_UDP) c = 0xffff; // RFC 768: 0 means none
   d.setUint16(co, c);
-}
-
-/** one's-complement fold of a sum below 2^32 to 16 bits (two rounds always suffice), without a loop */
-function fold32(s: number): number {
-  s = (s & 0xffff) + (s >>> 16);
-  return (s & 0xffff) + (s >>> 16);
 }
 
 /**

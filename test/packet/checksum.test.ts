@@ -13,6 +13,18 @@ describe('checksum', function () {
     assert.equal(fold(sum16(bytes(0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7), 0, 8)), 0xddf2);
   });
 
+  it('fold: 16 bits congruent to the sum modulo 0xffff, for sums up to 2^53 (fast-check)', function () {
+    // one's-complement folding keeps the sum modulo 2^16 - 1; a non-zero sum never folds to 0
+    const check = (x: number) => {
+      const f = fold(x);
+      assert.ok(f >= 0 && f <= 0xffff, `fold(${x}) = ${f}`);
+      assert.equal(f % 0xffff, x % 0xffff, `fold(${x})`);
+      if (x > 0) assert.notEqual(f, 0);
+    };
+    for (const x of [0, 1, 0xffff, 0x10000, 0x1fffe, 0x7fffffff, 0x80000000, 0xffffffff, 2 ** 32, 2 ** 32 + 1, 2 ** 53 - 1]) check(x);
+    fc.assert(fc.property(fc.oneof(fc.integer({ min: 0, max: 0xffffffff }), fc.maxSafeNat()), check));
+  });
+
   it('matches the reference loop on random data, odd lengths included (fast-check)', function () {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (d) => {
