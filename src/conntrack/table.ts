@@ -44,6 +44,11 @@ export function icmpReplyKey(v6: boolean, typeCode: number): number {
   return inv < 0 ? typeCode : (inv << 8) | (typeCode & 0xff);
 }
 
+/** both ports of a tuple in one word, as T_PORTS holds them */
+function portsWord(sport: number, dport: number): number {
+  return ((sport << 16) | dport) >>> 0;
+}
+
 function isIcmp(p: number): boolean {
   return p === 1 || p === 58;
 }
@@ -261,7 +266,7 @@ export class ConnTable {
     const t = this.rtup;
     t[T_STRIDE * c + T_SRC] = r.src[0]!;
     t[T_STRIDE * c + T_DST] = r.dst[0]!;
-    t[T_STRIDE * c + T_PORTS] = ((r.sport << 16) | r.dport) >>> 0;
+    t[T_STRIDE * c + T_PORTS] = portsWord(r.sport, r.dport);
     if (r.v6) {
       const o = c * 3;
       for (let i = 0; i < 3; i++) {
@@ -314,23 +319,23 @@ export class ConnTable {
     let ah: Uint32Array;
     let bh: Uint32Array;
     if ((e & 1) === 0) {
-      if (t[o4 + T_PORTS] !== (((k.sport << 16) | k.dport) >>> 0)) return false;
+      if (t[o4 + T_PORTS] !== portsWord(k.sport, k.dport)) return false;
       a = t[o4 + T_SRC]!;
       b = t[o4 + T_DST]!;
       ah = this.srcHi;
       bh = this.dstHi;
     } else if (meta & (F_NAT << 8)) {
       const r = this.rtup;
-      if (r[o4 + T_PORTS] !== (((k.sport << 16) | k.dport) >>> 0)) return false;
+      if (r[o4 + T_PORTS] !== portsWord(k.sport, k.dport)) return false;
       a = r[o4 + T_SRC]!;
       b = r[o4 + T_DST]!;
       ah = this.rsrcHi;
       bh = this.rdstHi;
     } else {
+      // the reply tuple is the original inverted: for TCP/UDP exactly isReverse()
+      if (!isIcmp(k.proto)) return this.isReverse(c, k);
       const ports = t[o4 + T_PORTS]!;
-      if (isIcmp(k.proto)) {
-        if (ports >>> 16 !== k.sport || icmpReplyKey(k.proto === 58, ports & 0xffff) !== k.dport) return false;
-      } else if ((ports & 0xffff) !== k.sport || ports >>> 16 !== k.dport) return false;
+      if (ports >>> 16 !== k.sport || icmpReplyKey(k.proto === 58, ports & 0xffff) !== k.dport) return false;
       a = t[o4 + T_DST]!;
       b = t[o4 + T_SRC]!;
       ah = this.dstHi;
@@ -400,7 +405,7 @@ export class ConnTable {
     const t = this.tup;
     const o4 = T_STRIDE * c;
     const meta = t[o4 + T_META]!;
-    if ((meta & 0xff) !== k.proto || isIcmp(k.proto) || t[o4 + T_PORTS] !== (((k.dport << 16) | k.sport) >>> 0)) return false;
+    if ((meta & 0xff) !== k.proto || isIcmp(k.proto) || t[o4 + T_PORTS] !== portsWord(k.dport, k.sport)) return false;
     if (t[o4 + T_DST] !== k.src[0] || t[o4 + T_SRC] !== k.dst[0] || ((meta & (F_V6 << 8)) !== 0) !== k.v6) return false;
     if (!k.v6) return true;
     const o = c * 3;
@@ -446,7 +451,7 @@ export class ConnTable {
       this.dstHi[o + 1] = k.dst[2]!;
       this.dstHi[o + 2] = k.dst[3]!;
     }
-    t[o4 + T_PORTS] = ((k.sport << 16) | k.dport) >>> 0;
+    t[o4 + T_PORTS] = portsWord(k.sport, k.dport);
     t[o4 + T_META] = k.proto | (((k.v6 ? F_V6 : 0) | F_USED | extra) << 8);
   }
 

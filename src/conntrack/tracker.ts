@@ -854,7 +854,7 @@ export class Tracker {
 
   private isEstablished(c: number): boolean {
     if (this.table.protoOf(c) !== IPPROTO_TCP) return (this.status[c]! & S_SEEN_REPLY) !== 0;
-    return this.profile === 'dpvs' ? this.state[c] === D_ESTABLISHED : this.state[c] === N_ESTABLISHED;
+    return this.state[c] === this.stEstablished;
   }
 
   private account(c: number, dir: number, v: PacketView): void {
