@@ -61,10 +61,10 @@ export async function trackCapture(file: string, maxConns: number): Promise<{ pa
   return { packets: n, seconds: (performance.now() - t0) / 1000, tracker };
 }
 
-/** RSS growth per connection while `n` connections are created through decode + track (in memory). */
 /** insertions counted as the JIT's warm-up in bytesPerConn's pause figures */
 export const WARMUP = 65536;
 
+/** RSS growth per connection while `n` connections are created through decode + track (in memory). */
 export function bytesPerConn(n: number): { bytes: number; seconds: number; tracked: number; maxPauseMs: number; warmupMaxMs: number } {
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();

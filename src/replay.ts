@@ -94,10 +94,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       if (!lb?.out) return null;
       if (!writer) writer = new PcapWriter(lb.out, r.linktype, r.digits === 9 ? 9 : 6);
       if (r.linktype !== writer.linktype) return 'other_linktype';
-      const frac = r.digits === writer.digits ? r.tsFrac : writer.digits === 9 ? r.tsFrac * 1000 : Math.floor(r.tsFrac / 1000);
-      // the record itself, rewritten where it lies in the reader's window: written from there, header and all
-      if (buf === r.buf && off === r.off && r.hdr >= 0 && len <= r.caplen) writer.writeRecordInPlace(r, frac, len, wirelen);
-      else writer.write(r.tsSec, frac, buf, off, len, wirelen);
+      writer.writeRecord(r, buf, off, len, wirelen);
       return null;
     },
   };

@@ -81,14 +81,17 @@ export class PcapWriter {
   }
 
   /**
-   * Record `r` of a classic pcap file, rewritten where it lies in the reader's window and now `len` bytes
-   * long (at most its caplen), with the timestamp fraction `frac` in this writer's unit: as writeInPlace, but
-   * a header that already says what this writer would write (little-endian, same precision and lengths: the
-   * common case of a rewritten packet) is left as it is, sparing four stores per packet.
+   * Write what became of record `r`: `len` bytes at `buf[off]` (wire length `wirelen`), at r's time in this
+   * writer's precision. When they are the record itself, rewritten where it lies in the reader's window (a
+   * classic pcap record, its header right before it), they are written from there: its header kept when it
+   * already says what this writer would write (little-endian, same precision and lengths: the common case),
+   * else rewritten (writeInPlace). Anything else (a packet made elsewhere, a pcapng record) is copied.
    */
-  writeRecordInPlace(r: PacketRecord, frac: number, len: number, wirelen: number): void {
-    if (r.hdrLe && r.digits === this.digits && len === r.caplen && wirelen === r.wirelen && wirelen >= len) this.appendInPlace(r.buf, r.hdr, len);
-    else this.writeInPlace(r.tsSec, frac, r.buf, r.hdr, len, wirelen);
+  writeRecord(r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number): void {
+    const frac = r.digits === this.digits ? r.tsFrac : this.digits === 9 ? r.tsFrac * 1000 : Math.floor(r.tsFrac / 1000);
+    if (buf !== r.buf || off !== r.off || r.hdr < 0 || len > r.caplen) this.write(r.tsSec, frac, buf, off, len, wirelen);
+    else if (r.hdrLe && r.digits === this.digits && len === r.caplen && wirelen === r.wirelen && wirelen >= len) this.appendInPlace(buf, r.hdr, len);
+    else this.writeInPlace(r.tsSec, frac, buf, r.hdr, len, wirelen);
   }
 
   /** add data[hdr, hdr + 16 + len) to the run written from the window, starting a new run unless it follows on */

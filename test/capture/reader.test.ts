@@ -291,7 +291,7 @@ describe('capture reader', function () {
             r.buf[r.off + len - 1] = i & 255; // rewritten in place, like a translated packet
             if (i % 3 === 0) w.write(r.tsSec, r.tsFrac, r.buf, r.off, len, r.wirelen);
             else if (i % 3 === 1) w.writeInPlace(r.tsSec, r.tsFrac, r.buf, r.hdr, len, r.wirelen);
-            else w.writeRecordInPlace(r, r.tsFrac, len, r.wirelen); // (the header is kept when it already says this)
+            else w.writeRecord(r, r.buf, r.off, len, r.wirelen); // (the header is kept when it already says this)
           },
           { window: 256, beforeReuse: () => w?.flush() },
         );
