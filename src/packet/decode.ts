@@ -125,6 +125,8 @@ function fastIpv4(b: Uint8Array, off: number, caplen: number, wirelen: number, l
     const ulen = (b[p + 4]! << 8) | b[p + 5]!;
     if (ulen < 8 || ulen > len) return false;
   } else return false;
+  // fields this path does not write are as a new view has them unless the general decoder ran last
+  if (v.dirty) v.reset();
   if (v.buf !== b) setBuf(v, b);
   v.status = OK;
   v.linktype = linktype;
@@ -146,10 +148,8 @@ function fastIpv4(b: Uint8Array, off: number, caplen: number, wirelen: number, l
   v.l4Off = p;
   v.sport = d.getUint16(p);
   v.dport = d.getUint16(p + 2);
-  if (proto === IPPROTO_TCP) {
-    v.tcpFlags = b[p + 13]!;
-    v.optsParsed = false;
-  }
+  v.tcpFlags = proto === IPPROTO_TCP ? b[p + 13]! : 0;
+  v.optsParsed = false;
   return true;
 }
 
@@ -165,6 +165,7 @@ let wire = 0;
 /** The layered decoder: every link type, tags, IPv6 extension headers, fragments, ICMP, drops. */
 export function decodeGeneral(b: Uint8Array, off: number, caplen: number, wirelen: number, linktype: number, v: PacketView): number {
   v.reset();
+  v.dirty = true;
   // a pointer store costs a GC write barrier (~9 ns here): store only when the window buffer changes
   if (v.buf !== b) setBuf(v, b);
   v.linktype = linktype;

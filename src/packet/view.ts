@@ -44,12 +44,15 @@ export class InnerView {
   icmpType = -1;
   icmpId = 0;
 
+  /** back to what a new InnerView holds (every field, the address words included) */
   reset(): void {
     this.valid = false;
     this.ipVersion = 0;
     this.l3Off = -1;
     this.l4Off = -1;
     this.proto = 0;
+    this.src.fill(0);
+    this.dst.fill(0);
     this.sport = 0;
     this.dport = 0;
     this.seq = 0;
@@ -58,6 +61,13 @@ export class InnerView {
   }
 }
 
+/**
+ * One decoded packet. Every field describes the packet decoded last and nothing before it: a layer the packet
+ * does not have leaves its fields as a new view holds them (l3Off -1, icmpIsError false, ...), so a view
+ * reused for millions of packets reads exactly like a fresh one for each (test/packet/decode.test.ts checks
+ * that on random interleavings of packet kinds). Fields prefixed with `_` are the TCP options' cache, valid
+ * only while `optsParsed` is set; read them through the getters.
+ */
 export class PacketView {
   /** the buffer the packet was decoded from; header fields not copied at decode time are read from it */
   buf: Uint8Array = new Uint8Array(0);
@@ -123,6 +133,11 @@ export class PacketView {
   /** true for destination unreachable, time exceeded, parameter problem, source quench, redirect (v4) and packet too big (v6) */
   icmpIsError = false;
   readonly inner = new InnerView();
+  /**
+   * set by the general decoder: fields the IPv4 fast path does not write (fragments, IPv6 address words 1-3,
+   * VLAN ids, ICMP) may hold values, so the fast path resets the view before it fills it
+   */
+  dirty = false;
 
   /* Fields derived or read in place on demand (valid only when their layer is present). */
   /** end of the IP packet inside the buffer: min(l3Off + ipTotalLen, end of captured data) */
@@ -242,16 +257,43 @@ export class PacketView {
     return this._tcpOptBad;
   }
 
-  /**
-   * Clear the presence markers. Each layer sets all of its own fields when it is decoded, so fields of a
-   * layer are meaningful only when that layer is present (TCP fields when proto is TCP and hasL4, etc.).
-   */
+  /** Back to what a new view holds, every field (the buffer kept). */
   reset(): void {
+    this.status = 0;
+    this.linktype = 0;
+    this.frameOff = 0;
+    this.caplen = 0;
     this.ethertype = 0;
+    if (this.vlanCount !== 0) this.vlans.fill(0);
     this.vlanCount = 0;
     this.mplsLabels = 0;
     this.l3Off = -1;
+    if (this.ipVersion === 6 || this.src[1] !== 0 || this.src[2] !== 0 || this.src[3] !== 0 || this.dst[1] !== 0 || this.dst[2] !== 0 || this.dst[3] !== 0) {
+      this.src.fill(0);
+      this.dst.fill(0);
+    } else {
+      this.src[0] = 0;
+      this.dst[0] = 0;
+    }
     this.ipVersion = 0;
+    this.ipHdrLen = 0;
+    this.ipTotalLen = 0;
+    this.isFragment = false;
+    this.fragOffset = 0;
+    this.moreFragments = false;
+    this.proto = 0;
+    this.fragHdrOff = -1;
+    this.finalDstOff = -1;
     this.hasL4 = false;
+    this.l4Off = -1;
+    this.sport = 0;
+    this.dport = 0;
+    this.tcpFlags = 0;
+    this.optsParsed = false;
+    this.icmpType = -1;
+    this.icmpId = 0;
+    if (this.icmpIsError) this.inner.reset();
+    this.icmpIsError = false;
+    this.dirty = false;
   }
 }

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { decode, decodeGeneral } from '../../src/packet/decode.js';
 import { formatAddr } from '../../src/packet/bytes.js';
 import { DROP_REASONS, NUM_STATUS, statusName } from '../../src/packet/status.js';
-import { PacketView } from '../../src/packet/view.js';
+import { InnerView, PacketView } from '../../src/packet/view.js';
 import { bytes, concat, eth, icmp, ipv4, ipv6, loopback, sll, sll2, tcp, udp } from '../helpers/packets.js';
 
 const v = new PacketView();
@@ -314,6 +314,70 @@ describe('decode', function () {
         }
       }),
       { numRuns: 5000 },
+    );
+  });
+  it('a reused view reads exactly like a fresh one: random interleavings of every packet kind (fast-check)', function () {
+    // what the packet path sees: one view for every packet. Each packet decoded into it must leave it as a new
+    // view decoding that packet alone would be, field for field (a stale icmpIsError once sent NAT traffic out
+    // untranslated after one ICMP error)
+    const q4 = ipv4({ proto: 6, src: '10.0.0.2', dst: '10.0.0.1' }, tcp({ sport: 80, dport: 40000, seq: 5 })).subarray(0, 28);
+    const q6 = ipv6({ nh: 17 }, udp({ v6: true, sport: 53, dport: 999 }, new Uint8Array(4))).subarray(0, 48);
+    const kinds: Array<[Uint8Array, number, number?]> = [
+      [eth(0x0800, ipv4({ proto: 6 }, tcp({ options: tcpOpts, flags: 0x12 }, bytes(1, 2, 3)))), 1],
+      [eth(0x0800, ipv4({ proto: 17 }, udp({}, bytes(1, 2, 3, 4, 5)))), 1],
+      [ipv4({ proto: 6, src: '192.168.1.1' }, tcp({ flags: 0x10 }, new Uint8Array(30))), 228],
+      [eth(0x0800, ipv4({ proto: 6, options: bytes(1, 1, 1, 0) }, tcp({ flags: 0x02 }))), 1],
+      [eth(0x0800, ipv4({ proto: 1 }, icmp({ type: 3, code: 3 }, q4))), 1],
+      [eth(0x0800, ipv4({ proto: 1 }, icmp({ type: 11 }, ipv4({ proto: 1 }, icmp({ type: 8, rest: 0x10001 })).subarray(0, 28)))), 1],
+      [eth(0x0800, ipv4({ proto: 1 }, icmp({ type: 8, rest: (0x4242 << 16) | 1 }))), 1],
+      [eth(0x0800, ipv4({ proto: 1 }, icmp({ type: 3, code: 1 }))), 1],
+      [ipv6({ nh: 58 }, icmp({ v6: true, type: 1, code: 4 }, q6)), 229],
+      [ipv6({ nh: 58 }, icmp({ v6: true, type: 128, rest: 0x70001 })), 229],
+      [eth(0x86dd, ipv6({ nh: 6, ext: [{ type: 0, body: bytes(1, 4, 0, 0, 0, 0) }, { type: 43, body: bytes(0, 0, 0, 0, 0, 0) }] }, tcp({ v6: true, flags: 0x18 }, bytes(9)))), 1],
+      [eth(0x86dd, ipv6({ nh: 17, ext: [{ type: 44, body: bytes(0, 1, 0, 0, 0, 9) }] }, udp({ v6: true, len: 200 }, new Uint8Array(8)))), 1],
+      [eth(0x86dd, ipv6({ nh: 17, ext: [{ type: 44, body: bytes(0, 0x40, 0, 0, 0, 9) }] }, new Uint8Array(16))), 1],
+      [eth(0x0800, ipv4({ proto: 17, mf: true }, udp({ len: 100 }, new Uint8Array(16)))), 1],
+      [eth(0x0800, ipv4({ proto: 17, fragOffset: 24 }, new Uint8Array(16))), 1],
+      [eth(0x0800, ipv4({ proto: 17 }, udp({})), [{ vid: 100 }, { vid: 7 }]), 1],
+      [eth(0x8847, concat(bytes(0, 1, 0, 64, 0, 2, 1, 64), ipv4({ proto: 47 }, new Uint8Array(8)))), 1],
+      [sll(0x0800, ipv4({ proto: 6 }, tcp({}))), 113],
+      [sll2(0x86dd, ipv6({ nh: 6 }, tcp({ v6: true }))), 276],
+      [loopback(2, ipv4({ proto: 17 }, udp({}))), 0],
+      [eth(0x0806, new Uint8Array(28)), 1],
+      [eth(0x0800, ipv4({ proto: 6 }, tcp({ doff: 4 }))), 1],
+      [eth(0x0800, ipv4({ proto: 17 }, udp({ len: 9 }))), 1],
+      [eth(0x86dd, ipv6({ nh: 6 }, new Uint8Array(0))).subarray(0, 40), 1],
+      [eth(0x0800, ipv4({ proto: 6 }, tcp({}, new Uint8Array(500)))).subarray(0, 70), 1, 554],
+      [ipv4({ proto: 6 }, tcp({})), 147],
+    ];
+    const shared = new PacketView();
+    const snap = (x: PacketView): Record<string, unknown> => {
+      const o: Record<string, unknown> = {};
+      for (const [k, val] of Object.entries(x)) {
+        if (k === 'buf' || k === 'dv' || k.startsWith('_')) continue;
+        o[k] = val instanceof InnerView ? snapInner(val) : ArrayBuffer.isView(val) ? Array.from(val as Uint8Array) : val;
+      }
+      // derived fields and the TCP options, read as the packet path reads them (the options through the getters)
+      for (const g of ['ipEnd', 'ipTruncated', 'l4Len', 'l2Off', 'payloadOff', 'payloadLen'] as const) o[g] = x[g];
+      if (x.status === 0 && x.hasL4 && x.proto === 6) for (const g of ['tcpHdrLen', 'seq', 'ack', 'mss', 'wscale', 'sackPerm', 'sackCount', 'hasTs', 'tsVal', 'tcpOptBad'] as const) o[g] = x[g];
+      return o;
+    };
+    const snapInner = (q: InnerView): Record<string, unknown> => {
+      const o: Record<string, unknown> = {};
+      for (const [k, val] of Object.entries(q)) o[k] = ArrayBuffer.isView(val) ? Array.from(val as Uint8Array) : val;
+      return o;
+    };
+    fc.assert(
+      fc.property(fc.array(fc.nat(kinds.length - 1), { minLength: 1, maxLength: 40 }), (seq) => {
+        for (const i of seq) {
+          const [frame, lt, wire] = kinds[i]!;
+          const st = decode(frame, 0, frame.length, wire ?? frame.length, lt, shared);
+          const fresh = new PacketView();
+          assert.equal(decode(frame, 0, frame.length, wire ?? frame.length, lt, fresh), st);
+          assert.deepEqual(snap(shared), snap(fresh), `packet kind ${i} after ${seq.slice(0, seq.indexOf(i)).join(',')}`);
+        }
+      }),
+      { numRuns: 3000 },
     );
   });
 });
