@@ -18,7 +18,7 @@ import { decrementTtl } from './xmit/ttl.js';
 import { addToa } from './xmit/toa.js';
 import { icmpError, ICMPGEN_FRAG_NEEDED, ICMPGEN_TIME_EXCEEDED, tooBig } from './xmit/icmp-gen.js';
 import { MAX_CAPLEN } from './capture/pcap.js';
-import { Synproxy, SP_DROP, SP_FLUSH, SP_FORWARD, SP_REPLY } from './synproxy/synproxy.js';
+import { Synproxy, SP_DROP, SP_FLUSH, SP_FORWARD, SP_REPLY, SP_TRUNCATED } from './synproxy/synproxy.js';
 import type { SynproxyConfig } from './config.js';
 import type { SnapshotService } from './conntrack/records.js';
 
@@ -89,7 +89,7 @@ export class Engine {
     this.toaOn = lb.services.list.some((x) => x.toa);
     this.toaAck = this.toaOn ? new Uint32Array(tracker.table.capacity) : new Uint32Array(0);
     this.sp = lb.synproxy && lb.services.hasSynproxy ? new Synproxy(lb.synproxy.cfg, tracker, lb.services, lb.synproxy.secret) : null;
-    if (this.sp) this.sp.toServer = (c, frame, len) => this.spToServer(c, frame, len);
+    if (this.sp) this.sp.toServer = (c, frame, len, wirelen) => this.spToServer(c, frame, len, wirelen);
   }
 
   private skip(why: string): void {
@@ -103,18 +103,22 @@ export class Engine {
   }
 
   /** the synproxy's packets toward a server are decoded and sent like the connection's own */
-  private spToServer(c: number, frame: Uint8Array, len: number): void {
+  private spToServer(c: number, frame: Uint8Array, len: number, wirelen: number): void {
     const cur = this.cur;
     if (!cur) return;
     const gen = this.gen;
     gen.buf = frame;
     gen.off = 0;
-    gen.caplen = gen.wirelen = len;
+    gen.caplen = len;
+    gen.wirelen = wirelen;
     gen.linktype = cur.linktype;
     gen.tsSec = cur.tsSec;
     gen.tsFrac = cur.tsFrac;
     gen.digits = cur.digits;
-    decode(frame, 0, len, len, cur.linktype, this.spView);
+    if (decode(frame, 0, len, wirelen, cur.linktype, this.spView) !== 0) {
+      this.skip('decode_drop');
+      return;
+    }
     this.sp!.translateSaved(frame, this.spView, c);
     this.translate(frame, this.spView, c, 0, false);
     this.sendTranslated(gen, this.spView, c, 0, this.lb.services.list[this.tracker.serviceOf(c)]!.toa);
@@ -232,6 +236,7 @@ export class Engine {
       const a = e === SP_NO_CONN ? sp.noConn(r.buf, view) : sp.synOnConn(r.buf, view, tracker.spConn);
       if (a === SP_REPLY) this.emit(r, view, r.buf, r.off, sp.replyLen, sp.replyLen);
       else if (a === SP_DROP) this.skip('synproxy');
+      else if (a === SP_TRUNCATED) this.skip('truncated');
       else if (a === SP_FORWARD) this.skip('not_tracked');
       return e;
     }

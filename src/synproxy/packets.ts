@@ -84,6 +84,7 @@ function tcpChecksum(b: Uint8Array, l4: number, len: number, six: boolean, src: 
  */
 export function synackInPlace(b: Uint8Array, v: PacketView, cookie: number, o: SynackOptions, tsval: number): number {
   const hl = v.tcpHdrLen;
+  if (v.l4Off + hl > v.frameOff + v.caplen) return -1; // never write beyond the captured bytes
   const isn = v.seq;
   const n = reflect(b, v, hl, o.ttl);
   if (n < 0) return -1;
@@ -151,6 +152,7 @@ export function rstInPlace(b: Uint8Array, v: PacketView): number {
  */
 export function buildServerSyn(b: Uint8Array, v: PacketView, opts: CookieOpts, out: Uint8Array): number {
   const hdr = v.l4Off - v.frameOff;
+  if (hdr + 40 > out.length) return -1;
   out.set(b.subarray(v.frameOff, v.l4Off), 0);
   const l4 = hdr;
   let o = l4 + 20;

@@ -55,13 +55,19 @@ export const SP_REPLY = 1; // send the packet back, rewritten in place (`replyLe
 export const SP_DROP = 2; // dropped (counted by the synproxy, or not a packet it takes)
 export const SP_SAVED = 3; // consumed: saved for the server, or the SYN sent in its place
 export const SP_FLUSH = 4; // the server's SYN-ACK established the connection: call flush(c), drop the SYN-ACK
+export const SP_TRUNCATED = 5; // a SYN cut by the capture's snap length: its SYN-ACK would be written beyond the captured bytes
 
 /** a connection waiting for its server's SYN-ACK */
 interface Pending {
   syn: Uint8Array;
+  /** client frames held for the server (as captured) and their lengths on the wire */
   queue: Uint8Array[];
+  wire: number[];
   retries: number;
 }
+
+/** room for the server's SYN: the client ACK's link and IP headers, and 40 bytes of TCP (options included) */
+const SYN_BUF = 512;
 
 const REUSE_STATES: Record<string, [number, number]> = {
   close: [D_CLOSE, N_CLOSE],
@@ -83,13 +89,19 @@ export function replaySecret(hex: string | undefined, seed: number): Uint8Array 
   return b;
 }
 
+/** the wire length of the frame in `v` (its IP packet's end, or what was captured when that is more) */
+function wireLen(v: PacketView): number {
+  const ipEnd = v.l3Off + v.ipTotalLen - v.frameOff;
+  return ipEnd > v.caplen ? ipEnd : v.caplen;
+}
+
 export class Synproxy {
   readonly counters = new Float64Array(SYNPROXY_COUNTERS.length);
   readonly cookies: Cookies;
   /** frame length of an SP_REPLY */
   replyLen = 0;
-  /** called with a frame (from byte 0) the synproxy sends toward the server of connection c */
-  toServer: (c: number, frame: Uint8Array, len: number) => void = () => undefined;
+  /** called with a frame (from byte 0, `len` bytes captured of `wirelen`) the synproxy sends toward the server of connection c */
+  toServer: (c: number, frame: Uint8Array, len: number, wirelen: number) => void = () => undefined;
   private readonly opts = new CookieOpts();
   private readonly synack: SynackOptions;
   private readonly lbws: number;
@@ -107,7 +119,7 @@ export class Synproxy {
   private readonly dup: Uint8Array;
   private readonly pending = new Map<number, Pending>();
   private readonly reuse: Uint8Array;
-  private readonly synBuf = new Uint8Array(256);
+  private readonly synBuf = new Uint8Array(SYN_BUF);
 
   constructor(
     readonly cfg: SynproxyConfig,
@@ -152,6 +164,8 @@ export class Synproxy {
       this.counters[NO_DEST]!++;
       return SP_DROP;
     }
+    // the SYN-ACK is the SYN rewritten in place, options included: they must all have been captured
+    if (v.l4Off + v.tcpHdrLen > v.frameOff + v.caplen) return SP_TRUNCATED;
     const cm = v.mss;
     const mss = cm > 0 && cm < this.cfg.mss ? cm : cm > 0 ? this.cfg.mss : 536;
     const ws = this.lbws >= 0 && v.wscale >= 0 ? v.wscale : -1;
@@ -196,6 +210,8 @@ export class Synproxy {
       this.replyLen = n;
       return SP_REPLY;
     }
+    // the server's SYN is built from this ACK's headers (IPv6 extension headers may be long): room for them
+    if (v.l4Off - v.frameOff + 40 > SYN_BUF) return SP_DROP;
     this.counters[OK_ACK]!++;
     const e = this.tracker.spOpen(v);
     if (e < 0) {
@@ -218,9 +234,9 @@ export class Synproxy {
     this.shiftOut[c] = 0;
     this.dup[c] = 0;
     const n = buildServerSyn(b, v, o, this.synBuf);
-    const p: Pending = { syn: this.synBuf.slice(0, n), queue: [b.slice(v.frameOff, v.frameOff + v.caplen)], retries: 0 };
+    const p: Pending = { syn: this.synBuf.slice(0, n), queue: [b.slice(v.frameOff, v.frameOff + v.caplen)], wire: [wireLen(v)], retries: 0 };
     this.pending.set(c, p);
-    this.toServer(c, p.syn, n);
+    this.toServer(c, p.syn, n, n);
   }
 
   /** the SYN_SENT timer of a pending connection ran out: resend its SYN (true) or give up */
@@ -232,7 +248,7 @@ export class Synproxy {
     }
     p.retries++;
     this.counters[RS_SYN_RETRY]!++;
-    this.toServer(c, p.syn.slice(), p.syn.length);
+    this.toServer(c, p.syn.slice(), p.syn.length, p.syn.length);
     return true;
   }
 
@@ -258,6 +274,7 @@ export class Synproxy {
           return SP_DROP;
         }
         p.queue.push(b.slice(v.frameOff, v.frameOff + v.caplen));
+        p.wire.push(wireLen(v));
         return SP_SAVED;
       }
       if (f & TCP_RST) {
@@ -341,7 +358,7 @@ export class Synproxy {
   flush(c: number): void {
     const p = this.pending.get(c);
     this.pending.delete(c);
-    if (p) for (const frame of p.queue) this.toServer(c, frame, frame.length);
+    if (p) p.queue.forEach((frame, i) => this.toServer(c, frame, frame.length, p.wire[i]!));
   }
 
   /** counters by DPVS name (for ctstat -S and --json) */

@@ -7,6 +7,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS, run, tsvs } from '../helpers/corpus.js';
+import { PacketRecord } from '../../src/capture/record.js';
+import { parseConfig } from '../../src/config.js';
+import { Tracker } from '../../src/conntrack/tracker.js';
+import { Engine } from '../../src/engine.js';
+import { decode } from '../../src/packet/decode.js';
+import { PacketView } from '../../src/packet/view.js';
+import { Services } from '../../src/service/services.js';
+import { replaySecret } from '../../src/synproxy/synproxy.js';
+import { eth, ipv4, ipv6, tcp } from '../helpers/packets.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-robust-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -55,4 +64,65 @@ describe('robustness regressions (issue 15)', function () {
     assert.equal(inbound, s.in_pkts);
     assert.ok(inbound > 0 && s.out_pkts > 0);
   });
+
+  it('the synproxy never writes beyond the captured bytes: SYNs cut by the snap length (editcap -s 60) are not answered, the file reads to its end', async function () {
+    // zeek-http-get.pcap's SYN has 20 bytes of options: cut at 60 bytes, its SYN-ACK used to be built over the
+    // next record's header ("corrupt record header")
+    const cut = path.join(tmp, 'cut60.pcap');
+    const e = await run('editcap', ['-F', 'pcap', '-s', '60', path.join(CORPUS, 'tcp/zeek-http-get.pcap'), cut]);
+    assert.equal(e.code, 0, e.stderr);
+    const cfg = file('sp-cut.yaml', 'services:\n  - { proto: tcp, vip: 192.150.187.43, port: 80, scheduler: rr, forward: nat, synproxy: true, servers: [{ addr: 10.0.0.1, port: 80 }] }\n');
+    const out = path.join(tmp, 'sp-cut.out.pcap');
+    const r = await tsvs(['replay', '--json', '--config', cfg, '--out', out, cut]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    const info = await run('capinfos', ['-M', '-c', cut]);
+    assert.equal(j.packets, Number(/Number of packets:\s+(\d+)/.exec(info.stdout)![1]));
+    assert.equal(j.lb.not_emitted.truncated, 1, JSON.stringify(j.lb));
+    assert.equal(j.lb.synproxy.SYNPROXY_SYN_CNT, 0);
+  });
+
+  it('in process: a SYN whose options end where the buffer ends is not answered (a SYN-ACK used to be built beyond the captured bytes), the whole SYN is', function () {
+    const cfg = parseConfig({ services: [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 80 }] }] }, 'test');
+    const tracker = new Tracker({ profile: 'dpvs', seed: 1, maxConns: 64 });
+    const sent: number[] = [];
+    const engine = new Engine(tracker, { services: new Services(cfg.services), synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) } }, { send: (_r, _b, _o, len) => (sent.push(len), null) });
+    const opts = Uint8Array.from([2, 4, 5, 0xb4, 1, 3, 3, 7, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0]);
+    const syn = eth(0x0800, ipv4({ proto: 6, src: '192.0.2.1', dst: '10.9.9.9' }, tcp({ src: '192.0.2.1', dst: '10.9.9.9', sport: 5555, dport: 80, flags: 0x02, options: opts })));
+    const view = new PacketView();
+    const rec = new PacketRecord();
+    for (const caplen of [60, syn.length]) {
+      const buf = syn.slice(0, caplen); // nothing beyond the captured bytes to write into
+      Object.assign(rec, { buf, off: 0, caplen, wirelen: syn.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: 0, digits: 6 });
+      decode(buf, 0, caplen, syn.length, 1, view);
+      tracker.setTime(rec.tsSec, 0, 6);
+      engine.packet(rec, view, false);
+    }
+    assert.deepEqual(engine.notEmitted, { truncated: 1 });
+    assert.deepEqual(sent, [syn.length], 'the whole SYN is answered');
+  });
+
+  it('in process: a valid cookie ACK whose IPv6 extension headers leave no room for the server SYN is dropped, not a RangeError', function () {
+    const cfg = parseConfig({ services: [{ proto: 'tcp', vip: '2001:db8::9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '2001:db8::10', port: 80 }] }] }, 'test');
+    const tracker = new Tracker({ profile: 'dpvs', seed: 1, maxConns: 64 });
+    const sent: Uint8Array[] = [];
+    const engine = new Engine(tracker, { services: new Services(cfg.services), synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) } }, { send: (_r, b, o, len) => (sent.push(b.slice(o, o + len)), null) });
+    const view = new PacketView();
+    const rec = new PacketRecord();
+    const pkt = (frame: Uint8Array) => {
+      Object.assign(rec, { buf: frame, off: 0, caplen: frame.length, wirelen: frame.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: 0, digits: 6 });
+      decode(frame, 0, frame.length, frame.length, 1, view);
+      tracker.setTime(rec.tsSec, 0, 6);
+      engine.packet(rec, view, false);
+    };
+    const a = { v6: true, src: '2001:db8::1', dst: '2001:db8::9', sport: 5555, dport: 80 };
+    pkt(eth(0x86dd, ipv6({ nh: 6, src: a.src, dst: a.dst }, tcp({ ...a, flags: 0x02, seq: 100 }))));
+    assert.equal(sent.length, 1, 'the SYN was answered');
+    const cookie = new DataView(sent[0]!.buffer).getUint32(14 + 40 + 4);
+    const ext = Array.from({ length: 8 }, () => ({ type: 60, body: new Uint8Array(62) })); // 8 x 64 bytes of destination options
+    pkt(eth(0x86dd, ipv6({ nh: 6, src: a.src, dst: a.dst, ext }, tcp({ ...a, flags: 0x10, seq: 101, ack: (cookie + 1) >>> 0 }))));
+    assert.equal(tracker.table.count, 0, 'no connection opened');
+    assert.equal(engine.notEmitted.synproxy, 1);
+  });
 });
+
