@@ -7,6 +7,25 @@ import { isIP } from 'node:net';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { SCHEDULER_NAMES } from './sched/index.js';
+import { gcd } from './sched/types.js';
+import { DPVS_TCP_STATE_NAMES, NF_TCP_STATE_NAMES } from './proto/tcp.js';
+
+/** the longest timeout of any kind (connections, persistence, conn_timeout): 30 days, within the timer wheel's reach */
+export const MAX_TIMEOUT_S = 30 * 86400;
+/** mh: the largest lookup table (IPVS's largest, 2^17 - 1), and the slots all services' tables may add up to (128 MiB) */
+export const MH_MAX_TABLE = 131071;
+export const MH_TOTAL_SLOTS = 1 << 25;
+/** conhash: virtual nodes per unit of weight (after dividing by the weights' gcd), and at most this many per service */
+export const CONHASH_REPLICAS = 160;
+export const CONHASH_MAX_NODES = 1 << 20;
+
+const timeout = z.number().min(0).max(MAX_TIMEOUT_S);
+
+function isPrime(n: number): boolean {
+  if (n < 2 || !Number.isInteger(n)) return false;
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
+  return true;
+}
 
 const address = z.string().refine((s) => isIP(s) !== 0, { message: 'expected an IPv4 or IPv6 address' });
 const port = z.number().int().min(1).max(65535);
@@ -34,8 +53,8 @@ const server = z
       .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'expected a MAC address like 02:00:00:00:03:02')
       .optional(),
     forward: z.enum(FORWARD).optional(),
-    upper_threshold: z.number().int().min(0).default(0),
-    lower_threshold: z.number().int().min(0).default(0),
+    upper_threshold: z.number().int().min(0).max(0x7fffffff).default(0),
+    lower_threshold: z.number().int().min(0).max(0x7fffffff).default(0),
   })
   .strict();
 
@@ -49,22 +68,35 @@ const service = z
     match: z.object({ src: prefix, dst: prefix.optional(), dport: port.optional() }).strict().optional(),
     scheduler: z.string().refine((s) => SCHEDULER_NAMES.includes(s), { message: `expected one of ${SCHEDULER_NAMES.join(', ')}` }),
     forward: z.enum(FORWARD).default('nat'),
-    laddrs: z.array(address).default([]),
-    persistence: z.object({ timeout: z.number().int().min(1), netmask: z.number().int().min(0).max(128).default(32) }).strict().optional(),
+    laddrs: z.array(address).max(256).default([]),
+    persistence: z.object({ timeout: z.number().int().min(1).max(MAX_TIMEOUT_S), netmask: z.number().int().min(0).max(128).default(32) }).strict().optional(),
     /** fnat: carry the client's address and port to the server in a TCP option (TOA, kind 254) */
     toa: z.boolean().default(false),
     synproxy: z.boolean().default(false),
-    conn_timeout: z.number().min(0).default(0),
+    conn_timeout: timeout.default(0),
     expire_quiescent: z.boolean().default(false),
-    mh: z.object({ table_size: z.number().int().min(7).optional(), port: z.boolean().optional(), fallback: z.boolean().optional() }).strict().optional(),
+    mh: z
+      .object({
+        /** a prime (Maglev's permutations cover the table only then) */
+        table_size: z.number().int().min(7).max(MH_MAX_TABLE).refine(isPrime, { message: 'expected a prime (e.g. 251, 4093, 65537)' }).optional(),
+        port: z.boolean().optional(),
+        fallback: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
     /** tunnel forwarding: IP-in-IP (protocol 4 / 41) or GUE (UDP, variant 1) */
     /** src: the outer header's source (default: the VIP; live mode needs an address of the LB's own, as a server drops packets from its own VIP) */
     tunnel: z.object({ type: z.enum(['ipip', 'gue']).default('ipip'), port: port.default(6080), src: address.optional() }).strict().default({}),
-    servers: z.array(server).min(1),
+    servers: z.array(server).min(1).max(65535),
   })
   .strict()
   .superRefine((s, ctx) => {
     const issue = (path: Array<string | number>, message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+    if (s.scheduler === 'conhash') {
+      const g = s.servers.reduce((a, x) => gcd(a, x.weight), 0) || 1;
+      const nodes = s.servers.reduce((a, x) => a + x.weight / g, 0) * CONHASH_REPLICAS;
+      if (nodes > CONHASH_MAX_NODES) issue(['servers'], `conhash: the weights (divided by their gcd, ${g}) add up to ${nodes / CONHASH_REPLICAS}, ${CONHASH_REPLICAS} ring nodes each: at most ${CONHASH_MAX_NODES / CONHASH_REPLICAS}`);
+    }
     if (s.forward === 'snat') {
       // SNAT (DPVS match service): inside hosts' outbound connections leave from a SNAT address (a "server")
       if (!s.match) issue(['match'], 'required for snat forwarding (the inside sources it translates, e.g. { src: 10.0.0.0/8 })');
@@ -118,7 +150,7 @@ const synproxyConfig = z
     /** SYNs resent to an unanswering server, on its SYN_SENT timer, before giving up */
     rs_syn_max_retry: z.number().int().min(0).max(16).default(3),
     /** the same seq/ack from the server this many times in a row is an ACK storm: dropped (0 = off) */
-    ack_storm_thresh: z.number().int().min(0).default(10),
+    ack_storm_thresh: z.number().int().min(0).max(255).default(10),
     /** answer an ACK whose cookie does not validate with a RST */
     rst_on_bad_ack: z.boolean().default(true),
     /** open the server connection only on the client's first data (a pure ACK is dropped: NULL_ACK) */
@@ -165,11 +197,11 @@ const liveConfig = z
 export const configSchema = z
   .object({
     live: liveConfig.optional(),
-    services: z.array(service).default([]),
+    services: z.array(service).max(65536).default([]),
     max_conns: z.number().int().min(16).max(64 * 1024 * 1024).default(1048576),
     profile: z.enum(['netfilter', 'dpvs']).optional(),
     seed: z.number().int().min(0).max(0xffffffff).default(1),
-    timeouts: z.record(z.string(), z.number().min(0)).default({}),
+    timeouts: z.record(z.string(), timeout).default({}),
     /** drop traffic that matches no service instead of passing it through (DPVS defence_tcp_drop) */
     drop_unmatched: z.boolean().default(false),
     /** forwarded packets lose one TTL / hop limit; those arriving with 1 or 0 are dropped (IPVS decrement_ttl) */
@@ -184,6 +216,16 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    // Maglev tables are allocated per service: their sum is bounded (5000 services of 65537 slots were 1.4 GB)
+    let slots = 0;
+    for (const [i, s] of c.services.entries()) {
+      if (s.scheduler !== 'mh') continue;
+      slots += s.mh?.table_size ?? 65537;
+      if (slots > MH_TOTAL_SLOTS) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['services', i, 'mh', 'table_size'], message: `the mh tables of services[0..${i}] add up to ${slots} slots, more than ${MH_TOTAL_SLOTS}: give them a smaller mh.table_size (a prime, e.g. 251 or 4093)` });
+        break;
+      }
+    }
     const seen = new Map<string, number>();
     c.services.forEach((s, i) => {
       // replay needs a DR server's MAC; live mode resolves it from the kernel's neighbour table
@@ -231,6 +273,28 @@ export function splitTimeouts(byName: Record<string, number>): Timeouts {
     } else out.tcp[name] = secs;
   }
   return out;
+}
+
+/** the TCP state names a timeout may name in a profile (netfilter adds the RETRANS and UNACK caps) */
+export function tcpTimeoutNames(profile: 'netfilter' | 'dpvs'): string[] {
+  return profile === 'dpvs' ? [...DPVS_TCP_STATE_NAMES] : [...NF_TCP_STATE_NAMES, 'RETRANS', 'UNACK'];
+}
+
+/**
+ * Check timeouts by name for a profile: returns the first problem as "NAME: message", or null. The names are
+ * a TCP state of the profile (any case), or udp_unreplied/udp_replied/udp_oneway/udp_normal/icmp; values are
+ * seconds in [0, MAX_TIMEOUT_S].
+ */
+export function checkTimeouts(byName: Record<string, number>, profile: 'netfilter' | 'dpvs'): string | null {
+  const tcp = tcpTimeoutNames(profile);
+  for (const [name, secs] of Object.entries(byName)) {
+    const n = name.toLowerCase();
+    if (!(typeof secs === 'number' && secs >= 0 && secs <= MAX_TIMEOUT_S)) return `${name}: expected seconds in [0, ${MAX_TIMEOUT_S}] (30 days), got ${JSON.stringify(secs)}`;
+    if (n === 'icmp' || ['udp_unreplied', 'udp_replied', 'udp_oneway', 'udp_normal'].includes(n)) continue;
+    if (n.startsWith('udp_')) return `${name}: unknown UDP timeout (udp_unreplied, udp_replied, udp_oneway, udp_normal)`;
+    if (!tcp.some((x) => x.toLowerCase() === n)) return `${name}: unknown TCP state for profile ${profile} (known: ${tcp.join(', ')})`;
+  }
+  return null;
 }
 
 function pathString(path: Array<string | number>): string {

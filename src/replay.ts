@@ -137,6 +137,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     };
     if (verify) summary.checksums = { ipv4_bad: ipv4Bad, l4_bad: l4Bad, l4_unverified: l4Unverified };
     if (engine) summary.lb = engine.summary();
+    if (tracker && tracker.clamped > 0) summary.warnings.push(`${tracker.clamped} packet${tracker.clamped === 1 ? '' : 's'} timed after the year 2112: the engine's clock stops there for them`);
     if (tracker) {
       summary.conns = { total: tracker.created, ...tracker.createdByProto, open_at_end: tracker.table.count };
       summary.conntrack = counterObject(tracker);

@@ -168,6 +168,12 @@ export type EventFn = (type: EventType, c: number, tsUs: number) => void;
 export type DestroyFn = (c: number, tsUs: number, reason: 'expired' | 'killed' | 'evicted' | 'reopened') => void;
 
 const TICK_US = 1000;
+/**
+ * The latest time the engine keeps (µs since the epoch, 2^52: the year 2112, past every classic pcap
+ * timestamp). A pcapng timestamp can be up to 2^64 units with an offset; beyond this the clock stays here, so
+ * every time stays an exact integer in a double (counted in `clamped`; records keep their own timestamps).
+ */
+export const MAX_TIME_US = 2 ** 52;
 
 export class Tracker {
   readonly table: ConnTable;
@@ -210,6 +216,8 @@ export class Tracker {
   digits = 6;
   created = 0;
   createdByProto = { tcp: 0, udp: 0, icmp: 0 };
+  /** packets whose time was beyond MAX_TIME_US */
+  clamped = 0;
 
   /** load balancing: services to schedule new connections on (null = tracking only) */
   lb: Services | null = null;
@@ -312,7 +320,11 @@ export class Tracker {
    * (also for packets that do not decode: time passes regardless).
    */
   setTime(sec: number, frac: number, digits: number): void {
-    const us = sec * 1e6 + (digits === 6 ? frac : Math.floor(frac / 10 ** (digits - 6)));
+    let us = sec * 1e6 + (digits === 6 ? frac : Math.floor(frac / 10 ** (digits - 6)));
+    if (!(us <= MAX_TIME_US)) {
+      us = MAX_TIME_US;
+      this.clamped++;
+    }
     if (us >= this.nowUs) {
       this.nowUs = us;
       this.curSec = sec;

@@ -1,10 +1,10 @@
 /**
  * conhash — consistent hashing ring (DPVS ip_vs_conhash.c; Karger et al. 1997): each server places
- * replicas·weight virtual nodes on a 32-bit ring at hashes of its identity; a connection goes to the first
+ * replicas·weight/gcd virtual nodes on a 32-bit ring at hashes of its identity; a connection goes to the first
  * node clockwise of the hash of its source address, skipping unusable servers. Built in update(), picked by
  * binary search.
  */
-import { addrHash, strHash, type SchedOptions, type Scheduler } from './types.js';
+import { addrHash, gcd, strHash, type SchedOptions, type Scheduler } from './types.js';
 
 export function conhash(o: SchedOptions = {}): Scheduler {
   const replicas = o.replicas ?? 160;
@@ -13,14 +13,26 @@ export function conhash(o: SchedOptions = {}): Scheduler {
   return {
     name: 'conhash',
     update(d) {
-      const nodes: Array<[number, number]> = [];
+      // weights divided by their gcd (100:200 places as many nodes as 1:2); each node packed as hash * 2^16 +
+      // server (exact in a double below 2^48), so one numeric sort orders them by hash, then server
+      let g = 0;
+      for (let i = 0; i < d.count; i++) g = gcd(g, d.weight[i]!);
+      let n = 0;
+      for (let i = 0; i < d.count; i++) n += g ? (d.weight[i]! / g) * replicas : 0;
+      const nodes = new Float64Array(n);
+      let k = 0;
       for (let i = 0; i < d.count; i++) {
-        const w = d.weight[i]!;
-        for (let r = 0; r < w * replicas; r++) nodes.push([strHash(`${d.ids[i]}#${r}`), i]);
+        const w = g ? d.weight[i]! / g : 0;
+        for (let r = 0; r < w * replicas; r++) nodes[k++] = strHash(`${d.ids[i]}#${r}`) * 65536 + i;
       }
-      nodes.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      pos = Uint32Array.from(nodes.map((x) => x[0]));
-      owner = Int32Array.from(nodes.map((x) => x[1]));
+      nodes.sort();
+      pos = new Uint32Array(n);
+      owner = new Int32Array(n);
+      for (let j = 0; j < n; j++) {
+        const x = nodes[j]!;
+        owner[j] = x % 65536;
+        pos[j] = (x - owner[j]!) / 65536;
+      }
     },
     pick(d, k) {
       const n = pos.length;

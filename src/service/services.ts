@@ -3,7 +3,7 @@
  * (protocol, VIP, port) without building a string per packet, the scheduler of each service, and per
  * service / per server counters.
  */
-import type { ServiceConfig } from '../config.js';
+import { CONHASH_REPLICAS, type ServiceConfig } from '../config.js';
 import { createScheduler, Dests, type SchedKey, type Scheduler } from '../sched/index.js';
 import { Estimator, EstimatorClock } from '../stats/estimator.js';
 
@@ -166,7 +166,7 @@ export class Service {
     this.est = new Estimator(this.stats, 1);
     this.destEst = new Estimator(this.destStats, cfg.servers.length);
     if (prev) this.carryOver(prev);
-    this.sched = createScheduler(cfg.scheduler, { tableSize: cfg.mh?.table_size, port: cfg.mh?.port, fallback: cfg.mh?.fallback });
+    this.sched = createScheduler(cfg.scheduler, { tableSize: cfg.mh?.table_size, port: cfg.mh?.port, fallback: cfg.mh?.fallback, replicas: CONHASH_REPLICAS });
     this.sched.update(this.dests);
   }
 

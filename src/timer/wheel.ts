@@ -13,7 +13,9 @@
  * Ticks are relative to `base` (set by the first call that names a time) and kept below 2^32: long runs and
  * big jumps in time (a capture with a 5-year gap) are advanced in chunks, shifting `base` by multiples of
  * 2^24 ticks in between. Such a shift leaves the slot of every timer in levels 0-2 unchanged; level-3
- * timers are re-linked.
+ * timers are re-linked. A jump costs what the timers in it cost, never what its length does: once nothing
+ * is armed the wheel moves to the target at once, and timers still armed after a few chunks (re-armed by
+ * their callbacks) are fired in order of expiry without walking the time between them.
  */
 
 const SLOTS = 256;
@@ -23,6 +25,8 @@ const CHUNK = 2 ** 30;
 /** ticks per slot at each level: 256^level */
 const SPAN = [1, 256, 65536, 16777216];
 const SHIFT_UNIT = 2 ** 24;
+/** chunks walked in one advance() before the timers still armed are fired by expiry order instead */
+const MAX_CHUNKS = 16;
 
 export type FireFn = (h: number) => void;
 
@@ -41,6 +45,11 @@ export class TimerWheel {
   private cur = 0;
   private base = -1;
   armed = 0;
+  /** loop steps taken by advance() (slots looked at, chunk shifts, timers leapt over): what time costs */
+  steps = 0;
+  /** while leap() fires a timer: its handle and absolute expiry (its `want` may not be representable) */
+  private leapH = -1;
+  private leapAt = 0;
 
   constructor(readonly capacity: number) {
     const n = capacity + SLOTS * LEVELS;
@@ -77,7 +86,7 @@ export class TimerWheel {
 
   /** absolute tick at which `h` will expire (its latest requested expiry) */
   expiry(h: number): number {
-    return this.base + this.want[h]!;
+    return h === this.leapH ? this.leapAt : this.base + this.want[h]!;
   }
 
   private level(t: number): number {
@@ -169,11 +178,50 @@ export class TimerWheel {
       return 0;
     }
     let fired = 0;
-    while (tick - this.base - this.cur > CHUNK || tick - this.base > 2 * CHUNK) {
+    for (let chunks = 0; tick - this.base - this.cur > CHUNK || tick - this.base > 2 * CHUNK; chunks++) {
+      if (this.armed === 0 || chunks >= MAX_CHUNKS) {
+        // nothing to walk through (or only timers their callbacks keep re-arming): go to the target at once
+        fired += this.leap(tick, fire);
+        break;
+      }
       fired += this.advanceRel(Math.min(tick - this.base, this.cur + CHUNK), fire);
       this.shift();
+      this.steps++;
     }
     return fired + this.advanceRel(tick - this.base, fire);
+  }
+
+  /**
+   * Move to absolute tick `tick` (beyond every armed timer) directly: the armed timers are taken out and fired
+   * in order of expiry (expiry() gives each its own time while it fires); what their callbacks arm lands after
+   * the new base. O(armed log armed + slots), whatever the distance.
+   */
+  private leap(tick: number, fire: FireFn): number {
+    const hs: number[] = [];
+    for (let s = this.sentinel0; s < this.sentinel0 + SLOTS * LEVELS; s++) {
+      for (let h = this.next[s]! - 1; h !== s; h = this.next[h]! - 1) hs.push(h);
+      this.next[s] = s + 1;
+      this.prev[s] = s + 1;
+    }
+    const at = new Float64Array(hs.length);
+    hs.forEach((h, i) => {
+      at[i] = this.base + this.want[h]!;
+      this.next[h] = 0;
+      this.prev[h] = 0;
+    });
+    const order = hs.map((_, i) => i).sort((a, b) => at[a]! - at[b]! || hs[a]! - hs[b]!);
+    this.counts.fill(0);
+    this.armed = 0;
+    this.base = tick;
+    this.cur = 0;
+    this.steps += SLOTS * LEVELS + hs.length;
+    for (const i of order) {
+      this.leapH = hs[i]!;
+      this.leapAt = at[i]!;
+      fire(hs[i]!);
+    }
+    this.leapH = -1;
+    return hs.length;
   }
 
   /** Move `base` forward by a multiple of 2^24 ticks (keeping every relative tick representable). */
@@ -209,6 +257,7 @@ export class TimerWheel {
     const c = this.counts;
     while (this.cur <= end) {
       const cur = this.cur;
+      this.steps++;
       if (cur % SLOTS === 0 && cur > 0) {
         // level 0 wrapped: cascade level 1, and higher levels when they wrap too
         let div = SLOTS;

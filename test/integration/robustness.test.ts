@@ -15,7 +15,7 @@ import { decode } from '../../src/packet/decode.js';
 import { PacketView } from '../../src/packet/view.js';
 import { Services } from '../../src/service/services.js';
 import { replaySecret } from '../../src/synproxy/synproxy.js';
-import { eth, ipv4, ipv6, tcp } from '../helpers/packets.js';
+import { concat, eth, ipv4, ipv6, ngEpb, ngIdb, ngShb, tcp, udp } from '../helpers/packets.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-robust-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -123,6 +123,66 @@ describe('robustness regressions (issue 15)', function () {
     pkt(eth(0x86dd, ipv6({ nh: 6, src: a.src, dst: a.dst, ext }, tcp({ ...a, flags: 0x10, seq: 101, ack: (cookie + 1) >>> 0 }))));
     assert.equal(tracker.table.count, 0, 'no connection opened');
     assert.equal(engine.notEmitted.synproxy, 1);
+  });
+
+  it('far-future timestamps do not hang replay: a pcapng time of 2^64-1 µs with --drain (26 s before), each connection destroyed at its own expiry', async function () {
+    this.timeout(20000);
+    const syn = eth(0x0800, ipv4({ proto: 6 }, tcp({ flags: 0x02 })));
+    const dns = eth(0x0800, ipv4({ proto: 17 }, udp({})));
+    const cap = file('far.pcapng', concat(ngShb(), ngIdb(1), ngEpb(0, 1_000_000_000_000_000n, syn), ngEpb(0, 0xffffffffffffffffn, dns)));
+    const ev = path.join(tmp, 'far.events');
+    const r = await tsvs(['replay', '--json', '--drain', '--events', ev, cap]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.conntrack.expired, 2);
+    assert.match(j.warnings.join(), /1 packet timed after the year 2112/);
+    const destroys = fs.readFileSync(ev, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'destroy').map((e) => Number(e.ts));
+    // SYN_SENT 120 s after its SYN, UNREPLIED 30 s after the engine's last time (2^52 µs), plus the [0, 1 s) jitter
+    assert.equal(destroys.length, 2);
+    assert.ok(destroys[0]! >= 1_000_000_120 && destroys[0]! < 1_000_000_121, String(destroys[0]));
+    assert.ok(destroys[1]! >= 2 ** 52 / 1e6 + 30 && destroys[1]! < 2 ** 52 / 1e6 + 31, String(destroys[1]));
+  });
+
+  it('timeouts are bounded (30 days) and a bad one names where it came from', async function () {
+    const cap = path.join(CORPUS, 'tcp/zeek-http-get.pcap');
+    let r = await tsvs(['replay', '--timeout', 'icmp=100000000000000', cap]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, 'tsvs: --timeout: icmp: expected seconds in [0, 2592000] (30 days), got 100000000000000\n');
+    const cfg = file('big-timeout.yaml', 'timeouts: { established: 1e300 }\n');
+    r = await tsvs(['replay', '--config', cfg, cap]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, `tsvs: ${cfg}: timeouts.established: Number must be less than or equal to 2592000, got 1e+300\n`);
+    const cfg2 = file('bad-state.yaml', 'timeouts: { synack: 5 }\n');
+    r = await tsvs(['replay', '--config', cfg2, cap]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`^tsvs: ${cfg2}: timeouts.synack: unknown TCP state for profile netfilter`));
+  });
+
+  it('every numeric setting is bounded, with an error naming its key (mh tables, conhash rings, thresholds, timeouts)', function () {
+    const svc = (extra: Record<string, unknown>, servers: unknown[] = [{ addr: '10.0.0.1', port: 80 }]) => ({ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'mh', servers, ...extra });
+    const err = (doc: unknown): string => {
+      try {
+        parseConfig(doc, 'lb.yaml');
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    // these ran for minutes or died with "Invalid typed array length"; 8 is not a prime (a permutation cycle never ends)
+    for (const ts of [1e9, 4294967311, 1e300]) assert.match(err({ services: [svc({ mh: { table_size: ts } })] }), /^lb\.yaml: services\[0\]\.mh\.table_size: Number must be less than or equal to 131071/);
+    assert.match(err({ services: [svc({ mh: { table_size: 8 } })] }), /^lb\.yaml: services\[0\]\.mh\.table_size: expected a prime/);
+    assert.equal(err({ services: [svc({ mh: { table_size: 251 } })] }), 'accepted');
+    // 5000 services of 65537 slots were 7.3 s and 1.41 GB
+    const many = Array.from({ length: 5000 }, (_, i) => ({ ...svc({}), port: 1 + i }));
+    assert.match(err({ services: many }), /^lb\.yaml: services\[511\]\.mh\.table_size: the mh tables of services\[0\.\.511\] add up to 33554944 slots, more than 33554432/);
+    assert.equal(err({ services: many.map((x) => ({ ...x, mh: { table_size: 4093 } })) }), 'accepted');
+    const heavy = [{ addr: '10.0.0.1', port: 80, weight: 65535 }, { addr: '10.0.0.2', port: 80, weight: 1 }];
+    assert.match(err({ services: [svc({ scheduler: 'conhash' }, heavy)] }), /^lb\.yaml: services\[0\]\.servers: conhash: the weights .* add up to 65536/);
+    assert.equal(err({ services: [svc({ scheduler: 'conhash' }, [{ addr: '10.0.0.1', port: 80, weight: 65535 }, { addr: '10.0.0.2', port: 80, weight: 65535 }])] }), 'accepted');
+    assert.match(err({ services: [svc({}, [{ addr: '10.0.0.1', port: 80, upper_threshold: 1e10 }])] }), /servers\[0\]\.upper_threshold: Number must be less than or equal to 2147483647/);
+    assert.match(err({ services: [svc({ persistence: { timeout: 1e9 } })] }), /services\[0\]\.persistence\.timeout: Number must be less than or equal to 2592000/);
+    assert.match(err({ services: [svc({ conn_timeout: 1e9 })] }), /services\[0\]\.conn_timeout: Number must be less than or equal to 2592000/);
+    assert.match(err({ synproxy: { ack_storm_thresh: 1000 } }), /^lb\.yaml: synproxy\.ack_storm_thresh: Number must be less than or equal to 255/);
   });
 });
 

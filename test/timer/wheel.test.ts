@@ -39,6 +39,51 @@ describe('timer wheel', function () {
     assert.deepEqual(fired.at(-1), [3, 5 * 86_400_000 + 1]);
   });
 
+  it('a jump of 4·10^12 ticks (a far-future timestamp, the engine\'s latest time) fires everything in expiry order at its own time, in steps bounded by the timers, not the gap', function () {
+    const w = new TimerWheel(4096);
+    const t0 = 1_700_000_000_000;
+    w.advance(t0, () => {});
+    const due = Array.from({ length: 3000 }, (_, h) => t0 + ((h * 7919) % 3000) * 1000 + 1); // spread over 50 minutes
+    due.forEach((t, h) => w.arm(h, t));
+    w.arm(3000, t0 + 40 * 86_400_000); // beyond the first chunk
+    const fired: number[] = [];
+    const at: number[] = [];
+    w.steps = 0;
+    const far = 2 ** 42; // ms: 2^52 µs
+    w.advance(far, (h) => {
+      fired.push(h);
+      at.push(w.expiry(h));
+    });
+    assert.equal(fired.length, 3001);
+    assert.deepEqual(at, [...at].sort((a, b) => a - b), 'in expiry order');
+    fired.forEach((h, i) => assert.equal(at[i], h === 3000 ? t0 + 40 * 86_400_000 : due[h]));
+    assert.ok(w.steps < 5_000_000, `${w.steps} steps`);
+    // and the wheel keeps time exactly after the jump
+    w.arm(1, far + 500);
+    const early: number[] = [];
+    w.advance(far + 499, (h) => early.push(h));
+    assert.equal(early.length, 0);
+    const later: number[] = [];
+    w.advance(far + 500, (h) => later.push(w.expiry(h)));
+    assert.deepEqual(later, [far + 500]);
+  });
+
+  it('a timer its callback keeps re-arming does not make a far jump walk the gap', function () {
+    const w = new TimerWheel(8);
+    w.advance(0, () => {});
+    w.arm(1, 1000);
+    let fires = 0;
+    const far = 2 ** 42;
+    w.steps = 0;
+    w.advance(far, (h) => {
+      fires++;
+      if (fires < 50) w.arm(h, w.expiry(h) + 86_400_000); // a day after its own expiry, 50 times
+    });
+    assert.equal(fires, 50);
+    assert.equal(w.armed, 0);
+    assert.ok(w.steps < 5_000_000, `${w.steps} steps`);
+  });
+
   it('a 5-year jump (a capture spanning years) keeps later timers exact', function () {
     const w = new TimerWheel(8);
     const t0 = 952109346874; // ms, year 2000
