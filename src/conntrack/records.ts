@@ -8,6 +8,8 @@ import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packe
 import { F_NAT, icmpReplyKey } from './table.js';
 import { COUNTER_NAMES, S_ASSURED, S_SEEN_REPLY, type EventType, type Tracker } from './tracker.js';
 import { serverLabel } from '../service/services.js';
+import { inPrefix, parsePrefix, type Prefix } from '../packet/addr.js';
+import { isIP } from 'node:net';
 import type { Rates } from '../stats/estimator.js';
 
 export function protoName(p: number): string {
@@ -162,6 +164,91 @@ export interface ConnFilter {
   dst?: string;
   /** source or destination port, or ICMP id */
   port?: number;
+}
+
+/** a ConnFilter checked and turned into what the table holds (no string built per connection) */
+interface ConnQuery {
+  proto: number;
+  /** the state's name in upper case, or '' for any */
+  state: string;
+  src: Prefix | null;
+  srcV6: boolean;
+  dst: Prefix | null;
+  dstV6: boolean;
+  port: number;
+}
+
+const PROTO_NUMBERS: Record<string, number> = { tcp: IPPROTO_TCP, udp: IPPROTO_UDP, icmp: IPPROTO_ICMP, icmpv6: IPPROTO_ICMPV6 };
+
+/** every state name a connection of tracker t can have */
+export function stateNames(t: Tracker): string[] {
+  return [...new Set([...t.tcpNames, ...(t.profile === 'dpvs' ? ['NONE', 'ONEWAY', 'NORMAL'] : ['UNREPLIED', 'REPLIED', 'ASSURED'])])];
+}
+
+function prefixOf(what: string, s: string): { p: Prefix; v6: boolean } {
+  const [a, l, extra] = s.split('/');
+  const fam = isIP(a ?? '');
+  const len = l === undefined ? (fam === 6 ? 128 : 32) : /^[0-9]{1,3}$/.test(l) ? Number(l) : -1;
+  if (extra !== undefined || fam === 0 || len < 0 || len > (fam === 6 ? 128 : 32)) throw new Error(`${what}: expected an address or a prefix like 10.0.0.0/8, got ${JSON.stringify(s)}`);
+  return { p: parsePrefix(`${a}/${len}`), v6: fam === 6 };
+}
+
+/** Check a filter (throws a one-line Error naming the bad field) and compile it for `pageConns`. */
+export function compileFilter(t: Tracker, f: ConnFilter): ConnQuery {
+  const q: ConnQuery = { proto: -1, state: '', src: null, srcV6: false, dst: null, dstV6: false, port: -1 };
+  if (f.proto !== undefined) {
+    const n = PROTO_NUMBERS[f.proto.toLowerCase()];
+    if (n === undefined) throw new Error(`proto: expected tcp, udp, icmp or icmpv6, got ${JSON.stringify(f.proto)}`);
+    q.proto = n;
+  }
+  if (f.state !== undefined) {
+    q.state = f.state.toUpperCase();
+    if (!stateNames(t).includes(q.state)) throw new Error(`state: expected one of ${stateNames(t).join(', ')}, got ${JSON.stringify(f.state)}`);
+  }
+  if (f.src !== undefined) ({ p: q.src, v6: q.srcV6 } = prefixOf('src', f.src));
+  if (f.dst !== undefined) ({ p: q.dst, v6: q.dstV6 } = prefixOf('dst', f.dst));
+  if (f.port !== undefined) {
+    if (!Number.isInteger(f.port) || f.port < 0 || f.port > 65535) throw new Error(`port: expected 0-65535, got ${JSON.stringify(f.port)}`);
+    q.port = f.port;
+  }
+  return q;
+}
+
+function queryMatches(t: Tracker, c: number, q: ConnQuery): boolean {
+  const tb = t.table;
+  if (q.proto >= 0 && tb.protoOf(c) !== q.proto) return false;
+  if (q.state && t.stateName(c) !== q.state) return false;
+  if (q.src) {
+    tb.addrWords(c, 'src', w4);
+    if (tb.isV6(c) !== q.srcV6 || !inPrefix(w4, q.src, q.srcV6)) return false;
+  }
+  if (q.dst) {
+    tb.addrWords(c, 'dst', w4);
+    if (tb.isV6(c) !== q.dstV6 || !inPrefix(w4, q.dst, q.dstV6)) return false;
+  }
+  if (q.port >= 0) {
+    const icmp = tb.protoOf(c) === IPPROTO_ICMP || tb.protoOf(c) === IPPROTO_ICMPV6;
+    if (tb.sportOf(c) !== q.port && (icmp || tb.dportOf(c) !== q.port)) return false;
+  }
+  return true;
+}
+
+/**
+ * Up to `limit` connections matching `filter`, from table position (handle) `from` on, looking at `budget`
+ * handles at most: the page, and the position to go on from (null when the table was scanned to its end).
+ * Pages are not one instant: what opens or closes between two requests may be missing or listed (as with
+ * conntrack -L over netlink); nothing is copied or kept between requests.
+ */
+export function pageConns(t: Tracker, from: number, limit: number, budget: number, filter: ConnFilter): { conns: SnapshotConn[]; next: number | null; total: number } {
+  const q = compileFilter(t, filter);
+  const tb = t.table;
+  const end = tb.highWater;
+  const conns: SnapshotConn[] = [];
+  let c = Math.max(0, from);
+  for (let looked = 0; c < end && conns.length < limit && looked < budget; c++, looked++) {
+    if (tb.isUsed(c) && queryMatches(t, c, q)) conns.push(snapshotConn(t, c));
+  }
+  return { conns, next: c < end ? c : null, total: tb.count };
 }
 
 export function connMatches(c: SnapshotConn, f: ConnFilter): boolean {

@@ -45,17 +45,15 @@ export class CtlClient {
     return reply.result;
   }
 
-  /** every connection (matching `filter`), fetched page by page from one snapshot of the daemon's table */
+  /** every connection (matching `filter`), fetched page by page (each page continues where the last ended) */
   async allConns(filter: ConnFilter = {}): Promise<SnapshotConn[]> {
     const out: SnapshotConn[] = [];
-    let cursor: string | undefined;
-    let offset: number | null = 0;
-    while (offset !== null) {
-      const page = (await this.call('conns', { cursor, offset, limit: 5000, filter })) as { cursor: string; conns: SnapshotConn[]; next: number | null };
-      cursor = page.cursor;
+    let cursor: string | null | undefined;
+    do {
+      const page = (await this.call('conns', { ...(cursor ? { cursor } : {}), limit: 5000, filter })) as { conns: SnapshotConn[]; next: string | null };
       out.push(...page.conns);
-      offset = page.next;
-    }
+      cursor = page.next;
+    } while (cursor);
     return out;
   }
 

@@ -3,12 +3,13 @@
  *   {"v":1,"id":<any>,"cmd":"<name>", ...arguments}
  * and every request gets exactly one reply line
  *   {"v":1,"id":<same>,"ok":true,"result":...}   or   {"v":1,"id":<same>,"ok":false,"error":{"code":"...","message":"..."}}
- * Error codes are stable: BAD_JSON, BAD_REQUEST, BAD_VERSION, UNKNOWN_CMD, NOT_FOUND, EXISTS, INVALID, TOO_LONG.
+ * Error codes are stable: BAD_JSON, BAD_REQUEST, BAD_VERSION, UNKNOWN_CMD, NOT_FOUND, EXISTS, INVALID, TOO_LONG,
+ * INTERNAL (the daemon failed to answer; it keeps running).
  */
 export const CTL_VERSION = 1;
 export const MAX_LINE = 1 << 20;
 
-export type ErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'BAD_VERSION' | 'UNKNOWN_CMD' | 'NOT_FOUND' | 'EXISTS' | 'INVALID' | 'TOO_LONG';
+export type ErrorCode = 'BAD_JSON' | 'BAD_REQUEST' | 'BAD_VERSION' | 'UNKNOWN_CMD' | 'NOT_FOUND' | 'EXISTS' | 'INVALID' | 'TOO_LONG' | 'INTERNAL';
 
 export class CtlError extends Error {
   constructor(

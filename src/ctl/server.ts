@@ -1,31 +1,96 @@
 /**
- * Control socket server (Unix socket, mode 0600, JSON lines, see protocol.ts). Every request is answered
- * synchronously from the engine's state, so a listing is consistent; long listings are paged from a
- * snapshot kept under a cursor for 30 s. A client can send anything: bad input gets an error reply, a
- * client that goes away mid-reply is forgotten; nothing a client does reaches the packet path.
+ * Control socket server (Unix socket, mode 0600, JSON lines, see protocol.ts). Every request is validated
+ * before it is used: its envelope (`v`, an `id` that is a string, a number or null, a known `cmd`) and each
+ * command's arguments, typed, unknown ones refused; anything else gets an error reply and touches nothing.
+ * Listings of connections are paged with stateless cursors (a position in the table), scanning a bounded
+ * number of entries per request: no copy of the table, no memory per cursor, and the packet path runs
+ * between pages. A client that goes away mid-reply is forgotten.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { CtlError, CTL_VERSION, MAX_LINE, type Request, type ServiceRef } from './protocol.js';
-import { connMatches, counterObject, gauges, snapshotConn, type ConnFilter, type SnapshotConn } from '../conntrack/records.js';
-import { parseConfig, ConfigError, type ServiceConfig } from '../config.js';
+import { z } from 'zod';
+import { CtlError, CTL_VERSION, MAX_LINE, type ServiceRef } from './protocol.js';
+import type { ConnFilter, SnapshotConn, SnapshotService } from '../conntrack/records.js';
+import { ConfigError, type ServiceConfig } from '../config.js';
 import { serviceKey, serverKey } from '../service/services.js';
-import type { Daemon } from '../live/daemon.js';
 
-const CURSOR_TTL_MS = 30_000;
-const MAX_PAGE = 10_000;
+/** at most this many connections per page */
+export const MAX_PAGE = 10_000;
+/** table entries looked at per `conns` request at most (a page may come back short, with a cursor to go on) */
+export const SCAN_BUDGET = 65_536;
+
+/** What the control socket reads and changes: the daemon's side, narrowed to what requests need. */
+export interface CtlTarget {
+  status(): unknown;
+  /** the table's snapshot without its connections (those come through `conns`) */
+  snapshot(): unknown;
+  /** services and servers as listed (deleted ones hidden, each server's health) */
+  serviceList(): SnapshotService[];
+  counters(): unknown;
+  /**
+   * Up to `limit` connections matching `filter` from table position `from` on, looking at no more than
+   * `budget` entries: the page and the position to go on from (null at the end). Throws for a bad filter.
+   */
+  connPage(from: number, limit: number, budget: number, filter: ConnFilter): { conns: SnapshotConn[]; next: number | null; total: number };
+  zero(): number;
+  flush(): number;
+  reload(): number;
+  /** the services as configured now */
+  serviceConfigs(): ServiceConfig[];
+  /** validate a whole new service list as the configuration file is (throws ConfigError) and apply it */
+  replaceServices(list: unknown[], why: string): { added: number; changed: number; deleted: number };
+}
+
+const id = z.union([z.string().max(256), z.number().finite(), z.null()]);
+const envelope = z.object({ v: z.literal(CTL_VERSION), id: id.optional(), cmd: z.string().max(64) }).passthrough();
+const serviceRef = z.object({ proto: z.enum(['tcp', 'udp']), vip: z.string().max(64), port: z.number().int().min(0).max(65535) }).strict();
+const serverRef = z.object({ addr: z.string().max(64), port: z.number().int().min(0).max(65535).optional() }).passthrough();
+const filter = z
+  .object({
+    proto: z.string().max(16).optional(),
+    state: z.string().max(32).optional(),
+    src: z.string().max(64).optional(),
+    dst: z.string().max(64).optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+  })
+  .strict();
+const base = { v: z.literal(CTL_VERSION), id: id.optional(), cmd: z.string() };
+const noArgs = z.object(base).strict();
+const ARGS: Record<string, z.ZodTypeAny> = {
+  hello: noArgs,
+  status: noArgs,
+  snapshot: noArgs,
+  services: noArgs,
+  counters: noArgs,
+  zero: noArgs,
+  flush: noArgs,
+  reload: noArgs,
+  conns: z.object({ ...base, limit: z.number().int().min(1).max(MAX_PAGE).optional(), cursor: z.string().regex(/^c[0-9]{1,10}$/, 'expected a cursor from a previous page').optional(), filter: filter.optional() }).strict(),
+  'service.add': z.object({ ...base, service: serviceRef, set: z.record(z.string(), z.unknown()).optional() }).strict(),
+  'service.edit': z.object({ ...base, service: serviceRef, set: z.record(z.string(), z.unknown()) }).strict(),
+  'service.delete': z.object({ ...base, service: serviceRef }).strict(),
+  'server.add': z.object({ ...base, service: serviceRef, server: serverRef }).strict(),
+  'server.edit': z.object({ ...base, service: serviceRef, server: serverRef }).strict(),
+  'server.delete': z.object({ ...base, service: serviceRef, server: serverRef }).strict(),
+};
+
+/** "limit: Expected number, received string" from a zod error */
+function zodMessage(e: z.ZodError): string {
+  const i = e.issues[0]!;
+  const where = i.path.join('.');
+  const msg = i.code === 'unrecognized_keys' ? `unknown field ${i.keys.map((k) => JSON.stringify(k)).join(', ')}` : i.message;
+  return where ? `${where}: ${msg}` : msg;
+}
 
 export class CtlServer {
   private server: net.Server | null = null;
-  private readonly cursors = new Map<string, { conns: SnapshotConn[]; at: number }>();
-  private nextCursor = 1;
   private readonly clients = new Set<net.Socket>();
   requests = 0;
   errors = 0;
 
   constructor(
-    private readonly d: Daemon,
+    private readonly d: CtlTarget,
     readonly socketPath: string,
   ) {}
 
@@ -61,157 +126,122 @@ export class CtlServer {
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        if (line.trim()) this.reply(c, line);
+        if (line.trim()) this.send(c, this.answer(line));
       }
       if (buf.length > MAX_LINE) {
-        this.send(c, null, new CtlError('TOO_LONG', `request longer than ${MAX_LINE} bytes`));
+        this.send(c, this.reply(null, new CtlError('TOO_LONG', `request longer than ${MAX_LINE} bytes`)));
         c.end();
         buf = '';
       }
     });
   }
 
-  private send(c: net.Socket, id: unknown, r: unknown): void {
-    if (c.destroyed || !c.writable) return;
-    const msg = r instanceof CtlError ? { v: CTL_VERSION, id, ok: false, error: { code: r.code, message: r.message } } : { v: CTL_VERSION, id, ok: true, result: r };
-    c.write(`${JSON.stringify(msg)}\n`);
+  private send(c: net.Socket, line: string): void {
+    if (!c.destroyed && c.writable) c.write(line);
   }
 
-  private reply(c: net.Socket, line: string): void {
-    this.requests++;
-    let id: unknown = null;
+  /** one reply line; a result that cannot be serialised is an error reply (the id is always a plain value) */
+  private reply(id: unknown, r: unknown): string {
+    const err = (e: CtlError) => `${JSON.stringify({ v: CTL_VERSION, id, ok: false, error: { code: e.code, message: e.message } })}\n`;
+    if (r instanceof CtlError) return err(r);
     try {
-      let req: Request;
-      try {
-        req = JSON.parse(line) as Request;
-      } catch (e) {
-        throw new CtlError('BAD_JSON', (e as Error).message);
-      }
-      if (typeof req !== 'object' || req === null || Array.isArray(req)) throw new CtlError('BAD_REQUEST', 'a request is a JSON object');
-      id = req.id ?? null;
-      if (req.v !== CTL_VERSION) throw new CtlError('BAD_VERSION', `protocol version ${CTL_VERSION} expected, got ${JSON.stringify(req.v)}`);
-      if (typeof req.cmd !== 'string') throw new CtlError('BAD_REQUEST', 'cmd: expected a string');
-      this.send(c, id, this.handle(req));
+      return `${JSON.stringify({ v: CTL_VERSION, id, ok: true, result: r })}\n`;
     } catch (e) {
       this.errors++;
-      this.send(c, id, e instanceof CtlError ? e : new CtlError('INVALID', (e as Error).message));
+      return err(new CtlError('INTERNAL', `the reply could not be written: ${(e as Error).message}`));
     }
   }
 
-  handle(req: Request): unknown {
+  /** the reply line to one request line */
+  answer(line: string): string {
+    this.requests++;
+    let reqId: unknown = null;
+    try {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(line);
+      } catch (e) {
+        throw new CtlError('BAD_JSON', (e as Error).message);
+      }
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new CtlError('BAD_REQUEST', 'a request is a JSON object');
+      const env = envelope.safeParse(raw);
+      if (!env.success) {
+        const v = (raw as { v?: unknown }).v;
+        if (v !== CTL_VERSION) throw new CtlError('BAD_VERSION', `protocol version ${CTL_VERSION} expected, got ${typeof v === 'number' ? v : typeof v}`);
+        throw new CtlError('BAD_REQUEST', zodMessage(env.error));
+      }
+      reqId = env.data.id ?? null;
+      const schema = ARGS[env.data.cmd];
+      if (!schema) throw new CtlError('UNKNOWN_CMD', `unknown command ${JSON.stringify(env.data.cmd)}`);
+      const req = schema.safeParse(raw);
+      if (!req.success) throw new CtlError('BAD_REQUEST', zodMessage(req.error));
+      return this.reply(reqId, this.handle(req.data as Record<string, unknown> & { cmd: string }));
+    } catch (e) {
+      this.errors++;
+      return this.reply(reqId, e instanceof CtlError ? e : new CtlError(e instanceof ConfigError ? 'INVALID' : 'INTERNAL', (e as Error).message));
+    }
+  }
+
+  private handle(req: Record<string, unknown> & { cmd: string }): unknown {
     const d = this.d;
     switch (req.cmd) {
       case 'hello':
         return { server: 'tsvs', version: CTL_VERSION, pid: process.pid };
       case 'status':
-        return {
-          started: d.startedAt.toISOString(),
-          packets: d.packets,
-          conns: d.tracker.table.count,
-          emitted: d.engine.emitted,
-          not_emitted: d.engine.notEmitted,
-          tx: { sent: d.sink.sent, errors: d.sink.errors, in_flight: d.sink.inFlight },
-          capture: d.captures.map((x) => ({ iface: x.iface, ...x.stats() })),
-          ctl: { requests: this.requests, errors: this.errors },
-        };
+        return { ...(d.status() as object), ctl: { requests: this.requests, errors: this.errors } };
       case 'snapshot':
-        // everything but the connections (fetch those with conns)
-        return {
-          version: 1,
-          source: `tsvs run (pid ${process.pid})`,
-          profile: d.tracker.profile,
-          time: d.tracker.nowString(),
-          counters: counterObject(d.tracker),
-          gauges: gauges(d.tracker),
-          services: d.serviceList(),
-          ...(d.engine.sp ? { synproxy: d.engine.sp.counterObject() } : {}),
-        };
+        return d.snapshot();
       case 'services':
         return d.serviceList();
       case 'counters':
-        return { counters: counterObject(d.tracker), gauges: gauges(d.tracker), decoded: d.stats.decoded(), drops: d.stats.drops(), ...(d.engine.sp ? { synproxy: d.engine.sp.counterObject() } : {}) };
+        return d.counters();
       case 'conns':
-        return this.conns(req);
+        return this.conns(req as { limit?: number; cursor?: string; filter?: ConnFilter });
       case 'zero':
-        for (const s of d.services.list) {
-          s.stats.fill(0);
-          s.destStats.fill(0);
-        }
-        return { zeroed: d.services.list.length };
+        return { zeroed: d.zero() };
       case 'flush':
-        return { flushed: d.tracker.flush() };
+        return { flushed: d.flush() };
       case 'reload':
-        d.reload();
-        return { services: d.serviceCfgs.length };
-      case 'service.add':
-      case 'service.edit':
-      case 'service.delete':
-      case 'server.add':
-      case 'server.edit':
-      case 'server.delete':
-        return this.change(req);
+        return { services: d.reload() };
       default:
-        throw new CtlError('UNKNOWN_CMD', `unknown command ${JSON.stringify(req.cmd)}`);
+        return this.change(req);
     }
   }
 
-  /** a page of connections from a snapshot taken at the first page (cursor) */
-  private conns(req: Request): unknown {
-    const now = Date.now();
-    for (const [k, v] of this.cursors) if (now - v.at > CURSOR_TTL_MS) this.cursors.delete(k);
-    const limit = req.limit === undefined ? 1000 : Number(req.limit);
-    const offset = req.offset === undefined ? 0 : Number(req.offset);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new CtlError('BAD_REQUEST', `limit: expected 1-${MAX_PAGE}`);
-    if (!Number.isInteger(offset) || offset < 0) throw new CtlError('BAD_REQUEST', 'offset: expected an integer >= 0');
-    let cursor = typeof req.cursor === 'string' ? req.cursor : null;
-    let snap = cursor ? this.cursors.get(cursor) : undefined;
-    if (cursor && !snap) throw new CtlError('NOT_FOUND', `cursor ${cursor} unknown or expired`);
-    if (!snap) {
-      const f = (req.filter ?? {}) as ConnFilter;
-      if (typeof f !== 'object' || Array.isArray(f)) throw new CtlError('BAD_REQUEST', 'filter: expected an object');
-      const all: SnapshotConn[] = [];
-      for (const c of this.d.tracker.handles()) {
-        const x = snapshotConn(this.d.tracker, c);
-        if (connMatches(x, f)) all.push(x);
-      }
-      snap = { conns: all, at: now };
-      cursor = String(this.nextCursor++);
-      this.cursors.set(cursor, snap);
+  /** a page of connections from the cursor's position (the first page: from the start) */
+  private conns(req: { limit?: number; cursor?: string; filter?: ConnFilter }): unknown {
+    const from = req.cursor ? Number(req.cursor.slice(1)) : 0;
+    let page;
+    try {
+      page = this.d.connPage(from, req.limit ?? 1000, SCAN_BUDGET, req.filter ?? {});
+    } catch (e) {
+      throw new CtlError('BAD_REQUEST', `filter: ${(e as Error).message}`);
     }
-    const page = snap.conns.slice(offset, offset + limit);
-    const next = offset + limit < snap.conns.length ? offset + limit : null;
-    if (next === null) this.cursors.delete(cursor!);
-    return { cursor, total: snap.conns.length, offset, conns: page, next };
+    return { conns: page.conns, next: page.next === null ? null : `c${page.next}`, total: page.total };
   }
 
   /** add/edit/delete services and servers: a new service list, validated like the configuration file */
-  private change(req: Request): unknown {
-    const d = this.d;
-    const list: ServiceConfig[] = structuredClone(d.serviceCfgs);
-    const ref = req.service as ServiceRef | undefined;
+  private change(req: Record<string, unknown> & { cmd: string }): unknown {
+    const list: ServiceConfig[] = structuredClone(this.d.serviceConfigs());
+    const ref = req.service as ServiceRef;
+    const key = `${ref.proto} ${ref.vip} ${ref.port}`;
     const find = () => {
-      if (!ref || typeof ref !== 'object') throw new CtlError('BAD_REQUEST', 'service: expected { proto, vip, port }');
-      const k = `${ref.proto} ${ref.vip} ${ref.port}`;
-      const i = list.findIndex((s) => serviceKey(s) === k);
-      if (i < 0) throw new CtlError('NOT_FOUND', `no service ${k}`);
+      const i = list.findIndex((s) => serviceKey(s) === key);
+      if (i < 0) throw new CtlError('NOT_FOUND', `no service ${key}`);
       return i;
     };
     const body = (req.set ?? {}) as Record<string, unknown>;
     if (req.cmd === 'service.add') {
-      const s = { ...(ref ?? {}), ...body, servers: (body.servers as unknown[]) ?? [] };
-      if (list.some((x) => serviceKey(x) === `${ref?.proto} ${ref?.vip} ${ref?.port}`)) throw new CtlError('EXISTS', `service ${ref?.proto} ${ref?.vip} ${ref?.port} exists`);
-      list.push(s as unknown as ServiceConfig);
+      if (list.some((x) => serviceKey(x) === key)) throw new CtlError('EXISTS', `service ${key} exists`);
+      list.push({ ...ref, ...body, servers: (body.servers as unknown[]) ?? [] } as unknown as ServiceConfig);
     } else if (req.cmd === 'service.edit') {
       const i = find();
       list[i] = { ...list[i]!, ...body } as ServiceConfig;
     } else if (req.cmd === 'service.delete') {
       list.splice(find(), 1);
     } else {
-      const i = find();
-      const given = req.server as { addr?: unknown; port?: number } | undefined;
-      if (!given || typeof given !== 'object' || typeof given.addr !== 'string') throw new CtlError('BAD_REQUEST', 'server: expected { addr, port, ... }');
-      const srv = given as { addr: string; port?: number };
-      const servers = list[i]!.servers;
+      const servers = list[find()]!.servers;
+      const srv = req.server as { addr: string; port?: number };
       const j = servers.findIndex((x) => serverKey(x) === serverKey(srv));
       if (req.cmd === 'server.add') {
         if (j >= 0) throw new CtlError('EXISTS', `server ${serverKey(srv)} exists`);
@@ -220,16 +250,11 @@ export class CtlServer {
       else if (req.cmd === 'server.edit') servers[j] = { ...servers[j]!, ...srv };
       else servers.splice(j, 1);
     }
-    let cfgs: ServiceConfig[];
     try {
-      // the same validation as the configuration file (an empty service is refused there: min 1 server)
-      cfgs = parseConfig({ services: list, live: d.cfg.live }, 'request').services;
+      return this.d.replaceServices(list, req.cmd);
     } catch (e) {
-      throw new CtlError('INVALID', e instanceof ConfigError ? e.message : (e as Error).message);
+      throw new CtlError('INVALID', (e as Error).message);
     }
-    const r = d.applyServices(cfgs);
-    d.log.info('services changed', { by: 'ctl', cmd: req.cmd, ...r });
-    return r;
   }
 
   close(): Promise<void> {
@@ -246,4 +271,3 @@ export class CtlServer {
     });
   }
 }
-

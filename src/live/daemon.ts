@@ -11,18 +11,20 @@ import { PacketView } from '../packet/view.js';
 import { DecodeStats } from '../stats/decode-stats.js';
 import { Tracker, type Profile } from '../conntrack/tracker.js';
 import { Engine, lbSummary } from '../engine.js';
-import type { SnapshotService } from '../conntrack/records.js';
+import { counterObject, gauges, pageConns, type ConnFilter, type SnapshotService } from '../conntrack/records.js';
+import type { CtlTarget } from '../ctl/server.js';
 import { LiveSink, macKey } from '../xmit/sink-live.js';
-import { FWD_DR, parseMac, Services } from '../service/services.js';
+import { FWD_DR, Services } from '../service/services.js';
+import { parseMac } from '../packet/addr.js';
 import { MonotonicClock } from '../timer/clock.js';
 import { WheelDriver } from '../timer/driver.js';
-import { loadConfig, splitTimeouts, type Config, type ServiceConfig } from '../config.js';
+import { loadConfig, parseConfig, splitTimeouts, type Config, type ServiceConfig } from '../config.js';
 import { Logger } from '../log.js';
 import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, readSysctl, receiveOffloads } from './host.js';
 import { randomBytes } from 'node:crypto';
 import { HealthChecker } from '../service/health.js';
 
-export class Daemon {
+export class Daemon implements CtlTarget {
   readonly tracker: Tracker;
   readonly services: Services;
   readonly engine: Engine;
@@ -217,18 +219,84 @@ export class Daemon {
     return out;
   }
 
-  /** SIGHUP: read the configuration file again and apply its services */
-  reload(): void {
-    if (!this.configFile) return;
+  /* ---------------- the control socket's side (CtlTarget) ---------------- */
+
+  status(): unknown {
+    return {
+      started: this.startedAt.toISOString(),
+      packets: this.packets,
+      conns: this.tracker.table.count,
+      emitted: this.engine.emitted,
+      not_emitted: this.engine.notEmitted,
+      tx: { sent: this.sink.sent, errors: this.sink.errors, in_flight: this.sink.inFlight },
+      capture: this.captures.map((x) => ({ iface: x.iface, ...x.stats() })),
+    };
+  }
+
+  snapshot(): unknown {
+    return {
+      version: 1,
+      source: `tsvs run (pid ${process.pid})`,
+      profile: this.tracker.profile,
+      time: this.tracker.nowString(),
+      counters: counterObject(this.tracker),
+      gauges: gauges(this.tracker),
+      services: this.serviceList(),
+      ...(this.engine.sp ? { synproxy: this.engine.sp.counterObject() } : {}),
+    };
+  }
+
+  counters(): unknown {
+    return {
+      counters: counterObject(this.tracker),
+      gauges: gauges(this.tracker),
+      decoded: this.stats.decoded(),
+      drops: this.stats.drops(),
+      ...(this.engine.sp ? { synproxy: this.engine.sp.counterObject() } : {}),
+    };
+  }
+
+  connPage(from: number, limit: number, budget: number, filter: ConnFilter) {
+    return pageConns(this.tracker, from, limit, budget, filter);
+  }
+
+  zero(): number {
+    for (const s of this.services.list) {
+      s.stats.fill(0);
+      s.destStats.fill(0);
+    }
+    return this.services.list.length;
+  }
+
+  flush(): number {
+    return this.tracker.flush();
+  }
+
+  serviceConfigs(): ServiceConfig[] {
+    return this.serviceCfgs;
+  }
+
+  replaceServices(list: unknown[], why: string): { added: number; changed: number; deleted: number } {
+    // the same validation as the configuration file (an empty service is refused there: min 1 server)
+    const cfgs = parseConfig({ services: list, live: this.cfg.live }, 'request').services;
+    const r = this.applyServices(cfgs);
+    this.log.info('services changed', { by: 'ctl', cmd: why, ...r });
+    return r;
+  }
+
+  /** SIGHUP (and the control socket's reload): read the configuration file again and apply its services; returns how many there are */
+  reload(): number {
+    if (!this.configFile) return this.serviceCfgs.length;
     let cfg: Config;
     try {
       cfg = loadConfig(this.configFile);
     } catch (e) {
       this.log.error('reload failed, configuration kept', { error: (e as Error).message });
-      return;
+      return this.serviceCfgs.length;
     }
     const r = this.applyServices(cfg.services);
     this.log.info('reloaded', { file: this.configFile, ...r });
+    return this.serviceCfgs.length;
   }
 
   stop(): void {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as dgram from 'node:dgram';
 import { execFileSync } from 'node:child_process';
-import { parseMac } from '../service/services.js';
+import { parseMac } from '../packet/addr.js';
 
 export function ifaceMac(iface: string): Uint8Array | null {
   try {

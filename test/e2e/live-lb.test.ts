@@ -278,11 +278,12 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       // the control socket: garbage, a client hanging up mid-reply, 100 concurrent listings
       const garbage = await inNs('l', 'node', [
         '-e',
-        `const s=require('net').createConnection(process.argv[1]);let o='';s.on('data',d=>o+=d);s.on('connect',()=>{s.write('garbage\\n{"v":9}\\n'+'x'.repeat(2e6));setTimeout(()=>{console.log(o);s.destroy()},500)});s.on('error',()=>{console.log(o)})`,
+        `const s=require('net').createConnection(process.argv[1]);let o='';s.on('data',d=>o+=d);s.on('connect',()=>{s.write('garbage\\n{"v":9}\\n{"v":1,"id":'+'['.repeat(1e5)+']'.repeat(1e5)+',"cmd":"hello"}\\n'+'x'.repeat(2e6));setTimeout(()=>{console.log(o);s.destroy()},500)});s.on('error',()=>{console.log(o)})`,
         lb.sock,
       ]);
       assert.match(garbage.stdout, /"code":"BAD_JSON"/);
       assert.match(garbage.stdout, /"code":"BAD_VERSION"/);
+      assert.match(garbage.stdout, /"code":"BAD_REQUEST","message":"id: /); // a 100k-deep id once crashed the daemon
       assert.match(garbage.stdout, /"code":"TOO_LONG"/);
       // a client that asks for 200 listings and hangs up as soon as the first reply starts arriving
       const hang = await inNs('l', 'node', ['-e', `const s=require('net').createConnection(process.argv[1]);s.on('connect',()=>{for(let i=0;i<200;i++)s.write('{"v":1,"cmd":"conns","limit":10000}\\n')});s.once('data',()=>{s.destroy();console.log('hung up')})`, lb.sock]);

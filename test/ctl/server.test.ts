@@ -1,0 +1,167 @@
+/**
+ * The control socket server against hostile and careless clients: every request shape is checked before use,
+ * a handler's failure is an error reply, and connection listings page through the table without copying it.
+ * The target is a real tracker filled with connections; the requests go through a real Unix socket where the
+ * daemon's survival is the point.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CtlServer, SCAN_BUDGET, type CtlTarget } from '../../src/ctl/server.js';
+import { pageConns } from '../../src/conntrack/records.js';
+import { Tracker } from '../../src/conntrack/tracker.js';
+import { decode } from '../../src/packet/decode.js';
+import { PacketView } from '../../src/packet/view.js';
+import { eth, ipv4, tcp, udp } from '../helpers/packets.js';
+
+/** a tracker holding `n` connections: TCP SYNs from 10.1.x.y, every 7th a UDP flow */
+function filled(n: number): Tracker {
+  const t = new Tracker({ profile: 'netfilter', seed: 1, maxConns: 1 << 17 });
+  t.setTime(1_700_000_000, 0, 6);
+  const v = new PacketView();
+  for (let i = 0; i < n; i++) {
+    const src = `10.1.${(i >> 8) & 255}.${i & 255}`;
+    const f = eth(0x0800, i % 7 === 0 ? ipv4({ proto: 17, src, dst: '10.9.9.9' }, udp({ src, dst: '10.9.9.9', sport: 1000 + (i >> 16), dport: 53 })) : ipv4({ proto: 6, src, dst: '10.9.9.9' }, tcp({ src, dst: '10.9.9.9', sport: 1000 + (i >> 16), dport: 80, flags: 0x02 })));
+    decode(f, 0, f.length, f.length, 1, v);
+    t.track(v);
+  }
+  return t;
+}
+
+function target(t: Tracker, over: Partial<CtlTarget> = {}): CtlTarget {
+  return {
+    status: () => ({ packets: 0 }),
+    snapshot: () => ({ version: 1 }),
+    serviceList: () => [],
+    counters: () => ({}),
+    connPage: (from, limit, budget, filter) => pageConns(t, from, limit, budget, filter),
+    zero: () => 0,
+    flush: () => t.flush(),
+    reload: () => 0,
+    serviceConfigs: () => [],
+    replaceServices: () => ({ added: 0, changed: 0, deleted: 0 }),
+    ...over,
+  };
+}
+
+const parse = (line: string) => JSON.parse(line) as { id: unknown; ok: boolean; result?: Record<string, unknown>; error?: { code: string; message: string } };
+
+describe('control socket server', function () {
+  const tracker = filled(45_797);
+  const srv = new CtlServer(target(tracker), '/nonexistent');
+
+  it('an id nested 100,000 deep is refused (it crashed the daemon in JSON.stringify); ids are strings, numbers or null', function () {
+    const deep = `{"v":1,"id":${'['.repeat(100_000)}${']'.repeat(100_000)},"cmd":"hello"}`;
+    const r = parse(srv.answer(deep));
+    assert.deepEqual([r.ok, r.id, r.error?.code], [false, null, 'BAD_REQUEST']);
+    assert.match(r.error!.message, /^id: /);
+    for (const bad of ['{"a":1}', 'true', '{"x":"' + 'y'.repeat(300) + '"}']) assert.equal(parse(srv.answer(`{"v":1,"id":${bad},"cmd":"hello"}`)).error?.code, 'BAD_REQUEST');
+    for (const good of ['"a"', '7', '-1.5', 'null']) assert.deepEqual(parse(srv.answer(`{"v":1,"id":${good},"cmd":"hello"}`)).id, JSON.parse(good));
+    assert.equal(parse(srv.answer('{"v":1,"cmd":"hello"}')).ok, true);
+  });
+
+  it('every field is typed: limit "10", offset 1e308, cursor 5, unknown fields and bad filters are BAD_REQUEST', function () {
+    const cases: Array<[string, RegExp]> = [
+      ['{"v":1,"cmd":"conns","limit":"10"}', /^limit: Expected number, received string/],
+      ['{"v":1,"cmd":"conns","offset":1e308}', /unknown field "offset"/],
+      ['{"v":1,"cmd":"conns","cursor":5}', /^cursor: Expected string, received number/],
+      ['{"v":1,"cmd":"conns","cursor":"x5"}', /^cursor: expected a cursor from a previous page/],
+      ['{"v":1,"cmd":"conns","limit":0}', /^limit: /],
+      ['{"v":1,"cmd":"conns","limit":1e9}', /^limit: /],
+      ['{"v":1,"cmd":"conns","filter":{"state":"BOGUS"}}', /^filter: state: expected one of NONE, SYN_SENT/],
+      ['{"v":1,"cmd":"conns","filter":{"src":"1.2.3"}}', /^filter: src: expected an address or a prefix/],
+      ['{"v":1,"cmd":"conns","filter":{"proto":"sctp"}}', /^filter: proto: expected tcp, udp, icmp or icmpv6/],
+      ['{"v":1,"cmd":"conns","filter":{"port":"80"}}', /^filter\.port: Expected number/],
+      ['{"v":1,"cmd":"flush","all":true}', /unknown field "all"/],
+      ['{"v":1,"cmd":"server.add","service":{"proto":"tcp","vip":"10.0.0.1","port":80},"server":"x"}', /^server: Expected object/],
+      ['{"v":1,"cmd":"service.edit","service":{"proto":"tcp","vip":"10.0.0.1","port":80}}', /^set: Required/],
+    ];
+    for (const [req, re] of cases) {
+      const r = parse(srv.answer(req));
+      assert.equal(r.error?.code, 'BAD_REQUEST', req);
+      assert.match(r.error!.message, re, req);
+    }
+    assert.equal(parse(srv.answer('{"v":2,"cmd":"hello"}')).error?.code, 'BAD_VERSION');
+    assert.equal(parse(srv.answer('{"v":1,"cmd":"reboot"}')).error?.code, 'UNKNOWN_CMD');
+    assert.equal(parse(srv.answer('{"v":1,')).error?.code, 'BAD_JSON');
+    assert.equal(tracker.table.count, 45_797, 'nothing was flushed');
+  });
+
+  it('a handler that fails is an INTERNAL error reply, and the next request is answered', function () {
+    const s = new CtlServer(target(tracker, { status: () => { throw new Error('boom'); } }), '/nonexistent');
+    const r = parse(s.answer('{"v":1,"id":3,"cmd":"status"}'));
+    assert.deepEqual([r.id, r.error?.code, r.error?.message], [3, 'INTERNAL', 'boom']);
+    assert.equal(parse(s.answer('{"v":1,"cmd":"hello"}')).ok, true);
+  });
+
+  it('conns pages through 45,797 connections with stateless cursors: each connection once, in table order, nothing kept', function () {
+    const seen = new Set<string>();
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const r = parse(srv.answer(JSON.stringify({ v: 1, cmd: 'conns', limit: 5000, ...(cursor ? { cursor } : {}) })));
+      assert.ok(r.ok, JSON.stringify(r.error));
+      const res = r.result as { conns: Array<{ orig: { src: string; sport: number } }>; next: string | null; total: number };
+      assert.equal(res.total, 45_797);
+      assert.ok(res.conns.length <= 5000);
+      for (const c of res.conns) {
+        const k = `${c.orig.src}:${c.orig.sport}`;
+        assert.ok(!seen.has(k), `listed twice: ${k}`);
+        seen.add(k);
+      }
+      cursor = res.next;
+      pages++;
+    } while (cursor);
+    assert.equal(seen.size, 45_797);
+    assert.equal(pages, 10);
+  });
+
+  it('a page looks at no more than the scan budget: a filter matching nothing returns at once with a cursor to go on', function () {
+    assert.ok(SCAN_BUDGET > 45_797);
+    const r = parse(srv.answer('{"v":1,"cmd":"conns","limit":1,"filter":{"dst":"192.0.2.0/24"}}'));
+    assert.deepEqual(r.result, { conns: [], next: null, total: 45_797 });
+    assert.deepEqual(pageConns(tracker, 0, 1, 1000, { dst: '192.0.2.0/24' }), { conns: [], next: 1000, total: 45_797 });
+    assert.deepEqual(pageConns(tracker, 45_000, 1, 1000, { dst: '192.0.2.0/24' }), { conns: [], next: null, total: 45_797 });
+    // filters: CIDR, state, protocol and port
+    const udpConns = (parse(srv.answer('{"v":1,"cmd":"conns","limit":10000,"filter":{"proto":"udp","src":"10.1.0.0/24"}}')).result as { conns: unknown[] }).conns;
+    assert.equal(udpConns.length, Math.ceil(256 / 7));
+    const syn = parse(srv.answer('{"v":1,"cmd":"conns","limit":3,"filter":{"state":"syn_sent","port":80}}')).result as { conns: Array<{ state: string; orig: { dport: number } }> };
+    assert.deepEqual(syn.conns.map((c) => [c.state, c.orig.dport]), [['SYN_SENT', 80], ['SYN_SENT', 80], ['SYN_SENT', 80]]);
+  });
+
+  it('through a real socket: 200 first pages at once and a 100k-deep id leave the server answering', async function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-ctl-'));
+    const sock = path.join(dir, 'ctl.sock');
+    const s = new CtlServer(target(tracker), sock);
+    await s.listen();
+    try {
+      const c = net.createConnection(sock);
+      await new Promise((r) => c.once('connect', r));
+      let buf = '';
+      const lines: string[] = [];
+      c.setEncoding('utf8');
+      c.on('data', (d: string) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          lines.push(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+      let reqs = '';
+      for (let i = 0; i < 200; i++) reqs += '{"v":1,"cmd":"conns","limit":1}\n';
+      reqs += `{"v":1,"id":${'['.repeat(100_000)}${']'.repeat(100_000)},"cmd":"hello"}\n{"v":1,"id":"last","cmd":"hello"}\n`;
+      c.write(reqs);
+      while (lines.length < 202) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(lines.slice(0, 200).every((l) => (parse(l).result as { conns: unknown[] }).conns.length === 1));
+      assert.equal(parse(lines[200]!).error?.code, 'BAD_REQUEST');
+      assert.deepEqual([parse(lines[201]!).id, parse(lines[201]!).ok], ['last', true]);
+      c.destroy();
+    } finally {
+      await s.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
