@@ -4,7 +4,7 @@
  * snapshot) are written only when asked for.
  */
 import { readCapture, type ReadOptions } from './capture/reader.js';
-import { CaptureError, formatTs, type PacketRecord } from './capture/record.js';
+import { CaptureError, formatTs, RecordHandlerError, type PacketRecord } from './capture/record.js';
 import { Engine, type LbOptions, type LbSummary, type Sink } from './engine.js';
 import { decode } from './packet/decode.js';
 import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
@@ -153,11 +153,14 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     if (tc.onSnapshot) tc.onSnapshot(snapshot(tracker, file));
     if (tc.snapshotFile) writeSnapshot(tracker, file, tc.snapshotFile, engine?.summary().services, engine?.sp?.counterObject());
   };
+  // a fault injected at one record (TSVS_TEST_FAULT_RECORD=N): how the tests reach the internal-error path
+  const faultAt = Number(process.env.TSVS_TEST_FAULT_RECORD ?? 0) || -1;
   let res;
   try {
     res = await readCapture(
     file,
     (r) => {
+      if (r.index === faultAt) throw new Error(`injected fault (TSVS_TEST_FAULT_RECORD=${faultAt})`);
       decode(r.buf, r.off, r.caplen, r.wirelen, r.linktype, view);
       stats.add(view);
       // earliest and latest timestamps (as capinfos reports them; captures can be out of order)
@@ -186,25 +189,36 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     { ...opts, beforeReuse: () => writer?.flush() },
   );
   } catch (e) {
-    if (e instanceof CaptureError && e.partial) {
-      finishTracking();
+    if ((e instanceof CaptureError || e instanceof RecordHandlerError) && e.partial) {
+      const internal = e instanceof RecordHandlerError;
+      let also = '';
+      try {
+        finishTracking();
+      } catch (e2) {
+        // the state a bug left may not be writable: what was written stays, the rest is named
+        also = `; the outputs could not be finished: ${(e2 as Error).message}`;
+      }
       const s = build(e.partial, false);
-      s.error = e.message;
-      throw new ReplayError(e, s);
+      s.error = `${internal ? 'internal error: ' : ''}${e.message}${also}`;
+      throw new ReplayError(e, s, internal);
     }
-    throw new ReplayError(e as Error, null);
+    throw new ReplayError(e as Error, null, e instanceof RecordHandlerError);
   }
   finishTracking();
   return build(res, res.compressed);
 }
 
-/** A file that could not be replayed to its end; `summary` holds what was read before, when anything was. */
+/**
+ * A file that could not be replayed to its end; `summary` holds what was read before, when anything was.
+ * `internal`: the file was fine, tsvs failed on one of its records (a bug; `cause` has the stack).
+ */
 export class ReplayError extends Error {
   constructor(
     override readonly cause: Error,
     readonly summary: ReplaySummary | null,
+    readonly internal = false,
   ) {
-    super(cause.message);
+    super(internal ? `internal error: ${cause.message}` : cause.message);
     this.name = 'ReplayError';
   }
 }

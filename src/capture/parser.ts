@@ -13,6 +13,8 @@ export interface FormatParser {
   readonly warnings: string[];
   packets: number;
   bytes: number;
+  /** the record handed to the handler last (reused for every record) */
+  readonly rec: PacketRecord;
   need: number;
   parse(b: Uint8Array, start: number, end: number, base: number): number;
   headerComplete(): boolean;

@@ -27,7 +27,8 @@ export class PcapParser implements FormatParser {
   private headerDone = false;
   private overSnap = 0;
   private badFrac = 0;
-  private readonly rec = new PacketRecord();
+  /** the record handed to the handler (reused): while the handler runs, the current one */
+  readonly rec = new PacketRecord();
   private dvBuf: Uint8Array | null = null;
   private dv: DataView = new DataView(new ArrayBuffer(0));
 

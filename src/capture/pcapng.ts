@@ -37,7 +37,8 @@ export class PcapngParser implements FormatParser {
   private blocks = 0;
   private le = true;
   private ifaces: Iface[] = [];
-  private readonly rec = new PacketRecord();
+  /** the record handed to the handler (reused): while the handler runs, the current one */
+  readonly rec = new PacketRecord();
 
   constructor(
     private readonly file: string,

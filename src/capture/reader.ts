@@ -10,7 +10,7 @@ import { rd32 } from '../packet/bytes.js';
 import type { FormatParser, RecordHandler } from './parser.js';
 import { PcapParser } from './pcap.js';
 import { PcapngParser } from './pcapng.js';
-import { CaptureError } from './record.js';
+import { CaptureError, RecordHandlerError } from './record.js';
 
 export interface ReadResult {
   file: string;
@@ -140,6 +140,22 @@ function detect(file: string, b: Uint8Array, n: number, onRecord: RecordHandler)
   }
 }
 
+/**
+ * parser.parse(), with anything but a CaptureError (the parser's own) blamed on the record handler: the
+ * record it was given is the one that failed (already counted, so not in the partial counts).
+ */
+function parseOrBlame(file: string, parser: FormatParser, win: Uint8Array, start: number, end: number, base: number): number {
+  try {
+    return parser.parse(win, start, end, base);
+  } catch (e) {
+    if (e instanceof CaptureError) throw e;
+    const r = parser.rec;
+    const err = new RecordHandlerError(file, r.index, r.fileOffset, e instanceof Error ? e : new Error(String(e)));
+    err.partial = { format: parser.format, linktypes: [...parser.linktypes], packets: parser.packets - 1, bytes: parser.bytes - r.caplen, warnings: parser.warnings };
+    throw err;
+  }
+}
+
 /** Read every record of `file`, calling `onRecord` for each. Throws CaptureError on unreadable/corrupt input. */
 export async function readCapture(file: string, onRecord: RecordHandler, opts: ReadOptions = {}): Promise<ReadResult> {
   const { src, size, compressed } = openSource(file);
@@ -180,13 +196,13 @@ export async function readCapture(file: string, onRecord: RecordHandler, opts: R
         parser = detect(file, win, end, onRecord);
       }
       if (n === 0) break;
-      start = parser.parse(win, start, end, base);
+      start = parseOrBlame(file, parser, win, start, end, base);
       if (opts.onProgress && src.consumed() >= nextProgress) {
         opts.onProgress(src.consumed(), size);
         nextProgress = src.consumed() + (4 << 20);
       }
     }
-    start = parser.parse(win, start, end, base);
+    start = parseOrBlame(file, parser, win, start, end, base);
     if (beforeReuse) beforeReuse();
     if (!parser.headerComplete()) {
       throw new CaptureError(file, 'byte offset 0', `file too short for a ${parser.format} header (${end - start} bytes)`, 0);

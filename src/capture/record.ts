@@ -51,3 +51,21 @@ export class CaptureError extends Error {
     this.name = 'CaptureError';
   }
 }
+
+/**
+ * Something went wrong while a record was being processed, not in the file: a bug. Names the record and
+ * carries what was read before it (that record not included).
+ */
+export class RecordHandlerError extends Error {
+  partial?: CaptureError['partial'];
+
+  constructor(
+    readonly file: string,
+    readonly index: number,
+    readonly fileOffset: number,
+    override readonly cause: Error,
+  ) {
+    super(`${file}: record ${index} at byte offset ${fileOffset}: ${cause.message}`);
+    this.name = 'RecordHandlerError';
+  }
+}

@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
-import { exitStatusFor, UsageError } from './errors.js';
+import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
 import type { Snapshot } from '../conntrack/records.js';
 import { connectCtl, list, services, stats } from './views.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
@@ -102,6 +102,7 @@ main(process.argv).then(
   },
   (e: unknown) => {
     process.stderr.write(`ctstat: internal error: ${(e as Error).message}\n`);
-    process.exitCode = 1;
+    if (process.env.TSVS_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    process.exitCode = EXIT_INTERNAL;
   },
 );

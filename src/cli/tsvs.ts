@@ -3,7 +3,7 @@
 import '../runtime.js'; // first: V8 settings for the packet path
 import * as fs from 'node:fs';
 import { Command } from 'commander';
-import { exitStatusFor, UsageError } from './errors.js';
+import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
 import { replayFile, ReplayError } from '../replay.js';
 import { LineWriter } from '../conntrack/records.js';
 import type { Profile } from '../conntrack/tracker.js';
@@ -122,8 +122,12 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
       if (showProgress) process.stderr.write('\r\x1b[K');
       if (!(e instanceof ReplayError)) throw e;
       process.stderr.write(`tsvs: ${e.message}\n`);
+      if (e.internal) {
+        process.stderr.write(`tsvs: this is a bug in tsvs, not in the file: please report it with the file (TSVS_DEBUG=1 prints the stack)\n`);
+        if (process.env.TSVS_DEBUG) process.stderr.write(`${(e.cause as Error & { cause?: Error }).cause?.stack ?? e.cause.stack}\n`);
+      }
       if (e.summary) process.stdout.write(opts.json ? `${JSON.stringify(e.summary)}\n` : `${formatSummary(e.summary, color)}\n\n`);
-      rc = 2;
+      rc = Math.max(rc, e.internal ? EXIT_INTERNAL : 2);
     }
   }
   events?.close();
@@ -223,6 +227,6 @@ main(process.argv).then(
     const err = e as Error;
     process.stderr.write(`tsvs: internal error: ${err.message}\n`);
     if (process.env.TSVS_DEBUG) process.stderr.write(`${err.stack}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT_INTERNAL;
   },
 );

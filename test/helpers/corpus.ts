@@ -51,8 +51,9 @@ export function run(cmd: string, args: string[], opts: { timeout?: number; env?:
   });
 }
 
-export function tsvs(args: string[]): Promise<RunResult> {
-  return run(TSVS, args);
+/** run bin/tsvs; `env`: variables added to this process's environment */
+export function tsvs(args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  return run(TSVS, args, env ? { env: { ...process.env, ...env } } : {});
 }
 
 /** Run `fn` over `items` with at most `n` in flight. */

@@ -184,5 +184,26 @@ describe('robustness regressions (issue 15)', function () {
     assert.match(err({ services: [svc({ conn_timeout: 1e9 })] }), /services\[0\]\.conn_timeout: Number must be less than or equal to 2592000/);
     assert.match(err({ synproxy: { ack_storm_thresh: 1000 } }), /^lb\.yaml: synproxy\.ack_storm_thresh: Number must be less than or equal to 255/);
   });
+
+  it('an internal error names the file and record, exits 70 (not 2, a bad file), and keeps what came before (summary, --out, --conns)', async function () {
+    const cap = path.join(CORPUS, 'tcp/zeek-http-get.pcap');
+    const cfg = file('fault.yaml', 'services:\n  - { proto: tcp, vip: 192.150.187.43, port: 80, scheduler: rr, forward: nat, servers: [{ addr: 10.0.0.1, port: 80 }] }\n');
+    const out = path.join(tmp, 'fault.out.pcap');
+    const conns = path.join(tmp, 'fault.conns');
+    const r = await tsvs(['replay', '--json', '--config', cfg, '--out', out, '--conns', conns, cap], { TSVS_TEST_FAULT_RECORD: '7' });
+    assert.equal(r.code, 70);
+    assert.deepEqual(r.stderr.trim().split('\n'), [
+      `tsvs: internal error: ${cap}: record 7 at byte offset 2120: injected fault (TSVS_TEST_FAULT_RECORD=7)`,
+      'tsvs: this is a bug in tsvs, not in the file: please report it with the file (TSVS_DEBUG=1 prints the stack)',
+    ]);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.packets, 6);
+    assert.match(j.error, /^internal error: /);
+    const info = await run('capinfos', ['-M', '-c', out]);
+    assert.equal(Number(/Number of packets:\s+(\d+)/.exec(info.stdout)![1]), j.lb.emitted);
+    assert.equal(j.lb.emitted, 6);
+    const lines = fs.readFileSync(conns, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((x) => [x.end, x.orig_pkts + x.reply_pkts]), [['open', 6]]);
+  });
 });
 
