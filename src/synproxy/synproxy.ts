@@ -89,6 +89,14 @@ export function replaySecret(hex: string | undefined, seed: number): Uint8Array 
   return b;
 }
 
+/**
+ * A copy of the frame in `v` (`b` may be a Node Buffer, whose slice() is a view: the capture reuses its
+ * buffer, so a held frame must own its bytes)
+ */
+function copyFrame(b: Uint8Array, v: PacketView): Uint8Array {
+  return Uint8Array.prototype.slice.call(b, v.frameOff, v.frameOff + v.caplen);
+}
+
 /** the wire length of the frame in `v` (its IP packet's end, or what was captured when that is more) */
 function wireLen(v: PacketView): number {
   const ipEnd = v.l3Off + v.ipTotalLen - v.frameOff;
@@ -234,7 +242,7 @@ export class Synproxy {
     this.shiftOut[c] = 0;
     this.dup[c] = 0;
     const n = buildServerSyn(b, v, o, this.synBuf);
-    const p: Pending = { syn: this.synBuf.slice(0, n), queue: [b.slice(v.frameOff, v.frameOff + v.caplen)], wire: [wireLen(v)], retries: 0 };
+    const p: Pending = { syn: this.synBuf.slice(0, n), queue: [copyFrame(b, v)], wire: [wireLen(v)], retries: 0 };
     this.pending.set(c, p);
     this.toServer(c, p.syn, n, n);
   }
@@ -273,7 +281,7 @@ export class Synproxy {
           this.counters[SYNSEND_QLEN]!++;
           return SP_DROP;
         }
-        p.queue.push(b.slice(v.frameOff, v.frameOff + v.caplen));
+        p.queue.push(copyFrame(b, v));
         p.wire.push(wireLen(v));
         return SP_SAVED;
       }

@@ -205,5 +205,36 @@ describe('robustness regressions (issue 15)', function () {
     const lines = fs.readFileSync(conns, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(lines.map((x) => [x.end, x.orig_pkts + x.reply_pkts]), [['open', 6]]);
   });
+
+  it('frames the synproxy holds own their bytes: a capture buffer reused before the server answers does not change them (Buffer.slice is a view)', function () {
+    const cfg = parseConfig({ services: [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 8080 }] }] }, 'test');
+    const tracker = new Tracker({ profile: 'dpvs', seed: 1, maxConns: 64 });
+    const sent: Uint8Array[] = [];
+    const engine = new Engine(tracker, { services: new Services(cfg.services), synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) } }, { send: (_r, b, o, len) => (sent.push(Uint8Array.prototype.slice.call(b, o, o + len)), null) });
+    const view = new PacketView();
+    const rec = new PacketRecord();
+    const capBuf = Buffer.alloc(2048); // one buffer for every packet, as live capture and the reader's window are
+    const pkt = (frame: Uint8Array) => {
+      capBuf.fill(0xee);
+      capBuf.set(frame, 0);
+      Object.assign(rec, { buf: capBuf, off: 0, caplen: frame.length, wirelen: frame.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: 0, digits: 6 });
+      decode(capBuf, 0, frame.length, frame.length, 1, view);
+      tracker.setTime(rec.tsSec, 0, 6);
+      engine.packet(rec, view, false);
+    };
+    const c = { src: '192.0.2.1', dst: '10.9.9.9', sport: 5555, dport: 80 };
+    pkt(eth(0x0800, ipv4({ proto: 6, src: c.src, dst: c.dst }, tcp({ ...c, flags: 0x02, seq: 100 }))));
+    const cookie = new DataView(sent[0]!.buffer).getUint32(14 + 20 + 4);
+    const ack = eth(0x0800, ipv4({ proto: 6, src: c.src, dst: c.dst }, tcp({ ...c, flags: 0x18, seq: 101, ack: (cookie + 1) >>> 0 }, new TextEncoder().encode('GET / HTTP/1.0\r\n\r\n'))));
+    pkt(ack); // held; the server gets a SYN
+    assert.equal(sent.length, 2);
+    const s = { src: '10.0.0.1', dst: c.src, sport: 8080, dport: 5555 };
+    pkt(eth(0x0800, ipv4({ proto: 6, src: s.src, dst: s.dst }, tcp({ ...s, flags: 0x12, seq: 7000, ack: 101 }))));
+    assert.equal(engine.notEmitted.decode_drop, undefined, JSON.stringify(engine.notEmitted));
+    assert.equal(sent.length, 3, 'the held request went to the server');
+    const out = sent[2]!;
+    assert.equal(new TextDecoder().decode(out.subarray(14 + 20 + 20)), 'GET / HTTP/1.0\r\n\r\n');
+    assert.deepEqual([...out.subarray(14 + 16, 14 + 20)], [10, 0, 0, 1], 'to the server');
+  });
 });
 
