@@ -157,6 +157,8 @@ const synproxyConfig = z
     defer_rs_syn: z.boolean().default(false),
     /** states in which a synproxy connection may be reused by a new valid handshake (DPVS conn_reuse_state) */
     conn_reuse_state: z.array(z.enum(['close', 'time_wait', 'fin_wait', 'close_wait', 'last_ack'])).default(['close', 'time_wait']),
+    /** seconds a client that completed a cookie handshake keeps priority: under overload its SYNs are still answered (0: off) */
+    trust_verified: z.number().min(0).max(86400).default(300),
     /** SYN cookie secret (the SipHash key), 32 hex digits (default: random at start; in replay derived from the seed) */
     secret: z.string().regex(/^[0-9a-f]{32}$/i, 'expected 32 hex digits').optional(),
   })
@@ -190,9 +192,15 @@ const liveConfig = z
     buffer_timeout_ms: z.number().int().min(0).max(1000).default(1),
     /** packets queued on the raw socket beyond which new ones are dropped (tx_queue_full) */
     tx_queue: z.number().int().min(1).max(1 << 20).default(4096),
+    /**
+     * room in the transmit queue kept for the packets of existing connections: synproxy SYN-ACKs (and RSTs to
+     * bad ACKs) are dropped early once no more than this is left (default: half of tx_queue; 0: never)
+     */
+    tx_reserve: z.number().int().min(0).max(1 << 20).optional(),
     health: healthConfig.default({}),
   })
-  .strict();
+  .strict()
+  .refine((l) => l.tx_reserve === undefined || l.tx_reserve < l.tx_queue, { message: 'tx_reserve must be less than tx_queue', path: ['tx_reserve'] });
 
 export const configSchema = z
   .object({

@@ -30,6 +30,8 @@ import type { SnapshotService } from './conntrack/records.js';
  */
 export interface Sink {
   send(r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number, l2len: number, l2: boolean): string | null;
+  /** packets it can take now before it must refuse (live: room left in the transmit queue); none given: no limit */
+  spare?(): number;
 }
 
 export interface LbOptions {
@@ -40,6 +42,14 @@ export interface LbOptions {
   mtu?: number;
   /** synproxy settings and the cookie secret (16 bytes) */
   synproxy?: { cfg: SynproxyConfig; secret: Uint8Array };
+  /**
+   * Overload policy: transmit room (sink.spare()) kept for the packets of existing connections. A SYN the
+   * synproxy would answer, or a bad ACK it would answer with a RST, is dropped at once (synproxy_overload)
+   * when no more room than this is left: under a flood, the data path and the handshakes that complete go
+   * first, and the excess SYNs cost no cookie and no send. SYNs from sources that completed a cookie
+   * handshake lately (synproxy.trust_verified) are still answered. 0 (replay): never.
+   */
+  reserve?: number;
 }
 
 export interface LbSummary {
@@ -61,7 +71,10 @@ export class Engine {
   readonly notEmitted: Record<string, number> = {};
   readonly icmpSent = { frag_needed: 0, time_exceeded: 0 };
   toaAdded = 0;
+  /** the engine's time (µs) when it last dropped a packet for want of transmit room (-1: never) */
+  overloadAtUs = -1;
   readonly sp: Synproxy | null;
+  private readonly reserve: number;
   private readonly scratch = Buffer.allocUnsafe(MAX_CAPLEN + 128);
   private readonly icmpOut = Buffer.allocUnsafe(2048);
   private readonly caddr = new Uint32Array(4);
@@ -85,6 +98,7 @@ export class Engine {
   ) {
     tracker.lb = lb.services;
     this.decTtl = lb.decrementTtl === true;
+    this.reserve = lb.reserve ?? 0;
     this.mtu = lb.mtu ?? 1500;
     this.toaOn = lb.services.list.some((x) => x.toa);
     this.toaAck = this.toaOn ? new Uint32Array(tracker.table.capacity) : new Uint32Array(0);
@@ -99,7 +113,18 @@ export class Engine {
   private emit(r: PacketRecord, v: PacketView, buf: Uint8Array, off: number, len: number, wirelen: number, l2 = false): void {
     const why = this.sink.send(r, buf, off, len, wirelen, v.l3Off - v.frameOff, l2);
     if (why === null) this.emitted++;
-    else this.skip(why);
+    else {
+      this.skip(why);
+      if (why === 'tx_queue_full') this.overloadAtUs = this.tracker.nowUs;
+    }
+  }
+
+  /** overload policy: a packet the synproxy would answer (SYN-ACK, RST) when the transmit room is down to the reserve */
+  private overloaded(): boolean {
+    if (this.reserve === 0 || this.sink.spare === undefined || this.sink.spare() > this.reserve) return false;
+    this.skip('synproxy_overload');
+    this.overloadAtUs = this.tracker.nowUs;
+    return true;
   }
 
   /** the synproxy's packets toward a server are decoded and sent like the connection's own */
@@ -232,9 +257,14 @@ export class Engine {
     const sp = this.sp;
     const icmpErr = view.icmpIsError && view.inner.valid;
     if (sp && (e === SP_NO_CONN || e === SP_SYN)) {
-      // synproxy step 1 or 2, or a new handshake on a closing connection
+      // synproxy step 1 or 2, or a new handshake on a closing connection (the SYN and the bad ACK are answered
+      // only with transmit room to spare; a good ACK opens its connection whatever the load)
+      if ((view.tcpFlags & TCP_SYN) !== 0 && !sp.verified.has(view.src, view.ipVersion === 6, tracker.nowUs) && this.overloaded()) return e;
       const a = e === SP_NO_CONN ? sp.noConn(r.buf, view) : sp.synOnConn(r.buf, view, tracker.spConn);
-      if (a === SP_REPLY) this.emit(r, view, r.buf, r.off, sp.replyLen, sp.replyLen);
+      if (a === SP_REPLY) {
+        if ((view.tcpFlags & TCP_SYN) === 0 && this.overloaded()) return e; // the RST to a bad ACK
+        this.emit(r, view, r.buf, r.off, sp.replyLen, sp.replyLen);
+      }
       else if (a === SP_DROP) this.skip('synproxy');
       else if (a === SP_TRUNCATED) this.skip('truncated');
       else if (a === SP_FORWARD) this.skip('not_tracked');

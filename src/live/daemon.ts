@@ -24,6 +24,9 @@ import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, read
 import { randomBytes } from 'node:crypto';
 import { HealthChecker } from '../service/health.js';
 
+/** passive health ignores failures for this long after the engine last dropped a packet for want of room */
+const OVERLOAD_BLIND_US = 10e6;
+
 export class Daemon implements CtlTarget {
   readonly tracker: Tracker;
   readonly services: Services;
@@ -42,6 +45,8 @@ export class Daemon implements CtlTarget {
   private neighTimer: NodeJS.Timeout | null = null;
   readonly health: HealthChecker;
   packets = 0;
+  /** passive-health failures not counted against servers (seen during or shortly after an overload) */
+  passiveIgnored = 0;
 
   constructor(
     readonly cfg: Config,
@@ -57,13 +62,21 @@ export class Daemon implements CtlTarget {
     this.sink = new LiveSink(live.tx_queue);
     // the cookie secret: configured, or fresh random bytes at every start
     const secret = cfg.synproxy.secret ? Buffer.from(cfg.synproxy.secret, 'hex') : randomBytes(16);
-    this.engine = new Engine(this.tracker, { services: this.services, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu, synproxy: { cfg: cfg.synproxy, secret } }, this.sink);
+    const reserve = live.tx_reserve ?? Math.floor(live.tx_queue / 2);
+    this.engine = new Engine(this.tracker, { services: this.services, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu, synproxy: { cfg: cfg.synproxy, secret }, reserve }, this.sink);
     this.driver = new WheelDriver(this.clock, () => this.setTime(), 10);
     this.health = new HealthChecker(() => this.services, live.health, (service, server, up, why) =>
       this.log[up ? 'info' : 'warn'](up ? 'server up' : 'server down', { service, server, why }),
     );
-    // passive signals from the state machine feed the same rise/fall counts as the probes
-    if (live.health.enabled && live.health.passive) this.tracker.onOutcome = (si, d, ok) => this.health.passive(si, d, ok);
+    // passive signals from the state machine feed the same rise/fall counts as the probes; a failure seen while
+    // the LB itself was dropping packets for want of transmit room (or shortly after) says nothing of the server
+    if (live.health.enabled && live.health.passive) {
+      this.tracker.onOutcome = (si, d, ok) => {
+        const o = this.engine.overloadAtUs;
+        if (!ok && o >= 0 && this.tracker.nowUs - o < OVERLOAD_BLIND_US) this.passiveIgnored++;
+        else this.health.passive(si, d, ok);
+      };
+    }
   }
 
   /** µs since the epoch, advancing with the monotonic clock */
@@ -229,6 +242,7 @@ export class Daemon implements CtlTarget {
       emitted: this.engine.emitted,
       not_emitted: this.engine.notEmitted,
       tx: { sent: this.sink.sent, errors: this.sink.errors, in_flight: this.sink.inFlight },
+      passive_failures_ignored: this.passiveIgnored,
       capture: this.captures.map((x) => ({ iface: x.iface, ...x.stats() })),
     };
   }

@@ -90,6 +90,50 @@ export function replaySecret(hex: string | undefined, seed: number): Uint8Array 
 }
 
 /**
+ * Sources that completed a handshake with a valid cookie in the last `ttl` seconds: a direct-mapped cache of
+ * 65,536 addresses (a collision replaces the older one). A spoofed SYN flood cannot enter it: answering a
+ * cookie takes receiving the SYN-ACK. Under overload the engine still answers these sources' SYNs.
+ */
+export class VerifiedSources {
+  private static readonly BITS = 16;
+  private readonly addr = new Uint32Array(4 << VerifiedSources.BITS);
+  private readonly v6 = new Uint8Array(1 << VerifiedSources.BITS);
+  /** time of the source's last handshake (µs), -1: empty */
+  private readonly at = new Float64Array(1 << VerifiedSources.BITS).fill(-1);
+  private readonly ttlUs: number;
+
+  constructor(ttlSeconds: number) {
+    this.ttlUs = ttlSeconds * 1e6;
+  }
+
+  private static slot(a: Uint32Array, v6: boolean): number {
+    let h = Math.imul(a[0]! ^ 0x9e3779b9, 0x85ebca6b);
+    if (v6) h = Math.imul(h ^ a[1]! ^ Math.imul(a[2]!, 0xc2b2ae35) ^ a[3]!, 0x27d4eb2f);
+    return (h ^ (h >>> 16)) & ((1 << VerifiedSources.BITS) - 1);
+  }
+
+  add(a: Uint32Array, v6: boolean, nowUs: number): void {
+    if (this.ttlUs === 0) return;
+    const i = VerifiedSources.slot(a, v6);
+    const o = 4 * i;
+    this.addr[o] = a[0]!;
+    this.addr[o + 1] = v6 ? a[1]! : 0;
+    this.addr[o + 2] = v6 ? a[2]! : 0;
+    this.addr[o + 3] = v6 ? a[3]! : 0;
+    this.v6[i] = v6 ? 1 : 0;
+    this.at[i] = nowUs;
+  }
+
+  has(a: Uint32Array, v6: boolean, nowUs: number): boolean {
+    const i = VerifiedSources.slot(a, v6);
+    const t = this.at[i]!;
+    if (t < 0 || nowUs - t > this.ttlUs || this.v6[i] !== (v6 ? 1 : 0)) return false;
+    const o = 4 * i;
+    return this.addr[o] === a[0] && (!v6 || (this.addr[o + 1] === a[1] && this.addr[o + 2] === a[2] && this.addr[o + 3] === a[3]));
+  }
+}
+
+/**
  * A copy of the frame in `v` (`b` may be a Node Buffer, whose slice() is a view: the capture reuses its
  * buffer, so a held frame must own its bytes)
  */
@@ -128,6 +172,8 @@ export class Synproxy {
   private readonly pending = new Map<number, Pending>();
   private readonly reuse: Uint8Array;
   private readonly synBuf = new Uint8Array(SYN_BUF);
+  /** sources that answered a cookie lately: under overload their SYNs are answered first (they cannot be spoofed) */
+  readonly verified: VerifiedSources;
 
   constructor(
     readonly cfg: SynproxyConfig,
@@ -136,6 +182,7 @@ export class Synproxy {
     secret: Uint8Array,
   ) {
     this.cookies = new Cookies(secret);
+    this.verified = new VerifiedSources(cfg.trust_verified);
     this.lbws = cfg.wscale === false ? -1 : cfg.wscale;
     this.synack = { mss: cfg.mss, ttl: cfg.ttl, window: cfg.window, wscale: -1, sack: false, ts: false };
     const cap = tracker.table.capacity;
@@ -221,6 +268,7 @@ export class Synproxy {
     // the server's SYN is built from this ACK's headers (IPv6 extension headers may be long): room for them
     if (v.l4Off - v.frameOff + 40 > SYN_BUF) return SP_DROP;
     this.counters[OK_ACK]!++;
+    this.verified.add(v.src, v.ipVersion === 6, this.tracker.nowUs);
     const e = this.tracker.spOpen(v);
     if (e < 0) {
       this.counters[NO_DEST]!++;
@@ -322,6 +370,7 @@ export class Synproxy {
       // connection's and pass (DPVS counts them as BAD_ACK: not counted here, they are not attacks)
       if (this.validate(v, false)) {
         this.counters[OK_ACK]!++;
+        this.verified.add(v.src, v.ipVersion === 6, this.tracker.nowUs);
         this.counters[CONN_REUSED]!++;
         this.pending.delete(c);
         t.spReopen(c);

@@ -59,6 +59,11 @@ export class LiveSink implements Sink {
 
   constructor(private readonly txQueue: number) {}
 
+  /** room left in the transmit queue */
+  spare(): number {
+    return this.txQueue - this.inFlight;
+  }
+
   /** open the raw sockets now (fails early without privileges) */
   open(): void {
     const raw = loadNative<RawModule>('raw-socket', 'live transmit');

@@ -240,6 +240,37 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
     }
   });
 
+  it('synproxy under a SYN flood (hping3 --flood --rand-source, 12 s): at least 90% of the curls made during it succeed, no server is taken down, RSS stays flat', async function () {
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    const lb = await startLb(config('nat', { synproxy: true, health: '{ interval: 1, timeout: 0.5, rise: 2, fall: 2 }' }));
+    const rss = async () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${(await inNs('l', 'pgrep', ['-f', `${TSVS_JS} run --config ${lb.cfg}`])).stdout.trim().split('\n')[0]}/status`, 'utf8'))![1]);
+    const flood = startIn('c', ['hping3', '-S', '-p', '80', '--flood', '--rand-source', VIP]);
+    try {
+      await sleep(2000);
+      const rss0 = await rss();
+      const results: string[] = [];
+      const t0 = Date.now();
+      while (Date.now() - t0 < 12000) {
+        const t = Date.now();
+        results.push(...(await requests(1)));
+        if (Date.now() - t < 1000) await sleep(1000 - (Date.now() - t));
+      }
+      const rss1 = await rss();
+      const ok = results.filter((x) => x === 's1' || x === 's2').length;
+      const st = await inNs('l', 'node', ['-e', `const s=require('net').createConnection(process.argv[1]);s.on('data',d=>{console.log(String(d));s.destroy()});s.write('{"v":1,"cmd":"status"}\\n')`, lb.sock]);
+      const status = JSON.parse(st.stdout).result as { packets: number; not_emitted: Record<string, number> };
+      console.log(`      flood: ${ok} of ${results.length} curls succeeded; ${status.packets} packets, synproxy_overload ${status.not_emitted.synproxy_overload}; RSS ${rss0} -> ${rss1} kB`);
+      assert.ok(status.packets > 200_000, `a flood reached the LB: ${st.stdout}`);
+      assert.ok(status.not_emitted.synproxy_overload! > 0, 'the overload policy dropped SYNs early');
+      assert.ok(ok >= 0.9 * results.length, `${ok} of ${results.length} succeeded: ${results.join(',')}; ${st.stdout}`);
+      assert.doesNotMatch(lb.log(), /server down/);
+      assert.ok(rss1 - rss0 < 64 * 1024, `RSS ${rss0} -> ${rss1} kB`);
+    } finally {
+      await stop(flood, 'SIGINT');
+      await stopLb(lb);
+    }
+  });
+
   it('health: a server killed mid-test stops getting connections within the health interval; tsvs ctl adds a third server; SIGHUP keeps a download alive; the control socket survives garbage, hang-ups and 100 concurrent ctstat -L', async function () {
     sh('bash', [TOPO, 'gw', P, 'nat']);
     const lb = await startLb(config('nat'));

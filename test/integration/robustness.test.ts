@@ -236,5 +236,53 @@ describe('robustness regressions (issue 15)', function () {
     assert.equal(new TextDecoder().decode(out.subarray(14 + 20 + 20)), 'GET / HTTP/1.0\r\n\r\n');
     assert.deepEqual([...out.subarray(14 + 16, 14 + 20)], [10, 0, 0, 1], 'to the server');
   });
+
+  it('under overload the synproxy answers no new SYN (dropped early, counted) but from verified sources, while established and handshake-completing traffic still goes', function () {
+    const cfg = parseConfig({ services: [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 8080 }] }] }, 'test');
+    const tracker = new Tracker({ profile: 'dpvs', seed: 1, maxConns: 256 });
+    const sent: Uint8Array[] = [];
+    let spare = 100; // room left in the transmit queue, as the live sink reports it
+    const sink = { send: (_r: PacketRecord, b: Uint8Array, o: number, len: number) => (sent.push(Uint8Array.prototype.slice.call(b, o, o + len)), null), spare: () => spare };
+    const engine = new Engine(tracker, { services: new Services(cfg.services), synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) }, reserve: 50 }, sink);
+    const view = new PacketView();
+    const rec = new PacketRecord();
+    const pkt = (frame: Uint8Array) => {
+      Object.assign(rec, { buf: frame, off: 0, caplen: frame.length, wirelen: frame.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: 0, digits: 6 });
+      decode(frame, 0, frame.length, frame.length, 1, view);
+      tracker.setTime(rec.tsSec, 0, 6);
+      engine.packet(rec, view, false);
+    };
+    const seg = (src: string, sport: number, dst: string, dport: number, flags: number, seq: number, ack = 0, data = '') =>
+      eth(0x0800, ipv4({ proto: 6, src, dst }, tcp({ src, dst, sport, dport, flags, seq, ack }, new TextEncoder().encode(data))));
+    const cookieOf = (f: Uint8Array) => new DataView(f.buffer, f.byteOffset).getUint32(14 + 20 + 4);
+    // a client that completes its handshake with the LB and with the server before the flood
+    pkt(seg('192.0.2.1', 1000, '10.9.9.9', 80, 0x02, 100));
+    const c1 = cookieOf(sent.at(-1)!);
+    pkt(seg('192.0.2.1', 1000, '10.9.9.9', 80, 0x10, 101, c1 + 1));
+    pkt(seg('10.0.0.1', 8080, '192.0.2.1', 1000, 0x12, 5000, 101));
+    // another that got its SYN-ACK before the flood, and will answer it during
+    pkt(seg('192.0.2.2', 2000, '10.9.9.9', 80, 0x02, 300));
+    const c2 = cookieOf(sent.at(-1)!);
+    const before = sent.length;
+    spare = 50; // down to the reserve
+    for (let i = 0; i < 20; i++) pkt(seg(`198.51.100.${i}`, 3000 + i, '10.9.9.9', 80, 0x02, 7)); // flood SYNs
+    pkt(seg('198.51.100.99', 4000, '10.9.9.9', 80, 0x10, 8, 12345)); // a forged ACK: no RST either
+    assert.equal(sent.length, before, 'nothing sent for the flood');
+    assert.equal(engine.notEmitted.synproxy_overload, 21);
+    assert.equal(engine.sp!.counter('SYNPROXY_SYN_CNT'), 2, 'no cookie made for the flood');
+    pkt(seg('192.0.2.1', 1000, '10.9.9.9', 80, 0x18, 101, c1 + 1, 'GET /'));
+    pkt(seg('10.0.0.1', 8080, '192.0.2.1', 1000, 0x18, 5001, 106, 'HTTP/1.0 200'));
+    pkt(seg('192.0.2.2', 2000, '10.9.9.9', 80, 0x10, 301, c2 + 1));
+    assert.equal(sent.length, before + 3, 'the established connection both ways, and the SYN of the completed handshake to the server');
+    assert.ok(engine.overloadAtUs > 0);
+    // a client that answered a cookie lately is still answered (a spoofed source cannot have)
+    pkt(seg('192.0.2.1', 1001, '10.9.9.9', 80, 0x02, 900));
+    assert.equal(sent.length, before + 4, 'a verified source gets its SYN-ACK under overload');
+    pkt(seg('192.0.2.3', 1001, '10.9.9.9', 80, 0x02, 900));
+    assert.equal(sent.length, before + 4, 'an unverified one does not');
+    spare = 51;
+    pkt(seg('198.51.100.200', 5000, '10.9.9.9', 80, 0x02, 7));
+    assert.equal(sent.length, before + 5, 'answered again with room to spare');
+  });
 });
 
