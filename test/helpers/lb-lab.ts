@@ -1,6 +1,6 @@
 /**
  * A load balancer in virtual time for tests: services from a configuration object, the real tracker and
- * engine (jitter off, emitted packets dropped), and IPv4 TCP/UDP packets built here and sent one at a time.
+ * engine (jitter off), and frames built by the test sent one at a time. What the LB emits is kept (copies).
  */
 import { PacketRecord } from '../../src/capture/record.js';
 import { parseConfig } from '../../src/config.js';
@@ -9,37 +9,63 @@ import { Engine } from '../../src/engine.js';
 import { decode } from '../../src/packet/decode.js';
 import { PacketView, TCP_ACK } from '../../src/packet/view.js';
 import { Services } from '../../src/service/services.js';
+import { replaySecret } from '../../src/synproxy/synproxy.js';
 import { eth, ipv4, tcp, udp } from './packets.js';
+
+export interface LabOptions {
+  /** the configuration's top-level keys besides services (synproxy: {...}, ...) */
+  config?: Record<string, unknown>;
+  /** the engine's transmit reserve, and the sink's room (default: unlimited) */
+  reserve?: number;
+  spare?: () => number;
+  maxConns?: number;
+}
 
 export class LbLab {
   readonly services: Services;
   readonly tracker: Tracker;
   readonly engine: Engine;
+  /** every frame the LB emitted, copied */
+  readonly sent: Uint8Array[] = [];
   private readonly view = new PacketView();
   private readonly rec = new PacketRecord();
   sec = 1_700_000_000;
 
-  constructor(profile: Profile, services: unknown[]) {
-    this.services = new Services(parseConfig({ services }, 'test').services);
-    this.tracker = new Tracker({ profile, seed: 1, maxConns: 64, jitter: false });
-    this.engine = new Engine(this.tracker, { services: this.services }, { send: () => null });
+  constructor(profile: Profile, services: unknown[], o: LabOptions = {}) {
+    const cfg = parseConfig({ services, ...o.config }, 'test');
+    this.services = new Services(cfg.services);
+    this.tracker = new Tracker({ profile, seed: 1, maxConns: o.maxConns ?? 64, jitter: false });
+    const sent = this.sent;
+    const sink = { send: (_r: PacketRecord, b: Uint8Array, off: number, len: number) => (sent.push(Uint8Array.prototype.slice.call(b, off, off + len)), null), ...(o.spare ? { spare: o.spare } : {}) };
+    this.engine = new Engine(this.tracker, { services: this.services, synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) }, reserve: o.reserve }, sink);
   }
 
-  /** one TCP segment (flags given) or UDP datagram (flags < 0) at the current time; returns the entry the tracker gave it */
-  send(src: string, sport: number, dst: string, dport: number, flags: number): number {
-    const l4 = flags < 0 ? udp({ src, dst, sport, dport }, new Uint8Array(8)) : tcp({ src, dst, sport, dport, flags, seq: 1000, ack: flags & TCP_ACK ? 5001 : 0 });
-    const f = eth(0x0800, ipv4({ proto: flags < 0 ? 17 : 6, src, dst }, l4));
+  /**
+   * One Ethernet frame at the current time: the first `caplen` bytes captured of it (default all), placed at
+   * the start of `buf` (default: a buffer of exactly what was captured). Returns the engine's result.
+   */
+  frame(f: Uint8Array, o: { caplen?: number; buf?: Uint8Array } = {}): number {
+    const caplen = o.caplen ?? f.length;
+    const buf = o.buf ?? f.slice(0, caplen);
+    if (o.buf) buf.set(f.subarray(0, caplen), 0);
     const r = this.rec;
-    r.buf = f;
+    r.buf = buf;
     r.off = 0;
-    r.caplen = r.wirelen = f.length;
+    r.caplen = caplen;
+    r.wirelen = f.length;
     r.linktype = 1;
     r.tsSec = this.sec;
     r.tsFrac = 0;
     r.digits = 6;
-    decode(f, 0, f.length, f.length, 1, this.view);
+    decode(buf, 0, caplen, f.length, 1, this.view);
     this.tracker.setTime(this.sec, 0, 6);
     return this.engine.packet(r, this.view, false);
+  }
+
+  /** one IPv4 TCP segment (flags given) or UDP datagram (flags < 0) at the current time; returns the entry the tracker gave it */
+  send(src: string, sport: number, dst: string, dport: number, flags: number): number {
+    const l4 = flags < 0 ? udp({ src, dst, sport, dport }, new Uint8Array(8)) : tcp({ src, dst, sport, dport, flags, seq: 1000, ack: flags & TCP_ACK ? 5001 : 0 });
+    return this.frame(eth(0x0800, ipv4({ proto: flags < 0 ? 17 : 6, src, dst }, l4)));
   }
 
   wait(seconds: number): void {

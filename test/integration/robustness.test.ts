@@ -7,14 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS, run, tsvs } from '../helpers/corpus.js';
-import { PacketRecord } from '../../src/capture/record.js';
 import { parseConfig } from '../../src/config.js';
-import { Tracker } from '../../src/conntrack/tracker.js';
-import { Engine } from '../../src/engine.js';
-import { decode } from '../../src/packet/decode.js';
-import { PacketView } from '../../src/packet/view.js';
-import { Services } from '../../src/service/services.js';
-import { replaySecret } from '../../src/synproxy/synproxy.js';
+import { LbLab } from '../helpers/lb-lab.js';
 import { concat, eth, ipv4, ipv6, ngEpb, ngIdb, ngShb, tcp, udp } from '../helpers/packets.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-robust-'));
@@ -83,46 +77,25 @@ describe('robustness regressions (issue 15)', function () {
   });
 
   it('in process: a SYN whose options end where the buffer ends is not answered (a SYN-ACK used to be built beyond the captured bytes), the whole SYN is', function () {
-    const cfg = parseConfig({ services: [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 80 }] }] }, 'test');
-    const tracker = new Tracker({ profile: 'dpvs', seed: 1, maxConns: 64 });
-    const sent: number[] = [];
-    const engine = new Engine(tracker, { services: new Services(cfg.services), synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) } }, { send: (_r, _b, _o, len) => (sent.push(len), null) });
+    const lab = new LbLab('dpvs', [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 80 }] }]);
     const opts = Uint8Array.from([2, 4, 5, 0xb4, 1, 3, 3, 7, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0]);
     const syn = eth(0x0800, ipv4({ proto: 6, src: '192.0.2.1', dst: '10.9.9.9' }, tcp({ src: '192.0.2.1', dst: '10.9.9.9', sport: 5555, dport: 80, flags: 0x02, options: opts })));
-    const view = new PacketView();
-    const rec = new PacketRecord();
-    for (const caplen of [60, syn.length]) {
-      const buf = syn.slice(0, caplen); // nothing beyond the captured bytes to write into
-      Object.assign(rec, { buf, off: 0, caplen, wirelen: syn.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: 0, digits: 6 });
-      decode(buf, 0, caplen, syn.length, 1, view);
-      tracker.setTime(rec.tsSec, 0, 6);
-      engine.packet(rec, view, false);
-    }
-    assert.deepEqual(engine.notEmitted, { truncated: 1 });
-    assert.deepEqual(sent, [syn.length], 'the whole SYN is answered');
+    lab.frame(syn, { caplen: 60 }); // nothing beyond the captured bytes to write into
+    lab.frame(syn);
+    assert.deepEqual(lab.engine.notEmitted, { truncated: 1 });
+    assert.deepEqual(lab.sent.map((f) => f.length), [syn.length], 'the whole SYN is answered');
   });
 
   it('in process: a valid cookie ACK whose IPv6 extension headers leave no room for the server SYN is dropped, not a RangeError', function () {
-    const cfg = parseConfig({ services: [{ proto: 'tcp', vip: '2001:db8::9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '2001:db8::10', port: 80 }] }] }, 'test');
-    const tracker = new Tracker({ profile: 'dpvs', seed: 1, maxConns: 64 });
-    const sent: Uint8Array[] = [];
-    const engine = new Engine(tracker, { services: new Services(cfg.services), synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) } }, { send: (_r, b, o, len) => (sent.push(b.slice(o, o + len)), null) });
-    const view = new PacketView();
-    const rec = new PacketRecord();
-    const pkt = (frame: Uint8Array) => {
-      Object.assign(rec, { buf: frame, off: 0, caplen: frame.length, wirelen: frame.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: 0, digits: 6 });
-      decode(frame, 0, frame.length, frame.length, 1, view);
-      tracker.setTime(rec.tsSec, 0, 6);
-      engine.packet(rec, view, false);
-    };
+    const lab = new LbLab('dpvs', [{ proto: 'tcp', vip: '2001:db8::9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '2001:db8::10', port: 80 }] }]);
     const a = { v6: true, src: '2001:db8::1', dst: '2001:db8::9', sport: 5555, dport: 80 };
-    pkt(eth(0x86dd, ipv6({ nh: 6, src: a.src, dst: a.dst }, tcp({ ...a, flags: 0x02, seq: 100 }))));
-    assert.equal(sent.length, 1, 'the SYN was answered');
-    const cookie = new DataView(sent[0]!.buffer).getUint32(14 + 40 + 4);
+    lab.frame(eth(0x86dd, ipv6({ nh: 6, src: a.src, dst: a.dst }, tcp({ ...a, flags: 0x02, seq: 100 }))));
+    assert.equal(lab.sent.length, 1, 'the SYN was answered');
+    const cookie = new DataView(lab.sent[0]!.buffer).getUint32(14 + 40 + 4);
     const ext = Array.from({ length: 8 }, () => ({ type: 60, body: new Uint8Array(62) })); // 8 x 64 bytes of destination options
-    pkt(eth(0x86dd, ipv6({ nh: 6, src: a.src, dst: a.dst, ext }, tcp({ ...a, flags: 0x10, seq: 101, ack: (cookie + 1) >>> 0 }))));
-    assert.equal(tracker.table.count, 0, 'no connection opened');
-    assert.equal(engine.notEmitted.synproxy, 1);
+    lab.frame(eth(0x86dd, ipv6({ nh: 6, src: a.src, dst: a.dst, ext }, tcp({ ...a, flags: 0x10, seq: 101, ack: (cookie + 1) >>> 0 }))));
+    assert.equal(lab.tracker.table.count, 0, 'no connection opened');
+    assert.equal(lab.engine.notEmitted.synproxy, 1);
   });
 
   it('far-future timestamps do not hang replay: a pcapng time of 2^64-1 µs with --drain (26 s before), each connection destroyed at its own expiry', async function () {
@@ -207,51 +180,28 @@ describe('robustness regressions (issue 15)', function () {
   });
 
   it('frames the synproxy holds own their bytes: a capture buffer reused before the server answers does not change them (Buffer.slice is a view)', function () {
-    const cfg = parseConfig({ services: [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 8080 }] }] }, 'test');
-    const tracker = new Tracker({ profile: 'dpvs', seed: 1, maxConns: 64 });
-    const sent: Uint8Array[] = [];
-    const engine = new Engine(tracker, { services: new Services(cfg.services), synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) } }, { send: (_r, b, o, len) => (sent.push(Uint8Array.prototype.slice.call(b, o, o + len)), null) });
-    const view = new PacketView();
-    const rec = new PacketRecord();
+    const lab = new LbLab('dpvs', [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 8080 }] }]);
     const capBuf = Buffer.alloc(2048); // one buffer for every packet, as live capture and the reader's window are
-    const pkt = (frame: Uint8Array) => {
-      capBuf.fill(0xee);
-      capBuf.set(frame, 0);
-      Object.assign(rec, { buf: capBuf, off: 0, caplen: frame.length, wirelen: frame.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: 0, digits: 6 });
-      decode(capBuf, 0, frame.length, frame.length, 1, view);
-      tracker.setTime(rec.tsSec, 0, 6);
-      engine.packet(rec, view, false);
-    };
+    const pkt = (f: Uint8Array) => (capBuf.fill(0xee), lab.frame(f, { buf: capBuf }));
     const c = { src: '192.0.2.1', dst: '10.9.9.9', sport: 5555, dport: 80 };
     pkt(eth(0x0800, ipv4({ proto: 6, src: c.src, dst: c.dst }, tcp({ ...c, flags: 0x02, seq: 100 }))));
-    const cookie = new DataView(sent[0]!.buffer).getUint32(14 + 20 + 4);
-    const ack = eth(0x0800, ipv4({ proto: 6, src: c.src, dst: c.dst }, tcp({ ...c, flags: 0x18, seq: 101, ack: (cookie + 1) >>> 0 }, new TextEncoder().encode('GET / HTTP/1.0\r\n\r\n'))));
-    pkt(ack); // held; the server gets a SYN
-    assert.equal(sent.length, 2);
+    const cookie = new DataView(lab.sent[0]!.buffer).getUint32(14 + 20 + 4);
+    pkt(eth(0x0800, ipv4({ proto: 6, src: c.src, dst: c.dst }, tcp({ ...c, flags: 0x18, seq: 101, ack: (cookie + 1) >>> 0 }, new TextEncoder().encode('GET / HTTP/1.0\r\n\r\n'))))); // held; the server gets a SYN
+    assert.equal(lab.sent.length, 2);
     const s = { src: '10.0.0.1', dst: c.src, sport: 8080, dport: 5555 };
     pkt(eth(0x0800, ipv4({ proto: 6, src: s.src, dst: s.dst }, tcp({ ...s, flags: 0x12, seq: 7000, ack: 101 }))));
-    assert.equal(engine.notEmitted.decode_drop, undefined, JSON.stringify(engine.notEmitted));
-    assert.equal(sent.length, 3, 'the held request went to the server');
-    const out = sent[2]!;
+    assert.equal(lab.engine.notEmitted.decode_drop, undefined, JSON.stringify(lab.engine.notEmitted));
+    assert.equal(lab.sent.length, 3, 'the held request went to the server');
+    const out = lab.sent[2]!;
     assert.equal(new TextDecoder().decode(out.subarray(14 + 20 + 20)), 'GET / HTTP/1.0\r\n\r\n');
     assert.deepEqual([...out.subarray(14 + 16, 14 + 20)], [10, 0, 0, 1], 'to the server');
   });
 
   it('under overload the synproxy answers no new SYN (dropped early, counted) but from verified sources, while established and handshake-completing traffic still goes', function () {
-    const cfg = parseConfig({ services: [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 8080 }] }] }, 'test');
-    const tracker = new Tracker({ profile: 'dpvs', seed: 1, maxConns: 256 });
-    const sent: Uint8Array[] = [];
     let spare = 100; // room left in the transmit queue, as the live sink reports it
-    const sink = { send: (_r: PacketRecord, b: Uint8Array, o: number, len: number) => (sent.push(Uint8Array.prototype.slice.call(b, o, o + len)), null), spare: () => spare };
-    const engine = new Engine(tracker, { services: new Services(cfg.services), synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) }, reserve: 50 }, sink);
-    const view = new PacketView();
-    const rec = new PacketRecord();
-    const pkt = (frame: Uint8Array) => {
-      Object.assign(rec, { buf: frame, off: 0, caplen: frame.length, wirelen: frame.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: 0, digits: 6 });
-      decode(frame, 0, frame.length, frame.length, 1, view);
-      tracker.setTime(rec.tsSec, 0, 6);
-      engine.packet(rec, view, false);
-    };
+    const lab = new LbLab('dpvs', [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 8080 }] }], { reserve: 50, spare: () => spare, maxConns: 256 });
+    const { sent, engine } = lab;
+    const pkt = (f: Uint8Array) => lab.frame(f);
     const seg = (src: string, sport: number, dst: string, dport: number, flags: number, seq: number, ack = 0, data = '') =>
       eth(0x0800, ipv4({ proto: 6, src, dst }, tcp({ src, dst, sport, dport, flags, seq, ack }, new TextEncoder().encode(data))));
     const cookieOf = (f: Uint8Array) => new DataView(f.buffer, f.byteOffset).getUint32(14 + 20 + 4);
