@@ -337,6 +337,11 @@ export function loadConfig(file: string): Config {
   } catch (e) {
     throw new ConfigError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  return parseConfigText(text, file);
+}
+
+/** Parse and validate configuration text (YAML or JSON); `where` names it in errors. */
+export function parseConfigText(text: string, where: string): Config {
   let doc: unknown;
   try {
     doc = YAML.parse(text);
@@ -344,7 +349,7 @@ export function loadConfig(file: string): Config {
     const err = e as { message: string; linePos?: Array<{ line: number; col: number }> };
     const pos = err.linePos?.[0];
     const first = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    throw new ConfigError(`${file}: ${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${first}`);
+    throw new ConfigError(`${where}: ${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${first}`);
   }
-  return parseConfig(doc, file);
+  return parseConfig(doc, where);
 }

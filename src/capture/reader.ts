@@ -32,6 +32,8 @@ export interface ReadOptions {
    * at the end): whoever kept a reference into the window (the output pcap's pending run) must be done with it
    */
   beforeReuse?: () => void;
+  /** read these bytes instead of the file (its name is still used in messages); not decompressed */
+  data?: Uint8Array;
 }
 
 const MAX_WINDOW = 64 * 1024 * 1024;
@@ -103,6 +105,20 @@ function gzipSource(file: string): Source {
   return src;
 }
 
+function memorySource(data: Uint8Array): Source {
+  let pos = 0;
+  return {
+    read(buf, off, len) {
+      const n = Math.min(len, data.length - pos);
+      buf.set(data.subarray(pos, pos + n), off);
+      pos += n;
+      return n;
+    },
+    consumed: () => pos,
+    close: () => undefined,
+  };
+}
+
 function openSource(file: string): { src: Source; size: number; compressed: boolean } {
   let fd: number;
   try {
@@ -158,7 +174,7 @@ function parseOrBlame(file: string, parser: FormatParser, win: Uint8Array, start
 
 /** Read every record of `file`, calling `onRecord` for each. Throws CaptureError on unreadable/corrupt input. */
 export async function readCapture(file: string, onRecord: RecordHandler, opts: ReadOptions = {}): Promise<ReadResult> {
-  const { src, size, compressed } = openSource(file);
+  const { src, size, compressed } = opts.data ? { src: memorySource(opts.data), size: opts.data.length, compressed: false } : openSource(file);
   let win = Buffer.allocUnsafe(opts.window ?? 4 * 1024 * 1024);
   let parser: FormatParser | null = null;
   let start = 0; // first unparsed byte in win

@@ -65,6 +65,13 @@ export class LocalPool {
   give(laddr: number, port: number): void {
     this.free[laddr]![this.top[laddr]!++] = port;
   }
+
+  /** ports taken, over every address */
+  get inUse(): number {
+    let n = 0;
+    for (let i = 0; i < this.addrs.length; i++) n += LPORT_MAX - LPORT_MIN + 1 - this.top[i]!;
+    return n;
+  }
 }
 
 /** "10.0.0.1:80", "[2001:db8::1]:80" (a SNAT address shows port 0, as ipvsadm does) */
