@@ -9,12 +9,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCapture } from '../src/capture/reader.js';
 import { PcapWriter } from '../src/capture/writer.js';
-import { Tracker } from '../src/conntrack/tracker.js';
+import { PacketRecord } from '../src/capture/record.js';
+import type { Conntrack } from '../src/conntrack/conntrack.js';
+import { Engine } from '../src/engine.js';
 import { wr16, wr32 } from '../src/packet/bytes.js';
 import { ethIpv4 } from './gen.js';
 import { setIpv4HeaderChecksum } from '../src/packet/checksum.js';
-import { decode } from '../src/packet/decode.js';
-import { PacketView } from '../src/packet/view.js';
 
 /** an Ethernet/IPv4/TCP SYN template */
 export function synFrame(): Uint8Array {
@@ -47,18 +47,16 @@ export function generateSyns(out: string, n: number): void {
   w.close();
 }
 
-export async function trackCapture(file: string, maxConns: number): Promise<{ packets: number; seconds: number; tracker: Tracker }> {
-  const tracker = new Tracker({ profile: 'netfilter', maxConns, seed: 1 });
-  const v = new PacketView();
+/** read + the engine's tracking path (decode, count, time, track), as `tsvs replay` without services */
+export async function trackCapture(file: string, maxConns: number): Promise<{ packets: number; seconds: number; tracker: Conntrack }> {
+  const engine = new Engine({ conntrack: { profile: 'netfilter', maxConns, seed: 1 } });
   let n = 0;
   const t0 = performance.now();
   await readCapture(file, (r) => {
-    decode(r.buf, r.off, r.caplen, r.wirelen, r.linktype, v);
-    tracker.setTime(r.tsSec, r.tsFrac, r.digits);
-    tracker.track(v);
+    engine.frame(r);
     n++;
   });
-  return { packets: n, seconds: (performance.now() - t0) / 1000, tracker };
+  return { packets: n, seconds: (performance.now() - t0) / 1000, tracker: engine.ct };
 }
 
 /** insertions counted as the JIT's warm-up in bytesPerConn's pause figures */
@@ -69,16 +67,17 @@ export function bytesPerConn(n: number): { bytes: number; seconds: number; track
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
   const before = process.memoryUsage().rss;
-  const tracker = new Tracker({ profile: 'netfilter', maxConns: n, seed: 1 });
-  const v = new PacketView();
+  const engine = new Engine({ conntrack: { profile: 'netfilter', maxConns: n, seed: 1 } });
+  const tracker = engine.ct;
   const f = synFrame();
+  const r = new PacketRecord();
+  Object.assign(r, { buf: f, off: 0, caplen: f.length, wirelen: f.length, linktype: 1, tsSec: 1700000000, tsFrac: 0, digits: 6 });
   const t0 = performance.now();
   let maxPauseMs = 0;
   let warmupMaxMs = 0;
   let last = t0;
   for (let i = 0; i < n; i++) {
     setSyn(f, i);
-    decode(f, 0, f.length, f.length, 1, v);
     if (i % 1024 === 0) {
       // the longest stretch of 1024 insertions: a table resize or GC pause would show here
       const now = performance.now();
@@ -89,9 +88,9 @@ export function bytesPerConn(n: number): { bytes: number; seconds: number; track
       if (i <= WARMUP) warmupMaxMs = Math.max(warmupMaxMs, now - last);
       else if (now - last > maxPauseMs) maxPauseMs = now - last;
       last = now;
-      tracker.setTime(1700000000, i % 1000000, 6);
+      r.tsFrac = i % 1000000;
     }
-    tracker.track(v);
+    engine.frame(r);
   }
   const seconds = (performance.now() - t0) / 1000;
   gc?.();

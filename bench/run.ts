@@ -85,24 +85,26 @@ export async function decodeBench(): Promise<void> {
 
 export async function conntrackBench(): Promise<void> {
   console.log('\n## connection tracking (issue 3), netfilter profile');
+  // BENCH_ONLY=established|new|memory: one of the three (A/B runs of one figure)
+  const only = process.env.BENCH_ONLY;
   const f = ensure('decode-1m.pcap', 1_000_000, 10_000);
   let best = 0;
-  for (let i = 0; i < RUNS + 1; i++) {
+  for (let i = 0; i < (only && only !== 'established' ? 0 : RUNS + 1); i++) {
     const r = await trackCapture(f, 1 << 16);
     if (i === 0) console.log(`  ${f}: ${r.tracker.created.toLocaleString()} connections tracked`);
     else best = Math.max(best, r.packets / r.seconds);
   }
-  console.log(`  ${'established path: read + decode + track'.padEnd(44)} ${(best / 1e6).toFixed(2).padStart(7)} M packets/s   (target >= 3)`);
+  if (!only || only === 'established') console.log(`  ${'established path: read + decode + track'.padEnd(44)} ${(best / 1e6).toFixed(2).padStart(7)} M packets/s   (target >= 3)`);
   const syns = path.join(DATA, 'syn-1m.pcap');
   if (!fs.existsSync(syns)) generateSyns(syns, 1_000_000);
   let bestNew = 0;
-  for (let i = 0; i < RUNS + 1; i++) {
+  for (let i = 0; i < (only && only !== 'new' ? 0 : RUNS + 1); i++) {
     const r = await trackCapture(syns, 1 << 20); // the default --max-conns
     if (i === 0) console.log(`  ${syns}: ${r.tracker.created.toLocaleString()} connections created`);
     else bestNew = Math.max(bestNew, r.tracker.created / r.seconds);
   }
-  console.log(`  ${'new connections: read + decode + track'.padEnd(44)} ${(bestNew / 1e6).toFixed(2).padStart(7)} M conns/s     (target >= 1.5)`);
-  for (const n of [1_000_000, 10_000_000]) {
+  if (!only || only === 'new') console.log(`  ${'new connections: read + decode + track'.padEnd(44)} ${(bestNew / 1e6).toFixed(2).padStart(7)} M conns/s     (target >= 1.5)`);
+  for (const n of only && only !== 'memory' ? [] : [1_000_000, 10_000_000]) {
     const out = execFileSync(process.execPath, ['--expose-gc', path.join(path.dirname(fileURLToPath(import.meta.url)), 'mem.js'), String(n)], { encoding: 'utf8' });
     const m = JSON.parse(out) as { bytes: number; seconds: number; tracked: number; maxPauseMs: number; warmupMaxMs: number };
     console.log(`  memory at ${(n / 1e6).toFixed(0).padStart(2)}M connections: ${m.bytes.toFixed(0)} bytes/connection (RSS growth in a fresh process / ${m.tracked.toLocaleString()} tracked)   (target <= 128)`);

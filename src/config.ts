@@ -8,6 +8,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { SCHEDULER_NAMES } from './sched/index.js';
 import { gcd } from './sched/types.js';
+import { MODES } from './xmit/modes.js';
 import { DPVS_TCP_STATE_NAMES, NF_TCP_STATE_NAMES } from './proto/tcp.js';
 
 /** the longest timeout of any kind (connections, persistence, conn_timeout): 30 days, within the timer wheel's reach */
@@ -29,7 +30,8 @@ function isPrime(n: number): boolean {
 
 const address = z.string().refine((s) => isIP(s) !== 0, { message: 'expected an IPv4 or IPv6 address' });
 const port = z.number().int().min(1).max(65535);
-const FORWARD = ['nat', 'fnat', 'dr', 'tunnel', 'snat'] as const;
+/** the forwarding modes' names, from their registry (xmit/modes.ts) */
+const FORWARD = MODES.map((m) => m.name) as [string, ...string[]];
 /** an address prefix "10.0.0.0/8", "2001:db8::/32" (a bare address is a host route) */
 const prefix = z.string().refine(
   (s) => {
@@ -180,6 +182,20 @@ const healthConfig = z
   })
   .strict();
 
+/** flow accounting per (source, destination) host pair (src/flows; DERP's flow tracking) */
+const flowsConfig = z
+  .object({
+    /** on in tsvs run unless false; in replay with --flows FILE or true here */
+    enabled: z.boolean().optional(),
+    /** seconds without a packet after which a flow may be evicted (checked two flows per new flow, round robin) */
+    idle: z.number().min(1).max(MAX_TIMEOUT_S).default(3600),
+    /** most flows at once: when full, the least recently active one is evicted */
+    max: z.number().int().min(16).max(1 << 24).default(1 << 20),
+    /** destinations each source remembers, most recent first */
+    per_source: z.number().int().min(0).max(10000).default(100),
+  })
+  .strict();
+
 /** live mode (tsvs run): where it captures, its control socket, metrics, logs, health-check defaults */
 const liveConfig = z
   .object({
@@ -221,6 +237,7 @@ export const configSchema = z
     mtu: z.number().int().min(576).max(65535).default(1500),
     /** synproxy settings for services with synproxy: true (DPVS synproxy { ... }) */
     synproxy: synproxyConfig.default({}),
+    flows: flowsConfig.default({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -255,6 +272,7 @@ export type ServiceConfig = z.infer<typeof service>;
 export type SynproxyConfig = z.infer<typeof synproxyConfig>;
 export type LiveConfig = z.infer<typeof liveConfig>;
 export type HealthConfig = z.infer<typeof healthConfig>;
+export type FlowsSettings = z.infer<typeof flowsConfig>;
 
 export class ConfigError extends Error {}
 
@@ -307,7 +325,8 @@ export function checkTimeouts(byName: Record<string, number>, profile: 'netfilte
 
 function pathString(path: Array<string | number>): string {
   let s = '';
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s ? `.${p}` : p;
+  // (a key that is not a plain name is quoted: the error stays one line whatever the file holds)
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(p) ? (s ? `.${p}` : p) : `[${JSON.stringify(p)}]`;
   return s || '(top level)';
 }
 
@@ -319,7 +338,7 @@ export function parseConfig(doc: unknown, where: string): Config {
     let msg = issue.message;
     if (issue.code === 'invalid_type') msg = `expected ${issue.expected}, got ${issue.received}`;
     else if (issue.code === 'invalid_enum_value') msg = `expected one of ${issue.options.join(', ')}, got ${JSON.stringify(issue.received)}`;
-    else if (issue.code === 'unrecognized_keys') msg = `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    else if (issue.code === 'unrecognized_keys') msg = `unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
     else if (issue.code === 'custom' || issue.code === 'too_small' || issue.code === 'too_big') {
       const value = issue.path.reduce<unknown>((o, k) => (o as Record<string | number, unknown> | undefined)?.[k], doc);
       if (value !== undefined && typeof value !== 'object') msg += `, got ${JSON.stringify(value)}`;
@@ -344,7 +363,7 @@ export function loadConfig(file: string): Config {
 export function parseConfigText(text: string, where: string): Config {
   let doc: unknown;
   try {
-    doc = YAML.parse(text);
+    doc = YAML.parse(text, { logLevel: 'error' }); // (warnings would go to the process's stderr)
   } catch (e) {
     const err = e as { message: string; linePos?: Array<{ line: number; col: number }> };
     const pos = err.linePos?.[0];

@@ -1,17 +1,18 @@
 /**
- * Replay of one capture file in virtual time: every record is decoded in place, counted, and run through
- * connection tracking with the clock set from its timestamp. Outputs (events, per-connection records,
- * snapshot) are written only when asked for.
+ * Replay of one capture file in virtual time: every record goes through the engine (decoded, counted,
+ * tracked, balanced when there are services) with the clock set from its timestamp. Outputs (events,
+ * per-connection records, snapshot, the output pcap) are written only when asked for.
  */
 import { readCapture, type ReadOptions } from './capture/reader.js';
 import { CaptureError, formatTs, RecordHandlerError, type PacketRecord } from './capture/record.js';
-import { Engine, type LbOptions, type LbSummary, type Sink } from './engine.js';
-import { decode } from './packet/decode.js';
-import { l4ChecksumStatus, ipv4HeaderOk } from './packet/checksum.js';
-import { PacketView } from './packet/view.js';
-import { DecodeStats, type DecodedCounts } from './stats/decode-stats.js';
-import { connRecord, counterObject, eventJson, gauges, snapshot, writeSnapshot, type Snapshot } from './conntrack/records.js';
-import { Tracker, type TrackerConfig } from './conntrack/tracker.js';
+import type { ConntrackConfig } from './conntrack/conntrack.js';
+import { Engine, type LbOptions, type Sink } from './engine.js';
+import type { PacketView } from './packet/view.js';
+import { connRecord, counterObject, eventJson, gauges, snapshot, writeSnapshot, type Snapshot } from './report/records.js';
+import { lbSummaryOf, type LbSummary } from './report/summary.js';
+import { flowRecord, flowsSummary, type FlowsSummary } from './report/flows.js';
+import type { FlowsConfig } from './flows/flows.js';
+import type { DecodedCounts } from './stats/decode-stats.js';
 import { PcapWriter } from './capture/writer.js';
 
 /** where JSON lines go (a LineWriter for files) */
@@ -43,6 +44,8 @@ export interface ReplaySummary {
   conntrack?: Record<string, number>;
   /** load balancing: what the LB emitted, what it did not and why, per-service counters */
   lb?: LbSummary;
+  /** flow accounting (with --flows): flows open at the end, evicted, drops by reason, the top 10 by bytes */
+  flows?: FlowsSummary;
   /** connections open at the end, by protocol and by protocol/state */
   gauges?: { entries: number; by_proto: Record<string, number>; by_state: Record<string, number> };
   warnings: string[];
@@ -53,9 +56,10 @@ export interface ReplaySummary {
 export interface ReplayOptions extends ReadOptions {
   /** verify IPv4 header and L4 checksums: counted, and packets that fail are not tracked (nf_conntrack_checksum) */
   verifyChecksums?: boolean;
+  /** after the engine: each record and the view it was decoded into */
   onPacket?: (r: PacketRecord, v: PacketView) => void;
   /** connection tracking; omit to only decode */
-  track?: TrackerConfig & {
+  track?: ConntrackConfig & {
     drain?: boolean;
     events?: LineSink;
     conns?: LineSink;
@@ -66,11 +70,11 @@ export interface ReplayOptions extends ReadOptions {
   };
   /** load balancing (see LbOptions), and the output pcap for what the LB emits */
   lb?: LbOptions & { out?: string };
+  /** flow accounting per (source, destination), and where each flow goes when it is evicted or at the end */
+  flows?: FlowsConfig & { out?: LineSink };
 }
 
 export async function replayFile(file: string, opts: ReplayOptions = {}): Promise<ReplaySummary> {
-  const view = new PacketView();
-  const stats = new DecodeStats();
   let firstSec = -1;
   let firstFrac = 0;
   let firstDigits = 6;
@@ -79,14 +83,9 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   let lastDigits = 6;
   let firstNs = 0;
   let lastNs = 0;
-  const verify = opts.verifyChecksums === true;
-  let ipv4Bad = 0;
-  let l4Bad = 0;
-  let l4Unverified = 0;
   const onPacket = opts.onPacket;
   const tc = opts.track;
-  const tracker = tc ? new Tracker(tc) : null;
-  const lb = opts.lb;
+  const lb = tc ? opts.lb : undefined;
   let writer: PcapWriter | null = null;
   /** what the LB transmits: to the output pcap (same link type, timestamps at its precision) */
   const sink: Sink = {
@@ -98,29 +97,19 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       return null;
     },
   };
-  const engine = tracker && lb ? new Engine(tracker, lb, sink) : null;
-  if (tracker && tc?.events) {
+  const engine = new Engine({ conntrack: tc, lb, sink: lb ? sink : undefined, verifyChecksums: opts.verifyChecksums, flows: tc ? opts.flows : undefined });
+  const ct = engine.ct;
+  const flows = engine.flows;
+  const flowsOut = opts.flows?.out;
+  if (flows && flowsOut) flows.onEvict = (f) => flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time)));
+  if (tc?.events) {
     const w = tc.events;
-    tracker.onEvent = (type, c, tsUs) => w.line(eventJson(tracker, type, c, tsUs));
+    ct.onEvent = (type, c, tsUs) => w.line(eventJson(ct, type, c, tsUs));
   }
-  if (tracker && tc?.conns) {
+  if (tc?.conns) {
     const w = tc.conns;
-    tracker.onDestroy = (c, _tsUs, reason) => w.line(JSON.stringify(connRecord(tracker, c, reason)));
+    ct.extend({ destroyed: (c, _tsUs, reason) => w.line(JSON.stringify(connRecord(ct, c, reason))) });
   }
-  /** --verify-checksums: false (counted) when the IPv4 header or L4 checksum is bad */
-  const sumsOk = (r: PacketRecord): boolean => {
-    let ok = true;
-    if (view.ipVersion === 4 && !ipv4HeaderOk(r.buf, view)) {
-      ipv4Bad++;
-      ok = false;
-    }
-    const c = l4ChecksumStatus(r.buf, view);
-    if (c === 0) {
-      l4Bad++;
-      ok = false;
-    } else if (c < 0 && view.hasL4) l4Unverified++;
-    return ok;
-  };
   const build = (res: { format: 'pcap' | 'pcapng'; linktypes: number[]; packets: number; bytes: number; warnings: string[] }, compressed: boolean): ReplaySummary => {
     const summary: ReplaySummary = {
       file,
@@ -131,63 +120,57 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       bytes: res.bytes,
       first_ts: firstSec < 0 ? null : formatTs(firstSec, firstFrac, firstDigits),
       last_ts: lastSec < 0 ? null : formatTs(lastSec, lastFrac, lastDigits),
-      decoded: stats.decoded(),
-      drops: stats.drops(),
+      decoded: engine.stats.decoded(),
+      drops: engine.stats.drops(),
       warnings: res.warnings,
     };
-    if (verify) summary.checksums = { ipv4_bad: ipv4Bad, l4_bad: l4Bad, l4_unverified: l4Unverified };
-    if (engine) summary.lb = engine.summary();
-    if (tracker && tracker.clamped > 0) summary.warnings.push(`${tracker.clamped} packet${tracker.clamped === 1 ? '' : 's'} timed after the year 2112: the engine's clock stops there for them`);
-    if (tracker) {
-      summary.conns = { total: tracker.created, ...tracker.createdByProto, open_at_end: tracker.table.count };
-      summary.conntrack = counterObject(tracker);
-      summary.gauges = gauges(tracker);
+    if (opts.verifyChecksums) summary.checksums = engine.checksums;
+    if (engine.x) summary.lb = lbSummaryOf(engine);
+    if (flows) summary.flows = flowsSummary(flows, engine.time);
+    if (engine.time.clamped > 0) summary.warnings.push(`${engine.time.clamped} packet${engine.time.clamped === 1 ? '' : 's'} timed after the year 2112: the engine's clock stops there for them`);
+    if (tc) {
+      summary.conns = { total: ct.created, ...ct.createdByProto, open_at_end: ct.table.count };
+      summary.conntrack = counterObject(ct, engine.lb);
+      summary.gauges = gauges(ct);
     }
     return summary;
   };
   const finishTracking = () => {
     writer?.close();
-    if (!tracker || !tc) return;
-    if (tc.drain) tracker.drain();
-    if (tc.conns) for (const c of tracker.handles()) tc.conns.line(JSON.stringify(connRecord(tracker, c, 'open')));
-    if (tc.onSnapshot) tc.onSnapshot(snapshot(tracker, file));
-    if (tc.snapshotFile) writeSnapshot(tracker, file, tc.snapshotFile, engine?.summary().services, engine?.sp?.counterObject());
+    if (!tc) return;
+    if (tc.drain) engine.drain();
+    if (flows && flowsOut) for (const f of flows.handles()) flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time)));
+    if (tc.conns) for (const c of ct.handles()) tc.conns.line(JSON.stringify(connRecord(ct, c, 'open')));
+    if (tc.onSnapshot) tc.onSnapshot(snapshot(ct, engine.lb, file));
+    if (tc.snapshotFile) writeSnapshot(ct, engine.lb, file, tc.snapshotFile, engine.x ? lbSummaryOf(engine).services : undefined, engine.sp?.counterObject());
   };
   // a fault injected at one record (TSVS_TEST_FAULT_RECORD=N): how the tests reach the internal-error path
   const faultAt = Number(process.env.TSVS_TEST_FAULT_RECORD ?? 0) || -1;
   let res;
   try {
     res = await readCapture(
-    file,
-    (r) => {
-      if (r.index === faultAt) throw new Error(`injected fault (TSVS_TEST_FAULT_RECORD=${faultAt})`);
-      decode(r.buf, r.off, r.caplen, r.wirelen, r.linktype, view);
-      stats.add(view);
-      // earliest and latest timestamps (as capinfos reports them; captures can be out of order)
-      const fracNs = r.digits === 9 ? r.tsFrac : r.tsFrac * 1000;
-      if (firstSec < 0 || r.tsSec < firstSec || (r.tsSec === firstSec && fracNs < firstNs)) {
-        firstSec = r.tsSec;
-        firstNs = fracNs;
-        firstFrac = r.tsFrac;
-        firstDigits = r.digits;
-      }
-      if (lastSec < 0 || r.tsSec > lastSec || (r.tsSec === lastSec && fracNs > lastNs)) {
-        lastSec = r.tsSec;
-        lastNs = fracNs;
-        lastFrac = r.tsFrac;
-        lastDigits = r.digits;
-      }
-      const badSum = verify && view.status === 0 && !sumsOk(r);
-      if (tracker) {
-        tracker.setTime(r.tsSec, r.tsFrac, r.digits);
-        if (engine) engine.packet(r, view, badSum);
-        else if (badSum) tracker.rejectChecksum();
-        else tracker.track(view);
-      }
-      if (onPacket) onPacket(r, view);
-    },
-    { ...opts, beforeReuse: () => writer?.flush() },
-  );
+      file,
+      (r) => {
+        if (r.index === faultAt) throw new Error(`injected fault (TSVS_TEST_FAULT_RECORD=${faultAt})`);
+        // earliest and latest timestamps (as capinfos reports them; captures can be out of order)
+        const fracNs = r.digits === 9 ? r.tsFrac : r.tsFrac * 1000;
+        if (firstSec < 0 || r.tsSec < firstSec || (r.tsSec === firstSec && fracNs < firstNs)) {
+          firstSec = r.tsSec;
+          firstNs = fracNs;
+          firstFrac = r.tsFrac;
+          firstDigits = r.digits;
+        }
+        if (lastSec < 0 || r.tsSec > lastSec || (r.tsSec === lastSec && fracNs > lastNs)) {
+          lastSec = r.tsSec;
+          lastNs = fracNs;
+          lastFrac = r.tsFrac;
+          lastDigits = r.digits;
+        }
+        engine.frame(r);
+        if (onPacket) onPacket(r, engine.lastView);
+      },
+      { ...opts, beforeReuse: () => writer?.flush() },
+    );
   } catch (e) {
     if ((e instanceof CaptureError || e instanceof RecordHandlerError) && e.partial) {
       const internal = e instanceof RecordHandlerError;

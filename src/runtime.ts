@@ -14,7 +14,8 @@
  */
 import * as v8 from 'node:v8';
 
-export const V8_FLAGS = ['--max-inlined-bytecode-size=700', '--max-inlined-bytecode-size-cumulative=3000'];
+/** TSVS_V8_FLAGS (space-separated) replaces them: for measuring other values */
+export const V8_FLAGS = process.env.TSVS_V8_FLAGS ? process.env.TSVS_V8_FLAGS.split(' ').filter(Boolean) : ['--max-inlined-bytecode-size=700', '--max-inlined-bytecode-size-cumulative=3000'];
 
 export const v8Tuned = process.env.TSVS_V8_DEFAULTS !== '1';
 if (v8Tuned) for (const f of V8_FLAGS) v8.setFlagsFromString(f);

@@ -11,7 +11,7 @@
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
 import { UsageError } from './errors.js';
 import { connectCtl, list, services } from './views.js';
-import type { Snapshot } from '../conntrack/records.js';
+import type { Snapshot } from '../report/records.js';
 
 const FWD: Record<string, string> = { '-m': 'nat', '-g': 'dr', '-i': 'tunnel', '-b': 'fnat' };
 

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
-import type { Snapshot } from '../conntrack/records.js';
+import type { Snapshot } from '../report/records.js';
 import { connectCtl, list, services, stats } from './views.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
 

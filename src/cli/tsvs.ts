@@ -5,8 +5,8 @@ import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
 import { replayFile, ReplayError } from '../replay.js';
-import { LineWriter } from '../conntrack/records.js';
-import type { Profile } from '../conntrack/tracker.js';
+import { LineWriter } from '../report/records.js';
+import type { Profile } from '../conntrack/conntrack.js';
 import { checkTimeouts, ConfigError, loadConfig, splitTimeouts, type Config, type Timeouts } from '../config.js';
 import { replaySecret } from '../synproxy/synproxy.js';
 import { Services } from '../service/services.js';
@@ -25,6 +25,7 @@ interface ReplayCliOptions {
   events?: string;
   conns?: string;
   snapshot?: string;
+  flows?: string;
   timeout: string[];
   config?: string;
   out?: string;
@@ -85,6 +86,9 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   const t = parseTimeouts(opts.timeout, cfg?.timeouts ?? {}, profile);
   const events = openOutput('events', opts.events);
   const conns = openOutput('conns', opts.conns);
+  const flowsOut = openOutput('flows', opts.flows);
+  const fc = cfg?.flows;
+  const flows = flowsOut || fc?.enabled ? { idle: fc?.idle ?? 3600, max: fc?.max ?? 1 << 20, perSource: fc?.per_source ?? 100, out: flowsOut } : undefined;
   if (opts.out) openOutput('out', opts.out)?.close(); // fail early if it cannot be written
   if (opts.snapshot) openOutput('snapshot', opts.snapshot)?.close(); // fail early if it cannot be written
   const color = process.stdout.isTTY === true;
@@ -112,6 +116,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
                 synproxy: { cfg: cfg.synproxy, secret: replaySecret(cfg.synproxy.secret, seed) },
               }
             : undefined,
+        flows,
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
       });
@@ -132,6 +137,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   }
   events?.close();
   conns?.close();
+  flowsOut?.close();
   return rc;
 }
 
@@ -181,6 +187,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--events <file>', 'write connection events (new/update/destroy) as JSON lines')
     .option('--conns <file>', 'write one JSON line per connection (at its end, or at the end of the replay)')
     .option('--snapshot <file>', 'write the connection table at the end of the replay (for ctstat)')
+    .option('--flows <file>', 'account flows per (source, destination) and write one JSON line per flow (when evicted, or at the end)')
     .option('--config <file>', 'load-balancer configuration (YAML or JSON): services, real servers, schedulers, tunables')
     .option('--out <file>', 'write every packet the load balancer emits, rewritten, to this pcap (needs --config)')
     .option(

@@ -2,7 +2,7 @@
 import chalk, { Chalk } from 'chalk';
 import { UsageError } from './errors.js';
 import { CtlClient } from '../ctl/client.js';
-import { connMatches, type Snapshot, type SnapshotConn, type SnapshotService, type TupleJson } from '../conntrack/records.js';
+import { connMatches, type Snapshot, type SnapshotConn, type SnapshotService, type TupleJson } from '../report/records.js';
 
 export interface ViewOpts {
   rate?: boolean;

@@ -1,7 +1,7 @@
 /** Control socket client: one connection, requests answered in order. */
 import * as net from 'node:net';
 import { CTL_VERSION, type Reply } from './protocol.js';
-import type { ConnFilter, SnapshotConn } from '../conntrack/records.js';
+import type { ConnFilter, SnapshotConn } from '../report/records.js';
 
 export class CtlClient {
   private sock: net.Socket | null = null;

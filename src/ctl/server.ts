@@ -11,7 +11,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { CtlError, CTL_VERSION, MAX_LINE, type ServiceRef } from './protocol.js';
-import type { ConnFilter, SnapshotConn, SnapshotService } from '../conntrack/records.js';
+import type { ConnFilter, SnapshotConn, SnapshotService } from '../report/records.js';
 import { ConfigError, type ServiceConfig } from '../config.js';
 import { serviceKey, serverKey } from '../service/services.js';
 

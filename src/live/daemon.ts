@@ -6,15 +6,14 @@
  */
 import { PacketRecord } from '../capture/record.js';
 import { LiveCapture } from '../capture/live.js';
-import { decode } from '../packet/decode.js';
-import { PacketView } from '../packet/view.js';
-import { DecodeStats } from '../stats/decode-stats.js';
-import { Tracker, type Profile } from '../conntrack/tracker.js';
-import { Engine, lbSummary } from '../engine.js';
-import { counterObject, gauges, pageConns, type ConnFilter, type SnapshotService } from '../conntrack/records.js';
+import type { Profile } from '../conntrack/conntrack.js';
+import { Engine } from '../engine.js';
+import { counterObject, gauges, pageConns, type ConnFilter, type SnapshotService } from '../report/records.js';
+import { lbSummary } from '../report/summary.js';
 import type { CtlTarget } from '../ctl/server.js';
 import { LiveSink, macKey } from '../xmit/sink-live.js';
-import { FWD_DR, Services } from '../service/services.js';
+import { FWD_DR, MODES } from '../xmit/modes.js';
+import { Services } from '../service/services.js';
 import { parseMac } from '../packet/addr.js';
 import { MonotonicClock } from '../timer/clock.js';
 import { WheelDriver } from '../timer/driver.js';
@@ -28,16 +27,13 @@ import { HealthChecker } from '../service/health.js';
 const OVERLOAD_BLIND_US = 10e6;
 
 export class Daemon implements CtlTarget {
-  readonly tracker: Tracker;
   readonly services: Services;
   readonly engine: Engine;
   readonly sink: LiveSink;
-  readonly stats = new DecodeStats();
   readonly captures: LiveCapture[] = [];
   /** the services as configured now (changed by reloads and the control socket) */
   serviceCfgs: ServiceConfig[];
   readonly startedAt = new Date();
-  private readonly view = new PacketView();
   private readonly rec = new PacketRecord();
   private readonly clock = new MonotonicClock();
   private readonly wallUs = Date.now() * 1000;
@@ -56,14 +52,17 @@ export class Daemon implements CtlTarget {
     const live = cfg.live!;
     const profile: Profile = cfg.profile ?? 'dpvs';
     const t = splitTimeouts(cfg.timeouts);
-    this.tracker = new Tracker({ profile, seed: cfg.seed, maxConns: cfg.max_conns, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp });
     this.serviceCfgs = cfg.services;
     this.services = new Services(cfg.services);
     this.sink = new LiveSink(live.tx_queue);
     // the cookie secret: configured, or fresh random bytes at every start
     const secret = cfg.synproxy.secret ? Buffer.from(cfg.synproxy.secret, 'hex') : randomBytes(16);
     const reserve = live.tx_reserve ?? Math.floor(live.tx_queue / 2);
-    this.engine = new Engine(this.tracker, { services: this.services, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu, synproxy: { cfg: cfg.synproxy, secret }, reserve }, this.sink);
+    this.engine = new Engine({
+      conntrack: { profile, seed: cfg.seed, maxConns: cfg.max_conns, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
+      lb: { services: this.services, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu, synproxy: { cfg: cfg.synproxy, secret }, reserve },
+      sink: this.sink,
+    });
     this.driver = new WheelDriver(this.clock, () => this.setTime(), 10);
     this.health = new HealthChecker(() => this.services, live.health, (service, server, up, why) =>
       this.log[up ? 'info' : 'warn'](up ? 'server up' : 'server down', { service, server, why }),
@@ -71,9 +70,9 @@ export class Daemon implements CtlTarget {
     // passive signals from the state machine feed the same rise/fall counts as the probes; a failure seen while
     // the LB itself was dropping packets for want of transmit room (or shortly after) says nothing of the server
     if (live.health.enabled && live.health.passive) {
-      this.tracker.onOutcome = (si, d, ok) => {
-        const o = this.engine.overloadAtUs;
-        if (!ok && o >= 0 && this.tracker.nowUs - o < OVERLOAD_BLIND_US) this.passiveIgnored++;
+      this.engine.lb!.onOutcome = (si, d, ok) => {
+        const o = this.engine.x!.overloadAtUs;
+        if (!ok && o >= 0 && this.engine.time.nowUs - o < OVERLOAD_BLIND_US) this.passiveIgnored++;
         else this.health.passive(si, d, ok);
       };
     }
@@ -89,7 +88,7 @@ export class Daemon implements CtlTarget {
     const sec = Math.floor(us / 1e6);
     this.rec.tsSec = sec;
     this.rec.tsFrac = us - sec * 1e6;
-    this.tracker.setTime(sec, this.rec.tsFrac, 6);
+    this.engine.time.set(sec, this.rec.tsFrac, 6);
   }
 
   /** the BPF filter: traffic to the VIPs and local addresses, and servers' replies, received (not sent) */
@@ -97,14 +96,14 @@ export class Daemon implements CtlTarget {
     const own = localAddresses();
     const dst = new Set<string>();
     const src = new Set<string>();
-    // every server still known, also those removed at run time whose connections are still running
-    for (const { cfg: s } of this.services.list) {
-      if (s.vip) dst.add(s.vip);
-      for (const a of s.laddrs) dst.add(a);
-      if (s.forward === 'snat') for (const x of s.servers) dst.add(x.addr);
-      // NAT replies come from the servers (to the clients); SNAT's outbound traffic from the inside sources
-      for (const x of s.servers) if ((x.forward ?? s.forward) === 'nat') src.add(x.addr);
-      if (s.match) src.add(s.match.src.includes('/') ? `net ${s.match.src}` : s.match.src);
+    // every server still known, also those removed at run time whose connections are still running: what
+    // its forwarding mode needs (NAT: the servers' replies; FNAT: the local addresses; SNAT: the inside sources)
+    for (const s of this.services.list) {
+      s.cfg.servers.forEach((x, i) => {
+        const want = MODES[s.fwd[i]!]!.capture(s.cfg, x);
+        for (const a of want.dst) dst.add(a);
+        for (const a of want.src) src.add(a);
+      });
     }
     const host = (a: string) => (a.startsWith('net ') ? a : `host ${a}`);
     const parts = [...[...dst].map((a) => `dst ${host(a)}`), ...[...src].map((a) => `(src ${host(a)} and not dst host ${[...own].filter((x) => !x.includes('%')).join(' and not dst host ')})`)];
@@ -172,11 +171,11 @@ export class Daemon implements CtlTarget {
     r.linktype = linktype;
     r.digits = 6;
     this.packets++;
-    this.setTime();
-    decode(buf, 0, caplen, wirelen, linktype, this.view);
-    this.stats.add(this.view);
+    const us = this.nowUs();
+    r.tsSec = Math.floor(us / 1e6);
+    r.tsFrac = us - r.tsSec * 1e6;
     try {
-      this.engine.packet(r, this.view, false);
+      this.engine.frame(r);
     } catch (e) {
       // never let one packet stop the daemon: counted and logged
       this.log.error('packet processing failed', { error: (e as Error).message });
@@ -223,7 +222,7 @@ export class Daemon implements CtlTarget {
   /** services and servers as listed by the control socket: deleted ones hidden, each server's health */
   serviceList(): SnapshotService[] {
     const out: SnapshotService[] = [];
-    lbSummary(this.services, this.engine.emitted, {}).services.forEach((x, si) => {
+    lbSummary(this.services, this.engine.x!.emitted, {}).services.forEach((x, si) => {
       const s = this.services.list[si]!;
       if (this.services.deleted.has(si)) return;
       const servers = x.servers.map((y, i) => ({ ...y, health: s.dests.healthy[i] === 1 ? ('up' as const) : ('down' as const) })).filter((_, i) => !s.isRemoved(i));
@@ -238,9 +237,9 @@ export class Daemon implements CtlTarget {
     return {
       started: this.startedAt.toISOString(),
       packets: this.packets,
-      conns: this.tracker.table.count,
-      emitted: this.engine.emitted,
-      not_emitted: this.engine.notEmitted,
+      conns: this.engine.ct.table.count,
+      emitted: this.engine.x!.emitted,
+      not_emitted: this.engine.x!.notEmitted,
       tx: { sent: this.sink.sent, errors: this.sink.errors, in_flight: this.sink.inFlight },
       passive_failures_ignored: this.passiveIgnored,
       capture: this.captures.map((x) => ({ iface: x.iface, ...x.stats() })),
@@ -251,10 +250,10 @@ export class Daemon implements CtlTarget {
     return {
       version: 1,
       source: `tsvs run (pid ${process.pid})`,
-      profile: this.tracker.profile,
-      time: this.tracker.nowString(),
-      counters: counterObject(this.tracker),
-      gauges: gauges(this.tracker),
+      profile: this.engine.ct.profile,
+      time: this.engine.time.nowString(),
+      counters: counterObject(this.engine.ct, this.engine.lb),
+      gauges: gauges(this.engine.ct),
       services: this.serviceList(),
       ...(this.engine.sp ? { synproxy: this.engine.sp.counterObject() } : {}),
     };
@@ -262,16 +261,16 @@ export class Daemon implements CtlTarget {
 
   counters(): unknown {
     return {
-      counters: counterObject(this.tracker),
-      gauges: gauges(this.tracker),
-      decoded: this.stats.decoded(),
-      drops: this.stats.drops(),
+      counters: counterObject(this.engine.ct, this.engine.lb),
+      gauges: gauges(this.engine.ct),
+      decoded: this.engine.stats.decoded(),
+      drops: this.engine.stats.drops(),
       ...(this.engine.sp ? { synproxy: this.engine.sp.counterObject() } : {}),
     };
   }
 
   connPage(from: number, limit: number, budget: number, filter: ConnFilter) {
-    return pageConns(this.tracker, from, limit, budget, filter);
+    return pageConns(this.engine.ct, this.engine.lb, from, limit, budget, filter);
   }
 
   zero(): number {
@@ -283,7 +282,7 @@ export class Daemon implements CtlTarget {
   }
 
   flush(): number {
-    return this.tracker.flush();
+    return this.engine.ct.flush();
   }
 
   serviceConfigs(): ServiceConfig[] {

@@ -5,7 +5,7 @@
 import * as http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Daemon } from './daemon.js';
-import { counterObject, gauges } from '../conntrack/records.js';
+import { counterObject, gauges } from '../report/records.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -38,21 +38,21 @@ export class Metrics {
         },
       });
     total('tsvs_packets_total', 'packets captured', [], (set) => set({}, d.packets));
-    total('tsvs_emitted_total', 'packets the load balancer sent', [], (set) => set({}, d.engine.emitted));
+    total('tsvs_emitted_total', 'packets the load balancer sent', [], (set) => set({}, d.engine.x!.emitted));
     total('tsvs_not_emitted_total', 'packets not sent, by reason', ['reason'], (set) => {
-      for (const [k, v] of Object.entries(d.engine.notEmitted)) set({ reason: k }, v);
+      for (const [k, v] of Object.entries(d.engine.x!.notEmitted)) set({ reason: k }, v);
     });
     total('tsvs_decode_drops_total', 'packets that did not decode, by reason', ['reason'], (set) => {
-      for (const [k, v] of Object.entries(d.stats.drops())) set({ reason: k }, v);
+      for (const [k, v] of Object.entries(d.engine.stats.drops())) set({ reason: k }, v);
     });
     total('tsvs_conntrack_total', 'connection tracking counters', ['counter'], (set) => {
-      for (const [k, v] of Object.entries(counterObject(d.tracker))) set({ counter: k }, v);
+      for (const [k, v] of Object.entries(counterObject(d.engine.ct, d.engine.lb))) set({ counter: k }, v);
     });
     total('tsvs_synproxy_total', 'synproxy counters (DPVS names)', ['counter'], (set) => {
       for (const [k, v] of Object.entries(d.engine.sp?.counterObject() ?? {})) set({ counter: k }, v);
     });
     gauge('tsvs_connections', 'connections in the table, by protocol and state', ['proto', 'state'], (set) => {
-      for (const [k, v] of Object.entries(gauges(d.tracker).by_state)) {
+      for (const [k, v] of Object.entries(gauges(d.engine.ct).by_state)) {
         const [proto, state] = k.split('/');
         set({ proto: proto ?? k, state: state ?? '' }, v);
       }

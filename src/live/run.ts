@@ -45,7 +45,7 @@ export async function runDaemon(cfg: Config, log: Logger, configFile: string): P
     const stop = (sig: string) => {
       if (stopping) return;
       stopping = true;
-      log.info('stopping', { signal: sig, packets: d.packets, conns: d.tracker.table.count });
+      log.info('stopping', { signal: sig, packets: d.packets, conns: d.engine.ct.table.count });
       // never hang on the way out: whatever has not closed in 1.5 s is left behind
       const force = setTimeout(() => resolve(0), 1500);
       force.unref();

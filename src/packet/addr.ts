@@ -1,4 +1,5 @@
 /** Address text as the engine holds it: 4 words (IPv4 in word 0), prefixes, MAC addresses. */
+import { isIP } from 'node:net';
 
 /** "02:00:00:00:03:02" → 6 bytes (none: zeros) */
 export function parseMac(s: string | undefined): Uint8Array {
@@ -47,4 +48,13 @@ export function inPrefix(a: Uint32Array, p: Prefix, v6: boolean): boolean {
     if (((a[i]! ^ p.words[i]!) & mask) !== 0) return false;
   }
   return true;
+}
+
+/** an address or a prefix given by a user (a filter's `what`): checked, with a one-line error naming it */
+export function userPrefix(what: string, s: string): { p: Prefix; v6: boolean } {
+  const [a, l, extra] = s.split('/');
+  const fam = isIP(a ?? '');
+  const len = l === undefined ? (fam === 6 ? 128 : 32) : /^[0-9]{1,3}$/.test(l) ? Number(l) : -1;
+  if (extra !== undefined || fam === 0 || len < 0 || len > (fam === 6 ? 128 : 32)) throw new Error(`${what}: expected an address or a prefix like 10.0.0.0/8, got ${JSON.stringify(s)}`);
+  return { p: parsePrefix(`${a}/${len}`), v6: fam === 6 };
 }

@@ -126,7 +126,7 @@ function fastIpv4(b: Uint8Array, off: number, caplen: number, wirelen: number, l
     if (ulen < 8 || ulen > len) return false;
   } else return false;
   // fields this path does not write are as a new view has them unless the general decoder ran last
-  if (v.dirty) v.reset();
+  if (v.dirty) v.resetRest();
   if (v.buf !== b) setBuf(v, b);
   v.status = OK;
   v.linktype = linktype;

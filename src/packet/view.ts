@@ -257,6 +257,27 @@ export class PacketView {
     return this._tcpOptBad;
   }
 
+  /**
+   * The fields the IPv4 fast path of the decoder does not write, back to what a new view holds (after the
+   * general decoder ran: dirty).
+   */
+  resetRest(): void {
+    if (this.vlanCount !== 0) this.vlans.fill(0);
+    if (this.ipVersion === 6 || this.src[1] !== 0 || this.src[2] !== 0 || this.src[3] !== 0 || this.dst[1] !== 0 || this.dst[2] !== 0 || this.dst[3] !== 0) {
+      this.src.fill(0);
+      this.dst.fill(0);
+    }
+    this.fragOffset = 0;
+    this.moreFragments = false;
+    this.fragHdrOff = -1;
+    this.finalDstOff = -1;
+    this.icmpType = -1;
+    this.icmpId = 0;
+    if (this.icmpIsError) this.inner.reset();
+    this.icmpIsError = false;
+    this.dirty = false;
+  }
+
   /** Back to what a new view holds, every field (the buffer kept). */
   reset(): void {
     this.status = 0;

@@ -7,72 +7,8 @@ import { CONHASH_REPLICAS, type ServiceConfig } from '../config.js';
 import { createScheduler, Dests, type SchedKey, type Scheduler } from '../sched/index.js';
 import { Estimator, EstimatorClock } from '../stats/estimator.js';
 import { addrToWords, inPrefix, parseMac, parsePrefix, type Prefix } from '../packet/addr.js';
-
-export const FWD_NAT = 0;
-export const FWD_DR = 1;
-export const FWD_TUNNEL = 2;
-export const FWD_FNAT = 3;
-export const FWD_SNAT = 4;
-const FWD_CODE: Record<string, number> = { nat: FWD_NAT, dr: FWD_DR, tunnel: FWD_TUNNEL, fnat: FWD_FNAT, snat: FWD_SNAT };
-
-/** FNAT local ports: 1025-65535 by default (DPVS sa_pool) */
-export const LPORT_MIN = 1025;
-export const LPORT_MAX = 65535;
-
-/**
- * Local address/port pool of an FNAT service (DPVS sa_pool): a stack of free ports per local address, so
- * taking and giving back a port is O(1). A port is unique per local address across the service's servers.
- */
-/** a full pool of local ports, copied for each local address (a native copy, not a loop per port) */
-let fullPool: Uint16Array | null = null;
-
-export class LocalPool {
-  readonly addrs: Uint32Array[];
-  private readonly free: Uint16Array[];
-  private readonly top: Int32Array;
-  private next = 0;
-
-  constructor(laddrs: Uint32Array[]) {
-    this.addrs = laddrs;
-    const n = LPORT_MAX - LPORT_MIN + 1;
-    if (fullPool === null) {
-      // popped from the end: the lowest port first
-      fullPool = new Uint16Array(n);
-      for (let i = 0; i < n; i++) fullPool[i] = LPORT_MAX - i;
-    }
-    const full = fullPool;
-    this.free = laddrs.map(() => full.slice());
-    this.top = new Int32Array(laddrs.length).fill(n);
-  }
-
-  /** take a port of local address i: returns i << 16 | port, or -1 when its pool is empty */
-  takeFrom(i: number): number {
-    return this.top[i]! > 0 ? (i << 16) | this.free[i]![--this.top[i]!]! : -1;
-  }
-
-  /** take a port: returns laddr index << 16 | port, or -1 when every pool is empty */
-  take(): number {
-    for (let k = 0; k < this.addrs.length; k++) {
-      const i = (this.next + k) % this.addrs.length;
-      if (this.top[i]! > 0) {
-        this.next = (i + 1) % this.addrs.length; // spread connections over the local addresses
-        return this.takeFrom(i);
-      }
-    }
-    return -1;
-  }
-
-  give(laddr: number, port: number): void {
-    this.free[laddr]![this.top[laddr]!++] = port;
-  }
-
-  /** ports taken, over every address */
-  get inUse(): number {
-    let n = 0;
-    for (let i = 0; i < this.addrs.length; i++) n += LPORT_MAX - LPORT_MIN + 1 - this.top[i]!;
-    return n;
-  }
-}
+import { FWD_FNAT, modeCode } from '../xmit/modes.js';
+import { PoolRegistry, type LocalPool } from '../xmit/pool.js';
 
 /** "10.0.0.1:80", "[2001:db8::1]:80" (a SNAT address shows port 0, as ipvsadm does) */
 export function serverLabel(x: { addr: string; port?: number | undefined }): string {
@@ -126,6 +62,8 @@ export class Service {
     readonly index: number,
     readonly cfg: ServiceConfig,
     prev?: Service,
+    /** where its pools are registered (a connection gives its port back to the pool that lent it) */
+    readonly pools: PoolRegistry = prev?.pools ?? new PoolRegistry(),
   ) {
     this.proto = cfg.proto === 'tcp' ? 6 : 17;
     const m = cfg.match;
@@ -138,12 +76,13 @@ export class Service {
     this.dests = Dests.of(cfg.servers.map((s) => ({ id: `${s.addr}:${s.port ?? 0}`, weight: s.weight })));
     this.serverAddr = cfg.servers.map((s) => addrToWords(s.addr).words);
     this.serverPort = Int32Array.from(cfg.servers.map((s) => s.port ?? 0));
-    this.fwd = Uint8Array.from(cfg.servers.map((s) => FWD_CODE[s.forward ?? cfg.forward] ?? FWD_NAT));
+    this.fwd = Uint8Array.from(cfg.servers.map((s) => modeCode(s.forward ?? cfg.forward)));
     this.mac = cfg.servers.map((s) => parseMac(s.mac));
     this.upper = Int32Array.from(cfg.servers.map((s) => s.upper_threshold));
     this.lower = Int32Array.from(cfg.servers.map((s) => s.lower_threshold));
-    // SNAT: the servers are the SNAT addresses, each with its own port pool
-    this.pool = m ? new LocalPool(this.serverAddr) : this.fwd.includes(FWD_FNAT) ? new LocalPool(cfg.laddrs.map((a) => addrToWords(a).words)) : null;
+    // SNAT: the servers are the SNAT addresses, each with its own port pool (a kept pool: carryOver)
+    const keep = prev?.pool && JSON.stringify(prev.cfg.laddrs) === JSON.stringify(cfg.laddrs) && !m && this.fwd.includes(FWD_FNAT) ? prev.pool : null;
+    this.pool = keep ?? (m ? this.pools.make(this.serverAddr) : this.fwd.includes(FWD_FNAT) ? this.pools.make(cfg.laddrs.map((a) => addrToWords(a).words)) : null);
     this.gue = cfg.tunnel.type === 'gue';
     this.toa = cfg.toa;
     this.synproxy = cfg.synproxy && this.proto === 6;
@@ -171,8 +110,6 @@ export class Service {
       for (let k = 0; k < ST_N; k++) this.destStats[i * ST_N + k] = prev.destStats[i * ST_N + k]!;
     }
     this.destEst.copyFrom(prev.destEst);
-    // FNAT ports in use stay taken: the pool is kept when the local addresses are the same
-    if (prev.pool && this.pool && JSON.stringify(prev.cfg.laddrs) === JSON.stringify(this.cfg.laddrs)) (this as { pool: LocalPool | null }).pool = prev.pool;
   }
 
   /** servers removed at run time (kept in place with weight 0 while connections use them) */
@@ -228,6 +165,8 @@ export function serverKey(x: { addr: string; port?: number }): string {
 
 export class Services {
   readonly list: Service[];
+  /** every local address/port pool the services have had */
+  readonly pools = new PoolRegistry();
   /** services deleted at run time: kept (out of lookups) while their connections live, so indices stay valid */
   readonly deleted = new Set<number>();
   /** virtual services by (address, port): open addressing, service index + 1 (0 = empty) */
@@ -237,7 +176,7 @@ export class Services {
   private snats: Service[] = [];
 
   constructor(cfgs: ServiceConfig[]) {
-    this.list = cfgs.map((c, i) => new Service(i, c));
+    this.list = cfgs.map((c, i) => new Service(i, c, undefined, this.pools));
     this.estClock = new EstimatorClock([]);
     this.index();
   }
@@ -275,7 +214,7 @@ export class Services {
     for (const cfg of cfgs) {
       const old = byKey.get(serviceKey(cfg));
       if (!old) {
-        this.list.push(new Service(this.list.length, cfg));
+        this.list.push(new Service(this.list.length, cfg, undefined, this.pools));
         added++;
         continue;
       }

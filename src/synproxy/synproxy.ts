@@ -11,11 +11,11 @@
  * connection (conn_reuse_state) is reused by a new valid handshake. Counters carry DPVS's names.
  */
 import type { SynproxyConfig } from '../config.js';
-import type { Tracker } from '../conntrack/tracker.js';
+import { S_ASSURED, S_SEEN_REPLY, type Conntrack, type ConnExtension } from '../conntrack/conntrack.js';
+import type { Balancer } from '../lb/balancer.js';
 import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type PacketView } from '../packet/view.js';
 import { rd32, wr32 } from '../packet/bytes.js';
 import { D_CLOSE, D_CLOSE_WAIT, D_FIN_WAIT, D_LAST_ACK, D_TIME_WAIT, N_CLOSE, N_CLOSE_WAIT, N_FIN_WAIT, N_LAST_ACK, N_TIME_WAIT } from '../proto/tcp.js';
-import type { Services } from '../service/services.js';
 import { COOKIE_BAD, COOKIE_OK, COOKIE_PERIOD_MS, COOKIE_STALE, CookieOpts, Cookies, cookieData, mssIndex } from './cookie.js';
 import { buildServerSyn, rstInPlace, synackInPlace, type SynackOptions } from './packets.js';
 import { seqIn, seqOut } from './seq.js';
@@ -56,6 +56,11 @@ export const SP_DROP = 2; // dropped (counted by the synproxy, or not a packet i
 export const SP_SAVED = 3; // consumed: saved for the server, or the SYN sent in its place
 export const SP_FLUSH = 4; // the server's SYN-ACK established the connection: call flush(c), drop the SYN-ACK
 export const SP_TRUNCATED = 5; // a SYN cut by the capture's snap length: its SYN-ACK would be written beyond the captured bytes
+export const SP_OPEN = 6; // a valid cookie: open the connection (through the load balancer), then call opened()
+
+/* per-connection flags */
+const P_SYNPROXY = 0x01; // opened by the synproxy (DPVS_CONN_F_SYNPROXY): sequence numbers are translated
+const P_PENDING = 0x02; // the SYN to the server is out, its SYN-ACK not yet in
 
 /** a connection waiting for its server's SYN-ACK */
 interface Pending {
@@ -147,7 +152,7 @@ function wireLen(v: PacketView): number {
   return ipEnd > v.caplen ? ipEnd : v.caplen;
 }
 
-export class Synproxy {
+export class Synproxy implements ConnExtension {
   readonly counters = new Float64Array(SYNPROXY_COUNTERS.length);
   readonly cookies: Cookies;
   /** frame length of an SP_REPLY */
@@ -174,18 +179,20 @@ export class Synproxy {
   private readonly synBuf = new Uint8Array(SYN_BUF);
   /** sources that answered a cookie lately: under overload their SYNs are answered first (they cannot be spoofed) */
   readonly verified: VerifiedSources;
+  private readonly flags: Uint8Array;
 
   constructor(
     readonly cfg: SynproxyConfig,
-    private readonly tracker: Tracker,
-    private readonly services: Services,
+    private readonly ct: Conntrack,
+    private readonly lb: Balancer,
     secret: Uint8Array,
   ) {
     this.cookies = new Cookies(secret);
     this.verified = new VerifiedSources(cfg.trust_verified);
     this.lbws = cfg.wscale === false ? -1 : cfg.wscale;
     this.synack = { mss: cfg.mss, ttl: cfg.ttl, window: cfg.window, wscale: -1, sack: false, ts: false };
-    const cap = tracker.table.capacity;
+    const cap = ct.table.capacity;
+    this.flags = new Uint8Array(cap);
     this.isn = new Uint32Array(cap);
     this.delta = new Uint32Array(cap);
     this.tsDelta = new Uint32Array(cap);
@@ -196,12 +203,48 @@ export class Synproxy {
     this.lastSeq = new Uint32Array(cap);
     this.lastAck = new Uint32Array(cap);
     this.dup = new Uint8Array(cap);
-    const dpvs = tracker.profile === 'dpvs' ? 0 : 1;
+    const dpvs = ct.profile === 'dpvs' ? 0 : 1;
     this.reuse = new Uint8Array(16);
     for (const s of cfg.conn_reuse_state) this.reuse[REUSE_STATES[s]![dpvs]!] = 1;
-    tracker.enableSynproxy();
-    tracker.spExpire = (c) => this.retry(c);
-    tracker.spRelease = (c) => this.pending.delete(c);
+    ct.extend(this);
+  }
+
+  /** ConnExtension: a synproxy connection goes (held frames with it) */
+  destroyed(c: number): void {
+    if (this.flags[c] === 0) return;
+    this.flags[c] = 0;
+    this.pending.delete(c);
+  }
+
+  /** opened by the synproxy: its sequence numbers are translated */
+  owns(c: number): boolean {
+    return this.flags[c] !== 0;
+  }
+
+  /** waiting for its server's SYN-ACK */
+  isPending(c: number): boolean {
+    return (this.flags[c]! & P_PENDING) !== 0;
+  }
+
+  /**
+   * Connection c's timer ran out: a pending one resends its SYN (true: kept, re-armed) until
+   * rs_syn_max_retry, then gives up (its server never answered: a passive-health failure).
+   */
+  expire(c: number): boolean {
+    if (!(this.flags[c]! & P_PENDING)) return false;
+    if (this.retry(c)) {
+      this.ct.armTimeout(c, this.ct.tcpTimeouts[this.ct.m.synSent]!, false);
+      return true;
+    }
+    this.lb.outcome(c, false);
+    return false;
+  }
+
+  /** move connection c to state st: pending in SYN_SENT (its timer with the jitter of a new one), established, closed */
+  private moveTo(c: number, st: number, jitter: boolean): void {
+    if (st === this.ct.m.synSent) this.flags[c]! |= P_PENDING;
+    else this.flags[c]! &= ~P_PENDING;
+    this.ct.setState(c, st, jitter);
   }
 
   counter(name: (typeof SYNPROXY_COUNTERS)[number]): number {
@@ -210,12 +253,12 @@ export class Synproxy {
 
   /** the cookie counter at time `us` (60 s periods) */
   private count(): number {
-    return Math.floor(this.tracker.nowUs / 1000 / COOKIE_PERIOD_MS) >>> 0;
+    return Math.floor(this.ct.time.nowUs / 1000 / COOKIE_PERIOD_MS) >>> 0;
   }
 
   /** step 1: answer a SYN to service `svc` with a cookie SYN-ACK built in place */
   private syn(b: Uint8Array, v: PacketView, svc: number): number {
-    if (!this.services.list[svc]!.dests.anyUsable()) {
+    if (!this.lb.services.list[svc]!.dests.anyUsable()) {
       this.counters[NO_DEST]!++;
       return SP_DROP;
     }
@@ -231,7 +274,7 @@ export class Synproxy {
     o.wscale = ws >= 0 ? this.lbws : -1;
     o.sack = sack;
     o.ts = ts;
-    const n = synackInPlace(b, v, cookie, o, Math.floor(this.tracker.nowUs / 1000) >>> 0);
+    const n = synackInPlace(b, v, cookie, o, Math.floor(this.ct.time.nowUs / 1000) >>> 0);
     if (n < 0) return SP_DROP;
     this.counters[SYN_CNT]!++;
     this.replyLen = n;
@@ -249,10 +292,13 @@ export class Synproxy {
     return false;
   }
 
-  /** a TCP packet to a synproxy service without a connection (track() returned SP_NO_CONN) */
-  noConn(b: Uint8Array, v: PacketView): number {
+  /**
+   * A TCP packet without a connection to synproxy service `svc`: a SYN is answered (SP_REPLY), an ACK with a
+   * valid cookie is to be opened (SP_OPEN), a bad one answered with a RST or dropped.
+   */
+  noConn(b: Uint8Array, v: PacketView, svc: number): number {
     const f = v.tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
-    if (f === TCP_SYN) return this.syn(b, v, this.tracker.spSvc);
+    if (f === TCP_SYN) return this.syn(b, v, svc);
     if (f !== TCP_ACK) return SP_FORWARD; // not ours: the engine counts it as not tracked
     if (this.cfg.defer_rs_syn && v.payloadLen === 0) {
       this.counters[NULL_ACK]!++;
@@ -268,14 +314,20 @@ export class Synproxy {
     // the server's SYN is built from this ACK's headers (IPv6 extension headers may be long): room for them
     if (v.l4Off - v.frameOff + 40 > SYN_BUF) return SP_DROP;
     this.counters[OK_ACK]!++;
-    this.verified.add(v.src, v.ipVersion === 6, this.tracker.nowUs);
-    const e = this.tracker.spOpen(v);
-    if (e < 0) {
-      this.counters[NO_DEST]!++;
-      return SP_DROP;
-    }
-    this.start(e >>> 1, b, v);
-    return SP_SAVED;
+    this.verified.add(v.src, v.ipVersion === 6, this.ct.time.nowUs);
+    return SP_OPEN;
+  }
+
+  /** SP_OPEN, and no server could take the connection */
+  noDest(): void {
+    this.counters[NO_DEST]!++;
+  }
+
+  /** step 2 after SP_OPEN: connection c was opened for the ACK in `v`; it waits in SYN_SENT for the server, which gets its SYN */
+  opened(c: number, b: Uint8Array, v: PacketView): void {
+    this.flags[c] = P_SYNPROXY;
+    this.moveTo(c, this.ct.m.synSent, true);
+    this.start(c, b, v);
   }
 
   /** step 2 with a valid ACK for connection c: remember the handshake, save the ACK, send the server its SYN */
@@ -308,10 +360,10 @@ export class Synproxy {
     return true;
   }
 
-  /** a client SYN on an existing synproxy connection (SP_SYN): a new handshake when it is closing */
+  /** a client SYN on synproxy connection c: a new handshake when it is closing */
   synOnConn(b: Uint8Array, v: PacketView, c: number): number {
-    if (!this.reuse[this.tracker.stateOf(c)]) return SP_DROP;
-    return this.syn(b, v, this.tracker.serviceOf(c));
+    if (!this.reuse[this.ct.stateOf(c)]) return SP_DROP;
+    return this.syn(b, v, this.lb.serviceOf(c));
   }
 
   /**
@@ -319,9 +371,9 @@ export class Synproxy {
    * or translated in place for forwarding.
    */
   onConn(b: Uint8Array, v: PacketView, c: number, dir: number): number {
-    const t = this.tracker;
+    const ct = this.ct;
     const f = v.tcpFlags;
-    if (t.spPending(c)) {
+    if (this.flags[c]! & P_PENDING) {
       if (dir === 0) {
         const p = this.pending.get(c);
         if (!(f & TCP_ACK) || !p) return SP_DROP;
@@ -338,7 +390,10 @@ export class Synproxy {
         this.delta[c] = (this.isn[c]! - v.seq) >>> 0;
         this.counters[RS_ERROR]!++;
         this.pending.delete(c);
-        t.spClose(c);
+        // the server refused: the connection closes (a passive-health failure)
+        ct.status[c]! |= S_SEEN_REPLY;
+        this.lb.outcome(c, false);
+        this.moveTo(c, ct.m.closed, false);
         seqOut(b, v, (this.delta[c]! + 1) >>> 0, 0, 0);
         return SP_FORWARD;
       }
@@ -365,15 +420,15 @@ export class Synproxy {
       seqOut(b, v, this.delta[c]!, this.tsDelta[c]!, this.shiftOut[c]!);
       return SP_FORWARD;
     }
-    if ((f & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_ACK && this.reuse[t.stateOf(c)] && ((v.ack - 1) >>> 0) !== this.isn[c]) {
+    if ((f & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_ACK && this.reuse[ct.stateOf(c)] && ((v.ack - 1) >>> 0) !== this.isn[c]) {
       // a new handshake on a closing connection (dp_vs_synproxy_reuse_conn); other ACKs are the old
       // connection's and pass (DPVS counts them as BAD_ACK: not counted here, they are not attacks)
       if (this.validate(v, false)) {
         this.counters[OK_ACK]!++;
-        this.verified.add(v.src, v.ipVersion === 6, this.tracker.nowUs);
+        this.verified.add(v.src, v.ipVersion === 6, ct.time.nowUs);
         this.counters[CONN_REUSED]!++;
         this.pending.delete(c);
-        t.spReopen(c);
+        this.moveTo(c, ct.m.synSent, true);
         this.start(c, b, v);
         return SP_SAVED;
       }
@@ -391,14 +446,13 @@ export class Synproxy {
    */
   icmpQuote(b: Uint8Array, v: PacketView, c: number, dir: number): void {
     const q = v.inner;
-    if (dir !== 1 || q.proto !== IPPROTO_TCP || this.tracker.spPending(c) || q.l4Off + 8 > v.frameOff + v.caplen) return;
+    if (dir !== 1 || q.proto !== IPPROTO_TCP || this.flags[c]! & P_PENDING || q.l4Off + 8 > v.frameOff + v.caplen) return;
     const at = q.l4Off + 4;
     wr32(b, at, (rd32(b, at) - this.delta[c]!) >>> 0);
   }
 
   /** step 3: the server's SYN-ACK */
   private established(c: number, v: PacketView): void {
-    const t = this.tracker;
     this.delta[c] = (this.isn[c]! - v.seq) >>> 0;
     const cws = this.cws[c]!;
     // scale factors in force on each half: the client's with the LB (its SYN-ACK), the server's with the LB
@@ -408,7 +462,8 @@ export class Synproxy {
     this.tsDelta[c] = this.tsecr[c] !== 0 && v.hasTs ? (this.tsecr[c]! - v.tsVal) >>> 0 : 0;
     this.lastSeq[c] = 0;
     this.lastAck[c] = 0;
-    t.spEstablish(c);
+    this.ct.status[c]! |= S_SEEN_REPLY | S_ASSURED;
+    this.moveTo(c, this.ct.m.established, false);
   }
 
   /** after SP_FLUSH: send the saved client packets to the server, in order */

@@ -7,6 +7,7 @@
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.js';
 import { fold, patch16, patch32, setL4Checksum } from '../packet/checksum.js';
 import { IPPROTO_TCP, IPPROTO_UDP, type PacketView } from '../packet/view.js';
+import { FWD_NAT, replyFromServer, type ForwardMode } from './mode.js';
 
 /** Replace the source (`which` = 0) or destination (1) address and port of a decoded TCP/UDP packet. */
 export function natRewrite(b: Uint8Array, v: PacketView, which: 0 | 1, addr: Uint32Array, port: number): void {
@@ -129,3 +130,16 @@ function setPort(b: Uint8Array, at: number, from: number, to: number, csum: numb
   wr16(b, at, to);
   if (csum >= 0) patch16(b, csum, from, to);
 }
+
+/** NAT: the server answers the client itself (through the LB, its gateway): reply server -> client */
+export const natMode: ForwardMode = {
+  code: FWD_NAT,
+  name: 'nat',
+  translated: true,
+  reply(k, s, d, r) {
+    replyFromServer(k, s, d, r, k.src, k.sport);
+    return 0;
+  },
+  // the servers' replies come from their own addresses
+  capture: (cfg, x) => ({ dst: cfg.vip ? [cfg.vip] : [], src: [x.addr] }),
+};

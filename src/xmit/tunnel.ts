@@ -9,6 +9,7 @@ import { wr16 } from '../packet/bytes.js';
 import { finish, sum16 } from '../packet/checksum.js';
 import { pseudoSumWords, writeIpHeader } from './iphdr.js';
 import type { PacketView } from '../packet/view.js';
+import { directMode, FWD_TUNNEL } from './mode.js';
 
 /** Build the encapsulated frame into `out`; returns its length, or -1 when it does not fit. */
 export function tunnelEncap(b: Uint8Array, v: PacketView, out: Uint8Array, src: Uint32Array, dst: Uint32Array, gue: boolean, guePort: number): number {
@@ -42,3 +43,6 @@ export function tunnelEncap(b: Uint8Array, v: PacketView, out: Uint8Array, src: 
   }
   return total;
 }
+
+/** the server answers the client directly, from the VIP */
+export const tunnelMode = directMode(FWD_TUNNEL, 'tunnel');

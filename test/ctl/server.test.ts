@@ -10,33 +10,32 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CtlServer, SCAN_BUDGET, type CtlTarget } from '../../src/ctl/server.js';
-import { pageConns } from '../../src/conntrack/records.js';
-import { Tracker } from '../../src/conntrack/tracker.js';
-import { decode } from '../../src/packet/decode.js';
-import { PacketView } from '../../src/packet/view.js';
+import { PacketRecord } from '../../src/capture/record.js';
+import type { Conntrack } from '../../src/conntrack/conntrack.js';
+import { Engine } from '../../src/engine.js';
+import { pageConns } from '../../src/report/records.js';
 import { eth, ipv4, tcp, udp } from '../helpers/packets.js';
 
 /** a tracker holding `n` connections: TCP SYNs from 10.1.x.y, every 7th a UDP flow */
-function filled(n: number): Tracker {
-  const t = new Tracker({ profile: 'netfilter', seed: 1, maxConns: 1 << 17 });
-  t.setTime(1_700_000_000, 0, 6);
-  const v = new PacketView();
+function filled(n: number): Conntrack {
+  const e = new Engine({ conntrack: { profile: 'netfilter', seed: 1, maxConns: 1 << 17 } });
+  const r = new PacketRecord();
   for (let i = 0; i < n; i++) {
     const src = `10.1.${(i >> 8) & 255}.${i & 255}`;
     const f = eth(0x0800, i % 7 === 0 ? ipv4({ proto: 17, src, dst: '10.9.9.9' }, udp({ src, dst: '10.9.9.9', sport: 1000 + (i >> 16), dport: 53 })) : ipv4({ proto: 6, src, dst: '10.9.9.9' }, tcp({ src, dst: '10.9.9.9', sport: 1000 + (i >> 16), dport: 80, flags: 0x02 })));
-    decode(f, 0, f.length, f.length, 1, v);
-    t.track(v);
+    Object.assign(r, { buf: f, off: 0, caplen: f.length, wirelen: f.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: 0, digits: 6 });
+    e.frame(r);
   }
-  return t;
+  return e.ct;
 }
 
-function target(t: Tracker, over: Partial<CtlTarget> = {}): CtlTarget {
+function target(t: Conntrack, over: Partial<CtlTarget> = {}): CtlTarget {
   return {
     status: () => ({ packets: 0 }),
     snapshot: () => ({ version: 1 }),
     serviceList: () => [],
     counters: () => ({}),
-    connPage: (from, limit, budget, filter) => pageConns(t, from, limit, budget, filter),
+    connPage: (from, limit, budget, filter) => pageConns(t, null, from, limit, budget, filter),
     zero: () => 0,
     flush: () => t.flush(),
     reload: () => 0,
@@ -122,8 +121,8 @@ describe('control socket server', function () {
     assert.ok(SCAN_BUDGET > 45_797);
     const r = parse(srv.answer('{"v":1,"cmd":"conns","limit":1,"filter":{"dst":"192.0.2.0/24"}}'));
     assert.deepEqual(r.result, { conns: [], next: null, total: 45_797 });
-    assert.deepEqual(pageConns(tracker, 0, 1, 1000, { dst: '192.0.2.0/24' }), { conns: [], next: 1000, total: 45_797 });
-    assert.deepEqual(pageConns(tracker, 45_000, 1, 1000, { dst: '192.0.2.0/24' }), { conns: [], next: null, total: 45_797 });
+    assert.deepEqual(pageConns(tracker, null, 0, 1, 1000, { dst: '192.0.2.0/24' }), { conns: [], next: 1000, total: 45_797 });
+    assert.deepEqual(pageConns(tracker, null, 45_000, 1, 1000, { dst: '192.0.2.0/24' }), { conns: [], next: null, total: 45_797 });
     // filters: CIDR, state, protocol and port
     const udpConns = (parse(srv.answer('{"v":1,"cmd":"conns","limit":10000,"filter":{"proto":"udp","src":"10.1.0.0/24"}}')).result as { conns: unknown[] }).conns;
     assert.equal(udpConns.length, Math.ceil(256 / 7));

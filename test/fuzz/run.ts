@@ -59,6 +59,7 @@ async function worker(): Promise<void> {
   const next: Record<string, number> = { ...first };
   const counts: Record<string, number> = {};
   const slowest: Record<string, number> = {};
+  const slowestAt: Record<string, number> = {};
   let lastReport = performance.now();
   for (;;) {
     for (const name of targets) {
@@ -79,11 +80,14 @@ async function worker(): Promise<void> {
           parentPort!.postMessage({ type: 'failure', failure: { target: name, index, kind: 'failure', message: `${err?.name ?? 'Error'}: ${err?.message ?? String(e)}\n${(err?.stack ?? '').split('\n').slice(1, 8).join('\n')}` } });
         }
         const ms = performance.now() - t0;
-        if (ms > (slowest[name] ?? 0)) slowest[name] = ms;
+        if (ms > (slowest[name] ?? 0)) {
+          slowest[name] = ms;
+          slowestAt[name] = index;
+        }
         counts[name] = (counts[name] ?? 0) + 1;
         cur[2]!++;
         if (performance.now() - lastReport > 1000) {
-          parentPort!.postMessage({ type: 'progress', counts, slowest, next });
+          parentPort!.postMessage({ type: 'progress', counts, slowest, slowestAt, next });
           lastReport = performance.now();
         }
       }
@@ -128,6 +132,7 @@ async function main(): Promise<number> {
   const signatures = new Map<string, number>();
   const totals: Array<Record<string, number>> = [];
   const slow: Record<string, number> = {};
+  const slowAt: Record<string, number> = {};
   let maxRss = 0;
   const end = Date.now() + minutes * 60_000;
   const slots: Array<{ w: Worker; cur: Float64Array; seen: number; at: number; next: Record<string, number> }> = [];
@@ -147,11 +152,16 @@ async function main(): Promise<number> {
     const slot = { w, cur: new Float64Array(shared), seen: -1, at: Date.now(), next: first };
     totals[k] ??= {};
     const base = { ...totals[k] };
-    w.on('message', (m: { type: string; failure?: Failure; counts?: Record<string, number>; slowest?: Record<string, number>; next?: Record<string, number> }) => {
+    w.on('message', (m: { type: string; failure?: Failure; counts?: Record<string, number>; slowest?: Record<string, number>; slowestAt?: Record<string, number>; next?: Record<string, number> }) => {
       if (m.type === 'failure') record(m.failure!);
       else {
         for (const [t, n] of Object.entries(m.counts!)) totals[k]![t] = (base[t] ?? 0) + n;
-        for (const [t, ms] of Object.entries(m.slowest!)) slow[t] = Math.max(slow[t] ?? 0, ms);
+        for (const [t, ms] of Object.entries(m.slowest!)) {
+          if (ms > (slow[t] ?? 0)) {
+            slow[t] = ms;
+            slowAt[t] = m.slowestAt![t]!;
+          }
+        }
         slot.next = m.next!;
       }
     });
@@ -189,7 +199,7 @@ async function main(): Promise<number> {
   const sum = sumTotals(totals);
   const all = Object.values(sum).reduce((x, y) => x + y, 0);
   console.log(`\nfuzz done: seed ${seed}, ${minutes} min, ${nWorkers} workers: ${all.toLocaleString()} inputs`);
-  for (const t of targets) console.log(`  ${t.padEnd(7)} ${(sum[t] ?? 0).toLocaleString().padStart(12)} inputs, slowest ${(slow[t] ?? 0).toFixed(1)} ms`);
+  for (const t of targets) console.log(`  ${t.padEnd(7)} ${(sum[t] ?? 0).toLocaleString().padStart(12)} inputs, slowest ${(slow[t] ?? 0).toFixed(1)} ms (input ${slowAt[t] ?? '-'})`);
   const hangs = failures.filter((f) => f.kind === 'hang').length;
   console.log(`  failures ${failures.length - hangs} (${[...signatures.keys()].filter((s) => s.includes('|failure|')).length} distinct), hangs ${hangs}, peak RSS ${(maxRss / 1048576).toFixed(0)} MiB`);
   return failures.length ? 1 : 0;

@@ -18,8 +18,8 @@ import YAML from 'yaml';
 import { readCapture } from '../../src/capture/reader.js';
 import { CaptureError, PacketRecord, RecordHandlerError } from '../../src/capture/record.js';
 import { checkTimeouts, ConfigError, parseConfig, parseConfigText, type Config } from '../../src/config.js';
-import { pageConns } from '../../src/conntrack/records.js';
-import { Tracker } from '../../src/conntrack/tracker.js';
+import { pageConns } from '../../src/report/records.js';
+import { lbSummaryOf } from '../../src/report/summary.js';
 import { CtlServer, type CtlTarget } from '../../src/ctl/server.js';
 import { Engine, type Sink } from '../../src/engine.js';
 import { decode } from '../../src/packet/decode.js';
@@ -216,7 +216,6 @@ export function decodeTarget(): Target {
 export function engineTarget(): Target {
   const pkts = pool();
   const configs: Config[] = CONFIG_DOCS.map((d, i) => parseConfig(d, `fuzz config ${i}`));
-  const view = new PacketView();
   const rec = new PacketRecord();
   return {
     name: 'engine',
@@ -242,7 +241,6 @@ export function engineTarget(): Target {
         bytes,
         ext: 'json',
         run: () => {
-          const tracker = new Tracker({ profile, seed: 7, maxConns: 128, jitter });
           const services = new Services(cfg.services);
           const cookies = new Map<string, number>();
           const lports: number[] = [];
@@ -265,7 +263,13 @@ export function engineTarget(): Target {
             },
             ...(spare ? { spare: () => (sent % 7) } : {}),
           };
-          const engine = services.size ? new Engine(tracker, { services, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu, synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 3) }, reserve: spare ? 3 : 0 }, sink) : null;
+          const lbOn = services.size > 0;
+          const engine = new Engine({
+            conntrack: { profile, seed: 7, maxConns: 128, jitter },
+            lb: lbOn ? { services, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu, synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 3) }, reserve: spare ? 3 : 0 } : undefined,
+            sink: lbOn ? sink : undefined,
+          });
+          const tracker = engine.ct;
           let us = 1_700_000_000e6;
           for (const x of seq) {
             const f = x.frame;
@@ -278,19 +282,17 @@ export function engineTarget(): Target {
             us += x.gapUs;
             const sec = Math.floor(us / 1e6);
             Object.assign(rec, { buf: f, off: 0, caplen: x.caplen, wirelen: f.length, linktype: 1, tsSec: sec, tsFrac: us - sec * 1e6, digits: 6 });
-            decode(f, 0, x.caplen, f.length, 1, view);
-            tracker.setTime(rec.tsSec, rec.tsFrac, 6);
-            if (engine) engine.packet(rec, view, x.op === 0);
-            else tracker.track(view);
+            engine.frame(rec);
             if (x.op === 1) tracker.flush();
-            if (x.op === 2 && engine) services.apply(reloadTo.services);
+            if (x.op === 2 && lbOn) services.apply(reloadTo.services);
           }
-          tracker.drain();
+          engine.drain();
           // every connection expired: nothing of any may be left
           if (tracker.table.count !== 0) throw new FuzzFailure(`${tracker.table.count} connections left after drain`);
           if (tracker.wheel.armed !== 0) throw new FuzzFailure(`${tracker.wheel.armed} timers left after drain`);
-          if (tracker.templates && tracker.templates.count !== 0) throw new FuzzFailure(`${tracker.templates.count} persistence templates left`);
-          if (engine?.sp && engine.sp.pendingCount !== 0) throw new FuzzFailure(`${engine.sp.pendingCount} synproxy connections still hold frames`);
+          const tm = engine.lb?.templates;
+          if (tm && tm.count !== 0) throw new FuzzFailure(`${tm.count} persistence templates left`);
+          if (engine.sp && engine.sp.pendingCount !== 0) throw new FuzzFailure(`${engine.sp.pendingCount} synproxy connections still hold frames`);
           for (const s of services.list) {
             for (let i = 0; i < s.dests.count; i++) if (s.dests.active[i] !== 0 || s.dests.inactive[i] !== 0) throw new FuzzFailure(`${s.label} server ${i}: ${s.dests.active[i]} active, ${s.dests.inactive[i]} inactive after drain`);
             if (s.pool && s.pool.inUse !== 0) throw new FuzzFailure(`${s.label}: ${s.pool.inUse} local ports still taken`);
@@ -364,25 +366,22 @@ export function ctlTarget(): Target {
         bytes: enc(lines.join('\n')),
         ext: 'jsonl',
         run: () => {
-          const tracker = new Tracker({ profile: 'dpvs', seed: 1, maxConns: 128 });
           let services = cfg.services;
           const sv = new Services(services);
-          const engine = new Engine(tracker, { services: sv }, { send: () => null });
-          const v = new PacketView();
+          const engine = new Engine({ conntrack: { profile: 'dpvs', seed: 1, maxConns: 128 }, lb: { services: sv }, sink: { send: () => null } });
+          const tracker = engine.ct;
           const rec = new PacketRecord();
-          tracker.setTime(1_700_000_000, 0, 6);
           for (let i = 0; i < nConns; i++) {
             const f = frames[i % frames.length]!;
             Object.assign(rec, { buf: f, off: 0, caplen: f.length, wirelen: f.length, linktype: 1, tsSec: 1_700_000_000, tsFrac: i, digits: 6 });
-            decode(f, 0, f.length, f.length, 1, v);
-            engine.packet(rec, v, false);
+            engine.frame(rec);
           }
           const target: CtlTarget = {
             status: () => ({ packets: nConns }),
             snapshot: () => ({ version: 1 }),
-            serviceList: () => engine.summary().services,
+            serviceList: () => lbSummaryOf(engine).services,
             counters: () => ({}),
-            connPage: (from, limit, budget, filter) => pageConns(tracker, from, limit, budget, filter),
+            connPage: (from, limit, budget, filter) => pageConns(tracker, engine.lb, from, limit, budget, filter),
             zero: () => 0,
             flush: () => tracker.flush(),
             reload: () => services.length,

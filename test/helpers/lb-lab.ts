@@ -4,10 +4,11 @@
  */
 import { PacketRecord } from '../../src/capture/record.js';
 import { parseConfig } from '../../src/config.js';
-import { Tracker, type Profile } from '../../src/conntrack/tracker.js';
+import type { Conntrack, Profile } from '../../src/conntrack/conntrack.js';
 import { Engine } from '../../src/engine.js';
-import { decode } from '../../src/packet/decode.js';
-import { PacketView, TCP_ACK } from '../../src/packet/view.js';
+import type { Balancer } from '../../src/lb/balancer.js';
+import { TCP_ACK } from '../../src/packet/view.js';
+import type { Xmit } from '../../src/xmit/xmit.js';
 import { Services } from '../../src/service/services.js';
 import { replaySecret } from '../../src/synproxy/synproxy.js';
 import { eth, ipv4, tcp, udp } from './packets.js';
@@ -23,21 +24,29 @@ export interface LabOptions {
 
 export class LbLab {
   readonly services: Services;
-  readonly tracker: Tracker;
   readonly engine: Engine;
+  /** the engine's connection tracker, load balancer and transmit */
+  readonly ct: Conntrack;
+  readonly lb: Balancer;
+  readonly x: Xmit;
   /** every frame the LB emitted, copied */
   readonly sent: Uint8Array[] = [];
-  private readonly view = new PacketView();
   private readonly rec = new PacketRecord();
   sec = 1_700_000_000;
 
   constructor(profile: Profile, services: unknown[], o: LabOptions = {}) {
     const cfg = parseConfig({ services, ...o.config }, 'test');
     this.services = new Services(cfg.services);
-    this.tracker = new Tracker({ profile, seed: 1, maxConns: o.maxConns ?? 64, jitter: false });
     const sent = this.sent;
     const sink = { send: (_r: PacketRecord, b: Uint8Array, off: number, len: number) => (sent.push(Uint8Array.prototype.slice.call(b, off, off + len)), null), ...(o.spare ? { spare: o.spare } : {}) };
-    this.engine = new Engine(this.tracker, { services: this.services, synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) }, reserve: o.reserve }, sink);
+    this.engine = new Engine({
+      conntrack: { profile, seed: 1, maxConns: o.maxConns ?? 64, jitter: false },
+      lb: { services: this.services, synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) }, reserve: o.reserve },
+      sink,
+    });
+    this.ct = this.engine.ct;
+    this.lb = this.engine.lb!;
+    this.x = this.engine.x!;
   }
 
   /**
@@ -57,9 +66,7 @@ export class LbLab {
     r.tsSec = this.sec;
     r.tsFrac = 0;
     r.digits = 6;
-    decode(buf, 0, caplen, f.length, 1, this.view);
-    this.tracker.setTime(this.sec, 0, 6);
-    return this.engine.packet(r, this.view, false);
+    return this.engine.frame(r);
   }
 
   /** one IPv4 TCP segment (flags given) or UDP datagram (flags < 0) at the current time; returns the entry the tracker gave it */
@@ -70,6 +77,6 @@ export class LbLab {
 
   wait(seconds: number): void {
     this.sec += seconds;
-    this.tracker.setTime(this.sec, 0, 6);
+    this.engine.time.set(this.sec, 0, 6);
   }
 }

@@ -8,7 +8,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ConnRecord } from '../../src/conntrack/records.js';
+import type { ConnRecord } from '../../src/report/records.js';
 import { replayFile, type ReplaySummary } from '../../src/replay.js';
 import { CORPUS, loadFacts } from '../helpers/corpus.js';
 

@@ -6,8 +6,8 @@
  */
 import { strict as assert } from 'node:assert';
 import { type HealthConfig } from '../../src/config.js';
-import { type Profile } from '../../src/conntrack/tracker.js';
-import { counterObject } from '../../src/conntrack/records.js';
+import { type Profile } from '../../src/conntrack/conntrack.js';
+import { counterObject } from '../../src/report/records.js';
 import { HealthChecker } from '../../src/service/health.js';
 import { LbLab } from '../helpers/lb-lab.js';
 import { TCP_ACK, TCP_RST, TCP_SYN } from '../../src/packet/view.js';
@@ -40,7 +40,7 @@ class Lab extends LbLab {
     const hc = { enabled: true, interval: 2, timeout: 1, rise: 2, fall: 2, passive: true, ...health };
     this.health = new HealthChecker(() => this.services, hc, (_svc, server, up) => this.changes.push(`${server} ${up ? 'up' : 'down'}`));
     if (hc.passive) {
-      this.tracker.onOutcome = (si, d, ok) => {
+      this.lb.onOutcome = (si, d, ok) => {
         this.outcomes.push(`${this.services.list[si]!.cfg.servers[d]!.addr} ${ok ? 'ok' : 'failed'}`);
         this.health.passive(si, d, ok);
       };
@@ -50,8 +50,8 @@ class Lab extends LbLab {
   /** a client's SYN: returns the server it was scheduled to */
   syn(client: string, cport: number): string {
     const e = this.send(client, cport, VIP, 80, TCP_SYN);
-    assert.ok(e >= 0, `SYN tracked (${e}): ${JSON.stringify(this.engine.notEmitted)} ${JSON.stringify(Object.entries(counterObject(this.tracker)).filter(([, n]) => n > 0))}`);
-    return this.services.list[0]!.cfg.servers[this.tracker.serverOf(e >>> 1)]!.addr;
+    assert.ok(e >= 0, `SYN tracked (${e}): ${JSON.stringify(this.x.notEmitted)} ${JSON.stringify(Object.entries(counterObject(this.ct, this.lb)).filter(([, n]) => n > 0))}`);
+    return this.services.list[0]!.cfg.servers[this.lb.serverOf(e >>> 1)]!.addr;
   }
 
   healthy(addr: string): boolean {

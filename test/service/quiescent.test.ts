@@ -29,7 +29,7 @@ const service = (expireQuiescent: boolean, servers: Array<{ addr: string; weight
 function connect(l: LbLab, client: string, cport: number): string {
   const e = l.send(client, cport, VIP, 80, TCP_SYN);
   assert.ok(e >= 0, 'tracked');
-  return l.services.list[0]!.cfg.servers[l.tracker.serverOf(e >>> 1)]!.addr;
+  return l.services.list[0]!.cfg.servers[l.lb.serverOf(e >>> 1)]!.addr;
 }
 
 function setServers(l: LbLab, expireQuiescent: boolean, servers: Array<{ addr: string; weight: number }>): void {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { Tracker, type Profile } from '../../src/conntrack/tracker.js';
-import { decode } from '../../src/packet/decode.js';
-import { PacketView } from '../../src/packet/view.js';
+import { PacketRecord } from '../../src/capture/record.js';
+import type { Conntrack, Profile } from '../../src/conntrack/conntrack.js';
+import { Engine } from '../../src/engine.js';
 import { bytes, icmp, ipv4, ipv6, tcp, udp } from '../helpers/packets.js';
 
 const C = '10.0.0.1';
@@ -20,24 +20,26 @@ interface Ev {
   assured: boolean;
 }
 
+/** connection tracking alone: the engine without a load balancer, raw IP frames in virtual time */
 class Harness {
-  readonly tr: Tracker;
-  readonly v = new PacketView();
+  readonly e: Engine;
+  readonly tr: Conntrack;
+  readonly r = new PacketRecord();
   readonly events: Ev[] = [];
   readonly destroyed: Array<{ t: number; reason: string }> = [];
 
   constructor(profile: Profile, opts: { maxConns?: number; seed?: number; jitter?: boolean } = {}) {
-    this.tr = new Tracker({ profile, maxConns: opts.maxConns ?? 64, seed: opts.seed ?? 1, jitter: opts.jitter ?? false });
+    this.e = new Engine({ conntrack: { profile, maxConns: opts.maxConns ?? 64, seed: opts.seed ?? 1, jitter: opts.jitter ?? false } });
+    this.tr = this.e.ct;
     this.tr.onEvent = (type, c, us) => this.events.push({ t: us / 1e6, type, state: this.tr.stateName(c), assured: (this.tr.statusOf(c) & 1) !== 0 });
-    this.tr.onDestroy = (_c, us, reason) => this.destroyed.push({ t: us / 1e6, reason });
+    this.tr.extend({ destroyed: (_c, us, reason) => this.destroyed.push({ t: us / 1e6, reason }) });
   }
 
   /** feed one IP packet at time `t` seconds; returns the entry */
   pkt(t: number, frame: Uint8Array): number {
     const sec = Math.floor(t);
-    this.tr.setTime(sec, Math.round((t - sec) * 1e6), 6);
-    decode(frame, 0, frame.length, frame.length, 228 + (frame[0]! >> 4 === 6 ? 1 : 0), this.v);
-    return this.tr.track(this.v);
+    Object.assign(this.r, { buf: frame, off: 0, caplen: frame.length, wirelen: frame.length, linktype: 228 + (frame[0]! >> 4 === 6 ? 1 : 0), tsSec: sec, tsFrac: Math.round((t - sec) * 1e6), digits: 6 });
+    return this.e.frame(this.r);
   }
 
   tcp4(t: number, fromClient: boolean, flags: number, seq = 1000, ack = 0, payload: Uint8Array = new Uint8Array(0), cport = 40000): number {
@@ -55,7 +57,7 @@ class Harness {
   }
 
   time(t: number): void {
-    this.tr.setTime(Math.floor(t), Math.round((t - Math.floor(t)) * 1e6), 6);
+    this.e.time.set(Math.floor(t), Math.round((t - Math.floor(t)) * 1e6), 6);
   }
 }
 
@@ -71,7 +73,7 @@ function fullConnection(h: Harness, t0: number, cport = 40000): void {
   h.tcp4(t0 + 0.07, true, ACK, 105, 504, undefined, cport);
 }
 
-describe('tracker: netfilter profile', function () {
+describe('conntrack: netfilter profile', function () {
   it('handshake, data, FIN close: the kernel state sequence, ASSURED, then TIME_WAIT expiry after 120 s', function () {
     const h = new Harness('netfilter');
     fullConnection(h, 1000);
@@ -79,8 +81,8 @@ describe('tracker: netfilter profile', function () {
     assert.equal(h.events[2]!.assured, true);
     assert.equal(h.tr.table.count, 1);
     const c = [...h.tr.handles()][0]!;
-    assert.equal(h.tr.historyString(c), 'ShADdFf'); // no bare ACK from the server in this exchange
-    assert.deepEqual([h.tr.packetsOf(c, 0), h.tr.packetsOf(c, 1)], [5, 3]);
+    assert.equal(h.tr.acct.historyString(c), 'ShADdFf'); // no bare ACK from the server in this exchange
+    assert.deepEqual([h.tr.acct.packetsOf(c, 0), h.tr.acct.packetsOf(c, 1)], [5, 3]);
     h.time(1000.07 + 119.9);
     assert.equal(h.tr.table.count, 1);
     h.time(1000.07 + 120.01);
@@ -202,7 +204,7 @@ describe('tracker: netfilter profile', function () {
     const quoted = ipv4({ proto: 17, src: C, dst: S }, udp({ src: C, dst: S, sport: 5353, dport: 53 }, bytes(1, 2, 3)));
     const e = h.pkt(25, ipv4({ proto: 1, src: S, dst: C }, icmp({ type: 3, code: 3 }, quoted.subarray(0, 28))));
     assert.equal(e >>> 1, 0);
-    assert.equal(h.tr.relatedOf(0), 1);
+    assert.equal(h.tr.acct.relatedOf(0), 1);
     assert.equal(h.tr.counter('related'), 1);
     h.time(30.5); // the ICMP error at 25 s did not refresh the 30 s timeout
     assert.equal(h.tr.table.count, 0);
@@ -256,7 +258,7 @@ describe('tracker: netfilter profile', function () {
   });
 });
 
-describe('tracker: dpvs profile', function () {
+describe('conntrack: dpvs profile', function () {
   it('only a pure SYN opens a connection; the INPUT/OUTPUT tables drive the states', function () {
     const h = new Harness('dpvs');
     h.tcp4(0, true, ACK);

@@ -5,11 +5,12 @@
 import * as fs from 'node:fs';
 import { formatAddr } from '../packet/bytes.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/view.js';
-import { F_NAT, icmpReplyKey } from './table.js';
-import { COUNTER_NAMES, S_ASSURED, S_SEEN_REPLY, type EventType, type Tracker } from './tracker.js';
+import { F_NAT, icmpReplyKey } from '../conntrack/table.js';
+import { COUNTER_NAMES, S_ASSURED, S_SEEN_REPLY, type Conntrack, type EventType } from '../conntrack/conntrack.js';
+import { LB_COUNTER_NAMES, type Balancer } from '../lb/balancer.js';
+import { stateNames as profileStates } from '../proto/index.js';
 import { serverLabel } from '../service/services.js';
-import { inPrefix, parsePrefix, type Prefix } from '../packet/addr.js';
-import { isIP } from 'node:net';
+import { inPrefix, userPrefix, type Prefix } from '../packet/addr.js';
 import type { Rates } from '../stats/estimator.js';
 
 export function protoName(p: number): string {
@@ -39,13 +40,13 @@ export interface TupleJson {
 
 const w4 = new Uint32Array(4);
 
-function addr(t: Tracker, c: number, which: 'src' | 'dst', v6: boolean): string {
+function addr(t: Conntrack, c: number, which: 'src' | 'dst', v6: boolean): string {
   t.table.addrWords(c, which, w4);
   return formatAddr(w4, v6 ? 6 : 4);
 }
 
 /** The original (dir 0) or reply (dir 1) tuple of connection c. */
-export function tupleJson(t: Tracker, c: number, dir: number): TupleJson {
+export function tupleJson(t: Conntrack, c: number, dir: number): TupleJson {
   const tb = t.table;
   const v6 = t.isV6(c);
   const p = tb.protoOf(c);
@@ -67,9 +68,9 @@ export function tupleJson(t: Tracker, c: number, dir: number): TupleJson {
   return dir === 0 ? { src, dst, sport: tb.sportOf(c), dport: tb.dportOf(c) } : { src, dst, sport: tb.dportOf(c), dport: tb.sportOf(c) };
 }
 
-export function eventJson(t: Tracker, type: EventType, c: number, tsUs: number): string {
+export function eventJson(t: Conntrack, type: EventType, c: number, tsUs: number): string {
   return JSON.stringify({
-    ts: tsUs === t.nowUs && type !== 'destroy' ? t.nowString() : t.formatUs(tsUs),
+    ts: tsUs === t.time.nowUs && type !== 'destroy' ? t.time.nowString() : t.time.formatUs(tsUs),
     type,
     proto: protoName(t.table.protoOf(c)),
     state: t.stateName(c),
@@ -98,26 +99,27 @@ export interface ConnRecord {
   end: string;
 }
 
-function ts(t: Tracker, sec: number, frac: number): string {
-  return `${sec}.${String(frac).padStart(t.digits, '0')}`;
+function ts(t: Conntrack, sec: number, frac: number): string {
+  return `${sec}.${String(frac).padStart(t.time.digits, '0')}`;
 }
 
-export function connRecord(t: Tracker, c: number, end: string): ConnRecord {
+export function connRecord(t: Conntrack, c: number, end: string): ConnRecord {
+  const a = t.acct;
   return {
     proto: protoName(t.table.protoOf(c)),
     orig: tupleJson(t, c, 0),
     reply: tupleJson(t, c, 1),
-    first_ts: ts(t, ...t.firstOf(c)),
-    last_ts: ts(t, ...t.lastOf(c)),
-    orig_pkts: t.packetsOf(c, 0),
-    orig_bytes: t.bytesOf(c, 0),
-    reply_pkts: t.packetsOf(c, 1),
-    reply_bytes: t.bytesOf(c, 1),
-    related: t.relatedOf(c),
+    first_ts: ts(t, ...a.firstOf(c)),
+    last_ts: ts(t, ...a.lastOf(c)),
+    orig_pkts: a.packetsOf(c, 0),
+    orig_bytes: a.bytesOf(c, 0),
+    reply_pkts: a.packetsOf(c, 1),
+    reply_bytes: a.bytesOf(c, 1),
+    related: a.relatedOf(c),
     state: t.stateName(c),
     assured: (t.statusOf(c) & S_ASSURED) !== 0,
     replied: (t.statusOf(c) & S_SEEN_REPLY) !== 0,
-    history: t.historyString(c),
+    history: a.historyString(c),
     end,
   };
 }
@@ -181,20 +183,13 @@ interface ConnQuery {
 const PROTO_NUMBERS: Record<string, number> = { tcp: IPPROTO_TCP, udp: IPPROTO_UDP, icmp: IPPROTO_ICMP, icmpv6: IPPROTO_ICMPV6 };
 
 /** every state name a connection of tracker t can have */
-export function stateNames(t: Tracker): string[] {
-  return [...new Set([...t.tcpNames, ...(t.profile === 'dpvs' ? ['NONE', 'ONEWAY', 'NORMAL'] : ['UNREPLIED', 'REPLIED', 'ASSURED'])])];
+export function stateNames(t: Conntrack): string[] {
+  return profileStates(t.profile);
 }
 
-function prefixOf(what: string, s: string): { p: Prefix; v6: boolean } {
-  const [a, l, extra] = s.split('/');
-  const fam = isIP(a ?? '');
-  const len = l === undefined ? (fam === 6 ? 128 : 32) : /^[0-9]{1,3}$/.test(l) ? Number(l) : -1;
-  if (extra !== undefined || fam === 0 || len < 0 || len > (fam === 6 ? 128 : 32)) throw new Error(`${what}: expected an address or a prefix like 10.0.0.0/8, got ${JSON.stringify(s)}`);
-  return { p: parsePrefix(`${a}/${len}`), v6: fam === 6 };
-}
 
 /** Check a filter (throws a one-line Error naming the bad field) and compile it for `pageConns`. */
-export function compileFilter(t: Tracker, f: ConnFilter): ConnQuery {
+export function compileFilter(t: Conntrack, f: ConnFilter): ConnQuery {
   const q: ConnQuery = { proto: -1, state: '', src: null, srcV6: false, dst: null, dstV6: false, port: -1 };
   if (f.proto !== undefined) {
     const n = PROTO_NUMBERS[f.proto.toLowerCase()];
@@ -205,8 +200,8 @@ export function compileFilter(t: Tracker, f: ConnFilter): ConnQuery {
     q.state = f.state.toUpperCase();
     if (!stateNames(t).includes(q.state)) throw new Error(`state: expected one of ${stateNames(t).join(', ')}, got ${JSON.stringify(f.state)}`);
   }
-  if (f.src !== undefined) ({ p: q.src, v6: q.srcV6 } = prefixOf('src', f.src));
-  if (f.dst !== undefined) ({ p: q.dst, v6: q.dstV6 } = prefixOf('dst', f.dst));
+  if (f.src !== undefined) ({ p: q.src, v6: q.srcV6 } = userPrefix('src', f.src));
+  if (f.dst !== undefined) ({ p: q.dst, v6: q.dstV6 } = userPrefix('dst', f.dst));
   if (f.port !== undefined) {
     if (!Number.isInteger(f.port) || f.port < 0 || f.port > 65535) throw new Error(`port: expected 0-65535, got ${JSON.stringify(f.port)}`);
     q.port = f.port;
@@ -214,7 +209,7 @@ export function compileFilter(t: Tracker, f: ConnFilter): ConnQuery {
   return q;
 }
 
-function queryMatches(t: Tracker, c: number, q: ConnQuery): boolean {
+function queryMatches(t: Conntrack, c: number, q: ConnQuery): boolean {
   const tb = t.table;
   if (q.proto >= 0 && tb.protoOf(c) !== q.proto) return false;
   if (q.state && t.stateName(c) !== q.state) return false;
@@ -239,14 +234,14 @@ function queryMatches(t: Tracker, c: number, q: ConnQuery): boolean {
  * Pages are not one instant: what opens or closes between two requests may be missing or listed (as with
  * conntrack -L over netlink); nothing is copied or kept between requests.
  */
-export function pageConns(t: Tracker, from: number, limit: number, budget: number, filter: ConnFilter): { conns: SnapshotConn[]; next: number | null; total: number } {
+export function pageConns(t: Conntrack, lb: Balancer | null, from: number, limit: number, budget: number, filter: ConnFilter): { conns: SnapshotConn[]; next: number | null; total: number } {
   const q = compileFilter(t, filter);
   const tb = t.table;
   const end = tb.highWater;
   const conns: SnapshotConn[] = [];
   let c = Math.max(0, from);
   for (let looked = 0; c < end && conns.length < limit && looked < budget; c++, looked++) {
-    if (tb.isUsed(c) && queryMatches(t, c, q)) conns.push(snapshotConn(t, c));
+    if (tb.isUsed(c) && queryMatches(t, c, q)) conns.push(snapshotConn(t, lb, c));
   }
   return { conns, next: c < end ? c : null, total: tb.count };
 }
@@ -275,13 +270,15 @@ export interface SnapshotService {
   servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number; active: number; inactive: number; rate?: Rates; health?: 'up' | 'down' }>;
 }
 
-export function counterObject(t: Tracker): Record<string, number> {
+/** the conntrack counters, and the load balancer's (unmatched, no_dest, no_lport; 0 without one) after them */
+export function counterObject(t: Conntrack, lb: Balancer | null = null): Record<string, number> {
   const out: Record<string, number> = {};
   COUNTER_NAMES.forEach((n, i) => (out[n] = t.counters[i]!));
+  LB_COUNTER_NAMES.forEach((n, i) => (out[n] = lb ? lb.counters[i]! : 0));
   return out;
 }
 
-export function gauges(t: Tracker): Snapshot['gauges'] {
+export function gauges(t: Conntrack): Snapshot['gauges'] {
   const byProto: Record<string, number> = {};
   const byState: Record<string, number> = {};
   let n = 0;
@@ -295,7 +292,8 @@ export function gauges(t: Tracker): Snapshot['gauges'] {
   return { entries: n, by_proto: byProto, by_state: byState };
 }
 
-export function snapshotConn(t: Tracker, c: number): SnapshotConn {
+export function snapshotConn(t: Conntrack, lb: Balancer | null, c: number): SnapshotConn {
+  const a = t.acct;
   return {
     proto: protoName(t.table.protoOf(c)),
     state: t.stateName(c),
@@ -305,33 +303,33 @@ export function snapshotConn(t: Tracker, c: number): SnapshotConn {
     replied: (t.statusOf(c) & S_SEEN_REPLY) !== 0,
     orig: tupleJson(t, c, 0),
     reply: tupleJson(t, c, 1),
-    orig_pkts: t.packetsOf(c, 0),
-    orig_bytes: t.bytesOf(c, 0),
-    reply_pkts: t.packetsOf(c, 1),
-    reply_bytes: t.bytesOf(c, 1),
-    ...(t.serviceOf(c) >= 0 ? { server: lbServer(t, c) } : {}),
+    orig_pkts: a.packetsOf(c, 0),
+    orig_bytes: a.bytesOf(c, 0),
+    reply_pkts: a.packetsOf(c, 1),
+    reply_bytes: a.bytesOf(c, 1),
+    ...(lb && lb.serviceOf(c) >= 0 ? { server: lbServer(lb, c) } : {}),
   };
 }
 
-function lbServer(t: Tracker, c: number): string {
-  const s = t.lb!.list[t.serviceOf(c)]!;
-  return serverLabel(s.cfg.servers[t.serverOf(c)]!);
+function lbServer(lb: Balancer, c: number): string {
+  const s = lb.services.list[lb.serviceOf(c)]!;
+  return serverLabel(s.cfg.servers[lb.serverOf(c)]!);
 }
 
-export function snapshot(t: Tracker, source: string): Snapshot {
+export function snapshot(t: Conntrack, lb: Balancer | null, source: string): Snapshot {
   const conns: SnapshotConn[] = [];
-  for (const c of t.handles()) conns.push(snapshotConn(t, c));
-  return { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t), conns };
+  for (const c of t.handles()) conns.push(snapshotConn(t, lb, c));
+  return { version: 1, source, profile: t.profile, time: t.time.nowString(), counters: counterObject(t, lb), gauges: gauges(t), conns };
 }
 
 /** Write the snapshot JSON (same document as `snapshot()`) connection by connection, without building it. */
-export function writeSnapshot(t: Tracker, source: string, path: string, services?: unknown[], synproxy?: Record<string, number>): void {
+export function writeSnapshot(t: Conntrack, lb: Balancer | null, source: string, path: string, services?: unknown[], synproxy?: Record<string, number>): void {
   const w = new LineWriter(path);
-  const head = { version: 1, source, profile: t.profile, time: t.nowString(), counters: counterObject(t), gauges: gauges(t), services: services ?? [], ...(synproxy ? { synproxy } : {}) };
+  const head = { version: 1, source, profile: t.profile, time: t.time.nowString(), counters: counterObject(t, lb), gauges: gauges(t), services: services ?? [], ...(synproxy ? { synproxy } : {}) };
   w.line(`${JSON.stringify(head).slice(0, -1)},"conns":[`);
   let first = true;
   for (const c of t.handles()) {
-    w.line(`${first ? '' : ','}${JSON.stringify(snapshotConn(t, c))}`);
+    w.line(`${first ? '' : ','}${JSON.stringify(snapshotConn(t, lb, c))}`);
     first = false;
   }
   w.line(']}');

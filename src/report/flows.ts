@@ -1,0 +1,95 @@
+/** Flow records for people and tools: one JSON object per flow, the replay's flow summary, top-N and filters. */
+import type { Flows, FlowRecord } from '../flows/flows.js';
+import { formatAddr } from '../packet/bytes.js';
+import { inPrefix, userPrefix } from '../packet/addr.js';
+import type { Timeline } from '../timer/timeline.js';
+
+const w = [new Uint32Array(4), new Uint32Array(4)] as const;
+
+/** flow f as a record (times as the capture's "sec.frac"; drops by reason in packets, and their bytes) */
+export function flowRecord(flows: Flows, f: number, time: Timeline): FlowRecord {
+  const v6 = flows.addrOf(f, 'src', w[0]);
+  flows.addrOf(f, 'dst', w[1]);
+  const n = flows.countsOf(f);
+  const d = flows.dropsOf(f);
+  return {
+    src: formatAddr(w[0], v6 ? 6 : 4),
+    dst: formatAddr(w[1], v6 ? 6 : 4),
+    created: time.formatUs(n.createdUs),
+    last: time.formatUs(n.lastUs),
+    pkts: n.pkts,
+    bytes: n.bytes,
+    fwd_pkts: n.fwdPkts,
+    fwd_bytes: n.fwdBytes,
+    tun_pkts: n.tunPkts,
+    tun_bytes: n.tunBytes,
+    drops: d.pkts,
+    ...(Object.keys(d.bytes).length ? { drop_bytes: d.bytes } : {}),
+  };
+}
+
+export type FlowSort = 'bytes' | 'pkts' | 'drops';
+
+/** what a flow listing can be narrowed to: source and destination as an address or a CIDR prefix */
+export interface FlowFilter {
+  src?: string;
+  dst?: string;
+}
+
+
+/** a filter checked (one-line errors naming the field) and turned into a test of a flow handle */
+export function flowMatcher(flows: Flows, f: FlowFilter): (h: number) => boolean {
+  const src = f.src !== undefined ? userPrefix('src', f.src) : null;
+  const dst = f.dst !== undefined ? userPrefix('dst', f.dst) : null;
+  return (h) => {
+    if (src) {
+      const v6 = flows.addrOf(h, 'src', w[0]);
+      if (v6 !== src.v6 || !inPrefix(w[0], src.p, v6)) return false;
+    }
+    if (dst) {
+      const v6 = flows.addrOf(h, 'dst', w[1]);
+      if (v6 !== dst.v6 || !inPrefix(w[1], dst.p, v6)) return false;
+    }
+    return true;
+  };
+}
+
+/** the `n` flows matching `filter` with the most bytes / packets / drops (one pass, no copy of the table) */
+export function topFlows(flows: Flows, n: number, sort: FlowSort, filter: FlowFilter = {}): number[] {
+  const match = flowMatcher(flows, filter);
+  const key = (h: number) => (sort === 'drops' ? flows.dropCountOf(h) : sort === 'pkts' ? flows.countsOf(h).pkts : flows.countsOf(h).bytes);
+  const top: Array<[number, number]> = [];
+  for (const h of flows.handles()) {
+    if (!match(h)) continue;
+    const k = key(h);
+    if (top.length === n && k <= top[n - 1]![0]) continue;
+    let i = top.length;
+    while (i > 0 && top[i - 1]![0] < k) i--;
+    top.splice(i, 0, [k, h]);
+    if (top.length > n) top.pop();
+  }
+  return top.map((x) => x[1]);
+}
+
+export interface FlowsSummary {
+  /** flows open at the end, evicted (idle or to make room), and evicted because the table was full */
+  count: number;
+  evicted: number;
+  evicted_full: number;
+  /** drops that found the drop-record pool full */
+  unattributed_drops: number;
+  /** drops by reason over every flow (packets) */
+  drops: Record<string, number>;
+  top: FlowRecord[];
+}
+
+export function flowsSummary(flows: Flows, time: Timeline): FlowsSummary {
+  return {
+    count: flows.count,
+    evicted: flows.evicted,
+    evicted_full: flows.evictedFull,
+    unattributed_drops: flows.unattributed,
+    drops: Object.fromEntries(flows.dropTotals),
+    top: topFlows(flows, 10, 'bytes').map((f) => flowRecord(flows, f, time)),
+  };
+}

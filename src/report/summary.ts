@@ -1,0 +1,60 @@
+/** What the load balancer did, for the replay summary, snapshots and the control socket. */
+import type { Engine } from '../engine.js';
+import { serverLabel, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
+import type { SnapshotService } from './records.js';
+
+export interface LbSummary {
+  /** ICMP errors the LB generated (fragmentation needed / packet too big, time exceeded) */
+  icmp_sent?: { frag_needed: number; time_exceeded: number };
+  /** FNAT packets that got a TOA option */
+  toa_added?: number;
+  /** synproxy counters (DPVS names) */
+  synproxy?: Record<string, number>;
+  /** persistence templates */
+  templates?: { created: number; expired: number; open_at_end: number };
+  emitted: number;
+  not_emitted: Record<string, number>;
+  services: SnapshotService[];
+}
+
+/** What the engine's load balancer emitted and did not, and the per-service counters. */
+export function lbSummaryOf(e: Engine): LbSummary {
+  const x = e.x!;
+  const out = lbSummary(e.services!, x.emitted, x.notEmitted);
+  if (x.icmpSent.frag_needed + x.icmpSent.time_exceeded > 0) out.icmp_sent = x.icmpSent;
+  if (x.toaOn) out.toa_added = x.toaAdded;
+  if (e.sp) out.synproxy = e.sp.counterObject();
+  const tp = e.lb!.templates;
+  if (tp) out.templates = { created: tp.created, expired: tp.expired, open_at_end: tp.count };
+  return out;
+}
+
+export function lbSummary(sv: Services, emitted: number, notEmitted: Record<string, number>): LbSummary {
+  return {
+    emitted,
+    not_emitted: notEmitted,
+    services: sv.list.map((s) => ({
+      service: s.label,
+      scheduler: s.cfg.scheduler,
+      forward: s.cfg.forward,
+      conns: s.stats[ST_CONNS]!,
+      in_pkts: s.stats[ST_INPKTS]!,
+      out_pkts: s.stats[ST_OUTPKTS]!,
+      in_bytes: s.stats[ST_INBYTES]!,
+      out_bytes: s.stats[ST_OUTBYTES]!,
+      rate: s.est.rates(0),
+      servers: s.cfg.servers.map((x, i) => ({
+        server: serverLabel(x),
+        weight: s.dests.weight[i]!,
+        conns: s.destStats[i * ST_N + ST_CONNS]!,
+        in_pkts: s.destStats[i * ST_N + ST_INPKTS]!,
+        out_pkts: s.destStats[i * ST_N + ST_OUTPKTS]!,
+        in_bytes: s.destStats[i * ST_N + ST_INBYTES]!,
+        out_bytes: s.destStats[i * ST_N + ST_OUTBYTES]!,
+        active: s.dests.active[i]!,
+        inactive: s.dests.inactive[i]!,
+        rate: s.destEst.rates(i),
+      })),
+    })),
+  };
+}
