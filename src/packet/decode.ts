@@ -62,6 +62,7 @@ export const ETH_P_IP = 0x0800;
 export const ETH_P_IPV6 = 0x86dd;
 const ETH_P_8021Q = 0x8100;
 const ETH_P_8021AD = 0x88a8;
+const ETH_P_VNTAG = 0x8926;
 const ETH_P_QINQ1 = 0x9100;
 const ETH_P_QINQ2 = 0x9200;
 const ETH_P_MPLS_UC = 0x8847;
@@ -229,7 +230,14 @@ export function decodeGeneral(b: Uint8Array, off: number, caplen: number, wirele
 function ethertype(b: Uint8Array, o: number, end: number, v: PacketView): number {
   let type = rd16(b, o);
   o += 2;
-  while (type === ETH_P_8021Q || type === ETH_P_8021AD || type === ETH_P_QINQ1 || type === ETH_P_QINQ2) {
+  while (type === ETH_P_8021Q || type === ETH_P_8021AD || type === ETH_P_QINQ1 || type === ETH_P_QINQ2 || type === ETH_P_VNTAG) {
+    if (type === ETH_P_VNTAG) {
+      // Cisco VN-Tag (802.1Qbh): 4 bytes of tag, then the next ethertype
+      if (o + 6 > end) return VLAN_TRUNCATED;
+      type = rd16(b, o + 4);
+      o += 6;
+      continue;
+    }
     if (o + 4 > end) return VLAN_TRUNCATED;
     if (v.vlanCount < MAX_VLANS) v.vlans[v.vlanCount] = rd16(b, o) & 0x0fff;
     v.vlanCount++;
@@ -250,6 +258,7 @@ function dispatchEthertype(b: Uint8Array, type: number, o: number, end: number, 
     case ETH_P_8021AD:
     case ETH_P_QINQ1:
     case ETH_P_QINQ2:
+    case ETH_P_VNTAG:
       return ethertype(b, o - 2, end, v);
     case ETH_P_MPLS_UC:
     case ETH_P_MPLS_MC: {
@@ -296,25 +305,26 @@ function ipv4(b: Uint8Array, o: number, end: number, v: PacketView): number {
   const vihl = b[o]!;
   if (vihl >>> 4 !== 4) return IP_BAD_VERSION;
   const hl = (vihl & 15) << 2;
-  if (hl < 20) return IPV4_BAD_IHL;
-  if (o + hl > end) return IPV4_TRUNCATED;
   let total = rd16(b, o + 2);
-  const cap = end - o;
-  if (total === 0) total = Math.max(cap, wireAvail(v, o)); // TSO / GRO super-packet: length from the capture
-  if (total < hl) return IPV4_BAD_TOTAL_LENGTH;
-  if (total > cap && total > wireAvail(v, o)) return IPV4_BAD_TOTAL_LENGTH;
+  // the addresses are known from here: a packet dropped below still counts on its (source, destination) flow
   v.l3Off = o;
   v.ipVersion = 4;
   v.ipHdrLen = hl;
   v.ipTotalLen = total;
+  v.src[0] = rd32(b, o + 12);
+  v.dst[0] = rd32(b, o + 16);
+  if (hl < 20) return IPV4_BAD_IHL;
+  if (o + hl > end) return IPV4_TRUNCATED;
+  const cap = end - o;
+  if (total === 0) v.ipTotalLen = total = Math.max(cap, wireAvail(v, o)); // TSO / GRO super-packet: length from the capture
+  if (total < hl) return IPV4_BAD_TOTAL_LENGTH;
+  if (total > cap && total > wireAvail(v, o)) return IPV4_BAD_TOTAL_LENGTH;
   const ipEnd = total > cap ? end : o + total;
   const ff = rd16(b, o + 6);
   v.moreFragments = (ff & 0x2000) !== 0;
   v.fragOffset = (ff & 0x1fff) << 3;
   v.isFragment = v.moreFragments || v.fragOffset !== 0;
   v.proto = b[o + 9]!;
-  v.src[0] = rd32(b, o + 12);
-  v.dst[0] = rd32(b, o + 16);
   if (v.fragOffset !== 0) return OK; // non-first fragment: no L4 header here
   return l4(b, o + hl, total - hl, ipEnd, v);
 }
@@ -329,6 +339,7 @@ function ipv6(b: Uint8Array, o: number, end: number, v: PacketView): number {
   let total = plen === 0 ? 0 : plen + 40;
   v.l3Off = o;
   v.ipVersion = 6;
+  v.ipTotalLen = total; // (what the header says: a packet dropped below counts these bytes on its flow)
   v.fragHdrOff = -1;
   v.finalDstOff = -1;
   v.fragOffset = 0;
