@@ -312,6 +312,8 @@ export class Engine {
     if (a === SP_REPLY) {
       // the RST to a bad ACK waits, like a SYN-ACK, when there is no room to spare
       if ((v.tcpFlags & TCP_SYN) === 0 && x.overloaded(this.reserve, 'synproxy_overload')) return;
+      // on its flow, the client's packet went no further: answered by the synproxy (a cookie, or a RST)
+      if (this.flows !== null) this.flows.drop(x.flow, (v.tcpFlags & TCP_SYN) !== 0 ? 'synproxy_cookie' : 'synproxy_rst', x.flowBytes);
       x.emit(r, v, r.buf, r.off, this.sp!.replyLen, this.sp!.replyLen, GENERATED);
     } else if (a === SP_DROP) x.skip('synproxy');
     else if (a === SP_TRUNCATED) x.skip('truncated');

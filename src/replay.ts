@@ -101,7 +101,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   const ct = engine.ct;
   const flows = engine.flows;
   const flowsOut = opts.flows?.out;
-  if (flows && flowsOut) flows.onEvict = (f) => flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time)));
+  if (flows && flowsOut) flows.onEvict = (f, why) => flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time, why)));
   if (tc?.events) {
     const w = tc.events;
     ct.onEvent = (type, c, tsUs) => w.line(eventJson(ct, type, c, tsUs));

@@ -42,6 +42,9 @@ export interface FlowRecord {
   tun_bytes: number;
   drops: Record<string, number>;
   drop_bytes?: Record<string, number>;
+  /** written at eviction: the time, and why */
+  evicted?: string;
+  eviction?: 'idle' | 'full';
 }
 
 export class Flows {

@@ -7,7 +7,7 @@ import type { Timeline } from '../timer/timeline.js';
 const w = [new Uint32Array(4), new Uint32Array(4)] as const;
 
 /** flow f as a record (times as the capture's "sec.frac"; drops by reason in packets, and their bytes) */
-export function flowRecord(flows: Flows, f: number, time: Timeline): FlowRecord {
+export function flowRecord(flows: Flows, f: number, time: Timeline, evicted?: 'idle' | 'full'): FlowRecord {
   const v6 = flows.addrOf(f, 'src', w[0]);
   flows.addrOf(f, 'dst', w[1]);
   const n = flows.countsOf(f);
@@ -25,6 +25,8 @@ export function flowRecord(flows: Flows, f: number, time: Timeline): FlowRecord 
     tun_bytes: n.tunBytes,
     drops: d.pkts,
     ...(Object.keys(d.bytes).length ? { drop_bytes: d.bytes } : {}),
+    // a flow written when evicted: when, and why (idle too long, or the oldest when the table was full)
+    ...(evicted ? { evicted: time.formatUs(time.nowUs), eviction: evicted } : {}),
   };
 }
 
