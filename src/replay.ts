@@ -142,7 +142,10 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     if (flows && flowsOut) for (const f of flows.handles()) flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time)));
     if (tc.conns) for (const c of ct.handles()) tc.conns.line(JSON.stringify(connRecord(ct, c, 'open')));
     if (tc.onSnapshot) tc.onSnapshot(snapshot(ct, engine.lb, file));
-    if (tc.snapshotFile) writeSnapshot(ct, engine.lb, file, tc.snapshotFile, engine.x ? lbSummaryOf(engine).services : undefined, engine.sp?.counterObject());
+    if (tc.snapshotFile) {
+      const fl = flows ? (function* () { for (const f of flows.handles()) yield flowRecord(flows, f, engine.time); })() : undefined;
+      writeSnapshot(ct, engine.lb, file, tc.snapshotFile, engine.x ? lbSummaryOf(engine).services : undefined, engine.sp?.counterObject(), fl);
+    }
   };
   // a fault injected at one record (TSVS_TEST_FAULT_RECORD=N): how the tests reach the internal-error path
   const faultAt = Number(process.env.TSVS_TEST_FAULT_RECORD ?? 0) || -1;

@@ -3,6 +3,7 @@
  * `ctstat`: the connection table and counters of a replay snapshot (`tsvs replay --snapshot FILE`).
  *   ctstat -L [-o ipvs|conntrack|json] [--proto P] [--state S] [--src A] [--dst A] [--port N] --snapshot F
  *   ctstat -S [-o json] --snapshot F
+ *   ctstat --flows [--top N] [--sort bytes|pkts|drops] [--src CIDR] [--dst CIDR] [--recent ADDR] [-o json] --snapshot F
  * Without --snapshot, the same views come from a running `tsvs run` through its control socket
  * (--socket PATH, default $TSVS_SOCKET or /run/tsvs/tsvs.sock).
  * States are coloured only when stdout is a terminal.
@@ -11,7 +12,10 @@ import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
 import type { Snapshot } from '../report/records.js';
-import { connectCtl, list, services, stats } from './views.js';
+import { connectCtl, flowList, list, services, sortFlows, stats } from './views.js';
+import { recordMatcher, type FlowSort } from '../report/flows.js';
+import { addrToWords, userPrefix } from '../packet/addr.js';
+import type { FlowRecord } from '../flows/flows.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
 
 interface Opts {
@@ -27,6 +31,10 @@ interface Opts {
   src?: string;
   dst?: string;
   port?: string;
+  flows?: boolean;
+  top?: string;
+  sort: string;
+  recent?: string;
 }
 
 function load(path: string | undefined): Snapshot {
@@ -63,6 +71,44 @@ async function fetchLive(path: string, wantConns: boolean, o: Opts): Promise<Sna
   }
 }
 
+/** ctstat --flows: from a snapshot (written with flows on) or a running daemon, through its control socket */
+async function flowsCmd(o: Opts): Promise<number> {
+  if (!['bytes', 'pkts', 'drops'].includes(o.sort)) throw new UsageError(`--sort: expected bytes, pkts or drops, got "${o.sort}"`);
+  const sort = o.sort as FlowSort;
+  const top = o.top === undefined ? undefined : Number(o.top);
+  if (top !== undefined && (!Number.isInteger(top) || top < 1 || top > 10000)) throw new UsageError(`--top: expected 1-10000, got "${o.top}"`);
+  const filter = { ...(o.src !== undefined ? { src: o.src } : {}), ...(o.dst !== undefined ? { dst: o.dst } : {}) };
+  let flows: FlowRecord[];
+  if (o.snapshot) {
+    const snap = load(o.snapshot);
+    if (!snap.flows) throw new UsageError(`${o.snapshot}: no flows in this snapshot (replay with --flows FILE, or flows: { enabled: true } in the configuration)`);
+    let match: (r: FlowRecord) => boolean;
+    try {
+      match = recordMatcher(filter);
+      if (o.recent !== undefined) userPrefix('recent', o.recent);
+    } catch (e) {
+      throw new UsageError(`--${(e as Error).message}`);
+    }
+    if (o.recent !== undefined) {
+      // a snapshot has no per-source list: the source's flows by last activity (as the list orders them, roughly)
+      const want = addrToWords(o.recent);
+      flows = snap.flows.filter((f) => { const w = addrToWords(f.src); return w.v6 === want.v6 && w.words.every((x, i) => x === want.words[i]); }).sort((a, b) => Number(b.last) - Number(a.last));
+    } else flows = snap.flows.filter(match);
+  } else {
+    const path = o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET;
+    const c = await connectCtl(path);
+    try {
+      flows = await c.flows(filter, sort, top, o.recent);
+    } catch (e) {
+      throw new UsageError(`${path}: ${(e as Error).message}`);
+    } finally {
+      c.close();
+    }
+  }
+  process.stdout.write(`${flowList(o.recent !== undefined ? flows.slice(0, top) : sortFlows(flows, sort, top), { output: o.output, sort, top })}\n`);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('ctstat')
     .description('connection table and statistics of a tsvs replay snapshot')
@@ -78,13 +124,18 @@ export async function main(argv: string[]): Promise<number> {
     .option('--src <addr>', 'only this original source address')
     .option('--dst <addr>', 'only this original destination address')
     .option('--port <n>', 'only connections with this source or destination port (or ICMP id)')
+    .option('--flows', 'list flows per (source, destination): packets, bytes, sent on, drops by reason')
+    .option('--top <n>', 'with --flows: only the n largest')
+    .option('--sort <key>', 'with --flows: bytes, pkts or drops', 'bytes')
+    .option('--recent <addr>', 'with --flows: the last destinations of this source, most recent first')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
     program.parse(argv);
     const o = program.opts<Opts>();
     if (!['ipvs', 'conntrack', 'json'].includes(o.output)) throw new UsageError(`-o: expected ipvs, conntrack or json, got "${o.output}"`);
-    if (!o.list && !o.stats && !o.services) throw new UsageError('nothing to do: give -L (connections), -l (services) or -S (counters)');
+    if (o.flows) return await flowsCmd(o);
+    if (!o.list && !o.stats && !o.services) throw new UsageError('nothing to do: give -L (connections), -l (services), -S (counters) or --flows');
     const snap = o.snapshot ? load(o.snapshot) : await fetchLive(o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET, o.list === true, o);
     const color = process.stdout.isTTY === true;
     if (o.list) process.stdout.write(`${list(snap, o, color)}\n`);

@@ -3,6 +3,8 @@ import chalk, { Chalk } from 'chalk';
 import { UsageError } from './errors.js';
 import { CtlClient } from '../ctl/client.js';
 import { connMatches, type Snapshot, type SnapshotConn, type SnapshotService, type TupleJson } from '../report/records.js';
+import type { FlowRecord } from '../flows/flows.js';
+import type { FlowSort } from '../report/flows.js';
 
 export interface ViewOpts {
   rate?: boolean;
@@ -127,4 +129,40 @@ export async function connectCtl(socket: string): Promise<CtlClient> {
     throw new UsageError((e as Error).message);
   }
   return c;
+}
+
+/* ---------------- flows (ctstat --flows) ---------------- */
+
+export interface FlowViewOpts {
+  output: string;
+  top?: number;
+  sort: FlowSort;
+}
+
+const flowKey = (f: FlowRecord, sort: FlowSort): number => (sort === 'drops' ? Object.values(f.drops).reduce((a, b) => a + b, 0) : sort === 'pkts' ? f.pkts : f.bytes);
+
+/** flows largest first by `sort` (ties: source, destination), the first `top` of them */
+export function sortFlows(flows: FlowRecord[], sort: FlowSort, top?: number): FlowRecord[] {
+  const out = [...flows].sort((a, b) => flowKey(b, sort) - flowKey(a, sort) || (a.src < b.src ? -1 : a.src > b.src ? 1 : a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0));
+  return top === undefined ? out : out.slice(0, top);
+}
+
+/** one line per flow (src, dst, packets and bytes seen, sent on directly / through a tunnel, drops by reason) */
+export function flowList(flows: FlowRecord[], o: FlowViewOpts): string {
+  if (o.output === 'json') return JSON.stringify(flows);
+  const rows = flows.map((f) => [
+    f.src,
+    f.dst,
+    String(f.pkts),
+    String(f.bytes),
+    `${f.fwd_pkts}/${f.fwd_bytes}`,
+    `${f.tun_pkts}/${f.tun_bytes}`,
+    Object.entries(f.drops)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || '-',
+  ]);
+  const head = ['SOURCE', 'DESTINATION', 'PKTS', 'BYTES', 'FWD PKTS/BYTES', 'TUN PKTS/BYTES', 'DROPS'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : i >= 2 ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
 }

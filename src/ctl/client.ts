@@ -2,6 +2,8 @@
 import * as net from 'node:net';
 import { CTL_VERSION, type Reply } from './protocol.js';
 import type { ConnFilter, SnapshotConn } from '../report/records.js';
+import type { FlowRecord } from '../flows/flows.js';
+import type { FlowFilter, FlowSort } from '../report/flows.js';
 
 export class CtlClient {
   private sock: net.Socket | null = null;
@@ -52,6 +54,22 @@ export class CtlClient {
     do {
       const page = (await this.call('conns', { ...(cursor ? { cursor } : {}), limit: 5000, filter })) as { conns: SnapshotConn[]; next: string | null };
       out.push(...page.conns);
+      cursor = page.next;
+    } while (cursor);
+    return out;
+  }
+
+  /**
+   * Flows matching `filter`, page by page: all of them, or with `top` the `top` largest by `sort` (each page
+   * brings the largest of what the daemon looked at; merged here). `recent`: a source's last destinations.
+   */
+  async flows(filter: FlowFilter, sort: FlowSort, top?: number, recent?: string): Promise<FlowRecord[]> {
+    if (recent !== undefined) return ((await this.call('flows', { recent })) as { flows: FlowRecord[] }).flows;
+    const out: FlowRecord[] = [];
+    let cursor: string | null | undefined;
+    do {
+      const page = (await this.call('flows', { ...(cursor ? { cursor } : {}), limit: top ?? 5000, ...(top !== undefined ? { sort } : {}), filter })) as { flows: FlowRecord[]; next: string | null };
+      out.push(...page.flows);
       cursor = page.next;
     } while (cursor);
     return out;

@@ -4,7 +4,7 @@
  * command's arguments, typed, unknown ones refused; anything else gets an error reply and touches nothing.
  * Listings of connections are paged with stateless cursors (a position in the table), scanning a bounded
  * number of entries per request: no copy of the table, no memory per cursor, and the packet path runs
- * between pages. A client that goes away mid-reply is forgotten.
+ * between pages; flows likewise (cursors are handles). A client that goes away mid-reply is forgotten.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { CtlError, CTL_VERSION, MAX_LINE, type ServiceRef } from './protocol.js';
 import type { ConnFilter, SnapshotConn, SnapshotService } from '../report/records.js';
+import type { FlowFilter, FlowSort } from '../report/flows.js';
+import type { FlowRecord } from '../flows/flows.js';
 import { ConfigError, type ServiceConfig } from '../config.js';
 import { serviceKey, serverKey } from '../service/services.js';
 
@@ -33,6 +35,11 @@ export interface CtlTarget {
    * `budget` entries: the page and the position to go on from (null at the end). Throws for a bad filter.
    */
   connPage(from: number, limit: number, budget: number, filter: ConnFilter): { conns: SnapshotConn[]; next: number | null; total: number };
+  /**
+   * Flows (null: flow accounting is off): a page from handle `from` as connPage, the `limit` largest by
+   * `sort` among those looked at when given; or the last destinations of source `recent`. Throws for a bad filter.
+   */
+  flowPage(from: number, limit: number, budget: number, filter: FlowFilter, sort?: FlowSort, recent?: string): { flows: FlowRecord[]; next: number | null; total: number } | null;
   zero(): number;
   flush(): number;
   reload(): number;
@@ -67,6 +74,16 @@ const ARGS: Record<string, z.ZodTypeAny> = {
   flush: noArgs,
   reload: noArgs,
   conns: z.object({ ...base, limit: z.number().int().min(1).max(MAX_PAGE).optional(), cursor: z.string().regex(/^c[0-9]{1,10}$/, 'expected a cursor from a previous page').optional(), filter: filter.optional() }).strict(),
+  flows: z
+    .object({
+      ...base,
+      limit: z.number().int().min(1).max(MAX_PAGE).optional(),
+      cursor: z.string().regex(/^f[0-9]{1,10}$/, 'expected a cursor from a previous page').optional(),
+      sort: z.enum(['bytes', 'pkts', 'drops']).optional(),
+      filter: z.object({ src: z.string().max(64).optional(), dst: z.string().max(64).optional() }).strict().optional(),
+      recent: z.string().max(64).optional(),
+    })
+    .strict(),
   'service.add': z.object({ ...base, service: serviceRef, set: z.record(z.string(), z.unknown()).optional() }).strict(),
   'service.edit': z.object({ ...base, service: serviceRef, set: z.record(z.string(), z.unknown()) }).strict(),
   'service.delete': z.object({ ...base, service: serviceRef }).strict(),
@@ -197,6 +214,8 @@ export class CtlServer {
         return d.counters();
       case 'conns':
         return this.conns(req as { limit?: number; cursor?: string; filter?: ConnFilter });
+      case 'flows':
+        return this.flows(req as { limit?: number; cursor?: string; filter?: FlowFilter; sort?: FlowSort; recent?: string });
       case 'zero':
         return { zeroed: d.zero() };
       case 'flush':
@@ -218,6 +237,19 @@ export class CtlServer {
       throw new CtlError('BAD_REQUEST', `filter: ${(e as Error).message}`);
     }
     return { conns: page.conns, next: page.next === null ? null : `c${page.next}`, total: page.total };
+  }
+
+  /** a page of flows (see CtlTarget.flowPage); cursors are "f" + a handle */
+  private flows(req: { limit?: number; cursor?: string; filter?: FlowFilter; sort?: FlowSort; recent?: string }): unknown {
+    const from = req.cursor ? Number(req.cursor.slice(1)) : 0;
+    let page;
+    try {
+      page = this.d.flowPage(from, req.limit ?? 1000, SCAN_BUDGET, req.filter ?? {}, req.sort, req.recent);
+    } catch (e) {
+      throw new CtlError('BAD_REQUEST', (e as Error).message);
+    }
+    if (page === null) throw new CtlError('NOT_FOUND', 'flow accounting is off (flows: { enabled: false } in the configuration)');
+    return { flows: page.flows, next: page.next === null ? null : `f${page.next}`, total: page.total };
   }
 
   /** add/edit/delete services and servers: a new service list, validated like the configuration file */

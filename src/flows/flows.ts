@@ -492,6 +492,18 @@ export class Flows {
 
   /* ---------------- reading ---------------- */
 
+  /** handles are below this (a listing pages over handles: they stay put while the dense order moves) */
+  get handleEnd(): number {
+    return this.fresh;
+  }
+
+  /** f is a flow now (not free) */
+  isLive(f: number): boolean {
+    if (f < 0 || f >= this.fresh) return false;
+    const w = this.where[f]!;
+    return w < this.count && this.dense[w] === f;
+  }
+
   /** live flow handles (dense order) */
   *handles(): Generator<number> {
     for (let i = 0; i < this.count; i++) yield this.dense[i]!;

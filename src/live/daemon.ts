@@ -9,6 +9,7 @@ import { LiveCapture } from '../capture/live.js';
 import type { Profile } from '../conntrack/conntrack.js';
 import { Engine } from '../engine.js';
 import { counterObject, gauges, pageConns, type ConnFilter, type SnapshotService } from '../report/records.js';
+import { flowPage, recentFlows, type FlowFilter, type FlowSort } from '../report/flows.js';
 import { lbSummary } from '../report/summary.js';
 import type { CtlTarget } from '../ctl/server.js';
 import { LiveSink, macKey } from '../xmit/sink-live.js';
@@ -62,6 +63,8 @@ export class Daemon implements CtlTarget {
       conntrack: { profile, seed: cfg.seed, maxConns: cfg.max_conns, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
       lb: { services: this.services, decrementTtl: cfg.decrement_ttl, mtu: cfg.mtu, synproxy: { cfg: cfg.synproxy, secret }, reserve },
       sink: this.sink,
+      // flow accounting per (source, destination): on unless `flows: { enabled: false }`
+      flows: cfg.flows.enabled === false ? undefined : { idle: cfg.flows.idle, max: cfg.flows.max, perSource: cfg.flows.per_source },
     });
     this.driver = new WheelDriver(this.clock, () => this.setTime(), 10);
     this.health = new HealthChecker(() => this.services, live.health, (service, server, up, why) =>
@@ -271,6 +274,13 @@ export class Daemon implements CtlTarget {
 
   connPage(from: number, limit: number, budget: number, filter: ConnFilter) {
     return pageConns(this.engine.ct, this.engine.lb, from, limit, budget, filter);
+  }
+
+  flowPage(from: number, limit: number, budget: number, filter: FlowFilter, sort?: FlowSort, recent?: string) {
+    const flows = this.engine.flows;
+    if (flows === null) return null;
+    if (recent !== undefined) return { flows: recentFlows(flows, this.engine.time, recent), next: null, total: flows.count };
+    return flowPage(flows, this.engine.time, from, limit, budget, filter, sort);
   }
 
   zero(): number {

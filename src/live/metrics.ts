@@ -51,6 +51,18 @@ export class Metrics {
     total('tsvs_synproxy_total', 'synproxy counters (DPVS names)', ['counter'], (set) => {
       for (const [k, v] of Object.entries(d.engine.sp?.counterObject() ?? {})) set({ counter: k }, v);
     });
+    // flow accounting (when on): flows now, evictions by why, and drops by reason summed over every flow
+    gauge('tsvs_flows', 'flows per (source, destination) in the table', [], (set) => set({}, d.engine.flows?.count ?? 0));
+    total('tsvs_flow_evictions_total', 'flows evicted: idle too long, or the least recently active when the table was full', ['why'], (set) => {
+      const f = d.engine.flows;
+      if (!f) return;
+      set({ why: 'idle' }, f.evicted - f.evictedFull);
+      set({ why: 'full' }, f.evictedFull);
+    });
+    total('tsvs_flow_drops_total', 'packets dropped on a flow, by reason (summed over flows, evicted ones included)', ['reason'], (set) => {
+      for (const [k, v] of d.engine.flows?.dropTotals ?? []) set({ reason: k }, v);
+    });
+    total('tsvs_flow_drops_unattributed_total', 'of those, drops whose flow could not record them (its drop-record pool was full)', [], (set) => set({}, d.engine.flows?.unattributed ?? 0));
     gauge('tsvs_connections', 'connections in the table, by protocol and state', ['proto', 'state'], (set) => {
       for (const [k, v] of Object.entries(gauges(d.engine.ct).by_state)) {
         const [proto, state] = k.split('/');

@@ -1,7 +1,7 @@
 /** Flow records for people and tools: one JSON object per flow, the replay's flow summary, top-N and filters. */
 import type { Flows, FlowRecord } from '../flows/flows.js';
 import { formatAddr } from '../packet/bytes.js';
-import { inPrefix, userPrefix } from '../packet/addr.js';
+import { addrToWords, inPrefix, userPrefix, type Prefix } from '../packet/addr.js';
 import type { Timeline } from '../timer/timeline.js';
 
 const w = [new Uint32Array(4), new Uint32Array(4)] as const;
@@ -56,21 +56,73 @@ export function flowMatcher(flows: Flows, f: FlowFilter): (h: number) => boolean
   };
 }
 
+/** a filter over flow records (a snapshot's): the same test as flowMatcher, on their address text */
+export function recordMatcher(f: FlowFilter): (r: FlowRecord) => boolean {
+  const src = f.src !== undefined ? userPrefix('src', f.src) : null;
+  const dst = f.dst !== undefined ? userPrefix('dst', f.dst) : null;
+  const test = (p: { p: Prefix; v6: boolean } | null, a: string) => {
+    if (!p) return true;
+    const w = addrToWords(a);
+    return w.v6 === p.v6 && inPrefix(w.words, p.p, w.v6);
+  };
+  return (r) => test(src, r.src) && test(dst, r.dst);
+}
+
 /** the `n` flows matching `filter` with the most bytes / packets / drops (one pass, no copy of the table) */
 export function topFlows(flows: Flows, n: number, sort: FlowSort, filter: FlowFilter = {}): number[] {
   const match = flowMatcher(flows, filter);
-  const key = (h: number) => (sort === 'drops' ? flows.dropCountOf(h) : sort === 'pkts' ? flows.countsOf(h).pkts : flows.countsOf(h).bytes);
+  const key = sortKey(flows, sort);
   const top: Array<[number, number]> = [];
-  for (const h of flows.handles()) {
-    if (!match(h)) continue;
-    const k = key(h);
-    if (top.length === n && k <= top[n - 1]![0]) continue;
-    let i = top.length;
-    while (i > 0 && top[i - 1]![0] < k) i--;
-    top.splice(i, 0, [k, h]);
-    if (top.length > n) top.pop();
-  }
+  for (const h of flows.handles()) if (match(h)) keepTop(top, n, key(h), h);
   return top.map((x) => x[1]);
+}
+
+function sortKey(flows: Flows, sort: FlowSort | undefined): (h: number) => number {
+  return (h) => (sort === 'drops' ? flows.dropCountOf(h) : sort === 'pkts' ? flows.countsOf(h).pkts : flows.countsOf(h).bytes);
+}
+
+/** flow h with key k into `top` ([key, handle], largest first, at most n) */
+function keepTop(top: Array<[number, number]>, n: number, k: number, h: number): void {
+  if (top.length === n && k <= top[n - 1]![0]) return;
+  let i = top.length;
+  while (i > 0 && top[i - 1]![0] < k) i--;
+  top.splice(i, 0, [k, h]);
+  if (top.length > n) top.pop();
+}
+
+/**
+ * A page of flows for the control socket, by handle from `from`, looking at no more than `budget` flows:
+ * without `sort`, the first `limit` matching; with it, the `limit` largest of those looked at (the client
+ * merges pages into its top N). `next`: the handle to go on from (null at the end).
+ */
+export function flowPage(flows: Flows, time: Timeline, from: number, limit: number, budget: number, filter: FlowFilter, sort?: FlowSort): { flows: FlowRecord[]; next: number | null; total: number } {
+  const match = flowMatcher(flows, filter);
+  const key = sortKey(flows, sort);
+  const end = flows.handleEnd;
+  const top: Array<[number, number]> = [];
+  let h = Math.max(0, from);
+  for (let looked = 0; h < end && looked < budget; h++) {
+    if (!flows.isLive(h)) continue;
+    looked++;
+    if (!match(h)) continue;
+    if (sort === undefined) {
+      top.push([0, h]);
+      if (top.length === limit) {
+        h++;
+        break;
+      }
+      continue;
+    }
+    keepTop(top, limit, key(h), h);
+  }
+  return { flows: top.map((x) => flowRecord(flows, x[1], time)), next: h < end ? h : null, total: flows.count };
+}
+
+/** the last destinations of a source as flow records, most recent first (no scan) */
+export function recentFlows(flows: Flows, time: Timeline, src: string): FlowRecord[] {
+  const { p, v6 } = userPrefix('recent', src);
+  if (p.len !== (v6 ? 128 : 32)) throw new Error(`recent: expected an address, got ${JSON.stringify(src)}`);
+  return flows.recentOf(p.words, v6).map((f) => flowRecord(flows, f, time));
 }
 
 export interface FlowsSummary {

@@ -2,6 +2,7 @@
  * Records of the tracker for people and tools: events and per-connection lines (JSON lines), and the
  * snapshot of the table that `ctstat` reads. Formatting happens only when an output is asked for.
  */
+import type { FlowRecord } from '../flows/flows.js';
 import * as fs from 'node:fs';
 import { formatAddr } from '../packet/bytes.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/view.js';
@@ -156,6 +157,8 @@ export interface Snapshot {
   services?: SnapshotService[];
   /** synproxy counters by DPVS name */
   synproxy?: Record<string, number>;
+  /** flows per (source, destination) when flow accounting was on */
+  flows?: FlowRecord[];
 }
 
 /** what a connection listing can be narrowed to (ctstat -L options, the control socket's conns filter) */
@@ -323,7 +326,7 @@ export function snapshot(t: Conntrack, lb: Balancer | null, source: string): Sna
 }
 
 /** Write the snapshot JSON (same document as `snapshot()`) connection by connection, without building it. */
-export function writeSnapshot(t: Conntrack, lb: Balancer | null, source: string, path: string, services?: unknown[], synproxy?: Record<string, number>): void {
+export function writeSnapshot(t: Conntrack, lb: Balancer | null, source: string, path: string, services?: unknown[], synproxy?: Record<string, number>, flows?: Iterable<FlowRecord>): void {
   const w = new LineWriter(path);
   const head = { version: 1, source, profile: t.profile, time: t.time.nowString(), counters: counterObject(t, lb), gauges: gauges(t), services: services ?? [], ...(synproxy ? { synproxy } : {}) };
   w.line(`${JSON.stringify(head).slice(0, -1)},"conns":[`);
@@ -331,6 +334,14 @@ export function writeSnapshot(t: Conntrack, lb: Balancer | null, source: string,
   for (const c of t.handles()) {
     w.line(`${first ? '' : ','}${JSON.stringify(snapshotConn(t, lb, c))}`);
     first = false;
+  }
+  if (flows) {
+    w.line('],"flows":[');
+    first = true;
+    for (const f of flows) {
+      w.line(`${first ? '' : ','}${JSON.stringify(f)}`);
+      first = false;
+    }
   }
   w.line(']}');
   w.close();

@@ -77,6 +77,40 @@ describe('ctstat', function () {
     assert.match(L[2]!, /192\.150\.187\.43:80 +10\.201\.3\.1:8080 +141\.142\.228\.5:59856 +10\.201\.3\.1:8080$/);
   });
 
+  it('--flows on a snapshot: each (source, destination) pair with the packets and IP bytes tshark counts; --top/--sort/--src/--recent; a snapshot without flows says so', async function () {
+    const cap = path.join(REPO, 'pcaps', 'http-dns.pcap');
+    const fsnap = path.join(tmp, 'flows-snap.json');
+    const r0 = await tsvs(['replay', '--snapshot', fsnap, '--flows', path.join(tmp, 'f.jsonl'), cap]);
+    assert.equal(r0.code, 0, r0.stderr);
+    const t = await run('tshark', ['-n', '-r', cap, '-T', 'fields', '-E', 'separator=|', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ip.len', '-E', 'occurrence=f']);
+    const want = new Map<string, [number, number]>();
+    for (const l of t.stdout.trim().split('\n')) {
+      const [a, b, n] = l.split('|');
+      const w = want.get(`${a}>${b}`) ?? [0, 0];
+      want.set(`${a}>${b}`, [w[0] + 1, w[1] + Number(n)]);
+    }
+    const r = await run(CTSTAT, ['--flows', '-o', 'json', '--snapshot', fsnap]);
+    assert.equal(r.code, 0, r.stderr);
+    const flows = JSON.parse(r.stdout) as Array<{ src: string; dst: string; pkts: number; bytes: number }>;
+    assert.deepEqual(new Map(flows.map((f) => [`${f.src}>${f.dst}`, [f.pkts, f.bytes]])), want);
+    // largest first
+    const byBytes = [...want.entries()].sort((a, b) => b[1][1] - a[1][1]);
+    const top = (await run(CTSTAT, ['--flows', '--top', '2', '--snapshot', fsnap])).stdout.trim().split('\n');
+    assert.equal(top.length, 3);
+    assert.match(top[0]!, /^SOURCE +DESTINATION +PKTS +BYTES +FWD PKTS\/BYTES +TUN PKTS\/BYTES +DROPS$/);
+    assert.deepEqual(top.slice(1).map((l) => l.split(/ +/).slice(0, 4).join(' ')), byBytes.slice(0, 2).map(([k, v]) => `${k.replace('>', ' ')} ${v[0]} ${v[1]}`));
+    const one = byBytes[0]![0].split('>')[0]!;
+    const src = JSON.parse((await run(CTSTAT, ['--flows', '-o', 'json', '--src', `${one}/32`, '--snapshot', fsnap])).stdout) as Array<{ src: string }>;
+    assert.equal(src.length, [...want.keys()].filter((k) => k.startsWith(`${one}>`)).length);
+    const rec = JSON.parse((await run(CTSTAT, ['--flows', '-o', 'json', '--recent', one, '--snapshot', fsnap])).stdout) as Array<{ src: string }>;
+    assert.equal(rec.length, src.length);
+    const none = await run(CTSTAT, ['--flows', '--snapshot', snap]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no flows in this snapshot/);
+    const bad = await run(CTSTAT, ['--flows', '--sort', 'size', '--snapshot', fsnap]);
+    assert.deepEqual([bad.code, bad.stderr.trim()], [2, 'ctstat: --sort: expected bytes, pkts or drops, got "size"']);
+  });
+
   it('errors: no source, unreadable or foreign file, bad option values: one line, exit 2', async function () {
     const junk = path.join(tmp, 'junk.json');
     fs.writeFileSync(junk, '{"hello": 1}');

@@ -14,11 +14,15 @@ import { PacketRecord } from '../../src/capture/record.js';
 import type { Conntrack } from '../../src/conntrack/conntrack.js';
 import { Engine } from '../../src/engine.js';
 import { pageConns } from '../../src/report/records.js';
+import { flowPage, recentFlows } from '../../src/report/flows.js';
 import { eth, ipv4, tcp, udp } from '../helpers/packets.js';
 
 /** a tracker holding `n` connections: TCP SYNs from 10.1.x.y, every 7th a UDP flow */
+let filledEngine: Engine | null = null;
+
 function filled(n: number): Conntrack {
-  const e = new Engine({ conntrack: { profile: 'netfilter', seed: 1, maxConns: 1 << 17 } });
+  const e = new Engine({ conntrack: { profile: 'netfilter', seed: 1, maxConns: 1 << 17 }, flows: { idle: 3600, max: 1 << 17, perSource: 100 } });
+  filledEngine = e;
   const r = new PacketRecord();
   for (let i = 0; i < n; i++) {
     const src = `10.1.${(i >> 8) & 255}.${i & 255}`;
@@ -36,6 +40,11 @@ function target(t: Conntrack, over: Partial<CtlTarget> = {}): CtlTarget {
     serviceList: () => [],
     counters: () => ({}),
     connPage: (from, limit, budget, filter) => pageConns(t, null, from, limit, budget, filter),
+    flowPage: (from, limit, budget, filter, sort, recent) => {
+      const e = filledEngine!;
+      if (recent !== undefined) return { flows: recentFlows(e.flows!, e.time, recent), next: null, total: e.flows!.count };
+      return flowPage(e.flows!, e.time, from, limit, budget, filter, sort);
+    },
     zero: () => 0,
     flush: () => t.flush(),
     reload: () => 0,
@@ -115,6 +124,49 @@ describe('control socket server', function () {
     } while (cursor);
     assert.equal(seen.size, 45_797);
     assert.equal(pages, 10);
+  });
+
+  it('flows: pages with stateless cursors (each flow once), the top N by bytes merged over pages, CIDR filters, a source\'s last destinations, bad arguments refused', function () {
+    // 45,797 packets, each from its own 10.1.x.y to 10.9.9.9: one flow per source
+    const all = new Map<string, number>();
+    let cursor: string | null = null;
+    do {
+      const r = parse(srv.answer(JSON.stringify({ v: 1, cmd: 'flows', limit: 7000, ...(cursor ? { cursor } : {}) })));
+      assert.ok(r.ok, JSON.stringify(r.error));
+      const res = r.result as { flows: Array<{ src: string; dst: string; pkts: number; bytes: number }>; next: string | null; total: number };
+      for (const f of res.flows) {
+        assert.ok(!all.has(f.src), `listed twice: ${f.src}`);
+        all.set(f.src, f.bytes);
+        assert.equal(f.dst, '10.9.9.9');
+      }
+      cursor = res.next;
+    } while (cursor);
+    assert.equal(all.size, 45_797);
+    // top 5 by bytes over pages of 1000 flows: merged, it is the top 5 of everything (UDP flows are 28 B, TCP 40 B)
+    const want = [...all.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 5).map((x) => x[1]);
+    const got: number[] = [];
+    cursor = null;
+    do {
+      const res = parse(srv.answer(JSON.stringify({ v: 1, cmd: 'flows', limit: 5, sort: 'bytes', ...(cursor ? { cursor } : {}) }))).result as { flows: Array<{ bytes: number }>; next: string | null };
+      got.push(...res.flows.map((f) => f.bytes));
+      cursor = res.next;
+    } while (cursor);
+    assert.deepEqual(got.sort((a, b) => b - a).slice(0, 5), want);
+    const udpish = parse(srv.answer('{"v":1,"cmd":"flows","limit":10000,"filter":{"src":"10.1.0.0/24"}}')).result as { flows: Array<{ src: string }> };
+    assert.equal(udpish.flows.length, 256);
+    const recent = parse(srv.answer('{"v":1,"cmd":"flows","recent":"10.1.0.7"}')).result as { flows: Array<{ src: string; dst: string }> };
+    assert.deepEqual(recent.flows.map((f) => `${f.src}>${f.dst}`), ['10.1.0.7>10.9.9.9']);
+    for (const [line, re] of [
+      ['{"v":1,"cmd":"flows","sort":"size"}', /^sort: /],
+      ['{"v":1,"cmd":"flows","cursor":"c5"}', /^cursor: expected a cursor/],
+      ['{"v":1,"cmd":"flows","filter":{"src":"10.1"}}', /^src: expected an address or a prefix/],
+      ['{"v":1,"cmd":"flows","filter":{"port":80}}', /unknown field "port"/],
+      ['{"v":1,"cmd":"flows","recent":"10.1.0.0/24"}', /^recent: expected an address/],
+    ] as Array<[string, RegExp]>) {
+      const r = parse(srv.answer(line));
+      assert.equal(r.error?.code, 'BAD_REQUEST', line);
+      assert.match(r.error!.message, re, line);
+    }
   });
 
   it('a page looks at no more than the scan budget: a filter matching nothing returns at once with a cursor to go on', function () {

@@ -235,6 +235,24 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       const m = await inNs('l', 'curl', ['-s', 'http://127.0.0.1:9640/metrics']);
       assert.match(m.stdout, /tsvs_synproxy_total\{counter="SYNPROXY_OK_ACK"\} (\d+)/);
       assert.ok(Number(/tsvs_synproxy_total\{counter="SYNPROXY_OK_ACK"\} (\d+)/.exec(m.stdout)![1]) >= 54);
+      // flows (on by default in tsvs run): the client's flow to the VIP, its SYNs answered with cookies as drops by
+      // reason; the same in the metrics; ctstat --flows through the control socket, top and CIDR filter
+      const fl = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '--flows', '--src', '10.77.1.0/24', '-o', 'json']);
+      assert.equal(fl.code, 0, fl.stderr);
+      const flows = JSON.parse(fl.stdout) as Array<{ src: string; dst: string; pkts: number; fwd_pkts: number; drops: Record<string, number> }>;
+      const toVip = flows.find((f) => f.src === '10.77.1.2' && f.dst === VIP)!;
+      assert.ok(toVip, fl.stdout);
+      assert.ok(flows.every((f) => f.src.startsWith('10.77.1.')), fl.stdout);
+      // (54 connections of >= 6 client packets: the SYN answered here; the others sent on, and in their place the
+      // synproxy's own SYN to the server, which counts as sent on the client's flow)
+      assert.ok(toVip.drops.synproxy_cookie! >= 54 && toVip.pkts >= 54 * 6 && toVip.fwd_pkts >= 54 * 6, JSON.stringify(toVip));
+      const m2 = await inNs('l', 'curl', ['-s', 'http://127.0.0.1:9640/metrics']);
+      assert.ok(Number(/tsvs_flow_drops_total\{reason="synproxy_cookie"\} (\d+)/.exec(m2.stdout)?.[1]) >= toVip.drops.synproxy_cookie!, m2.stdout.slice(0, 3000));
+      assert.ok(Number(/tsvs_flows (\d+)/.exec(m2.stdout)?.[1]) >= 2);
+      const top = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '--flows', '--top', '1', '--sort', 'pkts']);
+      assert.equal(top.code, 0, top.stderr);
+      assert.equal(top.stdout.trim().split('\n').length, 2, top.stdout);
+      assert.match(top.stdout, /^SOURCE +DESTINATION +PKTS/);
     } finally {
       await stopLb(lb);
     }

@@ -19,6 +19,7 @@ import { readCapture } from '../../src/capture/reader.js';
 import { CaptureError, PacketRecord, RecordHandlerError } from '../../src/capture/record.js';
 import { checkTimeouts, ConfigError, parseConfig, parseConfigText, type Config } from '../../src/config.js';
 import { pageConns } from '../../src/report/records.js';
+import { flowPage, recentFlows } from '../../src/report/flows.js';
 import { lbSummaryOf } from '../../src/report/summary.js';
 import { CtlServer, type CtlTarget } from '../../src/ctl/server.js';
 import { Engine, type Sink } from '../../src/engine.js';
@@ -343,6 +344,9 @@ export function ctlTarget(): Target {
     { v: 1, cmd: 'counters' },
     { v: 1, cmd: 'conns', limit: 5, filter: { proto: 'tcp', state: 'SYN_RECV', src: '192.0.2.0/24', port: 80 } },
     { v: 1, cmd: 'conns', limit: 2, cursor: 'c3' },
+    { v: 1, cmd: 'flows', limit: 3, sort: 'bytes', filter: { src: '192.0.2.0/24' } },
+    { v: 1, cmd: 'flows', cursor: 'f2', limit: 2 },
+    { v: 1, cmd: 'flows', recent: '192.0.2.1' },
     { v: 1, cmd: 'flush' },
     { v: 1, cmd: 'zero' },
     { v: 1, cmd: 'service.edit', service: { proto: 'tcp', vip: VIP, port: 80 }, set: { scheduler: 'rr' } },
@@ -368,7 +372,7 @@ export function ctlTarget(): Target {
         run: () => {
           let services = cfg.services;
           const sv = new Services(services);
-          const engine = new Engine({ conntrack: { profile: 'dpvs', seed: 1, maxConns: 128 }, lb: { services: sv }, sink: { send: () => null } });
+          const engine = new Engine({ conntrack: { profile: 'dpvs', seed: 1, maxConns: 128 }, lb: { services: sv }, sink: { send: () => null }, flows: { idle: 3600, max: 64, perSource: 4 } });
           const tracker = engine.ct;
           const rec = new PacketRecord();
           for (let i = 0; i < nConns; i++) {
@@ -382,6 +386,8 @@ export function ctlTarget(): Target {
             serviceList: () => lbSummaryOf(engine).services,
             counters: () => ({}),
             connPage: (from, limit, budget, filter) => pageConns(tracker, engine.lb, from, limit, budget, filter),
+            flowPage: (from, limit, budget, filter, sort, recent) =>
+              recent !== undefined ? { flows: recentFlows(engine.flows!, engine.time, recent), next: null, total: engine.flows!.count } : flowPage(engine.flows!, engine.time, from, limit, budget, filter, sort),
             zero: () => 0,
             flush: () => tracker.flush(),
             reload: () => services.length,
