@@ -18,6 +18,8 @@ export async function lbPath(file: string): Promise<{ packets: number; seconds: 
   // the configuration is read once per tsvs run, before the first packet: not part of the packet path
   const services = benchServices();
   const t0 = performance.now();
-  const s = await replayFile(file, { track: { profile: 'dpvs', seed: 1, maxConns: 1 << 17 }, lb: { services, out: os.devNull } });
+  // BENCH_FLOWS=1: with flow accounting (the default of tsvs run), as the flows part compares
+  const flows = process.env.BENCH_FLOWS === '1' ? { idle: 3600, max: 1 << 20, perSource: 100 } : undefined;
+  const s = await replayFile(file, { track: { profile: 'dpvs', seed: 1, maxConns: 1 << 17 }, lb: { services, out: os.devNull }, flows });
   return { packets: s.packets, seconds: (performance.now() - t0) / 1000, emitted: s.lb!.emitted, conns: s.conns!.total };
 }

@@ -152,7 +152,27 @@ export async function synproxyBench(): Promise<void> {
   console.log(`  ${'SYN cookie alone (one SipHash-2-4): make'.padEnd(44)} ${(bm / 1e6).toFixed(2).padStart(7)} M/s   check ${(bc / 1e6).toFixed(2)} M/s`);
 }
 
-const PARTS: Record<string, () => Promise<void>> = { decode: decodeBench, conntrack: conntrackBench, lb: lbBench, synproxy: synproxyBench };
+/** flow accounting (issue 16): memory per flow at 1M, and the LB path with flows on vs off (fresh processes, alternating, medians) */
+export async function flowsBench(): Promise<void> {
+  console.log('\n## flow accounting (issue 16)');
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const m = JSON.parse(execFileSync(process.execPath, ['--expose-gc', path.join(here, 'flows-mem.js'), '1000000'], { encoding: 'utf8' })) as { flows: number; bytes: number; seconds: number };
+  console.log(`  memory at 1M flows: ${m.bytes.toFixed(0)} bytes/flow (RSS growth in a fresh process / ${m.flows.toLocaleString()} flows; ${(m.flows / m.seconds / 1e6).toFixed(2)} M new flows/s)`);
+  const rounds = Number(process.env.BENCH_AB_ROUNDS ?? 5);
+  const vals: Record<string, number[]> = { off: [], on: [] };
+  for (let i = 0; i < rounds; i++) {
+    for (const k of i % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
+      const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'lb'], { encoding: 'utf8', env: { ...process.env, BENCH_FLOWS: k === 'on' ? '1' : '0' } });
+      vals[k]!.push(Number(/full path +([\d.]+)/.exec(out)![1]));
+    }
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+  console.log(`  LB full path, flows off: ${vals.off!.join(' ')}  median ${med(vals.off!).toFixed(2)} M packets/s`);
+  console.log(`  LB full path, flows on:  ${vals.on!.join(' ')}  median ${med(vals.on!).toFixed(2)} M packets/s`);
+  console.log(`  flows on / off: ${((med(vals.on!) / med(vals.off!)) * 100).toFixed(1)}%   (target >= 90%; ${rounds} alternating fresh processes each)`);
+}
+
+const PARTS: Record<string, () => Promise<void>> = { decode: decodeBench, conntrack: conntrackBench, lb: lbBench, synproxy: synproxyBench, flows: flowsBench };
 
 async function main(): Promise<void> {
   const only = process.argv[2];

@@ -77,6 +77,8 @@ export class Engine {
   /** the record being processed: packets the synproxy makes take its link type and timestamp */
   private cur: PacketRecord | null = null;
   private readonly gen = new PacketRecord();
+  /** flow accounting: each connection's flows (see the constructor) */
+  private flowCache: Uint32Array | null = null;
 
   constructor(o: EngineOptions) {
     this.tracking = o.conntrack !== undefined;
@@ -86,6 +88,18 @@ export class Engine {
     this.services = lb?.services ?? null;
     this.reserve = lb?.reserve ?? 0;
     this.flows = o.flows ? new Flows(o.flows, o.conntrack?.seed ?? 1) : null;
+    if (this.flows !== null) {
+      // per connection, 3 slots (original direction, reply, reply untranslated: from the VIP) of 2 words: the
+      // flow's handle + 1 and its generation then; a new connection starts with none
+      const cache = (this.flowCache = new Uint32Array(6 * this.ct.table.capacity));
+      this.ct.extend({
+        created: (c) => {
+          cache[6 * c] = 0;
+          cache[6 * c + 2] = 0;
+          cache[6 * c + 4] = 0;
+        },
+      });
+    }
     if (!lb) {
       this.lb = this.sp = this.x = null;
       return;
@@ -114,17 +128,29 @@ export class Engine {
     const bad = this.verify && v.status === 0 && !this.sumsOk(r, v);
     if (!this.tracking) return -1;
     this.time.set(r.tsSec, r.tsFrac, r.digits);
-    if (this.flows !== null) this.account(v);
     // without services: tracking alone, here (one call less on the path of every packet)
     if (this.lb === null) {
-      if (!bad) return this.ct.track(v);
-      this.ct.rejectChecksum();
-      return -1;
+      if (bad) {
+        if (this.flows !== null) this.account(v);
+        this.ct.rejectChecksum();
+        return -1;
+      }
+      const e = this.ct.track(v);
+      if (this.flows !== null) {
+        // (an ICMP error's entry is the connection it quotes: its addresses are another flow's)
+        if (e >= 0 && !v.icmpIsError) this.accountConn(e, v);
+        else this.account(v);
+      }
+      return e;
     }
     return this.packet(r, v, bad);
   }
 
-  /** flow accounting: every packet with addresses counts on its (source, destination) flow; one that did not decode is its drop */
+  /**
+   * Flow accounting: every packet with addresses counts on its (source, destination) flow; one that did not
+   * decode is its drop. The packet path calls this (or accountConn) once per packet, before anything that
+   * may drop or send it.
+   */
   private account(v: PacketView): void {
     const flows = this.flows!;
     const f = v.ipVersion === 0 ? -1 : flows.packet(v.src, v.dst, v.ipVersion === 6, v.ipTotalLen, this.time.nowUs);
@@ -132,6 +158,31 @@ export class Engine {
       this.x.flow = f;
       this.x.flowBytes = v.ipTotalLen;
     } else if (v.status !== 0 && f >= 0) flows.drop(f, statusName(v.status), v.ipTotalLen); // (with services: as the LB's decode_drop)
+  }
+
+  /**
+   * account() for a packet of a known connection (entry e): each direction of a connection is one flow, so its
+   * handle is kept per entry and used while the flow lives (its generation unchanged); no lookup per packet.
+   */
+  private accountConn(e: number, v: PacketView, untranslated = false): void {
+    const flows = this.flows!;
+    const cache = this.flowCache!;
+    // (a connection's addresses per direction never change; replies to a NAT VIP may come translated, from the
+    // server, or untranslated, from the VIP: a slot each. The flow is the slot's while its generation holds.)
+    const i = 6 * (e >>> 1) + 2 * ((e & 1) + (untranslated ? 1 : 0));
+    const f = cache[i]! - 1;
+    if (f >= 0 && flows.genOf(f) === cache[i + 1]) {
+      flows.again(f, v.ipTotalLen, this.time.nowUs);
+      if (this.x !== null) {
+        this.x.flow = f;
+        this.x.flowBytes = v.ipTotalLen;
+      }
+      return;
+    }
+    this.account(v);
+    const g = this.x !== null ? this.x.flow : flows.find(v.src, v.dst, v.ipVersion === 6);
+    cache[i] = g + 1;
+    if (g >= 0) cache[i + 1] = flows.genOf(g);
   }
 
   /** --verify-checksums: false (counted) when the IPv4 header or L4 checksum is bad */
@@ -154,24 +205,47 @@ export class Engine {
     const ct = this.ct;
     const lb = this.lb;
     if (this.sp !== null) this.cur = r; // (what the synproxy sends takes its link type and time)
-    if (badSum) {
-      ct.rejectChecksum();
-      this.x?.skip('bad_checksum');
-      return -1;
+    const flows = this.flows !== null;
+    if (badSum || lb === null || v.icmpIsError) {
+      if (flows) this.account(v);
+      if (badSum) {
+        ct.rejectChecksum();
+        this.x?.skip('bad_checksum');
+        return -1;
+      }
+      // without services: tracking alone
+      if (lb === null) return ct.track(v);
+      // an ICMP error belongs to the connection whose packet it quotes, and is translated like it
+      return this.related(r, v);
     }
-    // without services: tracking alone
-    if (lb === null) return ct.track(v);
-    // an ICMP error belongs to the connection whose packet it quotes, and is translated like it
-    if (v.icmpIsError) return this.related(r, v);
     // the tuple, and one probe for both directions
     if (!ct.key(v)) {
+      if (flows) this.account(v);
       if (v.status !== 0) this.x!.skip('decode_drop', statusName(v.status));
       else this.x!.skip('not_tracked');
       return -1;
     }
     const k = ct.k;
     let e = ct.find(k);
-    if (e < 0) e = lb.untranslatedReply();
+    let untranslated = false;
+    if (e < 0) {
+      e = lb.untranslatedReply();
+      untranslated = e >= 0;
+    }
+    // the packet's flow: the one its connection's direction keeps, or looked up
+    if (flows) {
+      // (the hit inline: a flow kept by the connection, still its own)
+      const i = 6 * (e >>> 1) + 2 * ((e & 1) + (untranslated ? 1 : 0));
+      const cache = this.flowCache!;
+      const f = e >= 0 ? cache[i]! - 1 : -1;
+      if (f >= 0 && this.flows!.genOf(f) === cache[i + 1]) {
+        this.flows!.again(f, v.ipTotalLen, this.time.nowUs);
+        const x = this.x!;
+        x.flow = f;
+        x.flowBytes = v.ipTotalLen;
+      } else if (e >= 0) this.accountConn(e, v, untranslated);
+      else this.account(v);
+    }
     if (e < 0) {
       // a miss: a new connection; synproxy step 1 or 2 for its services; else a service, a server, a connection
       if (this.sp !== null && v.proto === IPPROTO_TCP) {

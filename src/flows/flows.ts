@@ -14,6 +14,13 @@
  *
  * Drop records (reason, packets, bytes) hang off their flow in a pool of their own; a drop that finds the
  * pool full is counted, unattributed.
+ *
+ * Layout: what a packet of a known flow touches is packed per flow, so it costs three cache lines (the bucket,
+ * the key row, the counts row), not one line per field: `row` (8 words: hash, source and destination word 0,
+ * next in chain, IPv6, source entry, first drop record, place in the dense array) and `cnt` (8 doubles:
+ * packets, bytes, sent directly, through a tunnel, last activity, head of its source's list). A caller that
+ * kept a handle (the engine, per connection) counts with the counts row alone (again()). The arrays
+ * grow by doubling up to `max` (a table sized for a million flows costs nothing until it fills).
  */
 
 export interface FlowsConfig {
@@ -47,64 +54,89 @@ export interface FlowRecord {
   eviction?: 'idle' | 'full';
 }
 
+/* a flow's row (Uint32Array, 8 per flow) and counts (Float64Array, 8 per flow) */
+const R_SRC0 = 1;
+const R_DST0 = 2;
+const R_NEXT = 3;
+const R_V6 = 4;
+const R_SRC = 5;
+const R_DROP = 6;
+const R_WHERE = 7;
+const C_PKTS = 0;
+const C_BYTES = 1;
+const C_FWD = 2;
+const C_TUN = 4;
+const C_LAST = 6;
+/** 1 while the flow is its source's most recent destination (the head of its list): no write per packet */
+const C_HEAD = 7;
+
+type Row = Int32Array | Uint32Array | Uint8Array | Float64Array;
+
+/** a copy of `a` in an array of the same type with room for n */
+function grown<T extends Row>(a: T, n: number): T {
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a);
+  return b;
+}
+
+/** the least power of two >= n (16 at least) */
+function pow2(n: number): number {
+  let p = 16;
+  while (p < n) p *= 2;
+  return p;
+}
+
 export class Flows {
   readonly max: number;
   private readonly idleUs: number;
   private readonly perSource: number;
   private readonly seed: number;
-  /* the key: word 0 of both addresses, then the IPv6 words 1-3 (touched only by IPv6 flows) */
-  private readonly src0: Uint32Array;
-  private readonly dst0: Uint32Array;
-  private readonly srcHi: Uint32Array;
-  private readonly dstHi: Uint32Array;
-  private readonly v6: Uint8Array;
-  private readonly hash: Int32Array;
-  /** hash chains: bucket heads and next links (handle + 1; 0 = end) */
-  private readonly buckets: Int32Array;
-  private readonly mask: number;
-  private readonly nextInChain: Int32Array;
-  /* counts */
-  private readonly created: Float64Array;
-  private readonly last: Float64Array;
-  private readonly pkts: Float64Array;
-  private readonly bytes: Float64Array;
-  private readonly fwdPkts: Float64Array;
-  private readonly fwdBytes: Float64Array;
-  private readonly tunPkts: Float64Array;
-  private readonly tunBytes: Float64Array;
-  /** first drop record of each flow (NIL: none) */
-  private readonly dropHead: Int32Array;
-  /* the dense array of live flows (DERP's flow slice) and each flow's place in it */
-  private readonly dense: Int32Array;
-  private readonly where: Int32Array;
+  /** flows the arrays hold now (doubles up to max), and sources */
+  private cap: number;
+  private srcCap: number;
+  /** per flow, 8 words: R_HASH, R_SRC0, R_DST0, R_NEXT (handle + 1 in the chain; 0 = end), R_V6, R_SRC (source entry), R_DROP (first drop record + 1), R_WHERE (place in dense) */
+  private row: Uint32Array;
+  /** per flow, 8 doubles: packets, bytes, sent directly (packets, bytes), through a tunnel (packets, bytes), created, last (µs) */
+  private cnt: Float64Array;
+  /** per flow: when it was made (µs) */
+  private created: Float64Array;
+  /** per handle: how many flows it has held (a cached handle is still its flow while this is unchanged) */
+  private gen: Uint32Array;
+  /* the IPv6 words 1-3 of both addresses (touched only by IPv6 flows) */
+  private srcHi: Uint32Array;
+  private dstHi: Uint32Array;
+  /** hash chains: bucket heads (handle + 1; 0 = end), sized for max at once */
+  private buckets: Int32Array;
+  private mask: number;
+  /* the dense array of live flows (DERP's flow slice) */
+  private dense: Int32Array;
   /** live flows */
   count = 0;
   private rr = 0;
   /* least recently active first (by rough last activity): a doubly-linked list */
-  private readonly lruPrev: Int32Array;
-  private readonly lruNext: Int32Array;
+  private lruPrev: Int32Array;
+  private lruNext: Int32Array;
   private lruHead = NIL;
   private lruTail = NIL;
   /* free handles */
-  private readonly freeList: Int32Array;
+  private freeList: Int32Array;
   private freeTop = 0;
   private fresh = 0;
   /* per source: its flows, most recent destination first (a list through the flows), in a table by source */
-  private readonly srcPrev: Int32Array;
-  private readonly srcNext: Int32Array;
-  /** the source entry a flow belongs to */
-  private readonly srcOf: Int32Array;
-  private readonly srcKey0: Uint32Array;
-  private readonly srcKeyHi: Uint32Array;
-  private readonly srcV6: Uint8Array;
-  private readonly srcHead: Int32Array;
-  private readonly srcTail: Int32Array;
-  private readonly srcCount: Int32Array;
+  private srcPrev: Int32Array;
+  private srcNext: Int32Array;
+  private srcKey0: Uint32Array;
+  private srcKeyHi: Uint32Array;
+  private srcV6: Uint8Array;
+  private srcHead: Int32Array;
+  private srcTail: Int32Array;
+  private srcCount: Int32Array;
   /** flows of the source (in its list or not: the entry lives while it has any) */
-  private readonly srcFlows: Int32Array;
-  private readonly srcBuckets: Int32Array;
-  private readonly srcNextInChain: Int32Array;
-  private readonly srcFree: Int32Array;
+  private srcFlows: Int32Array;
+  private srcBuckets: Int32Array;
+  private srcMask: number;
+  private srcNextInChain: Int32Array;
+  private srcFree: Int32Array;
   private srcFreeTop = 0;
   private srcFresh = 0;
   /* drop records */
@@ -137,50 +169,97 @@ export class Flows {
     this.idleUs = cfg.idle * 1e6;
     this.perSource = cfg.perSource;
     this.seed = (seed ^ 0x27d4eb2f) >>> 0;
-    this.src0 = new Uint32Array(n);
-    this.dst0 = new Uint32Array(n);
-    this.srcHi = new Uint32Array(n * 3);
-    this.dstHi = new Uint32Array(n * 3);
-    this.v6 = new Uint8Array(n);
-    this.hash = new Int32Array(n);
-    let nb = 16;
-    while (nb < n * 2) nb *= 2;
-    this.buckets = new Int32Array(nb);
-    this.mask = nb - 1;
-    this.nextInChain = new Int32Array(n);
-    this.created = new Float64Array(n);
-    this.last = new Float64Array(n);
-    this.pkts = new Float64Array(n);
-    this.bytes = new Float64Array(n);
-    this.fwdPkts = new Float64Array(n);
-    this.fwdBytes = new Float64Array(n);
-    this.tunPkts = new Float64Array(n);
-    this.tunBytes = new Float64Array(n);
-    this.dropHead = new Int32Array(n);
-    this.dense = new Int32Array(n);
-    this.where = new Int32Array(n);
-    this.lruPrev = new Int32Array(n);
-    this.lruNext = new Int32Array(n);
-    this.freeList = new Int32Array(n);
-    this.srcPrev = new Int32Array(n);
-    this.srcNext = new Int32Array(n);
-    this.srcOf = new Int32Array(n);
-    this.srcKey0 = new Uint32Array(n);
-    this.srcKeyHi = new Uint32Array(n * 3);
-    this.srcV6 = new Uint8Array(n);
-    this.srcHead = new Int32Array(n);
-    this.srcTail = new Int32Array(n);
-    this.srcCount = new Int32Array(n);
-    this.srcFlows = new Int32Array(n);
-    this.srcBuckets = new Int32Array(nb);
-    this.srcNextInChain = new Int32Array(n);
-    this.srcFree = new Int32Array(n);
+    const c = Math.min(n, 4096);
+    this.cap = c;
+    this.srcCap = Math.min(n, 1024);
+    // buckets: twice the room (grown with it, the chains rebuilt), so a new flow touches no page far away
+    this.buckets = new Int32Array(pow2(2 * c));
+    this.mask = this.buckets.length - 1;
+    this.srcBuckets = new Int32Array(pow2(2 * this.srcCap));
+    this.srcMask = this.srcBuckets.length - 1;
+    this.row = new Uint32Array(c * 8);
+    this.cnt = new Float64Array(c * 8);
+    this.gen = new Uint32Array(c);
+    this.created = new Float64Array(c);
+    this.srcHi = new Uint32Array(c * 3);
+    this.dstHi = new Uint32Array(c * 3);
+    this.dense = new Int32Array(c);
+    this.lruPrev = new Int32Array(c);
+    this.lruNext = new Int32Array(c);
+    this.freeList = new Int32Array(c);
+    this.srcPrev = new Int32Array(c);
+    this.srcNext = new Int32Array(c);
+    this.srcKey0 = new Uint32Array(this.srcCap);
+    this.srcKeyHi = new Uint32Array(this.srcCap * 3);
+    this.srcV6 = new Uint8Array(this.srcCap);
+    this.srcHead = new Int32Array(this.srcCap);
+    this.srcTail = new Int32Array(this.srcCap);
+    this.srcCount = new Int32Array(this.srcCap);
+    this.srcFlows = new Int32Array(this.srcCap);
+    this.srcNextInChain = new Int32Array(this.srcCap);
+    this.srcFree = new Int32Array(this.srcCap);
     this.dropMax = n * 2;
     const d0 = Math.min(1024, this.dropMax);
     this.dropReason = new Int32Array(d0);
     this.dropNext = new Int32Array(d0);
     this.dropPkts = new Float64Array(d0);
     this.dropBytes = new Float64Array(d0);
+  }
+
+  /** twice the room (up to max): every per-flow and per-source array copied into a larger one */
+  private grow(): void {
+    const c = Math.min(this.max, this.cap * 2);
+    const g = <T extends Row>(a: T, per: number): T => grown(a, c * per);
+    this.row = g(this.row, 8);
+    this.cnt = g(this.cnt, 8);
+    this.gen = g(this.gen, 1);
+    this.created = g(this.created, 1);
+    this.srcHi = g(this.srcHi, 3);
+    this.dstHi = g(this.dstHi, 3);
+    this.dense = g(this.dense, 1);
+    this.lruPrev = g(this.lruPrev, 1);
+    this.lruNext = g(this.lruNext, 1);
+    this.freeList = g(this.freeList, 1);
+    this.srcPrev = g(this.srcPrev, 1);
+    this.srcNext = g(this.srcNext, 1);
+    this.cap = c;
+    // the chains again, over buckets for the new room (a power of two: max may not be, the room is)
+    const buckets = (this.buckets = new Int32Array(pow2(2 * c)));
+    this.mask = buckets.length - 1;
+    const row = this.row;
+    for (let i = 0; i < this.count; i++) {
+      const f = this.dense[i]!;
+      const b = row[8 * f]! & this.mask;
+      row[8 * f + R_NEXT] = buckets[b]!;
+      buckets[b] = f + 1;
+    }
+  }
+
+  /** twice the room for sources (there are at most as many as flows, usually far fewer) */
+  private growSources(): void {
+    const c = Math.min(this.max, this.srcCap * 2);
+    const g = <T extends Row>(a: T, per: number): T => grown(a, c * per);
+    this.srcKey0 = g(this.srcKey0, 1);
+    this.srcKeyHi = g(this.srcKeyHi, 3);
+    this.srcV6 = g(this.srcV6, 1);
+    this.srcHead = g(this.srcHead, 1);
+    this.srcTail = g(this.srcTail, 1);
+    this.srcCount = g(this.srcCount, 1);
+    this.srcFlows = g(this.srcFlows, 1);
+    this.srcNextInChain = g(this.srcNextInChain, 1);
+    this.srcFree = g(this.srcFree, 1);
+    this.srcCap = c;
+    const buckets = (this.srcBuckets = new Int32Array(pow2(2 * c)));
+    this.srcMask = buckets.length - 1;
+    // every source entry in use (a free one has no flows)
+    const free = new Uint8Array(this.srcFresh);
+    for (let i = 0; i < this.srcFreeTop; i++) free[this.srcFree[i]!] = 1;
+    for (let s = 0; s < this.srcFresh; s++) {
+      if (free[s]) continue;
+      const b = this.srcHash(this.srcKey0[s]!, this.srcV6[s] ? this.srcKeyHi : null, 3 * s);
+      this.srcNextInChain[s] = buckets[b]!;
+      buckets[b] = s + 1;
+    }
   }
 
   /* ---------------- the key ---------------- */
@@ -199,14 +278,16 @@ export class Flows {
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
-    return (h ^ (h >>> 16)) | 0;
+    return (h ^ (h >>> 16)) >>> 0;
   }
 
-  private sameKey(f: number, src: Uint32Array, dst: Uint32Array, v6: boolean): boolean {
-    if (this.src0[f] !== src[0] || this.dst0[f] !== dst[0] || (this.v6[f] === 1) !== v6) return false;
-    if (!v6) return true;
-    const o = 3 * f;
-    return this.srcHi[o] === src[1] && this.srcHi[o + 1] === src[2] && this.srcHi[o + 2] === src[3] && this.dstHi[o] === dst[1] && this.dstHi[o + 1] === dst[2] && this.dstHi[o + 2] === dst[3];
+  /** the flow of (src, dst) with hash h, or -1 */
+  private lookup(h: number, src: Uint32Array, dst: Uint32Array, v6: boolean): number {
+    const row = this.row;
+    for (let f = this.buckets[h & this.mask]! - 1; f >= 0; f = row[8 * f + R_NEXT]! - 1) {
+      if (row[8 * f] === h && this.has(f, src, dst, v6)) return f;
+    }
+    return -1;
   }
 
   /* ---------------- per packet ---------------- */
@@ -218,28 +299,51 @@ export class Flows {
    */
   packet(src: Uint32Array, dst: Uint32Array, v6: boolean, ipBytes: number, nowUs: number): number {
     const h = Flows.hashWords(this.seed, src, dst, v6);
-    let f = this.buckets[h & this.mask]! - 1;
-    while (f >= 0 && !(this.hash[f] === h && this.sameKey(f, src, dst, v6))) f = this.nextInChain[f]! - 1;
+    let f = this.lookup(h, src, dst, v6);
     if (f < 0) {
       f = this.create(src, dst, v6, h, nowUs);
       if (f < 0) return -1;
-    } else if (nowUs - this.last[f]! > ROUGH_US) this.touch(f, nowUs);
-    this.pkts[f]!++;
-    this.bytes[f]! += ipBytes;
-    if (this.perSource > 0) this.recentDestination(f);
+    }
+    this.again(f, ipBytes, nowUs);
     return f;
+  }
+
+  /** the generation of handle f: a caller that kept f (the engine, per connection) may use it while this holds */
+  genOf(f: number): number {
+    return this.gen[f]!;
+  }
+
+  /** flow f is (src, dst) */
+  has(f: number, src: Uint32Array, dst: Uint32Array, v6: boolean): boolean {
+    const o = 8 * f;
+    const row = this.row;
+    if (row[o + R_SRC0] !== src[0] || row[o + R_DST0] !== dst[0] || row[o + R_V6] !== (v6 ? 1 : 0)) return false;
+    if (!v6) return true;
+    const q = 3 * f;
+    return this.srcHi[q] === src[1] && this.srcHi[q + 1] === src[2] && this.srcHi[q + 2] === src[3] && this.dstHi[q] === dst[1] && this.dstHi[q + 1] === dst[2] && this.dstHi[q + 2] === dst[3];
+  }
+
+  /** one more packet of flow f (known: looked up before, and genOf unchanged since) */
+  again(f: number, ipBytes: number, nowUs: number): void {
+    const cnt = this.cnt;
+    const o = 8 * f;
+    cnt[o + C_PKTS]!++;
+    cnt[o + C_BYTES]! += ipBytes;
+    // (rare: the rough last activity is a minute old, or another destination of the source was more recent)
+    if (nowUs - cnt[o + C_LAST]! > ROUGH_US || cnt[o + C_HEAD] === 0) this.againRare(f, nowUs);
+  }
+
+  private againRare(f: number, nowUs: number): void {
+    if (nowUs - this.cnt[8 * f + C_LAST]! > ROUGH_US) this.touch(f, nowUs);
+    if (this.perSource > 0 && this.cnt[8 * f + C_HEAD] === 0) this.recentDestination(f);
   }
 
   /** the LB sent a packet of flow f on: directly (nat, fnat, dr, snat) or through a tunnel */
   sent(f: number, bytes: number, tunnel: boolean): void {
     if (f < 0) return;
-    if (tunnel) {
-      this.tunPkts[f]!++;
-      this.tunBytes[f]! += bytes;
-    } else {
-      this.fwdPkts[f]!++;
-      this.fwdBytes[f]! += bytes;
-    }
+    const o = 8 * f + (tunnel ? C_TUN : C_FWD);
+    this.cnt[o]!++;
+    this.cnt[o + 1]! += bytes;
   }
 
   /** a packet of flow f (-1: of no flow, not counted) was dropped for `reason` */
@@ -252,7 +356,8 @@ export class Flows {
       this.reasons.push(reason);
       this.reasonIndex.set(reason, ri);
     }
-    let d = this.dropHead[f]! - 1;
+    const ro = 8 * f + R_DROP;
+    let d = this.row[ro]! - 1;
     while (d >= 0 && this.dropReason[d] !== ri) d = this.dropNext[d]! - 1;
     if (d < 0) {
       d = this.newDrop();
@@ -263,8 +368,8 @@ export class Flows {
       this.dropReason[d] = ri;
       this.dropPkts[d] = 0;
       this.dropBytes[d] = 0;
-      this.dropNext[d] = this.dropHead[f]!;
-      this.dropHead[f] = d + 1;
+      this.dropNext[d] = this.row[ro]!;
+      this.row[ro] = d + 1;
     }
     this.dropPkts[d]!++;
     this.dropBytes[d]! += bytes;
@@ -279,15 +384,10 @@ export class Flows {
     if (this.dropFresh >= this.dropReason.length) {
       if (this.dropReason.length >= this.dropMax) return -1;
       const n = Math.min(this.dropMax, this.dropReason.length * 2);
-      const grow = <T extends Int32Array | Float64Array>(a: T, make: (n: number) => T): T => {
-        const b = make(n);
-        b.set(a);
-        return b;
-      };
-      this.dropReason = grow(this.dropReason, (k) => new Int32Array(k));
-      this.dropNext = grow(this.dropNext, (k) => new Int32Array(k));
-      this.dropPkts = grow(this.dropPkts, (k) => new Float64Array(k));
-      this.dropBytes = grow(this.dropBytes, (k) => new Float64Array(k));
+      this.dropReason = grown(this.dropReason, n);
+      this.dropNext = grown(this.dropNext, n);
+      this.dropPkts = grown(this.dropPkts, n);
+      this.dropBytes = grown(this.dropBytes, n);
     }
     return this.dropFresh++;
   }
@@ -300,40 +400,38 @@ export class Flows {
     for (let i = 0; i < 2 && this.count > 0; i++) {
       if (++this.rr >= this.count) this.rr = 0;
       const old = this.dense[this.rr]!;
-      if (nowUs - this.last[old]! > this.idleUs) this.evict(old, 'idle');
+      if (nowUs - this.cnt[8 * old + C_LAST]! > this.idleUs) this.evict(old, 'idle');
     }
     if (this.count >= this.max) {
       if (this.lruHead === NIL) return -1;
       this.evictedFull++;
       this.evict(this.lruHead, 'full');
     }
+    if (this.freeTop === 0 && this.fresh >= this.cap) this.grow();
     const f = this.freeTop > 0 ? this.freeList[--this.freeTop]! : this.fresh++;
-    this.src0[f] = src[0]!;
-    this.dst0[f] = dst[0]!;
-    this.v6[f] = v6 ? 1 : 0;
+    const row = this.row;
+    const o = 8 * f;
+    row[o] = h;
+    row[o + R_SRC0] = src[0]!;
+    row[o + R_DST0] = dst[0]!;
+    row[o + R_V6] = v6 ? 1 : 0;
     if (v6) {
-      const o = 3 * f;
-      this.srcHi[o] = src[1]!;
-      this.srcHi[o + 1] = src[2]!;
-      this.srcHi[o + 2] = src[3]!;
-      this.dstHi[o] = dst[1]!;
-      this.dstHi[o + 1] = dst[2]!;
-      this.dstHi[o + 2] = dst[3]!;
+      const q = 3 * f;
+      this.srcHi[q] = src[1]!;
+      this.srcHi[q + 1] = src[2]!;
+      this.srcHi[q + 2] = src[3]!;
+      this.dstHi[q] = dst[1]!;
+      this.dstHi[q + 1] = dst[2]!;
+      this.dstHi[q + 2] = dst[3]!;
     }
-    this.hash[f] = h;
     const b = h & this.mask;
-    this.nextInChain[f] = this.buckets[b]!;
+    row[o + R_NEXT] = this.buckets[b]!;
     this.buckets[b] = f + 1;
+    row[o + R_DROP] = 0;
+    this.cnt.fill(0, o, o + 8);
     this.created[f] = nowUs;
-    this.last[f] = nowUs;
-    this.pkts[f] = 0;
-    this.bytes[f] = 0;
-    this.fwdPkts[f] = 0;
-    this.fwdBytes[f] = 0;
-    this.tunPkts[f] = 0;
-    this.tunBytes[f] = 0;
-    this.dropHead[f] = 0;
-    this.where[f] = this.count;
+    this.cnt[o + C_LAST] = nowUs;
+    row[o + R_WHERE] = this.count;
     this.dense[this.count++] = f;
     // the most recently active end of the list
     this.lruNext[f] = NIL;
@@ -347,7 +445,7 @@ export class Flows {
 
   /** rough last activity: written now (at most once a minute), and to the recent end of the list */
   private touch(f: number, nowUs: number): void {
-    this.last[f] = nowUs;
+    this.cnt[8 * f + C_LAST] = nowUs;
     if (this.lruTail === f) return;
     this.unlinkLru(f);
     this.lruNext[f] = NIL;
@@ -369,36 +467,44 @@ export class Flows {
   private evict(f: number, why: 'idle' | 'full'): void {
     this.evicted++;
     if (this.onEvict) this.onEvict(f, why);
+    this.gen[f]!++;
+    const row = this.row;
+    const o = 8 * f;
     // out of its hash chain
-    const b = this.hash[f]! & this.mask;
+    const b = row[o]! & this.mask;
     let p = this.buckets[b]! - 1;
-    if (p === f) this.buckets[b] = this.nextInChain[f]!;
+    if (p === f) this.buckets[b] = row[o + R_NEXT]!;
     else {
-      while (this.nextInChain[p]! - 1 !== f) p = this.nextInChain[p]! - 1;
-      this.nextInChain[p] = this.nextInChain[f]!;
+      while (row[8 * p + R_NEXT]! - 1 !== f) p = row[8 * p + R_NEXT]! - 1;
+      row[8 * p + R_NEXT] = row[o + R_NEXT]!;
     }
     // swap-remove from the dense array
-    const at = this.where[f]!;
+    const at = row[o + R_WHERE]!;
     const lastF = this.dense[--this.count]!;
     this.dense[at] = lastF;
-    this.where[lastF] = at;
+    row[8 * lastF + R_WHERE] = at;
     this.unlinkLru(f);
-    for (let d = this.dropHead[f]! - 1; d >= 0; ) {
+    for (let d = row[o + R_DROP]! - 1; d >= 0; ) {
       const n = this.dropNext[d]! - 1;
       this.dropNext[d] = this.dropFree + 1;
       this.dropFree = d;
       d = n;
     }
+    row[o + R_DROP] = 0;
     this.leaveSource(f);
     this.freeList[this.freeTop++] = f;
   }
 
   /* ---------------- per source: the last destinations ---------------- */
 
+  private srcHash(k0: number, hi: Uint32Array | null, o: number): number {
+    let h = Math.imul(k0 ^ this.seed, 0x9e3779b1);
+    if (hi) h = Math.imul(h ^ hi[o]! ^ Math.imul(hi[o + 1]!, 0x85ebca6b) ^ hi[o + 2]!, 0xc2b2ae35);
+    return (h ^ (h >>> 15)) & this.srcMask;
+  }
+
   private findSource(src: Uint32Array, v6: boolean, create: boolean): number {
-    let h = Math.imul(src[0]! ^ this.seed, 0x9e3779b1);
-    if (v6) h = Math.imul(h ^ src[1]! ^ Math.imul(src[2]!, 0x85ebca6b) ^ src[3]!, 0xc2b2ae35);
-    const b = (h ^ (h >>> 15)) & this.mask;
+    const b = this.srcHash(src[0]!, v6 ? src : null, 1);
     for (let s = this.srcBuckets[b]! - 1; s >= 0; s = this.srcNextInChain[s]! - 1) {
       if (this.srcKey0[s] !== src[0] || (this.srcV6[s] === 1) !== v6) continue;
       if (v6) {
@@ -408,6 +514,7 @@ export class Flows {
       return s;
     }
     if (!create) return -1;
+    if (this.srcFreeTop === 0 && this.srcFresh >= this.srcCap) this.growSources();
     const s = this.srcFreeTop > 0 ? this.srcFree[--this.srcFreeTop]! : this.srcFresh++;
     this.srcKey0[s] = src[0]!;
     this.srcV6[s] = v6 ? 1 : 0;
@@ -423,28 +530,31 @@ export class Flows {
 
   private joinSource(f: number, src: Uint32Array, v6: boolean): void {
     const s = this.findSource(src, v6, true);
-    this.srcOf[f] = s;
+    this.row[8 * f + R_SRC] = s;
     this.srcFlows[s]!++;
     this.srcPrev[f] = NIL;
     this.srcNext[f] = NIL;
     if (this.perSource > 0) this.pushFront(s, f);
   }
 
-  /** flow f had a packet: its destination is its source's most recent */
+  /** flow f had a packet and is not its source's most recent: now it is */
   private recentDestination(f: number): void {
-    const s = this.srcOf[f]!;
-    if (this.srcHead[s] === f) return;
+    const s = this.row[8 * f + R_SRC]!;
     const inList = this.srcPrev[f] !== NIL || this.srcTail[s] === f;
     if (inList) this.unlinkSrc(s, f);
     this.pushFront(s, f);
   }
 
   private pushFront(s: number, f: number): void {
+    const h = this.srcHead[s]!;
     this.srcPrev[f] = NIL;
-    this.srcNext[f] = this.srcHead[s]!;
-    if (this.srcHead[s] !== NIL) this.srcPrev[this.srcHead[s]!] = f;
-    else this.srcTail[s] = f;
+    this.srcNext[f] = h;
+    if (h !== NIL) {
+      this.srcPrev[h] = f;
+      this.cnt[8 * h + C_HEAD] = 0;
+    } else this.srcTail[s] = f;
     this.srcHead[s] = f;
+    this.cnt[8 * f + C_HEAD] = 1;
     if (++this.srcCount[s]! > this.perSource) this.unlinkSrc(s, this.srcTail[s]!); // the oldest leaves the list (not the table)
   }
 
@@ -452,7 +562,11 @@ export class Flows {
     const p = this.srcPrev[f]!;
     const n = this.srcNext[f]!;
     if (p !== NIL) this.srcNext[p] = n;
-    else this.srcHead[s] = n;
+    else {
+      this.srcHead[s] = n;
+      this.cnt[8 * f + C_HEAD] = 0;
+      if (n !== NIL) this.cnt[8 * n + C_HEAD] = 1;
+    }
     if (n !== NIL) this.srcPrev[n] = p;
     else this.srcTail[s] = p;
     this.srcPrev[f] = NIL;
@@ -461,17 +575,11 @@ export class Flows {
   }
 
   private leaveSource(f: number): void {
-    const s = this.srcOf[f]!;
+    const s = this.row[8 * f + R_SRC]!;
     if (this.srcHead[s] === f || this.srcPrev[f] !== NIL) this.unlinkSrc(s, f);
     if (--this.srcFlows[s]! > 0) return;
     // the source's last flow: the entry goes
-    const h0 = this.srcKey0[s]!;
-    let h = Math.imul(h0 ^ this.seed, 0x9e3779b1);
-    if (this.srcV6[s]) {
-      const o = 3 * s;
-      h = Math.imul(h ^ this.srcKeyHi[o]! ^ Math.imul(this.srcKeyHi[o + 1]!, 0x85ebca6b) ^ this.srcKeyHi[o + 2]!, 0xc2b2ae35);
-    }
-    const b = (h ^ (h >>> 15)) & this.mask;
+    const b = this.srcHash(this.srcKey0[s]!, this.srcV6[s] ? this.srcKeyHi : null, 3 * s);
     let p = this.srcBuckets[b]! - 1;
     if (p === s) this.srcBuckets[b] = this.srcNextInChain[s]!;
     else {
@@ -500,7 +608,7 @@ export class Flows {
   /** f is a flow now (not free) */
   isLive(f: number): boolean {
     if (f < 0 || f >= this.fresh) return false;
-    const w = this.where[f]!;
+    const w = this.row[8 * f + R_WHERE]!;
     return w < this.count && this.dense[w] === f;
   }
 
@@ -511,34 +619,33 @@ export class Flows {
 
   /** the flow of (src, dst), or -1 */
   find(src: Uint32Array, dst: Uint32Array, v6: boolean): number {
-    const h = Flows.hashWords(this.seed, src, dst, v6);
-    let f = this.buckets[h & this.mask]! - 1;
-    while (f >= 0 && !(this.hash[f] === h && this.sameKey(f, src, dst, v6))) f = this.nextInChain[f]! - 1;
-    return f;
+    return this.lookup(Flows.hashWords(this.seed, src, dst, v6), src, dst, v6);
   }
 
   addrOf(f: number, which: 'src' | 'dst', out: Uint32Array): boolean {
-    out[0] = which === 'src' ? this.src0[f]! : this.dst0[f]!;
-    const v6 = this.v6[f] === 1;
+    out[0] = this.row[8 * f + (which === 'src' ? R_SRC0 : R_DST0)]!;
+    const v6 = this.row[8 * f + R_V6] === 1;
     const hi = which === 'src' ? this.srcHi : this.dstHi;
     for (let i = 1; i < 4; i++) out[i] = v6 ? hi[3 * f + i - 1]! : 0;
     return v6;
   }
 
   isV6(f: number): boolean {
-    return this.v6[f] === 1;
+    return this.row[8 * f + R_V6] === 1;
   }
 
-  /** counts of flow f: [pkts, bytes, fwd_pkts, fwd_bytes, tun_pkts, tun_bytes], first and rough last activity (µs) */
+  /** counts of flow f: packets and bytes seen, sent directly and through a tunnel, first and rough last activity (µs) */
   countsOf(f: number): { pkts: number; bytes: number; fwdPkts: number; fwdBytes: number; tunPkts: number; tunBytes: number; createdUs: number; lastUs: number } {
-    return { pkts: this.pkts[f]!, bytes: this.bytes[f]!, fwdPkts: this.fwdPkts[f]!, fwdBytes: this.fwdBytes[f]!, tunPkts: this.tunPkts[f]!, tunBytes: this.tunBytes[f]!, createdUs: this.created[f]!, lastUs: this.last[f]! };
+    const c = this.cnt;
+    const o = 8 * f;
+    return { pkts: c[o + C_PKTS]!, bytes: c[o + C_BYTES]!, fwdPkts: c[o + C_FWD]!, fwdBytes: c[o + C_FWD + 1]!, tunPkts: c[o + C_TUN]!, tunBytes: c[o + C_TUN + 1]!, createdUs: this.created[f]!, lastUs: c[o + C_LAST]! };
   }
 
   /** drops of flow f by reason: packets and bytes */
   dropsOf(f: number): { pkts: Record<string, number>; bytes: Record<string, number> } {
     const pkts: Record<string, number> = {};
     const bytes: Record<string, number> = {};
-    for (let d = this.dropHead[f]! - 1; d >= 0; d = this.dropNext[d]! - 1) {
+    for (let d = this.row[8 * f + R_DROP]! - 1; d >= 0; d = this.dropNext[d]! - 1) {
       const r = this.reasons[this.dropReason[d]!]!;
       pkts[r] = this.dropPkts[d]!;
       bytes[r] = this.dropBytes[d]!;
@@ -549,7 +656,7 @@ export class Flows {
   /** total drops of flow f (packets) */
   dropCountOf(f: number): number {
     let n = 0;
-    for (let d = this.dropHead[f]! - 1; d >= 0; d = this.dropNext[d]! - 1) n += this.dropPkts[d]!;
+    for (let d = this.row[8 * f + R_DROP]! - 1; d >= 0; d = this.dropNext[d]! - 1) n += this.dropPkts[d]!;
     return n;
   }
 
