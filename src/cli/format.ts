@@ -58,6 +58,10 @@ export function formatSummary(s: ReplaySummary, color: boolean): string {
     }
     for (const v of lb.services) lines.push(`${label('service')}${v.service} ${v.scheduler} ${v.forward ?? ''}  conns ${n(v.conns)}: ${v.servers.map((x) => `${x.server} ${n(x.conns)}`).join(', ')}`);
   }
+  if (s.flows) {
+    const f = s.flows;
+    lines.push(`${label('flows')}${n(f.count)} at the end, ${n(f.evicted)} evicted (${n(f.evicted_full)} when full)  drops: ${kv(f.drops)}`);
+  }
   if (s.warnings.length) for (const w of s.warnings) lines.push(`${label('warning')}${c.yellow(w)}`);
   if (s.error) lines.push(`${label('error')}${c.red(s.error)}`);
   return lines.join('\n');
