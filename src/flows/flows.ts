@@ -22,6 +22,8 @@
  * kept a handle (the engine, per connection) counts with the counts row alone (again()). The arrays
  * grow by doubling up to `max` (a table sized for a million flows costs nothing until it fills).
  */
+import { DropPool } from './drops.js';
+import { grown, pow2, type Row } from './grow.js';
 
 export interface FlowsConfig {
   /** seconds without a packet after which a flow may be evicted */
@@ -69,22 +71,6 @@ const C_TUN = 4;
 const C_LAST = 6;
 /** 1 while the flow is its source's most recent destination (the head of its list): no write per packet */
 const C_HEAD = 7;
-
-type Row = Int32Array | Uint32Array | Uint8Array | Float64Array;
-
-/** a copy of `a` in an array of the same type with room for n */
-function grown<T extends Row>(a: T, n: number): T {
-  const b = new (a.constructor as new (n: number) => T)(n);
-  b.set(a);
-  return b;
-}
-
-/** the least power of two >= n (16 at least) */
-function pow2(n: number): number {
-  let p = 16;
-  while (p < n) p *= 2;
-  return p;
-}
 
 export class Flows {
   readonly max: number;
@@ -139,17 +125,8 @@ export class Flows {
   private srcFree: Int32Array;
   private srcFreeTop = 0;
   private srcFresh = 0;
-  /* drop records */
-  private dropReason: Int32Array;
-  private dropNext: Int32Array;
-  private dropPkts: Float64Array;
-  private dropBytes: Float64Array;
-  private dropFree = NIL;
-  private dropFresh = 0;
-  private readonly dropMax: number;
-  /** drop reasons by index (the engine's names), and their indexes */
-  readonly reasons: string[] = [];
-  private readonly reasonIndex = new Map<string, number>();
+  /** drop records, chained per flow (R_DROP) */
+  private readonly drops: DropPool;
   /* totals */
   evicted = 0;
   /** evicted because the table was full */
@@ -198,12 +175,7 @@ export class Flows {
     this.srcFlows = new Int32Array(this.srcCap);
     this.srcNextInChain = new Int32Array(this.srcCap);
     this.srcFree = new Int32Array(this.srcCap);
-    this.dropMax = n * 2;
-    const d0 = Math.min(1024, this.dropMax);
-    this.dropReason = new Int32Array(d0);
-    this.dropNext = new Int32Array(d0);
-    this.dropPkts = new Float64Array(d0);
-    this.dropBytes = new Float64Array(d0);
+    this.drops = new DropPool(n * 2);
   }
 
   /** twice the room (up to max): every per-flow and per-source array copied into a larger one */
@@ -350,46 +322,10 @@ export class Flows {
   drop(f: number, reason: string, bytes: number): void {
     if (f < 0) return;
     this.dropTotals.set(reason, (this.dropTotals.get(reason) ?? 0) + 1);
-    let ri = this.reasonIndex.get(reason);
-    if (ri === undefined) {
-      ri = this.reasons.length;
-      this.reasons.push(reason);
-      this.reasonIndex.set(reason, ri);
-    }
     const ro = 8 * f + R_DROP;
-    let d = this.row[ro]! - 1;
-    while (d >= 0 && this.dropReason[d] !== ri) d = this.dropNext[d]! - 1;
-    if (d < 0) {
-      d = this.newDrop();
-      if (d < 0) {
-        this.unattributed++;
-        return;
-      }
-      this.dropReason[d] = ri;
-      this.dropPkts[d] = 0;
-      this.dropBytes[d] = 0;
-      this.dropNext[d] = this.row[ro]!;
-      this.row[ro] = d + 1;
-    }
-    this.dropPkts[d]!++;
-    this.dropBytes[d]! += bytes;
-  }
-
-  private newDrop(): number {
-    if (this.dropFree !== NIL) {
-      const d = this.dropFree;
-      this.dropFree = this.dropNext[d]! - 1;
-      return d;
-    }
-    if (this.dropFresh >= this.dropReason.length) {
-      if (this.dropReason.length >= this.dropMax) return -1;
-      const n = Math.min(this.dropMax, this.dropReason.length * 2);
-      this.dropReason = grown(this.dropReason, n);
-      this.dropNext = grown(this.dropNext, n);
-      this.dropPkts = grown(this.dropPkts, n);
-      this.dropBytes = grown(this.dropBytes, n);
-    }
-    return this.dropFresh++;
+    const head = this.drops.add(this.row[ro]!, reason, bytes);
+    if (head < 0) this.unattributed++;
+    else this.row[ro] = head;
   }
 
   /* ---------------- creation, eviction ---------------- */
@@ -484,12 +420,7 @@ export class Flows {
     this.dense[at] = lastF;
     row[8 * lastF + R_WHERE] = at;
     this.unlinkLru(f);
-    for (let d = row[o + R_DROP]! - 1; d >= 0; ) {
-      const n = this.dropNext[d]! - 1;
-      this.dropNext[d] = this.dropFree + 1;
-      this.dropFree = d;
-      d = n;
-    }
+    this.drops.release(row[o + R_DROP]!);
     row[o + R_DROP] = 0;
     this.leaveSource(f);
     this.freeList[this.freeTop++] = f;
@@ -643,21 +574,12 @@ export class Flows {
 
   /** drops of flow f by reason: packets and bytes */
   dropsOf(f: number): { pkts: Record<string, number>; bytes: Record<string, number> } {
-    const pkts: Record<string, number> = {};
-    const bytes: Record<string, number> = {};
-    for (let d = this.row[8 * f + R_DROP]! - 1; d >= 0; d = this.dropNext[d]! - 1) {
-      const r = this.reasons[this.dropReason[d]!]!;
-      pkts[r] = this.dropPkts[d]!;
-      bytes[r] = this.dropBytes[d]!;
-    }
-    return { pkts, bytes };
+    return this.drops.of(this.row[8 * f + R_DROP]!);
   }
 
   /** total drops of flow f (packets) */
   dropCountOf(f: number): number {
-    let n = 0;
-    for (let d = this.row[8 * f + R_DROP]! - 1; d >= 0; d = this.dropNext[d]! - 1) n += this.dropPkts[d]!;
-    return n;
+    return this.drops.count(this.row[8 * f + R_DROP]!);
   }
 
   /** temporary address words for callers that format (not kept) */
