@@ -59,6 +59,9 @@ export interface EngineOptions {
 
 const FLAGS = TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST;
 
+/** after an overload drop, this long: packets without a connection make no new flow (Engine.account) */
+const OVERLOAD_FLOWS_US = 1e6;
+
 export class Engine {
   readonly time = new Timeline();
   readonly ct: Conntrack;
@@ -151,9 +154,17 @@ export class Engine {
    * decode is its drop. The packet path calls this (or accountConn) once per packet, before anything that
    * may drop or send it.
    */
-  private account(v: PacketView): void {
+  private account(v: PacketView, miss = false): void {
     const flows = this.flows!;
-    const f = v.ipVersion === 0 ? -1 : flows.packet(v.src, v.dst, v.ipVersion === 6, v.ipTotalLen, this.time.nowUs);
+    let f = -1;
+    if (v.ipVersion !== 0) {
+      // Overload: while the LB drops for want of transmit room (in the last second), a packet that has no
+      // connection makes no flow (a spoofed flood would fill the table: accounting must not add to an
+      // attack's cost); it counts on its flow if there is one, else as unaccounted
+      const x = this.x;
+      if (miss && x !== null && x.overloadAtUs >= 0 && this.time.nowUs - x.overloadAtUs < OVERLOAD_FLOWS_US) f = flows.existing(v.src, v.dst, v.ipVersion === 6, v.ipTotalLen, this.time.nowUs);
+      else f = flows.packet(v.src, v.dst, v.ipVersion === 6, v.ipTotalLen, this.time.nowUs);
+    }
     if (this.x !== null) {
       this.x.flow = f;
       this.x.flowBytes = v.ipTotalLen;
@@ -181,7 +192,7 @@ export class Engine {
     }
     this.account(v);
     const g = this.x !== null ? this.x.flow : flows.find(v.src, v.dst, v.ipVersion === 6);
-    cache[i] = g + 1;
+    cache[i] = g >= 0 ? g + 1 : 0;
     if (g >= 0) cache[i + 1] = flows.genOf(g);
   }
 
@@ -244,7 +255,7 @@ export class Engine {
         x.flow = f;
         x.flowBytes = v.ipTotalLen;
       } else if (e >= 0) this.accountConn(e, v, untranslated);
-      else this.account(v);
+      else this.account(v, true);
     }
     if (e < 0) {
       // a miss: a new connection; synproxy step 1 or 2 for its services; else a service, a server, a connection

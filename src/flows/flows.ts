@@ -25,6 +25,9 @@
 import { DropPool } from './drops.js';
 import { grown, pow2, type Row } from './grow.js';
 
+/** the flow of a packet that has addresses but got none (overload): its drop counts, unattributed */
+export const NO_FLOW = -2;
+
 export interface FlowsConfig {
   /** seconds without a packet after which a flow may be evicted */
   idle: number;
@@ -131,8 +134,10 @@ export class Flows {
   evicted = 0;
   /** evicted because the table was full */
   evictedFull = 0;
-  /** drops that found the drop-record pool full */
+  /** drops on no flow: the drop-record pool was full, or the packet got no flow (overload) */
   unattributed = 0;
+  /** packets that got no flow: under overload, with none already (Engine.account) */
+  unaccounted = 0;
   /** drops by reason over every flow (packets) */
   readonly dropTotals = new Map<string, number>();
   /** called with each flow as it is evicted */
@@ -280,6 +285,14 @@ export class Flows {
     return f;
   }
 
+  /** packet() for a flow that exists; none is made (NO_FLOW: the packet is counted unaccounted, and its drop unattributed) */
+  existing(src: Uint32Array, dst: Uint32Array, v6: boolean, ipBytes: number, nowUs: number): number {
+    const f = this.lookup(Flows.hashWords(this.seed, src, dst, v6), src, dst, v6);
+    if (f >= 0) this.again(f, ipBytes, nowUs);
+    else this.unaccounted++;
+    return f >= 0 ? f : NO_FLOW;
+  }
+
   /** the generation of handle f: a caller that kept f (the engine, per connection) may use it while this holds */
   genOf(f: number): number {
     return this.gen[f]!;
@@ -320,7 +333,14 @@ export class Flows {
 
   /** a packet of flow f (-1: of no flow, not counted) was dropped for `reason` */
   drop(f: number, reason: string, bytes: number): void {
-    if (f < 0) return;
+    if (f < 0) {
+      // (a packet with addresses that got no flow: under overload; see Engine.account)
+      if (f === NO_FLOW) {
+        this.dropTotals.set(reason, (this.dropTotals.get(reason) ?? 0) + 1);
+        this.unattributed++;
+      }
+      return;
+    }
     this.dropTotals.set(reason, (this.dropTotals.get(reason) ?? 0) + 1);
     const ro = 8 * f + R_DROP;
     const head = this.drops.add(this.row[ro]!, reason, bytes);
@@ -445,7 +465,11 @@ export class Flows {
       return s;
     }
     if (!create) return -1;
-    if (this.srcFreeTop === 0 && this.srcFresh >= this.srcCap) this.growSources();
+    let bb = b;
+    if (this.srcFreeTop === 0 && this.srcFresh >= this.srcCap) {
+      this.growSources();
+      bb = this.srcHash(src[0]!, v6 ? src : null, 1); // (the buckets changed)
+    }
     const s = this.srcFreeTop > 0 ? this.srcFree[--this.srcFreeTop]! : this.srcFresh++;
     this.srcKey0[s] = src[0]!;
     this.srcV6[s] = v6 ? 1 : 0;
@@ -454,8 +478,8 @@ export class Flows {
     this.srcTail[s] = NIL;
     this.srcCount[s] = 0;
     this.srcFlows[s] = 0;
-    this.srcNextInChain[s] = this.srcBuckets[b]!;
-    this.srcBuckets[b] = s + 1;
+    this.srcNextInChain[s] = this.srcBuckets[bb]!;
+    this.srcBuckets[bb] = s + 1;
     return s;
   }
 

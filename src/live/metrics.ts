@@ -62,7 +62,8 @@ export class Metrics {
     total('tsvs_flow_drops_total', 'packets dropped on a flow, by reason (summed over flows, evicted ones included)', ['reason'], (set) => {
       for (const [k, v] of d.engine.flows?.dropTotals ?? []) set({ reason: k }, v);
     });
-    total('tsvs_flow_drops_unattributed_total', 'of those, drops whose flow could not record them (its drop-record pool was full)', [], (set) => set({}, d.engine.flows?.unattributed ?? 0));
+    total('tsvs_flow_drops_unattributed_total', 'of those, drops on no flow (under overload a packet without a connection makes none; or the drop-record pool was full)', [], (set) => set({}, d.engine.flows?.unattributed ?? 0));
+    total('tsvs_flow_packets_unaccounted_total', 'packets that made no flow: without a connection while the LB dropped for want of transmit room', [], (set) => set({}, d.engine.flows?.unaccounted ?? 0));
     gauge('tsvs_connections', 'connections in the table, by protocol and state', ['proto', 'state'], (set) => {
       for (const [k, v] of Object.entries(gauges(d.engine.ct).by_state)) {
         const [proto, state] = k.split('/');

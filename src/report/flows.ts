@@ -132,6 +132,8 @@ export interface FlowsSummary {
   evicted_full: number;
   /** drops that found the drop-record pool full */
   unattributed_drops: number;
+  /** packets that made no flow (overload: without a connection, while the LB dropped for want of room) */
+  unaccounted_packets: number;
   /** drops by reason over every flow (packets) */
   drops: Record<string, number>;
   top: FlowRecord[];
@@ -143,6 +145,7 @@ export function flowsSummary(flows: Flows, time: Timeline): FlowsSummary {
     evicted: flows.evicted,
     evicted_full: flows.evictedFull,
     unattributed_drops: flows.unattributed,
+    unaccounted_packets: flows.unaccounted,
     drops: Object.fromEntries(flows.dropTotals),
     top: topFlows(flows, 10, 'bytes').map((f) => flowRecord(flows, f, time)),
   };

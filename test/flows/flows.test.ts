@@ -12,7 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Flows } from '../../src/flows/flows.js';
 import { CORPUS, run, tsvs } from '../helpers/corpus.js';
-import { eth, ipv4, pcapFile, udp, type Rec } from '../helpers/packets.js';
+import { eth, ipv4, pcapFile, tcp, udp, type Rec } from '../helpers/packets.js';
+import { LbLab } from '../helpers/lb-lab.js';
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -202,6 +203,44 @@ describe('flow accounting (src/flows)', function () {
       }
     }
     assert.ok(recent.get(A[0]!)!.length > 200, 'A has had more than 100 destinations');
+  });
+
+  it('a table that grows while full of flows from ever new sources keeps every flow findable (max 5000: capacities that are not powers of two; it once lost a source chain and looped)', function () {
+    const flows = new Flows({ idle: 3600, max: 5000, perSource: 100 });
+    const r = rng(5);
+    const s = new Uint32Array(4);
+    const d = new Uint32Array([0x0a4d0901, 0, 0, 0]);
+    for (let i = 0; i < 40_000; i++) {
+      s[0] = (r() * 2 ** 32) >>> 0;
+      flows.drop(flows.packet(s, d, false, 40, 1e12 + i), 'synproxy_cookie', 40);
+    }
+    assert.equal(flows.count, 5000);
+    assert.equal(flows.evictedFull, 35_000);
+    const src = new Uint32Array(4);
+    for (const f of flows.handles()) {
+      flows.addrOf(f, 'src', src);
+      assert.equal(flows.find(src, d, false), f);
+      assert.deepEqual(flows.recentOf(src, false), [f]);
+      assert.deepEqual(flows.dropsOf(f).pkts, { synproxy_cookie: 1 });
+    }
+  });
+
+  it('under overload a packet without a connection makes no flow (a spoofed flood cannot fill the table): counted unaccounted, its drop unattributed; flows that exist still count', function () {
+    let spare = 100;
+    const lab = new LbLab('dpvs', [{ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', synproxy: true, servers: [{ addr: '10.0.0.1', port: 8080 }] }], { reserve: 50, spare: () => spare, maxConns: 256, flows: true });
+    const syn = (src: string, sport: number) => eth(0x0800, ipv4({ proto: 6, src, dst: '10.9.9.9' }, tcp({ src, dst: '10.9.9.9', sport, dport: 80, flags: 0x02, seq: 7 })));
+    lab.frame(syn('192.0.2.1', 1000)); // a client's flow, before
+    spare = 50;
+    for (let i = 0; i < 200; i++) lab.frame(syn(`198.51.${i >> 8}.${i & 255}`, 3000 + i));
+    lab.frame(syn('192.0.2.1', 1001)); // the client again, during (unverified: dropped too)
+    const flows = lab.engine.flows!;
+    // the first flood SYN came before any overload drop: it made its flow; the other 199 did not
+    assert.equal(flows.count, 2);
+    assert.equal(flows.unaccounted, 199);
+    assert.equal(flows.unattributed, 199);
+    assert.equal(flows.dropTotals.get('synproxy_overload'), 201);
+    const c = flows.find(new Uint32Array([0xc0000201, 0, 0, 0]), new Uint32Array([0x0a090909, 0, 0, 0]), false);
+    assert.deepEqual([flows.countsOf(c).pkts, flows.dropsOf(c).pkts], [2, { synproxy_cookie: 1, synproxy_overload: 1 }]);
   });
 
   it('drops are attributed: the corpus DOMINATE SYN flood against a synproxy service puts each source\'s SYNs (answered with cookies) and RSTs (no connection) on its flow, as tshark counts them', async function () {

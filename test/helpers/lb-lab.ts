@@ -20,6 +20,8 @@ export interface LabOptions {
   reserve?: number;
   spare?: () => number;
   maxConns?: number;
+  /** flow accounting on (defaults for the rest) */
+  flows?: boolean;
 }
 
 export class LbLab {
@@ -43,6 +45,7 @@ export class LbLab {
       conntrack: { profile, seed: 1, maxConns: o.maxConns ?? 64, jitter: false },
       lb: { services: this.services, synproxy: { cfg: cfg.synproxy, secret: replaySecret(undefined, 1) }, reserve: o.reserve },
       sink,
+      ...(o.flows ? { flows: { idle: 3600, max: 1 << 16, perSource: 100 } } : {}),
     });
     this.ct = this.engine.ct;
     this.lb = this.engine.lb!;
