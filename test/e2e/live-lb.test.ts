@@ -52,7 +52,12 @@ function stop(p: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): Promise<number>
   const t0 = Date.now();
   return new Promise((resolve) => {
     if (p.exitCode !== null || p.signalCode !== null) return resolve(0);
-    p.once('exit', () => resolve(Date.now() - t0));
+    // a process that does not end on the signal in 10 s is killed (a hung daemon must not outlive the suite)
+    const kill = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    p.once('exit', () => {
+      clearTimeout(kill);
+      resolve(Date.now() - t0);
+    });
     p.kill(sig);
   });
 }
