@@ -287,7 +287,7 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       assert.ok(status.not_emitted.synproxy_overload! > 0, 'the overload policy dropped SYNs early');
       assert.ok(ok >= 0.9 * results.length, `${ok} of ${results.length} succeeded: ${results.join(',')}; ${st.stdout}`);
       assert.doesNotMatch(lb.log(), /server down/);
-      assert.ok(rss1 - rss0 < 96 * 1024, `RSS ${rss0} -> ${rss1} kB`);
+      assert.ok(rss1 - rss0 < 64 * 1024, `RSS ${rss0} -> ${rss1} kB`);
     } finally {
       await stop(flood, 'SIGINT');
       await stopLb(lb);
