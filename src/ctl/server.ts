@@ -106,18 +106,51 @@ export class CtlServer {
   requests = 0;
   errors = 0;
 
+  /** the inode of the socket this server made (close removes that one only) */
+  private ino = -1;
+
   constructor(
     private readonly d: CtlTarget,
     readonly socketPath: string,
   ) {}
 
+  /**
+   * Make sure `p` may become this daemon's socket, before anything starts: refused when it is not a socket (a
+   * file, a directory: never deleted) or when a daemon answers on it (its PID named); a stale socket (nobody
+   * listening) is removed.
+   */
+  static async claim(p: string): Promise<void> {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      return; // free
+    }
+    if (!st.isSocket()) throw new Error(`${p} exists and is not a socket (${st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : 'a file'}): refusing to replace it`);
+    const pid = await new Promise<number | null>((resolve) => {
+      const s = net.createConnection(p);
+      let buf = '';
+      const done = (v: number | null) => {
+        clearTimeout(t);
+        s.destroy();
+        resolve(v);
+      };
+      const t = setTimeout(() => done(-1), 2000); // connected but silent: someone is there
+      s.setEncoding('utf8');
+      s.once('connect', () => s.write(`{"v":${CTL_VERSION},"cmd":"hello"}\n`));
+      s.on('data', (d: string) => {
+        buf += d;
+        const m = /"pid":(\d+)/.exec(buf);
+        if (m || buf.includes('\n')) done(m ? Number(m[1]) : -1);
+      });
+      s.once('error', () => done(null)); // ECONNREFUSED: stale
+    });
+    if (pid !== null) throw new Error(`${p}: another tsvs run is using it${pid > 0 ? ` (pid ${pid})` : ''}; stop it first, or give this one another live.socket`);
+    fs.unlinkSync(p); // a stale socket of an earlier run
+  }
+
   listen(): Promise<void> {
     fs.mkdirSync(path.dirname(this.socketPath), { recursive: true, mode: 0o755 });
-    try {
-      fs.unlinkSync(this.socketPath); // a stale socket of an earlier run
-    } catch {
-      /* none */
-    }
     return new Promise((resolve, reject) => {
       const srv = net.createServer((c) => this.client(c));
       srv.once('error', reject);
@@ -126,6 +159,11 @@ export class CtlServer {
       srv.listen(this.socketPath, () => {
         process.umask(old);
         this.server = srv;
+        try {
+          this.ino = fs.statSync(this.socketPath).ino;
+        } catch {
+          /* gone already */
+        }
         resolve();
       });
     });
@@ -296,7 +334,8 @@ export class CtlServer {
       this.server.close(() => resolve());
       this.server = null;
       try {
-        fs.unlinkSync(this.socketPath);
+        // only our own socket (another daemon's, made after ours was removed, stays)
+        if (fs.statSync(this.socketPath).ino === this.ino) fs.unlinkSync(this.socketPath);
       } catch {
         /* gone */
       }

@@ -7,6 +7,13 @@ import { CtlServer } from '../ctl/server.js';
 import { Metrics } from './metrics.js';
 
 export async function runDaemon(cfg: Config, log: Logger, configFile: string): Promise<number> {
+  // the control socket first: a second daemon on the same socket must not capture and transmit at all
+  try {
+    await CtlServer.claim(cfg.live!.socket);
+  } catch (e) {
+    log.error('cannot start', { error: `live.socket ${(e as Error).message}` });
+    return 2;
+  }
   let d: Daemon;
   try {
     d = new Daemon(cfg, log, configFile);

@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { REPO, run } from '../helpers/corpus.js';
 import { CtlServer, SCAN_BUDGET, type CtlTarget } from '../../src/ctl/server.js';
 import { PacketRecord } from '../../src/capture/record.js';
 import type { Conntrack } from '../../src/conntrack/conntrack.js';
@@ -212,6 +214,48 @@ describe('control socket server', function () {
       c.destroy();
     } finally {
       await s.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the socket is claimed before a daemon starts: a file or directory there is refused (and kept), a live daemon is refused by its PID, a stale socket is replaced; `tsvs run` on a taken socket exits 2 naming the PID', async function () {
+    this.timeout(30000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-claim-'));
+    try {
+      const file = path.join(dir, 'a-file');
+      fs.writeFileSync(file, 'keep me');
+      await assert.rejects(CtlServer.claim(file), /exists and is not a socket \(a file\): refusing to replace it/);
+      assert.equal(fs.readFileSync(file, 'utf8'), 'keep me');
+      await assert.rejects(CtlServer.claim(dir), /not a socket \(a directory\)/);
+      // a live daemon's socket
+      const sock = path.join(dir, 'live.sock');
+      const s = new CtlServer(target(tracker), sock);
+      await s.listen();
+      try {
+        await assert.rejects(CtlServer.claim(sock), new RegExp(`another tsvs run is using it \\(pid ${process.pid}\\)`));
+        // the real program, as a second daemon would start (it stops before capturing anything)
+        const cfg = path.join(dir, 'lb.yaml');
+        fs.writeFileSync(cfg, `live: { interfaces: [lo], socket: ${sock}, metrics: false }\nservices:\n  - { proto: tcp, vip: 127.0.0.9, port: 80, scheduler: rr, forward: nat, servers: [{ addr: 127.0.0.10, port: 80 }] }\n`);
+        const r = await run(path.join(REPO, 'bin', 'tsvs'), ['run', '--config', cfg]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, new RegExp(`another tsvs run is using it \\(pid ${process.pid}\\)`));
+        // and the first is still reachable
+        assert.ok(fs.statSync(sock).isSocket());
+        assert.equal(parse(s.answer('{"v":1,"cmd":"hello"}')).ok, true);
+      } finally {
+        await s.close();
+      }
+      assert.ok(!fs.existsSync(sock), 'close removed its own socket');
+      // a stale socket: its process killed without cleaning up
+      const stale = path.join(dir, 'stale.sock');
+      const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => console.log('up'))`]);
+      await new Promise<void>((r) => child.stdout.once('data', () => r()));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      assert.ok(fs.statSync(stale).isSocket());
+      await CtlServer.claim(stale);
+      assert.ok(!fs.existsSync(stale));
+    } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
