@@ -128,11 +128,22 @@ const service = z
       issue(['laddrs'], 'required for fnat forwarding (local addresses the LB connects to servers from)');
     }
     if (s.tunnel.src !== undefined && s.tunnel.src.includes(':') !== v6) issue(['tunnel', 'src'], "must be of the VIP's address family");
+    // (no NAT64/46: every address a service's packets carry is of the VIP's family)
+    s.laddrs.forEach((a, i) => {
+      if (a.includes(':') !== v6) issue(['laddrs', i], `must be of the VIP's address family (IPv${v6 ? 6 : 4})`);
+    });
+    const seen = new Map<string, number>();
     s.servers.forEach((x, i) => {
       const fwd = x.forward ?? s.forward;
       if (x.port === undefined) issue(['servers', i, 'port'], 'required');
       if (fwd === 'snat') issue(['servers', i, 'forward'], 'snat is a service-wide mode (forward: snat with match:)');
-      if ((fwd === 'dr' || fwd === 'tunnel' || fwd === 'nat') && x.addr.includes(':') !== v6) issue(['servers', i, 'addr'], `must be of the VIP's address family for ${fwd} forwarding`);
+      if (x.addr.includes(':') !== v6) issue(['servers', i, 'addr'], `must be of the VIP's address family (IPv${v6 ? 6 : 4})`);
+      // direct routing rewrites no port: the server answers on the VIP's
+      if (fwd === 'dr' && x.port !== undefined && s.port !== undefined && x.port !== s.port && s.port !== 0) issue(['servers', i, 'port'], `must be the VIP's port (${s.port}) for dr forwarding (the packet reaches the server unchanged)`);
+      const k = `${x.addr} ${x.port}`;
+      const first = seen.get(k);
+      if (first !== undefined) issue(['servers', i], `duplicate server ${x.addr}:${x.port} (also servers[${first}])`);
+      else seen.set(k, i);
     });
   });
 
@@ -370,5 +381,6 @@ export function parseConfigText(text: string, where: string): Config {
     const first = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw new ConfigError(`${where}: ${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${first}`);
   }
+  if (doc === null || doc === undefined) throw new ConfigError(`${where}: empty (a configuration has at least services: or live:)`);
   return parseConfig(doc, where);
 }

@@ -2,6 +2,7 @@
 /** `tsvs` entry point. User mistakes print one line and exit 2; never a stack trace (TSVS_DEBUG=1 shows one). */
 import '../runtime.js'; // first: V8 settings for the packet path
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
 import { replayFile, ReplayError } from '../replay.js';
@@ -61,8 +62,56 @@ function openOutput(flag: string, path: string | undefined): LineWriter | undefi
   }
 }
 
+/** "{}" in an output path: each input's base name without its capture extensions (x.pcap.gz -> x) */
+function perInput(pattern: string, input: string): string {
+  return pattern.split('{}').join(path.basename(input).replace(/(\.(pcapng|pcap|cap|gz))+$/i, ''));
+}
+
+/**
+ * Outputs are checked before anything is opened for writing: none may be an input (the same file, by device
+ * and inode: a link or another path to it too) or another output; with several inputs, --out and --snapshot
+ * (one file per input) need "{}" in their path and distinct names.
+ */
+function checkOutputs(files: string[], config: string | undefined, outs: Array<[string, string | undefined]>): void {
+  const id = (p: string): string | null => {
+    try {
+      const st = fs.statSync(p);
+      // the terminal, /dev/null, a pipe: writing there loses nothing
+      return st.isFile() || st.isDirectory() ? `${st.dev}:${st.ino}` : null;
+    } catch {
+      return null;
+    }
+  };
+  const inputs = new Map<string, string>();
+  for (const f of config ? [...files, config] : files) {
+    const k = id(f);
+    if (k) inputs.set(k, f);
+  }
+  const seen = new Map<string, string>();
+  for (const [flag, pattern] of outs) {
+    if (!pattern) continue;
+    const perFile = flag === 'out' || flag === 'snapshot';
+    if (perFile && files.length > 1 && !pattern.includes('{}')) throw new UsageError(`--${flag} ${pattern}: ${files.length} inputs would write one after another into it: put {} in the name (each input's base name), e.g. --${flag} ${pattern.replace(/(\.[^./]*)?$/, '-{}$1')}`);
+    for (const p of perFile ? files.map((f) => perInput(pattern, f)) : [pattern]) {
+      const k = id(p) ?? `path:${path.resolve(p)}`;
+      const input = inputs.get(k);
+      if (input !== undefined) throw new UsageError(`--${flag} ${p}: is the input ${input}: refusing to overwrite it`);
+      const other = seen.get(k);
+      if (other !== undefined && !k.startsWith('path:/dev/')) throw new UsageError(`--${flag} ${p}: also the output of ${other}`);
+      seen.set(k, `--${flag}`);
+    }
+  }
+}
+
 async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: string) => boolean): Promise<number> {
   let rc = 0;
+  checkOutputs(files, opts.config, [
+    ['out', opts.out],
+    ['snapshot', opts.snapshot],
+    ['events', opts.events],
+    ['conns', opts.conns],
+    ['flows', opts.flows],
+  ]);
   let cfg: Config | null = null;
   if (opts.config) {
     try {
@@ -89,8 +138,9 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   const flowsOut = openOutput('flows', opts.flows);
   const fc = cfg?.flows;
   const flows = flowsOut || fc?.enabled ? { idle: fc?.idle ?? 3600, max: fc?.max ?? 1 << 20, perSource: fc?.per_source ?? 100, out: flowsOut } : undefined;
-  if (opts.out) openOutput('out', opts.out)?.close(); // fail early if it cannot be written
-  if (opts.snapshot) openOutput('snapshot', opts.snapshot)?.close(); // fail early if it cannot be written
+  // fail early if they cannot be written (one per input: "{}" in the name)
+  for (const f of opts.out ? files : []) openOutput('out', perInput(opts.out!, f))?.close();
+  for (const f of opts.snapshot ? files : []) openOutput('snapshot', perInput(opts.snapshot!, f))?.close();
   const color = process.stdout.isTTY === true;
   for (const file of files) {
     let packets = 0;
@@ -104,13 +154,13 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
     try {
       const s = await replayFile(file, {
         verifyChecksums: opts.verifyChecksums,
-        track: { profile, seed, maxConns, drain: opts.drain, events, conns, snapshotFile: opts.snapshot, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
+        track: { profile, seed, maxConns, drain: opts.drain, events, conns, snapshotFile: opts.snapshot && perInput(opts.snapshot, file), tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
         // a fresh service table per file: schedulers and counters start anew
         lb:
           cfg && cfg.services.length
             ? {
                 services: new Services(cfg.services),
-                out: opts.out,
+                out: opts.out && perInput(opts.out, file),
                 decrementTtl: cfg.decrement_ttl,
                 mtu: cfg.mtu,
                 synproxy: { cfg: cfg.synproxy, secret: replaySecret(cfg.synproxy.secret, seed) },

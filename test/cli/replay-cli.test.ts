@@ -151,4 +151,38 @@ describe('tsvs replay (CLI)', function () {
     assert.equal((await tsvs(['replay'])).code, 2);
     assert.equal((await tsvs(['frobnicate'])).code, 2);
   });
+
+  it('no output may be an input or another output (checked before anything is written); several inputs need {} in --out and --snapshot', async function () {
+    const a = path.join(tmp, 'a.pcap');
+    const b = path.join(tmp, 'b.pcap.gz');
+    fs.copyFileSync(path.join(REPO, 'pcaps', 'http-get.pcap'), a);
+    fs.writeFileSync(b, (await import('node:zlib')).gzipSync(fs.readFileSync(path.join(REPO, 'pcaps', 'http-dns.pcap'))));
+    const cfg = path.join(tmp, 'out-lb.yaml');
+    fs.writeFileSync(cfg, 'services:\n  - { proto: tcp, vip: 192.150.187.43, port: 80, scheduler: rr, forward: nat, servers: [{ addr: 10.201.3.1, port: 8080 }] }\n');
+    const before = fs.readFileSync(a);
+    const link = path.join(tmp, 'a-link.pcap');
+    fs.symlinkSync(a, link);
+    for (const [args, re] of [
+      [['--config', cfg, '--out', a], /^tsvs: --out .*a\.pcap: is the input .*a\.pcap: refusing to overwrite it$/],
+      [['--events', a], /^tsvs: --events .*a\.pcap: is the input/],
+      [['--conns', link], /^tsvs: --conns .*a-link\.pcap: is the input .*a\.pcap/],
+      [['--flows', cfg], /^tsvs: --flows .*out-lb\.yaml: is the input/],
+      [['--events', path.join(tmp, 'x.jsonl'), '--conns', path.join(tmp, 'x.jsonl')], /^tsvs: --conns .*x\.jsonl: also the output of --events$/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await tsvs(['replay', a, ...(args.includes('--config') ? [] : ['--config', cfg]), ...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr.trim(), re);
+      assert.deepEqual(fs.readFileSync(a), before, 'the input is intact');
+    }
+    // several inputs: one output per input, named by "{}"
+    const one = await tsvs(['replay', a, b, '--config', cfg, '--out', path.join(tmp, 'o.pcap')]);
+    assert.equal(one.code, 2);
+    assert.match(one.stderr, /--out .*o\.pcap: 2 inputs would write one after another into it: put \{\} in the name .*o-\{\}\.pcap/);
+    const r = await tsvs(['replay', a, b, '--config', cfg, '--out', path.join(tmp, 'o-{}.pcap'), '--snapshot', path.join(tmp, 's-{}.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await tsharkCount(path.join(tmp, 'o-a.pcap')), 14);
+    assert.ok(fs.existsSync(path.join(tmp, 'o-b.pcap')));
+    assert.equal((JSON.parse(fs.readFileSync(path.join(tmp, 's-a.json'), 'utf8')) as { source: string }).source, a);
+    assert.equal((JSON.parse(fs.readFileSync(path.join(tmp, 's-b.json'), 'utf8')) as { source: string }).source, b);
+  });
 });

@@ -116,7 +116,7 @@ export const CONFIG_DOCS: Array<Record<string, unknown>> = [
   { services: [svc('tcp', 'nat'), svc('udp', 'nat', { scheduler: 'rr' })], profile: 'dpvs' },
   { services: [svc('tcp', 'nat', { persistence: { timeout: 60, netmask: 24 }, scheduler: 'lc' }), svc('udp', 'fnat', { laddrs: ['10.0.1.1'] })], profile: 'netfilter', decrement_ttl: true, mtu: 576 },
   { services: [svc('tcp', 'fnat', { laddrs: ['10.0.1.1', '10.0.1.2'], toa: true, scheduler: 'mh', mh: { table_size: 251, port: true, fallback: true } }), svc('udp', 'fnat', { laddrs: ['10.0.1.1'], conn_timeout: 5 })] },
-  { services: [svc('tcp', 'dr', { scheduler: 'sh' }), svc('udp', 'tunnel', { tunnel: { type: 'gue', port: 6080 }, scheduler: 'dh' })], decrement_ttl: true },
+  { services: [svc('tcp', 'dr', { scheduler: 'sh' }, SERVERS.map((s) => ({ ...s, port: 80 }))), svc('udp', 'tunnel', { tunnel: { type: 'gue', port: 6080 }, scheduler: 'dh' })], decrement_ttl: true },
   { services: [svc('tcp', 'tunnel', { scheduler: 'conhash' }), { proto: 'tcp', forward: 'snat', match: { src: '192.168.0.0/16' }, scheduler: 'rr', servers: [{ addr: '10.0.2.1' }, { addr: '10.0.2.2' }] }] },
   { services: [svc('tcp', 'nat', { synproxy: true, servers: SERVERS.slice(0, 2).map((x) => ({ ...x, upper_threshold: 2 })) })], synproxy: { max_ack_saved: 1, rs_syn_max_retry: 1 } },
   { services: [svc('tcp', 'fnat', { synproxy: true, toa: true, laddrs: ['10.0.1.1'], servers: SERVERS.slice(0, 2) })], synproxy: { defer_rs_syn: true, wscale: false, conn_reuse_state: ['close', 'time_wait', 'fin_wait'] }, profile: 'netfilter' },

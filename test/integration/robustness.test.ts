@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS, run, tsvs } from '../helpers/corpus.js';
-import { parseConfig } from '../../src/config.js';
+import { parseConfig, parseConfigText } from '../../src/config.js';
 import { LbLab } from '../helpers/lb-lab.js';
 import { concat, eth, ipv4, ipv6, ngEpb, ngIdb, ngShb, tcp, udp } from '../helpers/packets.js';
 
@@ -156,6 +156,29 @@ describe('robustness regressions (issue 15)', function () {
     assert.match(err({ services: [svc({ persistence: { timeout: 1e9 } })] }), /services\[0\]\.persistence\.timeout: Number must be less than or equal to 2592000/);
     assert.match(err({ services: [svc({ conn_timeout: 1e9 })] }), /services\[0\]\.conn_timeout: Number must be less than or equal to 2592000/);
     assert.match(err({ synproxy: { ack_storm_thresh: 1000 } }), /^lb\.yaml: synproxy\.ack_storm_thresh: Number must be less than or equal to 255/);
+  });
+
+  it('address families must agree across a service (VIP, local addresses, servers, tunnel source); a duplicate server, a DR server on another port and an empty file are errors (issue 21)', function () {
+    const err = (doc: unknown): string => {
+      try {
+        parseConfig(doc, 'lb.yaml');
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    const v6 = { proto: 'tcp', vip: '2001:db8::1', port: 80, scheduler: 'rr' };
+    // an IPv6 VIP with an IPv4 FNAT local address sent from "a00:1::"
+    assert.match(err({ services: [{ ...v6, forward: 'fnat', laddrs: ['10.0.1.1'], servers: [{ addr: '2001:db8::10', port: 8080 }] }] }), /^lb\.yaml: services\[0\]\.laddrs\[0\]: must be of the VIP's address family \(IPv6\)/);
+    assert.match(err({ services: [{ ...v6, forward: 'fnat', laddrs: ['2001:db8::100'], servers: [{ addr: '10.0.0.10', port: 8080 }] }] }), /services\[0\]\.servers\[0\]\.addr: must be of the VIP's address family \(IPv6\)/);
+    assert.match(err({ services: [{ ...v6, forward: 'tunnel', tunnel: { src: '10.0.0.5' }, servers: [{ addr: '2001:db8::10', port: 80 }] }] }), /services\[0\]\.tunnel\.src: must be of the VIP's address family/);
+    assert.equal(err({ services: [{ ...v6, forward: 'fnat', laddrs: ['2001:db8::100'], servers: [{ addr: '2001:db8::10', port: 8080 }] }] }), 'accepted');
+    const v4 = { proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', forward: 'nat' };
+    assert.match(err({ services: [{ ...v4, servers: [{ addr: '10.0.0.1', port: 8080 }, { addr: '10.0.0.2', port: 8080 }, { addr: '10.0.0.1', port: 8080, weight: 3 }] }] }), /^lb\.yaml: services\[0\]\.servers\[2\]: duplicate server 10\.0\.0\.1:8080 \(also servers\[0\]\)/);
+    assert.equal(err({ services: [{ ...v4, servers: [{ addr: '10.0.0.1', port: 8080 }, { addr: '10.0.0.1', port: 8081 }] }] }), 'accepted');
+    assert.match(err({ services: [{ ...v4, forward: 'dr', servers: [{ addr: '10.0.0.1', port: 8080, mac: '02:00:00:00:00:01' }] }] }), /services\[0\]\.servers\[0\]\.port: must be the VIP's port \(80\) for dr forwarding/);
+    assert.throws(() => parseConfigText('', 'empty.yaml'), /^ConfigError: empty\.yaml: empty \(a configuration has at least services: or live:\)$|empty\.yaml: empty/);
+    assert.throws(() => parseConfigText('# only a comment\n', 'c.yaml'), /c\.yaml: empty/);
   });
 
   it('an internal error names the file and record, exits 70 (not 2, a bad file), and keeps what came before (summary, --out, --conns)', async function () {
