@@ -32,6 +32,16 @@ function file(name: string, text: string | Uint8Array): string {
   return p;
 }
 
+/** the one-line error of a configuration document named lb.yaml, or "accepted" */
+function configError(doc: unknown): string {
+  try {
+    parseConfig(doc, 'lb.yaml');
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return 'accepted';
+}
+
 describe('robustness regressions (issue 15)', function () {
   this.timeout(120000);
 
@@ -133,14 +143,7 @@ describe('robustness regressions (issue 15)', function () {
 
   it('every numeric setting is bounded, with an error naming its key (mh tables, conhash rings, thresholds, timeouts)', function () {
     const svc = (extra: Record<string, unknown>, servers: unknown[] = [{ addr: '10.0.0.1', port: 80 }]) => ({ proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'mh', servers, ...extra });
-    const err = (doc: unknown): string => {
-      try {
-        parseConfig(doc, 'lb.yaml');
-      } catch (e) {
-        return (e as Error).message;
-      }
-      return 'accepted';
-    };
+    const err = configError;
     // these ran for minutes or died with "Invalid typed array length"; 8 is not a prime (a permutation cycle never ends)
     for (const ts of [1e9, 4294967311, 1e300]) assert.match(err({ services: [svc({ mh: { table_size: ts } })] }), /^lb\.yaml: services\[0\]\.mh\.table_size: Number must be less than or equal to 131071/);
     assert.match(err({ services: [svc({ mh: { table_size: 8 } })] }), /^lb\.yaml: services\[0\]\.mh\.table_size: expected a prime/);
@@ -159,14 +162,7 @@ describe('robustness regressions (issue 15)', function () {
   });
 
   it('address families must agree across a service (VIP, local addresses, servers, tunnel source); a duplicate server, a DR server on another port and an empty file are errors (issue 21)', function () {
-    const err = (doc: unknown): string => {
-      try {
-        parseConfig(doc, 'lb.yaml');
-      } catch (e) {
-        return (e as Error).message;
-      }
-      return 'accepted';
-    };
+    const err = configError;
     const v6 = { proto: 'tcp', vip: '2001:db8::1', port: 80, scheduler: 'rr' };
     // an IPv6 VIP with an IPv4 FNAT local address sent from "a00:1::"
     assert.match(err({ services: [{ ...v6, forward: 'fnat', laddrs: ['10.0.1.1'], servers: [{ addr: '2001:db8::10', port: 8080 }] }] }), /^lb\.yaml: services\[0\]\.laddrs\[0\]: must be of the VIP's address family \(IPv6\)/);
