@@ -216,46 +216,38 @@ export class Engine {
     const ct = this.ct;
     const lb = this.lb;
     if (this.sp !== null) this.cur = r; // (what the synproxy sends takes its link type and time)
-    const flows = this.flows !== null;
-    if (badSum || lb === null || v.icmpIsError) {
-      if (flows) this.account(v);
-      if (badSum) {
-        ct.rejectChecksum();
-        this.x?.skip('bad_checksum');
-        return -1;
-      }
-      // without services: tracking alone
-      if (lb === null) return ct.track(v);
-      // an ICMP error belongs to the connection whose packet it quotes, and is translated like it
+    // (flow accounting, when on, before anything may drop or send the packet: out of line, one test here)
+    if (badSum) {
+      if (this.flows !== null) this.account(v);
+      ct.rejectChecksum();
+      this.x?.skip('bad_checksum');
+      return -1;
+    }
+    // without services: tracking alone
+    if (lb === null) return ct.track(v);
+    // an ICMP error belongs to the connection whose packet it quotes, and is translated like it
+    if (v.icmpIsError) {
+      if (this.flows !== null) this.account(v);
       return this.related(r, v);
     }
     // the tuple, and one probe for both directions
     if (!ct.key(v)) {
-      if (flows) this.account(v);
+      if (this.flows !== null) this.account(v);
       if (v.status !== 0) this.x!.skip('decode_drop', statusName(v.status));
       else this.x!.skip('not_tracked');
       return -1;
     }
     const k = ct.k;
     let e = ct.find(k);
-    let untranslated = false;
-    if (e < 0) {
+    if (e >= 0) {
+      if (this.flows !== null) this.accountConn(e, v, false);
+    } else {
       e = lb.untranslatedReply();
-      untranslated = e >= 0;
-    }
-    // the packet's flow: the one its connection's direction keeps, or looked up
-    if (flows) {
-      // (the hit inline: a flow kept by the connection, still its own)
-      const i = 6 * (e >>> 1) + 2 * ((e & 1) + (untranslated ? 1 : 0));
-      const cache = this.flowCache!;
-      const f = e >= 0 ? cache[i]! - 1 : -1;
-      if (f >= 0 && this.flows!.genOf(f) === cache[i + 1]) {
-        this.flows!.again(f, v.ipTotalLen, this.time.nowUs);
-        const x = this.x!;
-        x.flow = f;
-        x.flowBytes = v.ipTotalLen;
-      } else if (e >= 0) this.accountConn(e, v, untranslated);
-      else this.account(v, true);
+      // the packet's flow: the one its connection's direction keeps, or looked up
+      if (this.flows !== null) {
+        if (e >= 0) this.accountConn(e, v, true);
+        else this.account(v, true);
+      }
     }
     if (e < 0) {
       // a miss: a new connection; synproxy step 1 or 2 for its services; else a service, a server, a connection
@@ -368,7 +360,7 @@ export class Engine {
   private synproxyMiss(r: PacketRecord, v: PacketView, k: TupleKey, si: number): number {
     const sp = this.sp!;
     const x = this.x!;
-    if ((v.tcpFlags & TCP_SYN) !== 0 && !sp.verified.has(v.src, v.ipVersion === 6, this.time.nowUs) && x.overloaded(this.reserve, 'synproxy_overload')) return -1;
+    if ((v.tcpFlags & TCP_SYN) !== 0 && this.reserve !== 0 && !sp.verified.has(v.src, v.ipVersion === 6, this.time.nowUs) && x.overloaded(this.reserve, 'synproxy_overload')) return -1;
     const a = sp.noConn(r.buf, v, si);
     if (a === SP_OPEN) {
       const c = this.create(v, k, si);
@@ -387,7 +379,7 @@ export class Engine {
 
   /** a client's SYN on a synproxy connection: a new handshake on a closing one, answered like a first SYN */
   private synOnConn(r: PacketRecord, v: PacketView, c: number): number {
-    if (!this.sp!.verified.has(v.src, v.ipVersion === 6, this.time.nowUs) && this.x!.overloaded(this.reserve, 'synproxy_overload')) return -1;
+    if (this.reserve !== 0 && !this.sp!.verified.has(v.src, v.ipVersion === 6, this.time.nowUs) && this.x!.overloaded(this.reserve, 'synproxy_overload')) return -1;
     this.synproxyAnswer(r, v, this.sp!.synOnConn(r.buf, v, c));
     return -1;
   }
