@@ -19,3 +19,15 @@ export const V8_FLAGS = process.env.TSVS_V8_FLAGS ? process.env.TSVS_V8_FLAGS.sp
 
 export const v8Tuned = process.env.TSVS_V8_DEFAULTS !== '1';
 if (v8Tuned) for (const f of V8_FLAGS) v8.setFlagsFromString(f);
+
+/**
+ * Output into a closed pipe (`tsvs replay ... | head`): end quietly with the status a process killed by
+ * SIGPIPE has (128 + 13), as the tools it is used with do; never a stack trace or "internal error". Node
+ * ignores SIGPIPE, so the write fails with EPIPE instead: on standard output (asynchronously), or in a
+ * LineWriter's write to /dev/stdout or a FIFO (see brokenPipe there).
+ */
+export const EXIT_SIGPIPE = 141;
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(EXIT_SIGPIPE);
+  throw e;
+});

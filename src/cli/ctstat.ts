@@ -8,6 +8,7 @@
  * (--socket PATH, default $TSVS_SOCKET or /run/tsvs/tsvs.sock).
  * States are coloured only when stdout is a terminal.
  */
+import '../runtime.js'; // first: V8 settings, and a quiet end on a closed pipe
 import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';

@@ -365,7 +365,13 @@ export class LineWriter {
 
   flush(): void {
     if (this.parts.length === 0) return;
-    fs.writeSync(this.fd, `${this.parts.join('\n')}\n`);
+    try {
+      fs.writeSync(this.fd, `${this.parts.join('\n')}\n`);
+    } catch (e) {
+      // the reader of a pipe went away (`--events /dev/stdout | head`): end as a process killed by SIGPIPE
+      if ((e as NodeJS.ErrnoException).code === 'EPIPE') process.exit(141);
+      throw e;
+    }
     this.parts = [];
     this.size = 0;
   }

@@ -185,4 +185,20 @@ describe('tsvs replay (CLI)', function () {
     assert.equal((JSON.parse(fs.readFileSync(path.join(tmp, 's-a.json'), 'utf8')) as { source: string }).source, a);
     assert.equal((JSON.parse(fs.readFileSync(path.join(tmp, 's-b.json'), 'utf8')) as { source: string }).source, b);
   });
+
+  it('output into a closed pipe ends quietly with status 141 (as SIGPIPE would), no stack trace: tsvs replay --events /dev/stdout | head, ctstat -L | head', async function () {
+    const flood = path.join(CORPUS, 'synflood/stopddos-pkt.TCP.synflood.spoofed.pcap');
+    const snap = path.join(tmp, 'flood-snap.json');
+    assert.equal((await tsvs(['replay', flood, '--snapshot', snap])).code, 0);
+    const cmds = [
+      `${path.join(REPO, 'bin', 'tsvs')} replay ${flood} --events /dev/stdout`,
+      `${path.join(REPO, 'bin', 'tsvs')} replay ${flood} --conns /dev/stdout --drain`,
+      `${path.join(REPO, 'bin', 'ctstat')} -L -o conntrack --snapshot ${snap}`,
+    ];
+    for (const c of cmds) {
+      const r = await run('bash', ['-c', `${c} 2>${tmp}/pipe.err | head -1 >/dev/null; echo "\${PIPESTATUS[0]}"`]);
+      assert.equal(r.stdout.trim(), '141', c);
+      assert.equal(fs.readFileSync(path.join(tmp, 'pipe.err'), 'utf8'), '', `${c}: nothing on stderr`);
+    }
+  });
 });
