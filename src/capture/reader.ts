@@ -47,27 +47,54 @@ interface Source {
   close(): void;
 }
 
-function fileSource(fd: number): Source {
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** read(2) at the current position (a pipe, a FIFO, standard input: no seeking), waiting out EAGAIN */
+function readOn(fd: number, buf: Uint8Array, off: number, len: number): number {
+  for (;;) {
+    try {
+      return fs.readSync(fd, buf, off, len, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      Atomics.wait(pause, 0, 0, 1); // a non-blocking descriptor with nothing yet
+    }
+  }
+}
+
+/** the bytes of `fd` from its current position, after `head` (the bytes already read to sniff the format) */
+function fileSource(fd: number, head: Buffer): Source {
   let pos = 0;
+  let h = 0;
   return {
     read(buf, off, len) {
-      const n = fs.readSync(fd, buf, off, len, null);
+      if (h < head.length) {
+        const n = Math.min(len, head.length - h);
+        head.copy(buf, off, h, h + n);
+        h += n;
+        pos += n;
+        return n;
+      }
+      const n = readOn(fd, buf, off, len);
       pos += n;
       return n;
     },
     consumed: () => pos,
-    close: () => fs.closeSync(fd),
+    close: () => {
+      if (fd > 2) fs.closeSync(fd);
+    },
   };
 }
 
-function gzipSource(file: string): Source {
-  const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+function gzipSource(file: string, fd: number, head: Buffer): Source {
+  const raw = fs.createReadStream('', { fd, highWaterMark: 1 << 20, autoClose: fd > 2, start: undefined });
   let rawPos = 0;
   raw.on('data', (c) => {
     rawPos += c.length;
   });
   const gz = createGunzip();
   raw.on('error', (e) => gz.destroy(e));
+  gz.write(head); // (read to sniff the format)
+  rawPos += head.length;
   raw.pipe(gz);
   const it = gz[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   let pending: Buffer | null = null;
@@ -119,10 +146,11 @@ function memorySource(data: Uint8Array): Source {
   };
 }
 
+/** `-` is standard input; a pipe or a FIFO is read as it comes (nothing here seeks) */
 function openSource(file: string): { src: Source; size: number; compressed: boolean } {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = file === '-' ? 0 : fs.openSync(file, 'r');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new CaptureError(file, 'open', err.code === 'ENOENT' ? 'no such file' : `cannot open (${err.code ?? err.message})`, 0);
@@ -133,10 +161,15 @@ function openSource(file: string): { src: Source; size: number; compressed: bool
     throw new CaptureError(file, 'open', 'is a directory', 0);
   }
   const head = Buffer.alloc(2);
-  const n = fs.readSync(fd, head, 0, 2, 0);
+  let n = 0;
+  while (n < 2) {
+    const k = readOn(fd, head, n, 2 - n);
+    if (k === 0) break;
+    n += k;
+  }
+  const got = head.subarray(0, n);
   const compressed = n === 2 && head[0] === 0x1f && head[1] === 0x8b;
-  if (compressed) fs.closeSync(fd);
-  return { src: compressed ? gzipSource(file) : fileSource(fd), size: st.size, compressed };
+  return { src: compressed ? gzipSource(file, fd, got) : fileSource(fd, got), size: st.isFile() ? st.size : 0, compressed };
 }
 
 function detect(file: string, b: Uint8Array, n: number, onRecord: RecordHandler): FormatParser {

@@ -28,7 +28,7 @@ export class PcapWriter {
     readonly digits: 6 | 9 = 6,
     readonly snaplen = 262144,
   ) {
-    this.fd = fs.openSync(path, 'w');
+    this.fd = path === '-' ? 1 : fs.openSync(path, 'w'); // `-`: standard output
     const h = this.buf;
     wr32le(h, 0, digits === 9 ? 0xa1b23c4d : 0xa1b2c3d4);
     wr16le(h, 4, 2);
@@ -122,14 +122,25 @@ export class PcapWriter {
 
   close(): void {
     this.flush();
-    fs.closeSync(this.fd);
+    if (this.fd !== 1) fs.closeSync(this.fd);
   }
 }
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 /** write(2) until all of it is written (a pipe or a full disk may take less at a time) */
-function writeAll(fd: number, b: Uint8Array, off: number, len: number): void {
+export function writeAll(fd: number, b: Uint8Array, off: number, len: number): void {
   while (len > 0) {
-    const n = fs.writeSync(fd, b, off, len);
+    let n: number;
+    try {
+      n = fs.writeSync(fd, b, off, len);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE') process.exit(141); // the reader of a pipe went away: end as SIGPIPE would
+      if (code !== 'EAGAIN') throw e;
+      Atomics.wait(pause, 0, 0, 1); // a non-blocking pipe that is full: its reader has to catch up
+      n = 0;
+    }
     off += n;
     len -= n;
   }

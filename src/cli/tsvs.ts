@@ -141,7 +141,10 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   // fail early if they cannot be written (one per input: "{}" in the name)
   for (const f of opts.out ? files : []) openOutput('out', perInput(opts.out!, f))?.close();
   for (const f of opts.snapshot ? files : []) openOutput('snapshot', perInput(opts.snapshot!, f))?.close();
-  const color = process.stdout.isTTY === true;
+  // an output on standard output (`-`) has it to itself: the summaries go to standard error then
+  const toStdout = [opts.out, opts.snapshot, opts.events, opts.conns, opts.flows].includes('-');
+  const report = toStdout ? process.stderr : process.stdout;
+  const color = report.isTTY === true;
   for (const file of files) {
     let packets = 0;
     let size = 0;
@@ -172,7 +175,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
       });
       if (showProgress) process.stderr.write('\r\x1b[K');
       for (const w of s.warnings) process.stderr.write(`tsvs: warning: ${file}: ${w}\n`);
-      process.stdout.write(opts.json ? `${JSON.stringify(s)}\n` : `${formatSummary(s, color)}\n\n`);
+      report.write(opts.json ? `${JSON.stringify(s)}\n` : `${formatSummary(s, color)}\n\n`);
     } catch (e) {
       if (showProgress) process.stderr.write('\r\x1b[K');
       if (!(e instanceof ReplayError)) throw e;
@@ -181,7 +184,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
         process.stderr.write(`tsvs: this is a bug in tsvs, not in the file: please report it with the file (TSVS_DEBUG=1 prints the stack)\n`);
         if (process.env.TSVS_DEBUG) process.stderr.write(`${(e.cause as Error & { cause?: Error }).cause?.stack ?? e.cause.stack}\n`);
       }
-      if (e.summary) process.stdout.write(opts.json ? `${JSON.stringify(e.summary)}\n` : `${formatSummary(e.summary, color)}\n\n`);
+      if (e.summary) report.write(opts.json ? `${JSON.stringify(e.summary)}\n` : `${formatSummary(e.summary, color)}\n\n`);
       rc = Math.max(rc, e.internal ? EXIT_INTERNAL : 2);
     }
   }

@@ -2,6 +2,7 @@
  * Records of the tracker for people and tools: events and per-connection lines (JSON lines), and the
  * snapshot of the table that `ctstat` reads. Formatting happens only when an output is asked for.
  */
+import { writeAll } from '../capture/writer.js';
 import type { FlowRecord } from '../flows/flows.js';
 import * as fs from 'node:fs';
 import { formatAddr } from '../packet/bytes.js';
@@ -353,8 +354,9 @@ export class LineWriter {
   private parts: string[] = [];
   private size = 0;
 
+  /** `-`: standard output */
   constructor(readonly path: string) {
-    this.fd = fs.openSync(path, 'w');
+    this.fd = path === '-' ? 1 : fs.openSync(path, 'w');
   }
 
   line(s: string): void {
@@ -365,19 +367,15 @@ export class LineWriter {
 
   flush(): void {
     if (this.parts.length === 0) return;
-    try {
-      fs.writeSync(this.fd, `${this.parts.join('\n')}\n`);
-    } catch (e) {
-      // the reader of a pipe went away (`--events /dev/stdout | head`): end as a process killed by SIGPIPE
-      if ((e as NodeJS.ErrnoException).code === 'EPIPE') process.exit(141);
-      throw e;
-    }
+    // (a pipe takes what it has room for; its reader gone, the process ends as SIGPIPE would: writeAll)
+    const b = Buffer.from(`${this.parts.join('\n')}\n`);
+    writeAll(this.fd, b, 0, b.length);
     this.parts = [];
     this.size = 0;
   }
 
   close(): void {
     this.flush();
-    fs.closeSync(this.fd);
+    if (this.fd !== 1) fs.closeSync(this.fd);
   }
 }

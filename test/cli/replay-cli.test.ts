@@ -201,4 +201,38 @@ describe('tsvs replay (CLI)', function () {
       assert.equal(fs.readFileSync(path.join(tmp, 'pipe.err'), 'utf8'), '', `${c}: nothing on stderr`);
     }
   });
+
+  it('reads standard input (-), pipes and FIFOs (no seeking), gzip included; writes --out -, --events - to standard output (the summary then goes to stderr)', async function () {
+    const cap = path.join(REPO, 'pcaps', 'http-dns.pcap');
+    const tsvsBin = path.join(REPO, 'bin', 'tsvs');
+    const want = JSON.parse((await tsvs(['replay', '--json', cap])).stdout) as Record<string, unknown>;
+    const same = (out: string, compressed: boolean) => {
+      const j = JSON.parse(out) as Record<string, unknown>;
+      assert.deepEqual({ ...j, file: cap, compressed: false }, want);
+      assert.equal(j.compressed, compressed);
+    };
+    const stdin = await run('bash', ['-c', `cat ${cap} | ${tsvsBin} replay --json -`]);
+    assert.equal(stdin.code, 0, stdin.stderr);
+    same(stdin.stdout, false);
+    const gz = await run('bash', ['-c', `gzip -c ${cap} | ${tsvsBin} replay --json -`]);
+    assert.equal(gz.code, 0, gz.stderr);
+    same(gz.stdout, true);
+    const fifo = path.join(tmp, 'cap.fifo');
+    const f = await run('bash', ['-c', `mkfifo ${fifo} && (gzip -c ${cap} > ${fifo} &) && ${tsvsBin} replay --json ${fifo}`]);
+    assert.equal(f.code, 0, f.stderr);
+    same(f.stdout, true);
+    // --out - into tshark; the summary on stderr
+    const cfg = path.join(tmp, 'stdout-lb.yaml');
+    fs.writeFileSync(cfg, 'services:\n  - { proto: tcp, vip: 192.150.187.43, port: 80, scheduler: rr, forward: nat, servers: [{ addr: 10.201.3.1, port: 8080 }] }\n');
+    const get = path.join(REPO, 'pcaps', 'http-get.pcap');
+    const o = await run('bash', ['-c', `${tsvsBin} replay ${get} --config ${cfg} --out - 2>${tmp}/sum.txt | tshark -n -r - -T fields -e ip.dst -e ip.src`]);
+    assert.equal(o.code, 0, o.stderr);
+    const rows = o.stdout.trim().split('\n');
+    assert.equal(rows.length, 14);
+    assert.equal(rows.filter((r) => r.startsWith('10.201.3.1\t')).length, 7, 'the client packets, to the server');
+    assert.match(fs.readFileSync(path.join(tmp, 'sum.txt'), 'utf8'), /packets\s+14\b/);
+    const ev = await run('bash', ['-c', `${tsvsBin} replay ${get} --events - 2>/dev/null`]);
+    const lines = ev.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    assert.deepEqual([lines[0]!.type, lines.length > 2], ['new', true]);
+  });
 });
