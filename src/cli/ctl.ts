@@ -23,7 +23,22 @@ function hostPort(s: string, flag: string): { addr: string; port: number } {
   return { addr: m[1]!, port };
 }
 
+const USAGE = `usage: tsvs ctl COMMAND [options]   (ipvsadm verbs, against a running tsvs run)
+  -A|-E -t|-u VIP:PORT [-s SCHED] [-m|-g|-i|-b] [--laddr ADDR]...   add / edit a service
+  -D -t|-u VIP:PORT                                               delete a service
+  -a|-e -t|-u VIP:PORT -r ADDR:PORT [-m|-g|-i|-b] [-w WEIGHT]       add / edit a real server
+  -d -t|-u VIP:PORT -r ADDR:PORT                                  delete a real server
+  -L|-l [-n] [--stats|--rate|-c]                                   list services (connections with -c)
+  -Z   zero the counters        -C   remove every connection
+  --socket PATH   the daemon's control socket (default: $TSVS_SOCKET or ${DEFAULT_SOCKET})
+Forwarding: -m masquerading (nat), -g gatewaying (dr), -i ipip (tunnel), -b full NAT (fnat)
+`;
+
 export async function ctlMain(args: string[]): Promise<number> {
+  if (args.includes('-h') || args.includes('--help')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   let cmd = '';
   let proto: 'tcp' | 'udp' | undefined;
   let vip: { addr: string; port: number } | undefined;

@@ -18,6 +18,7 @@ import { recordMatcher, type FlowSort } from '../report/flows.js';
 import { addrToWords, userPrefix } from '../packet/addr.js';
 import type { FlowRecord } from '../flows/flows.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
+import { VERSION } from '../version.js';
 
 interface Opts {
   services?: boolean;
@@ -33,6 +34,7 @@ interface Opts {
   dst?: string;
   port?: string;
   flows?: boolean;
+  color?: boolean;
   top?: string;
   sort: string;
   recent?: string;
@@ -129,16 +131,24 @@ export async function main(argv: string[]): Promise<number> {
     .option('--top <n>', 'with --flows: only the n largest')
     .option('--sort <key>', 'with --flows: bytes, pkts or drops', 'bytes')
     .option('--recent <addr>', 'with --flows: the last destinations of this source, most recent first')
+    .option('--no-color', 'no colours (also: NO_COLOR in the environment)')
+    .version(VERSION, '-V, --version')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
     program.parse(argv);
     const o = program.opts<Opts>();
+    // options a view would ignore are mistakes, said so
+    const given = (k: string) => program.getOptionValueSource(k) === 'cli';
+    if (o.rate && !o.services) throw new UsageError('--rate: only with -l (the services view)');
+    for (const k of ['top', 'sort', 'recent']) if (given(k) && !o.flows) throw new UsageError(`--${k}: only with --flows`);
+    if (o.flows) for (const k of ['proto', 'state', 'port']) if (given(k)) throw new UsageError(`--${k}: not a flow filter (--flows takes --src, --dst, --recent)`);
+    if (o.flows && (o.list || o.services || o.stats)) throw new UsageError('--flows: a view of its own (not with -L, -l or -S)');
     if (!['ipvs', 'conntrack', 'json'].includes(o.output)) throw new UsageError(`-o: expected ipvs, conntrack or json, got "${o.output}"`);
     if (o.flows) return await flowsCmd(o);
     if (!o.list && !o.stats && !o.services) throw new UsageError('nothing to do: give -L (connections), -l (services), -S (counters) or --flows');
     const snap = o.snapshot ? load(o.snapshot) : await fetchLive(o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET, o.list === true, o);
-    const color = process.stdout.isTTY === true;
+    const color = process.stdout.isTTY === true && o.color !== false && !process.env.NO_COLOR;
     if (o.list) process.stdout.write(`${list(snap, o, color)}\n`);
     if (o.services) process.stdout.write(`${services(snap, o)}\n`);
     else if (o.stats) process.stdout.write(`${stats(snap, o)}\n`);

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
+import { VERSION } from '../version.js';
 import { replayFile, ReplayError } from '../replay.js';
 import { LineWriter } from '../report/records.js';
 import type { Profile } from '../conntrack/conntrack.js';
@@ -18,6 +19,7 @@ const LARGE_FILE = 64 * 1024 * 1024;
 
 interface ReplayCliOptions {
   json?: boolean;
+  color?: boolean;
   verifyChecksums?: boolean;
   profile: string;
   seed: string;
@@ -144,7 +146,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   // an output on standard output (`-`) has it to itself: the summaries go to standard error then
   const toStdout = [opts.out, opts.snapshot, opts.events, opts.conns, opts.flows].includes('-');
   const report = toStdout ? process.stderr : process.stdout;
-  const color = report.isTTY === true;
+  const color = report.isTTY === true && opts.color !== false && !process.env.NO_COLOR;
   for (const file of files) {
     let packets = 0;
     let size = 0;
@@ -225,6 +227,7 @@ export async function main(argv: string[]): Promise<number> {
   let rc = 0;
   const program = new Command('tsvs')
     .description('connection tracking and L4 load balancing over captures and live traffic')
+    .version(VERSION, '-V, --version')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   program
@@ -232,6 +235,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('read pcap/pcapng captures (optionally gzip-compressed) and report what they hold')
     .argument('<file...>', 'capture files')
     .option('--json', 'one JSON object per file on stdout')
+    .option('--no-color', 'no colours in the table (also: NO_COLOR in the environment)')
     .option('--verify-checksums', 'verify IPv4 header and TCP/UDP/ICMP checksums; failures are counted and not tracked')
     .option('--profile <name>', 'state machines: netfilter (Linux nf_conntrack) or dpvs', 'netfilter')
     .option('--seed <n>', 'seed of the timeout jitter PRNG', '1')

@@ -2,7 +2,7 @@
 import chalk, { Chalk } from 'chalk';
 import { UsageError } from './errors.js';
 import { CtlClient } from '../ctl/client.js';
-import { connMatches, type Snapshot, type SnapshotConn, type SnapshotService, type TupleJson } from '../report/records.js';
+import { snapshotMatcher, type Snapshot, type SnapshotConn, type SnapshotService, type TupleJson } from '../report/records.js';
 import type { FlowRecord } from '../flows/flows.js';
 import type { FlowSort } from '../report/flows.js';
 
@@ -36,11 +36,17 @@ function colourState(c: typeof chalk, s: string): string {
   return c.cyan(s);
 }
 
-function filter(conns: SnapshotConn[], o: ViewOpts): SnapshotConn[] {
+function filter(conns: SnapshotConn[], o: ViewOpts, profile: string): SnapshotConn[] {
   const port = o.port === undefined ? undefined : Number(o.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port: expected 0-65535, got "${o.port}"`);
   const f = { proto: o.proto, state: o.state, src: o.src, dst: o.dst, port };
-  return conns.filter((c) => connMatches(c, f));
+  let match: (c: SnapshotConn) => boolean;
+  try {
+    match = snapshotMatcher(profile, f);
+  } catch (e) {
+    throw new UsageError(`--${(e as Error).message}`);
+  }
+  return conns.filter(match);
 }
 
 function icmpPart(t: TupleJson): string {
@@ -56,7 +62,7 @@ export function conntrackLine(c: SnapshotConn): string {
 }
 
 export function list(snap: Snapshot, o: ViewOpts, color: boolean): string {
-  const conns = filter(snap.conns, o);
+  const conns = filter(snap.conns, o, snap.profile);
   if (o.output === 'json') return JSON.stringify(conns);
   if (o.output === 'conntrack') return conns.map(conntrackLine).join('\n') + (conns.length ? '\n' : '') + `conntrack v1.4 (tsvs): ${conns.length} flow entries have been shown.`;
   const c = color ? chalk : new Chalk({ level: 0 });

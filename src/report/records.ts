@@ -12,7 +12,7 @@ import { COUNTER_NAMES, S_ASSURED, S_SEEN_REPLY, type Conntrack, type EventType 
 import { LB_COUNTER_NAMES, type Balancer } from '../lb/balancer.js';
 import { stateNames as profileStates } from '../proto/index.js';
 import { serverLabel } from '../service/services.js';
-import { inPrefix, userPrefix, type Prefix } from '../packet/addr.js';
+import { addrToWords, inPrefix, userPrefix, type Prefix } from '../packet/addr.js';
 import type { Rates } from '../stats/estimator.js';
 
 export function protoName(p: number): string {
@@ -194,6 +194,10 @@ export function stateNames(t: Conntrack): string[] {
 
 /** Check a filter (throws a one-line Error naming the bad field) and compile it for `pageConns`. */
 export function compileFilter(t: Conntrack, f: ConnFilter): ConnQuery {
+  return compileFor(stateNames(t), f);
+}
+
+function compileFor(states: string[], f: ConnFilter): ConnQuery {
   const q: ConnQuery = { proto: -1, state: '', src: null, srcV6: false, dst: null, dstV6: false, port: -1 };
   if (f.proto !== undefined) {
     const n = PROTO_NUMBERS[f.proto.toLowerCase()];
@@ -202,7 +206,7 @@ export function compileFilter(t: Conntrack, f: ConnFilter): ConnQuery {
   }
   if (f.state !== undefined) {
     q.state = f.state.toUpperCase();
-    if (!stateNames(t).includes(q.state)) throw new Error(`state: expected one of ${stateNames(t).join(', ')}, got ${JSON.stringify(f.state)}`);
+    if (!states.includes(q.state)) throw new Error(`state: expected one of ${states.join(', ')}, got ${JSON.stringify(f.state)}`);
   }
   if (f.src !== undefined) ({ p: q.src, v6: q.srcV6 } = userPrefix('src', f.src));
   if (f.dst !== undefined) ({ p: q.dst, v6: q.dstV6 } = userPrefix('dst', f.dst));
@@ -250,14 +254,23 @@ export function pageConns(t: Conntrack, lb: Balancer | null, from: number, limit
   return { conns, next: c < end ? c : null, total: tb.count };
 }
 
-export function connMatches(c: SnapshotConn, f: ConnFilter): boolean {
-  return (
-    (!f.proto || c.proto === f.proto.toLowerCase()) &&
-    (!f.state || c.state === f.state.toUpperCase()) &&
-    (!f.src || c.orig.src === f.src) &&
-    (!f.dst || c.orig.dst === f.dst) &&
-    (f.port === undefined || c.orig.sport === f.port || c.orig.dport === f.port || c.orig.id === f.port)
-  );
+/**
+ * A filter over a snapshot's connections, checked as the control socket checks it (the states of the
+ * snapshot's profile, addresses or CIDR prefixes; throws a one-line Error naming the field).
+ */
+export function snapshotMatcher(profile: string, f: ConnFilter): (c: SnapshotConn) => boolean {
+  const q = compileFor(profileStates(profile === 'dpvs' ? 'dpvs' : 'netfilter'), f);
+  const inside = (a: string, p: Prefix | null, v6: boolean) => {
+    if (!p) return true;
+    const w = addrToWords(a);
+    return w.v6 === v6 && inPrefix(w.words, p, v6);
+  };
+  return (c) =>
+    (q.proto < 0 || PROTO_NUMBERS[c.proto] === q.proto) &&
+    (!q.state || c.state === q.state) &&
+    inside(c.orig.src, q.src, q.srcV6) &&
+    inside(c.orig.dst, q.dst, q.dstV6) &&
+    (q.port < 0 || c.orig.sport === q.port || c.orig.dport === q.port || c.orig.id === q.port);
 }
 
 export interface SnapshotService {

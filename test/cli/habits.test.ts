@@ -1,0 +1,86 @@
+/**
+ * What a tcpdump / conntrack-tools / ipvsadm user types first (issue 21, "Unix habits"), against the real
+ * programs: --version, NO_COLOR and --no-color on a terminal (a pseudo-terminal from script(1)), tsvs ctl
+ * --help, ctstat's filters checked (and CIDR prefixes taken), options a view would ignore refused.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { REPO, run } from '../helpers/corpus.js';
+
+const TSVS = path.join(REPO, 'bin', 'tsvs');
+const CTSTAT = path.join(REPO, 'bin', 'ctstat');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-habits-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** `cmd` run on a pseudo-terminal (stdout is a TTY), its output */
+async function onTerminal(cmd: string, env: Record<string, string> = {}): Promise<string> {
+  const r = await run('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm-256color' } });
+  return r.stdout;
+}
+
+describe('Unix habits (CLI)', function () {
+  this.timeout(60000);
+  const snap = path.join(tmp, 'snap.json');
+  before(async function () {
+    assert.equal((await run(TSVS, ['replay', path.join(REPO, 'pcaps', 'http-dns.pcap'), '--snapshot', snap])).code, 0);
+  });
+
+  it('--version on every program prints package.json\'s version, exit 0', async function () {
+    const want = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+    for (const [cmd, args] of [
+      [TSVS, ['--version']],
+      [TSVS, ['-V']],
+      [CTSTAT, ['--version']],
+    ] as Array<[string, string[]]>) {
+      const r = await run(cmd, args);
+      assert.deepEqual([r.code, r.stdout.trim()], [0, want], `${cmd} ${args.join(' ')}`);
+    }
+  });
+
+  it('colours on a terminal unless NO_COLOR is set or --no-color is given (tsvs replay, ctstat -L)', async function () {
+    const esc = /\x1b\[/; // eslint-disable-line no-control-regex
+    const cap = path.join(REPO, 'pcaps', 'http-get.pcap');
+    assert.match(await onTerminal(`${TSVS} replay ${cap}`), esc, 'coloured on a terminal');
+    assert.doesNotMatch(await onTerminal(`${TSVS} replay ${cap}`, { NO_COLOR: '1' }), esc);
+    const plain = await onTerminal(`${TSVS} replay --no-color ${cap}`);
+    assert.match(plain, /packets\s+14\b/);
+    assert.doesNotMatch(plain, esc);
+    assert.match(await onTerminal(`${CTSTAT} -L --snapshot ${snap}`), esc);
+    assert.doesNotMatch(await onTerminal(`${CTSTAT} -L --snapshot ${snap}`, { NO_COLOR: '1' }), esc);
+    const plainL = await onTerminal(`${CTSTAT} -L --no-color --snapshot ${snap}`);
+    assert.match(plainL, /IPVS connection entries/);
+    assert.doesNotMatch(plainL, esc);
+  });
+
+  it('tsvs ctl --help and -h print the verbs, exit 0', async function () {
+    for (const h of ['--help', '-h']) {
+      const r = await run(TSVS, ['ctl', h]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^usage: tsvs ctl COMMAND/);
+      assert.match(r.stdout, /-A\|-E -t\|-u VIP:PORT/);
+    }
+  });
+
+  it('ctstat checks its filters (a bad state or address is an error, not an empty list), takes CIDR prefixes, and refuses options its view ignores', async function () {
+    for (const [args, re] of [
+      [['-L', '--state', 'BOGUS'], /^ctstat: --state: expected one of .*ESTABLISHED.*, got "BOGUS"$/],
+      [['-L', '--src', '1.2.3'], /^ctstat: --src: expected an address or a prefix like 10\.0\.0\.0\/8, got "1\.2\.3"$/],
+      [['-L', '--proto', 'sctp'], /^ctstat: --proto: expected tcp, udp, icmp or icmpv6/],
+      [['-L', '--rate'], /^ctstat: --rate: only with -l/],
+      [['-L', '--top', '3'], /^ctstat: --top: only with --flows$/],
+      [['--flows', '--state', 'ESTABLISHED'], /^ctstat: --state: not a flow filter/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await run(CTSTAT, [...args, '--snapshot', snap]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}`);
+      assert.match(r.stderr.trim(), re);
+    }
+    // the capture's client is 145.254.160.237: a /16 selects its connections, another /16 none
+    const all = JSON.parse((await run(CTSTAT, ['-L', '-o', 'json', '--snapshot', snap])).stdout) as unknown[];
+    const mine = JSON.parse((await run(CTSTAT, ['-L', '-o', 'json', '--src', '145.254.0.0/16', '--snapshot', snap])).stdout) as Array<{ orig: { src: string } }>;
+    const none = JSON.parse((await run(CTSTAT, ['-L', '-o', 'json', '--src', '10.0.0.0/8', '--snapshot', snap])).stdout) as unknown[];
+    assert.ok(mine.length > 0 && mine.length <= all.length && mine.every((c) => c.orig.src.startsWith('145.254.')));
+    assert.equal(none.length, 0);
+  });
+});
