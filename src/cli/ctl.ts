@@ -34,7 +34,11 @@ const USAGE = `usage: tsvs ctl COMMAND [options]   (ipvsadm verbs, against a run
 Forwarding: -m masquerading (nat), -g gatewaying (dr), -i ipip (tunnel), -b full NAT (fnat)
 `;
 
-export async function ctlMain(args: string[]): Promise<number> {
+/** flags that take no value: ipvsadm lets them be combined (`-Ln`, `-lnc`) */
+const BOOL_FLAGS = new Set(['A', 'E', 'D', 'a', 'e', 'd', 'L', 'l', 'Z', 'C', 'n', 'c', 'm', 'g', 'i', 'b', 'h']);
+
+export async function ctlMain(argv: string[]): Promise<number> {
+  const args = argv.flatMap((a) => (/^-[A-Za-z]{2,}$/.test(a) && [...a.slice(1)].every((ch) => BOOL_FLAGS.has(ch)) ? [...a.slice(1)].map((ch) => `-${ch}`) : [a]));
   if (args.includes('-h') || args.includes('--help')) {
     process.stdout.write(USAGE);
     return 0;

@@ -131,6 +131,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--top <n>', 'with --flows: only the n largest')
     .option('--sort <key>', 'with --flows: bytes, pkts or drops', 'bytes')
     .option('--recent <addr>', 'with --flows: the last destinations of this source, most recent first')
+    .option('-n, --numeric', 'numeric addresses and ports (always: accepted for ipvsadm and conntrack habits, -Ln)')
     .option('--no-color', 'no colours (also: NO_COLOR in the environment)')
     .version(VERSION, '-V, --version')
     .exitOverride()

@@ -21,9 +21,8 @@ export class Metrics {
         registers: [r],
         collect() {
           this.reset();
-          fill((l, v) => {
-            if (v > 0) this.inc(l, v);
-          });
+          // (zero too: every series is there from the start, each server's included)
+          fill((l, v) => this.inc(l, v));
         },
       });
     const gauge = (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, v: number) => void) => void) =>

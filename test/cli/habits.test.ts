@@ -63,6 +63,19 @@ describe('Unix habits (CLI)', function () {
     }
   });
 
+  it('combined short flags as ipvsadm takes them: ctstat -Ln, tsvs ctl -Ln and -lnc (parsed: the error is the missing daemon, not the flags)', async function () {
+    const r = await run(CTSTAT, ['-Ln', '--snapshot', snap]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^IPVS connection entries/);
+    for (const f of ['-Ln', '-lnc']) {
+      const c = await run(TSVS, ['ctl', f, '--socket', path.join(tmp, 'none.sock')]);
+      assert.equal(c.code, 2);
+      assert.match(c.stderr, /none\.sock: cannot connect/, `${f}: ${c.stderr}`);
+    }
+    const bad = await run(TSVS, ['ctl', '-Lq', '--socket', path.join(tmp, 'none.sock')]);
+    assert.match(bad.stderr, /unknown argument "-Lq"/);
+  });
+
   it('ctstat checks its filters (a bad state or address is an error, not an empty list), takes CIDR prefixes, and refuses options its view ignores', async function () {
     for (const [args, re] of [
       [['-L', '--state', 'BOGUS'], /^ctstat: --state: expected one of .*ESTABLISHED.*, got "BOGUS"$/],

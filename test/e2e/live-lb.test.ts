@@ -298,6 +298,11 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
     sh('bash', [TOPO, 'gw', P, 'nat']);
     const lb = await startLb(config('nat'));
     try {
+      // every series from the start, zero-valued: each server's too
+      const m0 = (await inNs('l', 'curl', ['-s', 'http://127.0.0.1:9640/metrics'])).stdout;
+      for (const s of ['10.77.2.11:8080', '10.77.2.12:8080']) {
+        for (const name of ['tsvs_server_connections_total', 'tsvs_server_in_packets_total', 'tsvs_server_out_bytes_total']) assert.match(m0, new RegExp(`^${name}\\{service="[^"]+",server="${s.replace(/\./g, '\\.')}"\\} 0$`, 'm'), `${name} ${s}`);
+      }
       assert.equal(count(await requests(8)).FAIL, undefined);
       // kill s2's server (by PID): after one interval (1 s) + timeout, every request lands on s1
       await stop(servers['s2:8080']!);
