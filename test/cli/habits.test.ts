@@ -16,7 +16,10 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** `cmd` run on a pseudo-terminal (stdout is a TTY), its output */
 async function onTerminal(cmd: string, env: Record<string, string> = {}): Promise<string> {
-  const r = await run('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...env, TERM: 'xterm-256color' } });
+  // (chalk turns colours off where CI is set, as in the CI runner: the terminal is what is tested here)
+  const base = { ...process.env };
+  for (const k of ['CI', 'NO_COLOR', 'FORCE_COLOR']) delete base[k];
+  const r = await run('script', ['-qec', cmd, '/dev/null'], { env: { ...base, ...env, TERM: 'xterm-256color' } });
   return r.stdout;
 }
 
