@@ -99,4 +99,17 @@ describe('Unix habits (CLI)', function () {
     assert.ok(mine.length > 0 && mine.length <= all.length && mine.every((c) => c.orig.src.startsWith('145.254.')));
     assert.equal(none.length, 0);
   });
+
+  it('the README\'s replay examples run from the repository alone (examples/lb.yaml, examples/sp.yaml, pcaps/)', async function () {
+    const out = path.join(tmp, 'lb-out.pcap');
+    const lb = await run(TSVS, ['replay', '--config', path.join(REPO, 'examples', 'lb.yaml'), '--out', out, '--json', path.join(REPO, 'pcaps', 'http-get.pcap')]);
+    assert.equal(lb.code, 0, lb.stderr);
+    assert.equal((JSON.parse(lb.stdout) as { lb: { emitted: number } }).lb.emitted, 14);
+    const sp = path.join(tmp, 'sp.json');
+    const r = await run(TSVS, ['replay', '--config', path.join(REPO, 'examples', 'sp.yaml'), '--out', path.join(tmp, 'sp.pcap'), '--snapshot', sp, path.join(REPO, 'pcaps', 'stopddos-dominate-syn.pcap')]);
+    assert.equal(r.code, 0, r.stderr);
+    const st = await run(CTSTAT, ['-S', '--snapshot', sp]);
+    assert.match(st.stdout, /SYNPROXY_SYN_CNT +9639\b/);
+    assert.match(st.stdout, /entries +0\b/);
+  });
 });
