@@ -34,7 +34,7 @@ export function formatSummary(s: ReplaySummary, color: boolean): string {
   const lines: string[] = [];
   const label = (t: string) => c.bold(t.padEnd(10));
   lines.push(`${label('file')}${s.file}  (${s.format}${s.compressed ? ', gzip' : ''}; ${s.linktypes.map(linktypeName).join(', ') || 'no interfaces'})`);
-  lines.push(`${label('packets')}${n(s.packets)}   bytes ${n(s.bytes)}`);
+  lines.push(`${label('packets')}${n(s.packets)}   bytes ${n(s.bytes)}${s.read !== undefined ? `   (of ${n(s.read)} read: --filter)` : ''}`);
   if (s.first_ts && s.last_ts) {
     const dur = Number(s.last_ts) - Number(s.first_ts);
     lines.push(`${label('time')}${s.first_ts} .. ${s.last_ts}  (${dur.toFixed(3)} s)`);

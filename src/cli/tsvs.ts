@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
 import { VERSION } from '../version.js';
+import { Bpf } from '../capture/bpf.js';
 import { replayFile, ReplayError } from '../replay.js';
 import { LineWriter } from '../report/records.js';
 import type { Profile } from '../conntrack/conntrack.js';
@@ -29,6 +30,7 @@ interface ReplayCliOptions {
   conns?: string;
   snapshot?: string;
   flows?: string;
+  filter?: string;
   timeout: string[];
   config?: string;
   out?: string;
@@ -107,6 +109,13 @@ function checkOutputs(files: string[], config: string | undefined, outs: Array<[
 
 async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: string) => boolean): Promise<number> {
   let rc = 0;
+  if (opts.filter !== undefined) {
+    try {
+      Bpf.compile(opts.filter, 1); // checked once, on Ethernet, before anything is read or written
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   checkOutputs(files, opts.config, [
     ['out', opts.out],
     ['snapshot', opts.snapshot],
@@ -172,6 +181,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
               }
             : undefined,
         flows,
+        filter: opts.filter,
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
       });
@@ -236,6 +246,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<file...>', 'capture files')
     .option('--json', 'one JSON object per file on stdout')
     .option('--no-color', 'no colours in the table (also: NO_COLOR in the environment)')
+    .option('--filter <expr>', "only packets matching this libpcap filter (tcpdump syntax, e.g. 'tcp port 80'); packets counts those, read every record")
     .option('--verify-checksums', 'verify IPv4 header and TCP/UDP/ICMP checksums; failures are counted and not tracked')
     .option('--profile <name>', 'state machines: netfilter (Linux nf_conntrack) or dpvs', 'netfilter')
     .option('--seed <n>', 'seed of the timeout jitter PRNG', '1')

@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { REPO, run } from '../helpers/corpus.js';
+import { pool, REPO, run } from '../helpers/corpus.js';
 
 const TSVS = path.join(REPO, 'bin', 'tsvs');
 const CTSTAT = path.join(REPO, 'bin', 'ctstat');
@@ -111,5 +111,29 @@ describe('Unix habits (CLI)', function () {
     const st = await run(CTSTAT, ['-S', '--snapshot', sp]);
     assert.match(st.stdout, /SYNPROXY_SYN_CNT +9639\b/);
     assert.match(st.stdout, /entries +0\b/);
+  });
+
+  it('--filter takes tcpdump\'s expressions: per capture and expression, packets equals the count tcpdump -r gives (Ethernet, VLAN, SLL, raw IPv4/IPv6, big-endian); a bad expression is one line, exit 2', async function () {
+    const C = path.join(REPO, '..', 'shared', 'pcaps');
+    const files = ['mixed/ndpi-1kxun.pcap', 'vlan/arkime-dot1ad.pcap', 'rawip/tcpdump-LINKTYPE_IPV4.pcap', 'rawip/tcpdump-LINKTYPE_RAW_ipv6.pcap', 'ipv6/arkime-v6.pcap', 'icmp/zeek-5-pings.pcap', 'bigendian/arkime-bigendian.pcap', 'synflood/ndpi-synscan.pcap'];
+    for (const sll of fs.readdirSync(path.join(C, 'sll')).filter((f) => f.endsWith('.pcap')).slice(0, 2)) files.push(`sll/${sll}`);
+    const exprs = ['tcp', 'udp port 53', 'icmp or icmp6', 'ip6', 'tcp[tcpflags] & tcp-syn != 0', 'greater 200', 'vlan and udp', 'net 10.0.0.0/8'];
+    let compared = 0;
+    const cases = files.flatMap((f) => exprs.map((e) => [f, e] as const));
+    const problems: string[] = [];
+    await pool(cases, 4, async ([f, e]) => {
+      const file = path.join(C, f);
+      const t = await run('bash', ['-c', `tcpdump -r ${file} ${JSON.stringify(e)} 2>/dev/null | wc -l`]);
+      const r = await run(TSVS, ['replay', '--json', '--filter', e, file]);
+      if (r.code !== 0) return void problems.push(`${f} ${e}: exit ${r.code} ${r.stderr}`);
+      const j = JSON.parse(r.stdout) as { packets: number; read: number };
+      if (j.packets !== Number(t.stdout.trim())) problems.push(`${f} --filter '${e}': tsvs ${j.packets}, tcpdump ${t.stdout.trim()}`);
+      compared += j.packets;
+    });
+    assert.deepEqual(problems, []);
+    assert.ok(compared > 1000, `${compared} matching packets compared`);
+    const bad = await run(TSVS, ['replay', '--filter', 'tcp port', path.join(REPO, 'pcaps', 'http-get.pcap')]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr.trim(), /^tsvs: --filter "tcp port": .*syntax error/);
   });
 });
