@@ -13,6 +13,7 @@
  * TSVS_V8_DEFAULTS=1 in the environment leaves V8's defaults (for comparison).
  */
 import * as v8 from 'node:v8';
+import { EXIT_SIGPIPE } from './io.js';
 
 /** TSVS_V8_FLAGS (space-separated) replaces them: for measuring other values */
 export const V8_FLAGS = process.env.TSVS_V8_FLAGS ? process.env.TSVS_V8_FLAGS.split(' ').filter(Boolean) : ['--max-inlined-bytecode-size=700', '--max-inlined-bytecode-size-cumulative=3000'];
@@ -24,9 +25,9 @@ if (v8Tuned) for (const f of V8_FLAGS) v8.setFlagsFromString(f);
  * Output into a closed pipe (`tsvs replay ... | head`): end quietly with the status a process killed by
  * SIGPIPE has (128 + 13), as the tools it is used with do; never a stack trace or "internal error". Node
  * ignores SIGPIPE, so the write fails with EPIPE instead: on standard output (asynchronously), or in a
- * LineWriter's write to /dev/stdout or a FIFO (see brokenPipe there).
+ * synchronous write to /dev/stdout, a pipe or a FIFO (writeAll in src/capture/writer.ts: the output pcap and
+ * every LineWriter).
  */
-export const EXIT_SIGPIPE = 141;
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(EXIT_SIGPIPE);
   throw e;

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { createGunzip } from 'node:zlib';
+import { waitMs } from '../io.js';
 import { rd32 } from '../packet/bytes.js';
 import type { FormatParser, RecordHandler } from './parser.js';
 import { PcapParser } from './pcap.js';
@@ -47,8 +48,6 @@ interface Source {
   close(): void;
 }
 
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
 /** read(2) at the current position (a pipe, a FIFO, standard input: no seeking), waiting out EAGAIN */
 function readOn(fd: number, buf: Uint8Array, off: number, len: number): number {
   for (;;) {
@@ -56,7 +55,7 @@ function readOn(fd: number, buf: Uint8Array, off: number, len: number): number {
       return fs.readSync(fd, buf, off, len, null);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      Atomics.wait(pause, 0, 0, 1); // a non-blocking descriptor with nothing yet
+      waitMs(1); // a non-blocking descriptor with nothing yet
     }
   }
 }

@@ -6,6 +6,7 @@
  * such records are written as one run, straight from the window (a 114-byte copy costs ~60 ns here, as much
  * as the whole rewrite of the packet).
  */
+import { EXIT_SIGPIPE, waitMs } from '../io.js';
 import * as fs from 'node:fs';
 import { dataViewOf, wr16le, wr32le } from '../packet/bytes.js';
 import type { PacketRecord } from './record.js';
@@ -126,8 +127,6 @@ export class PcapWriter {
   }
 }
 
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
 /** write(2) until all of it is written (a pipe or a full disk may take less at a time) */
 export function writeAll(fd: number, b: Uint8Array, off: number, len: number): void {
   while (len > 0) {
@@ -136,9 +135,9 @@ export function writeAll(fd: number, b: Uint8Array, off: number, len: number): v
       n = fs.writeSync(fd, b, off, len);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EPIPE') process.exit(141); // the reader of a pipe went away: end as SIGPIPE would
+      if (code === 'EPIPE') process.exit(EXIT_SIGPIPE); // the reader of a pipe went away: end as SIGPIPE would
       if (code !== 'EAGAIN') throw e;
-      Atomics.wait(pause, 0, 0, 1); // a non-blocking pipe that is full: its reader has to catch up
+      waitMs(1); // a non-blocking pipe that is full: its reader has to catch up
       n = 0;
     }
     off += n;

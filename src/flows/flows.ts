@@ -596,6 +596,15 @@ export class Flows {
     return { pkts: c[o + C_PKTS]!, bytes: c[o + C_BYTES]!, fwdPkts: c[o + C_FWD]!, fwdBytes: c[o + C_FWD + 1]!, tunPkts: c[o + C_TUN]!, tunBytes: c[o + C_TUN + 1]!, createdUs: this.created[f]!, lastUs: c[o + C_LAST]! };
   }
 
+  /** packets and IP bytes seen on flow f (a scan's sort key: no object per flow) */
+  pktsOf(f: number): number {
+    return this.cnt[8 * f + C_PKTS]!;
+  }
+
+  bytesOf(f: number): number {
+    return this.cnt[8 * f + C_BYTES]!;
+  }
+
   /** drops of flow f by reason: packets and bytes */
   dropsOf(f: number): { pkts: Record<string, number>; bytes: Record<string, number> } {
     return this.drops.of(this.row[8 * f + R_DROP]!);

@@ -78,7 +78,7 @@ export function topFlows(flows: Flows, n: number, sort: FlowSort, filter: FlowFi
 }
 
 function sortKey(flows: Flows, sort: FlowSort | undefined): (h: number) => number {
-  return (h) => (sort === 'drops' ? flows.dropCountOf(h) : sort === 'pkts' ? flows.countsOf(h).pkts : flows.countsOf(h).bytes);
+  return sort === 'drops' ? (h) => flows.dropCountOf(h) : sort === 'pkts' ? (h) => flows.pktsOf(h) : (h) => flows.bytesOf(h);
 }
 
 /** flow h with key k into `top` ([key, handle], largest first, at most n) */

@@ -10,7 +10,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Flows } from '../../src/flows/flows.js';
+import { Flows, type FlowRecord } from '../../src/flows/flows.js';
 import { CORPUS, run, tsvs } from '../helpers/corpus.js';
 import { eth, ipv4, pcapFile, tcp, udp, type Rec } from '../helpers/packets.js';
 import { LbLab } from '../helpers/lb-lab.js';
@@ -42,16 +42,8 @@ interface ModelFlow {
   bytes: number;
 }
 
-interface Out {
-  src: string;
-  dst: string;
-  created: string;
-  last: string;
-  pkts: number;
-  bytes: number;
-  evicted?: string;
-  eviction?: string;
-}
+/** the fields of a --flows line this test compares */
+type Out = Pick<FlowRecord, 'src' | 'dst' | 'created' | 'last' | 'pkts' | 'bytes' | 'evicted' | 'eviction'>;
 
 const fmt = (us: number): string => `${Math.floor(us / 1e6)}.${String(us % 1e6).padStart(6, '0')}`;
 
@@ -63,7 +55,7 @@ function model(pkts: Pkt[], idleS: number, max: number): { evicted: Out[]; open:
   let rr = 0;
   const evicted: Out[] = [];
   const out = (f: ModelFlow): Out => ({ src: f.src, dst: f.dst, created: fmt(f.created), last: fmt(f.last), pkts: f.pkts, bytes: f.bytes });
-  const evict = (f: ModelFlow, now: number, why: string) => {
+  const evict = (f: ModelFlow, now: number, why: 'idle' | 'full') => {
     evicted.push({ ...out(f), evicted: fmt(now), eviction: why });
     byKey.delete(`${f.src}>${f.dst}`);
     const at = dense.indexOf(f);
