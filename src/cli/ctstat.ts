@@ -16,7 +16,7 @@ import type { Snapshot } from '../report/records.js';
 import { connectCtl, flowList, list, services, sortFlows, stats } from './views.js';
 import { recordMatcher, type FlowSort } from '../report/flows.js';
 import { addrToWords, userPrefix } from '../packet/addr.js';
-import type { FlowRecord } from '../flows/flows.js';
+import type { FlowRecord } from '../report/flows.js';
 import { DEFAULT_SOCKET } from '../ctl/protocol.js';
 import { VERSION } from '../version.js';
 

@@ -3,7 +3,7 @@ import chalk, { Chalk } from 'chalk';
 import { UsageError } from './errors.js';
 import { CtlClient } from '../ctl/client.js';
 import { snapshotMatcher, type Snapshot, type SnapshotConn, type SnapshotService, type TupleJson } from '../report/records.js';
-import type { FlowRecord } from '../flows/flows.js';
+import type { FlowRecord } from '../report/flows.js';
 import type { FlowSort } from '../report/flows.js';
 
 export interface ViewOpts {

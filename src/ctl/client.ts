@@ -2,7 +2,7 @@
 import * as net from 'node:net';
 import { CTL_VERSION, type Reply } from './protocol.js';
 import type { ConnFilter, SnapshotConn } from '../report/records.js';
-import type { FlowRecord } from '../flows/flows.js';
+import type { FlowRecord } from '../report/flows.js';
 import type { FlowFilter, FlowSort } from '../report/flows.js';
 
 export class CtlClient {

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { CtlError, CTL_VERSION, MAX_LINE, type ServiceRef } from './protocol.js';
 import type { ConnFilter, SnapshotConn, SnapshotService } from '../report/records.js';
 import type { FlowFilter, FlowSort } from '../report/flows.js';
-import type { FlowRecord } from '../flows/flows.js';
+import type { FlowRecord } from '../report/flows.js';
 import { ConfigError, type ServiceConfig } from '../config.js';
 import { serviceKey, serverKey } from '../service/services.js';
 

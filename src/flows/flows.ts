@@ -41,24 +41,6 @@ export interface FlowsConfig {
 const ROUGH_US = 60e6;
 const NIL = -1;
 
-export interface FlowRecord {
-  src: string;
-  dst: string;
-  created: string;
-  last: string;
-  pkts: number;
-  bytes: number;
-  fwd_pkts: number;
-  fwd_bytes: number;
-  tun_pkts: number;
-  tun_bytes: number;
-  drops: Record<string, number>;
-  drop_bytes?: Record<string, number>;
-  /** written at eviction: the time, and why */
-  evicted?: string;
-  eviction?: 'idle' | 'full';
-}
-
 /* a flow's row (Uint32Array, 8 per flow) and counts (Float64Array, 8 per flow) */
 const R_SRC0 = 1;
 const R_DST0 = 2;
@@ -142,8 +124,6 @@ export class Flows {
   readonly dropTotals = new Map<string, number>();
   /** called with each flow as it is evicted */
   onEvict: ((f: number, why: 'idle' | 'full') => void) | null = null;
-  private readonly kSrc = new Uint32Array(4);
-  private readonly kDst = new Uint32Array(4);
 
   constructor(cfg: FlowsConfig, seed = 1) {
     const n = cfg.max;
@@ -585,10 +565,6 @@ export class Flows {
     return v6;
   }
 
-  isV6(f: number): boolean {
-    return this.row[8 * f + R_V6] === 1;
-  }
-
   /** counts of flow f: packets and bytes seen, sent directly and through a tunnel, first and rough last activity (µs) */
   countsOf(f: number): { pkts: number; bytes: number; fwdPkts: number; fwdBytes: number; tunPkts: number; tunBytes: number; createdUs: number; lastUs: number } {
     const c = this.cnt;
@@ -613,10 +589,5 @@ export class Flows {
   /** total drops of flow f (packets) */
   dropCountOf(f: number): number {
     return this.drops.count(this.row[8 * f + R_DROP]!);
-  }
-
-  /** temporary address words for callers that format (not kept) */
-  get scratch(): [Uint32Array, Uint32Array] {
-    return [this.kSrc, this.kDst];
   }
 }

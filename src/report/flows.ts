@@ -1,8 +1,28 @@
 /** Flow records for people and tools: one JSON object per flow, the replay's flow summary, top-N and filters. */
-import type { Flows, FlowRecord } from '../flows/flows.js';
+import type { Flows } from '../flows/flows.js';
 import { formatAddr } from '../packet/bytes.js';
 import { addrToWords, inPrefix, userPrefix, type Prefix } from '../packet/addr.js';
 import type { Timeline } from '../timer/timeline.js';
+
+
+/** one flow as --flows, snapshots and the control socket give it (times as the capture's "sec.frac") */
+export interface FlowRecord {
+  src: string;
+  dst: string;
+  created: string;
+  last: string;
+  pkts: number;
+  bytes: number;
+  fwd_pkts: number;
+  fwd_bytes: number;
+  tun_pkts: number;
+  tun_bytes: number;
+  drops: Record<string, number>;
+  drop_bytes?: Record<string, number>;
+  /** written at eviction: the time, and why */
+  evicted?: string;
+  eviction?: 'idle' | 'full';
+}
 
 const w = [new Uint32Array(4), new Uint32Array(4)] as const;
 

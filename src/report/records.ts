@@ -3,7 +3,7 @@
  * snapshot of the table that `ctstat` reads. Formatting happens only when an output is asked for.
  */
 import { writeAll } from '../capture/writer.js';
-import type { FlowRecord } from '../flows/flows.js';
+import type { FlowRecord } from './flows.js';
 import * as fs from 'node:fs';
 import { formatAddr } from '../packet/bytes.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/view.js';
