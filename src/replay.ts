@@ -77,6 +77,8 @@ export interface ReplayOptions extends ReadOptions {
   flows?: FlowsConfig & { out?: LineSink };
   /** a libpcap filter expression (tcpdump syntax): only matching records enter the engine */
   filter?: string;
+  /** the engine, once built (before the first record): for what watches it from outside (tests) */
+  onEngine?: (e: Engine) => void;
 }
 
 export async function replayFile(file: string, opts: ReplayOptions = {}): Promise<ReplaySummary> {
@@ -104,6 +106,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   };
   const engine = new Engine({ conntrack: tc, lb, sink: lb ? sink : undefined, verifyChecksums: opts.verifyChecksums, flows: tc ? opts.flows : undefined });
   const ct = engine.ct;
+  opts.onEngine?.(engine);
   const flows = engine.flows;
   const flowsOut = opts.flows?.out;
   if (flows && flowsOut) flows.onEvict = (f, why) => flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time, why)));

@@ -109,6 +109,13 @@ export class Conntrack {
   private readonly inv = new TupleKey();
   created = 0;
   createdByProto = { tcp: 0, udp: 0, icmp: 0 };
+  /**
+   * connections open now by protocol (0 TCP, 1 UDP, 2 ICMP, 3 ICMPv6) and state: byState[p * STATE_STRIDE + state], kept
+   * on every transition (a few per connection, never per packet), so a gauge costs no scan of the table. Each
+   * connection's counted state is its own row (a machine may name another `old` than it left: a resync).
+   */
+  readonly byState = new Float64Array(4 * STATE_STRIDE);
+  private readonly counted: Uint8Array;
   /** the profile's ESTABLISHED state */
   readonly stEstablished: number;
 
@@ -139,6 +146,7 @@ export class Conntrack {
     this.flags = new Uint8Array(cap);
     this.tcpLast = new Uint8Array(cap);
     this.lastEnd = new Uint32Array(cap);
+    this.counted = new Uint8Array(cap);
     this.rng = new Rng(cfg.seed);
     this.jitter = cfg.jitter !== false;
     this.m = machines(cfg.profile, this);
@@ -345,6 +353,8 @@ export class Conntrack {
       this.tcpLast[c] = 0;
       this.lastEnd[c] = 0;
     }
+    this.counted[c] = 0;
+    this.byState[protoRow(proto)]!++;
     this.counters[C_NEW]!++;
     this.counters[C_INSERT]!++;
     this.created++;
@@ -396,6 +406,11 @@ export class Conntrack {
   }
 
   transition(c: number, old: number, dir: number): void {
+    const row = protoRow(this.table.protoOf(c));
+    const st = this.state[c]!;
+    this.byState[row + this.counted[c]!]!--;
+    this.byState[row + st]!++;
+    this.counted[c] = st;
     if (this.onTransition !== null) this.onTransition(c, old, dir);
   }
 
@@ -470,6 +485,7 @@ export class Conntrack {
     this.wheel.cancel(c);
     if (this.onEvent) this.onEvent('destroy', c, tUs);
     for (const x of this.onDestroy) x.destroyed!(c, tUs, reason);
+    this.byState[protoRow(this.table.protoOf(c)) + this.counted[c]!]!--;
     this.table.remove(c);
   }
 
@@ -515,7 +531,23 @@ export class Conntrack {
   }
 
   stateName(c: number): string {
-    return this.m.stateName(c);
+    return this.m.nameOf(this.table.protoOf(c), this.state[c]!);
+  }
+
+  /** connections open now by "proto/STATE" (from byState: no scan); `all`: every state of the profile, with none too */
+  openByState(all = false): Record<string, number> {
+    const out: Record<string, number> = {};
+    const protos = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6];
+    for (let p = 0; p < 4; p++) {
+      for (let st = 0; st < STATE_STRIDE; st++) {
+        const n = this.byState[p * STATE_STRIDE + st]!;
+        const name = this.m.nameOf(protos[p]!, st);
+        if ((n === 0 && !all) || name === undefined) continue;
+        const k = `${PROTO_NAMES[p]}/${name}`;
+        out[k] = (out[k] ?? 0) + n;
+      }
+    }
+    return out;
   }
 
   isV6(c: number): boolean {
@@ -527,4 +559,13 @@ export class Conntrack {
     const t = this.table;
     for (let c = 0; c < t.highWater; c++) if (t.isUsed(c)) yield c;
   }
+}
+
+/** states per protocol row of Conntrack.byState (every profile has fewer) */
+export const STATE_STRIDE = 16;
+const PROTO_NAMES = ['tcp', 'udp', 'icmp', 'icmpv6'];
+
+/** the byState row of protocol p (the table tracks TCP, UDP, ICMP and ICMPv6 only) */
+function protoRow(p: number): number {
+  return p === IPPROTO_TCP ? 0 : p === IPPROTO_UDP ? STATE_STRIDE : p === IPPROTO_ICMP ? 2 * STATE_STRIDE : 3 * STATE_STRIDE;
 }

@@ -5,7 +5,7 @@
 import * as http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Daemon } from './daemon.js';
-import { counterObject, gauges } from '../report/records.js';
+import { counterObject } from '../report/records.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -64,7 +64,8 @@ export class Metrics {
     total('tsvs_flow_drops_unattributed_total', 'of those, drops on no flow (under overload a packet without a connection makes none; or the drop-record pool was full)', [], (set) => set({}, d.engine.flows?.unattributed ?? 0));
     total('tsvs_flow_packets_unaccounted_total', 'packets that made no flow: without a connection while the LB dropped for want of transmit room', [], (set) => set({}, d.engine.flows?.unaccounted ?? 0));
     gauge('tsvs_connections', 'connections in the table, by protocol and state', ['proto', 'state'], (set) => {
-      for (const [k, v] of Object.entries(gauges(d.engine.ct).by_state)) {
+      // (kept on transitions: a scrape reads 64 counters, not the table; every state from the start)
+      for (const [k, v] of Object.entries(d.engine.ct.openByState(true))) {
         const [proto, state] = k.split('/');
         set({ proto: proto ?? k, state: state ?? '' }, v);
       }

@@ -45,7 +45,8 @@ export interface Machines {
   awaitServer: number;
   synSent: number;
   timeoutOf(c: number): number;
-  stateName(c: number): string;
+  /** the name of state `st` of a connection of protocol `p` */
+  nameOf(p: number, st: number): string;
 }
 
 class DpvsTcp implements TcpMachine {
@@ -161,10 +162,9 @@ export function machines(profile: Profile, ct: Conntrack): Machines {
         if (p === IPPROTO_UDP) return ct.udpTimeout(c, ct.state[c] === U_NORMAL ? ct.udpT.normal : ct.udpT.oneway);
         return ct.icmpT;
       },
-      stateName(c) {
-        const p = ct.table.protoOf(c);
-        if (p === IPPROTO_TCP) return ct.tcpNames[ct.state[c]!]!;
-        return p === IPPROTO_UDP ? DPVS_UDP_STATE_NAMES[ct.state[c]!]! : 'NORMAL';
+      nameOf(p, st) {
+        if (p === IPPROTO_TCP) return ct.tcpNames[st]!;
+        return p === IPPROTO_UDP ? DPVS_UDP_STATE_NAMES[st]! : 'NORMAL';
       },
     };
   }
@@ -186,10 +186,8 @@ export function machines(profile: Profile, ct: Conntrack): Machines {
       if (p === IPPROTO_UDP) return ct.udpTimeout(c, ct.state[c] === X_ASSURED ? ct.udpT.replied : ct.udpT.unreplied);
       return ct.icmpT;
     },
-    stateName(c) {
-      const p = ct.table.protoOf(c);
-      if (p === IPPROTO_TCP) return ct.tcpNames[ct.state[c]!]!;
-      return X_NAMES[ct.state[c]!]!;
+    nameOf(p, st) {
+      return p === IPPROTO_TCP ? ct.tcpNames[st]! : X_NAMES[st]!;
     },
   };
 }
