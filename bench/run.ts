@@ -172,7 +172,60 @@ export async function flowsBench(): Promise<void> {
   console.log(`  flows on / off: ${((med(vals.on!) / med(vals.off!)) * 100).toFixed(1)}%   (target >= 90%; ${rounds} alternating fresh processes each)`);
 }
 
-const PARTS: Record<string, () => Promise<void>> = { decode: decodeBench, conntrack: conntrackBench, lb: lbBench, synproxy: synproxyBench, flows: flowsBench };
+/**
+ * The replay report (issue 22) over 5M packets (the LB path, 20k clients whose connections open and close
+ * every 50 packets): one whole replay per fresh process, with and without --report, alternating (medians);
+ * the page's size, and the time Chromium takes to open and draw it (when Debian's chromium is there).
+ */
+export async function reportBench(): Promise<void> {
+  console.log('\n## replay report (issue 22)');
+  const f = ensure('lb-5m-v4.pcap', 5_000_000, 20_000, 50, 0);
+  if (process.env.BENCH_REPORT_CHILD) {
+    const r = await lbPath(f);
+    console.log(`child ${r.seconds} ${r.packets} ${r.conns}`);
+    return;
+  }
+  const out = path.join(DATA, 'report-5m.html');
+  const rounds = Number(process.env.BENCH_AB_ROUNDS ?? 5);
+  const vals: Record<string, number[]> = { off: [], on: [] };
+  let conns = 0;
+  for (let i = 0; i < rounds; i++) {
+    for (const k of i % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
+      const env = { ...process.env, BENCH_REPORT_CHILD: '1', BENCH_REPORT: k === 'on' ? out : '' };
+      const o = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'report'], { encoding: 'utf8', env });
+      const m = /child ([\d.]+) (\d+) (\d+)/.exec(o)!;
+      vals[k]!.push(Number(m[1]));
+      conns = Number(m[3]);
+    }
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+  const fmt = (a: number[]) => a.map((x) => x.toFixed(2)).join(' ');
+  console.log(`  ${f}: 5,000,000 packets, ${conns.toLocaleString()} connections`);
+  console.log(`  whole replay (LB path, FNAT, output pcap), without --report: ${fmt(vals.off!)} s, median ${med(vals.off!).toFixed(2)} s`);
+  console.log(`  whole replay with --report (sampling, top connections, page written): ${fmt(vals.on!)} s, median ${med(vals.on!).toFixed(2)} s`);
+  console.log(`  report cost: ${((med(vals.on!) / med(vals.off!) - 1) * 100).toFixed(1)}% of replay time   (target <= 5%; ${rounds} alternating fresh processes each)`);
+  console.log(`  report size: ${(fs.statSync(out).size / 1e6).toFixed(2)} MB   (target < 5 MB)`);
+  const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+  if (!chromium) {
+    console.log('  opening it: no chromium here (apt-get install chromium)');
+    return;
+  }
+  const { default: puppeteer } = await import('puppeteer-core');
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const b = await puppeteer.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    const page = await b.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    const t0 = performance.now();
+    await page.goto(`file://${out}`);
+    await page.waitForFunction('window.__tsvsReady === true');
+    times.push(performance.now() - t0);
+    await b.close();
+  }
+  console.log(`  opened and drawn in Chromium (navigation to the page's script done), 5 fresh browsers: ${fmt(times.map((x) => x / 1000))} s, median ${(med(times) / 1000).toFixed(2)} s   (target < 2 s)`);
+}
+
+const PARTS: Record<string, () => Promise<void>> = { decode: decodeBench, conntrack: conntrackBench, lb: lbBench, synproxy: synproxyBench, flows: flowsBench, report: reportBench };
 
 async function main(): Promise<void> {
   const only = process.argv[2];

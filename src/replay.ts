@@ -15,6 +15,7 @@ import { flowRecord, flowsSummary, type FlowsSummary } from './report/flows.js';
 import type { FlowsConfig } from './flows/flows.js';
 import type { DecodedCounts } from './stats/decode-stats.js';
 import { PcapWriter } from './capture/writer.js';
+import { ReportCollector, type ReportData } from './report/report.js';
 
 /** where JSON lines go (a LineWriter for files) */
 export interface LineSink {
@@ -79,6 +80,8 @@ export interface ReplayOptions extends ReadOptions {
   filter?: string;
   /** the engine, once built (before the first record): for what watches it from outside (tests) */
   onEngine?: (e: Engine) => void;
+  /** collect the replay report (needs track): given its data at the end of the capture, before any draining */
+  report?: { points?: number; done: (d: ReportData) => void };
 }
 
 export async function replayFile(file: string, opts: ReplayOptions = {}): Promise<ReplaySummary> {
@@ -107,6 +110,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   const engine = new Engine({ conntrack: tc, lb, sink: lb ? sink : undefined, verifyChecksums: opts.verifyChecksums, flows: tc ? opts.flows : undefined });
   const ct = engine.ct;
   opts.onEngine?.(engine);
+  const rep = tc && opts.report ? new ReportCollector(engine, opts.report.points) : null;
   const flows = engine.flows;
   const flowsOut = opts.flows?.out;
   if (flows && flowsOut) flows.onEvict = (f, why) => flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time, why)));
@@ -147,6 +151,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   const finishTracking = () => {
     writer?.close();
     if (!tc) return;
+    if (rep) opts.report!.done(rep.finish(file, firstSec < 0 ? null : formatTs(firstSec, firstFrac, firstDigits), lastSec < 0 ? null : formatTs(lastSec, lastFrac, lastDigits)));
     if (tc.drain) engine.drain();
     if (flows && flowsOut) for (const f of flows.handles()) flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time)));
     if (tc.conns) for (const c of ct.handles()) tc.conns.line(JSON.stringify(connRecord(ct, c, 'open')));
@@ -203,6 +208,10 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
           lastDigits = r.digits;
         }
         engine.frame(r);
+        if (rep !== null) {
+          rep.packets++;
+          rep.bytes += r.wirelen;
+        }
         if (onPacket) onPacket(r, engine.lastView);
       },
       { ...opts, beforeReuse: () => writer?.flush() },

@@ -7,8 +7,10 @@ import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
 import { VERSION } from '../version.js';
 import { Bpf } from '../capture/bpf.js';
-import { replayFile, ReplayError } from '../replay.js';
+import { replayFile, ReplayError, type ReplaySummary } from '../replay.js';
 import { LineWriter } from '../report/records.js';
+import { renderReport } from '../report/html.js';
+import type { ReportData } from '../report/report.js';
 import type { Profile } from '../conntrack/conntrack.js';
 import { checkTimeouts, ConfigError, loadConfig, splitTimeouts, type Config, type Timeouts } from '../config.js';
 import { replaySecret } from '../synproxy/synproxy.js';
@@ -34,6 +36,7 @@ interface ReplayCliOptions {
   timeout: string[];
   config?: string;
   out?: string;
+  report?: string;
 }
 
 /** --timeout NAME=SECONDS (repeatable; later ones win) over the configuration's timeouts: see checkTimeouts for the names */
@@ -66,6 +69,12 @@ function openOutput(flag: string, path: string | undefined): LineWriter | undefi
   }
 }
 
+/** this process's command line, as a shell would take it back */
+function commandLine(): string {
+  const q = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+  return ['tsvs', ...process.argv.slice(2)].map(q).join(' ');
+}
+
 /** "{}" in an output path: each input's base name without its capture extensions (x.pcap.gz -> x) */
 function perInput(pattern: string, input: string): string {
   return pattern.split('{}').join(path.basename(input).replace(/(\.(pcapng|pcap|cap|gz))+$/i, ''));
@@ -94,7 +103,7 @@ function checkOutputs(files: string[], config: string | undefined, outs: Array<[
   const seen = new Map<string, string>();
   for (const [flag, pattern] of outs) {
     if (!pattern) continue;
-    const perFile = flag === 'out' || flag === 'snapshot';
+    const perFile = flag === 'out' || flag === 'snapshot' || flag === 'report';
     if (perFile && files.length > 1 && !pattern.includes('{}')) throw new UsageError(`--${flag} ${pattern}: ${files.length} inputs would write one after another into it: put {} in the name (each input's base name), e.g. --${flag} ${pattern.replace(/(\.[^./]*)?$/, '-{}$1')}`);
     for (const p of perFile ? files.map((f) => perInput(pattern, f)) : [pattern]) {
       const k = id(p) ?? `path:${path.resolve(p)}`;
@@ -122,6 +131,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
     ['events', opts.events],
     ['conns', opts.conns],
     ['flows', opts.flows],
+    ['report', opts.report],
   ]);
   let cfg: Config | null = null;
   if (opts.config) {
@@ -152,8 +162,11 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   // fail early if they cannot be written (one per input: "{}" in the name)
   for (const f of opts.out ? files : []) openOutput('out', perInput(opts.out!, f))?.close();
   for (const f of opts.snapshot ? files : []) openOutput('snapshot', perInput(opts.snapshot!, f))?.close();
+  for (const f of opts.report ? files : []) openOutput('report', perInput(opts.report!, f))?.close();
+  // (a configuration from a pipe was read once, by loadConfig: the report says so)
+  const configText = opts.config && opts.report ? (fs.statSync(opts.config).isFile() ? fs.readFileSync(opts.config, 'utf8') : `(${opts.config}: not a regular file, read once)`) : null;
   // an output on standard output (`-`) has it to itself: the summaries go to standard error then
-  const toStdout = [opts.out, opts.snapshot, opts.events, opts.conns, opts.flows].includes('-');
+  const toStdout = [opts.out, opts.snapshot, opts.events, opts.conns, opts.flows, opts.report].includes('-');
   const report = toStdout ? process.stderr : process.stdout;
   const color = report.isTTY === true && opts.color !== false && !process.env.NO_COLOR;
   for (const file of files) {
@@ -165,6 +178,17 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
       /* reported by the reader */
     }
     const showProgress = process.stderr.isTTY === true && size >= LARGE_FILE;
+    let reportData: ReportData | null = null;
+    /** the report of this input (also of what was read before an error), with the summary it ends with */
+    const writeReport = (s: ReplaySummary): void => {
+      if (!opts.report || !reportData) return;
+      reportData.summary = formatSummary(s, false);
+      reportData.command = commandLine();
+      reportData.config = configText;
+      const w = new LineWriter(perInput(opts.report, file)); // `-`: standard output
+      w.line(renderReport(reportData).trimEnd());
+      w.close();
+    };
     try {
       const s = await replayFile(file, {
         verifyChecksums: opts.verifyChecksums,
@@ -182,11 +206,13 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
             : undefined,
         flows,
         filter: opts.filter,
+        report: opts.report ? { done: (d) => (reportData = d) } : undefined,
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
       });
       if (showProgress) process.stderr.write('\r\x1b[K');
       for (const w of s.warnings) process.stderr.write(`tsvs: warning: ${file}: ${w}\n`);
+      writeReport(s);
       report.write(opts.json ? `${JSON.stringify(s)}\n` : `${formatSummary(s, color)}\n\n`);
     } catch (e) {
       if (showProgress) process.stderr.write('\r\x1b[K');
@@ -196,6 +222,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
         process.stderr.write(`tsvs: this is a bug in tsvs, not in the file: please report it with the file (TSVS_DEBUG=1 prints the stack)\n`);
         if (process.env.TSVS_DEBUG) process.stderr.write(`${(e.cause as Error & { cause?: Error }).cause?.stack ?? e.cause.stack}\n`);
       }
+      if (e.summary) writeReport(e.summary);
       if (e.summary) report.write(opts.json ? `${JSON.stringify(e.summary)}\n` : `${formatSummary(e.summary, color)}\n\n`);
       rc = Math.max(rc, e.internal ? EXIT_INTERNAL : 2);
     }
@@ -258,6 +285,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--flows <file>', 'account flows per (source, destination) and write one JSON line per flow (when evicted, or at the end)')
     .option('--config <file>', 'load-balancer configuration (YAML or JSON): services, real servers, schedulers, tunables')
     .option('--out <file>', 'write every packet the load balancer emits, rewritten, to this pcap (needs --config)')
+    .option('--report <file>', 'write a self-contained HTML report: charts over the capture\'s time, services, top flows and connections ({} per input)')
     .option(
       '--timeout <name=secs>',
       'override a timeout (repeatable): a TCP state of the profile (e.g. established=3600), udp_unreplied, udp_replied, udp_oneway, udp_normal, icmp',

@@ -534,18 +534,29 @@ export class Conntrack {
     return this.m.nameOf(this.table.protoOf(c), this.state[c]!);
   }
 
-  /** connections open now by "proto/STATE" (from byState: no scan); `all`: every state of the profile, with none too */
-  openByState(all = false): Record<string, number> {
-    const out: Record<string, number> = {};
+  /** "proto/STATE" -> its rows in byState, for every state of the profile (dpvs names every ICMP state NORMAL) */
+  stateRows(): Map<string, number[]> {
+    const out = new Map<string, number[]>();
     const protos = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6];
     for (let p = 0; p < 4; p++) {
       for (let st = 0; st < STATE_STRIDE; st++) {
-        const n = this.byState[p * STATE_STRIDE + st]!;
         const name = this.m.nameOf(protos[p]!, st);
-        if ((n === 0 && !all) || name === undefined) continue;
+        if (name === undefined) continue;
         const k = `${PROTO_NAMES[p]}/${name}`;
-        out[k] = (out[k] ?? 0) + n;
+        const rows = out.get(k);
+        if (rows) rows.push(p * STATE_STRIDE + st);
+        else out.set(k, [p * STATE_STRIDE + st]);
       }
+    }
+    return out;
+  }
+
+  /** connections open now by "proto/STATE" (from byState: no scan); `all`: every state of the profile, with none too */
+  openByState(all = false): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, rows] of this.stateRows()) {
+      const n = rows.reduce((a, r) => a + this.byState[r]!, 0);
+      if (n > 0 || all) out[k] = n;
     }
     return out;
   }

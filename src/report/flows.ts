@@ -1,4 +1,5 @@
 /** Flow records for people and tools: one JSON object per flow, the replay's flow summary, top-N and filters. */
+import { keepTop } from './top.js';
 import type { Flows } from '../flows/flows.js';
 import { formatAddr } from '../packet/bytes.js';
 import { addrToWords, inPrefix, userPrefix, type Prefix } from '../packet/addr.js';
@@ -99,15 +100,6 @@ export function topFlows(flows: Flows, n: number, sort: FlowSort, filter: FlowFi
 
 function sortKey(flows: Flows, sort: FlowSort | undefined): (h: number) => number {
   return sort === 'drops' ? (h) => flows.dropCountOf(h) : sort === 'pkts' ? (h) => flows.pktsOf(h) : (h) => flows.bytesOf(h);
-}
-
-/** flow h with key k into `top` ([key, handle], largest first, at most n) */
-function keepTop(top: Array<[number, number]>, n: number, k: number, h: number): void {
-  if (top.length === n && k <= top[n - 1]![0]) return;
-  let i = top.length;
-  while (i > 0 && top[i - 1]![0] < k) i--;
-  top.splice(i, 0, [k, h]);
-  if (top.length > n) top.pop();
 }
 
 /**

@@ -328,7 +328,7 @@ export function snapshotConn(t: Conntrack, lb: Balancer | null, c: number): Snap
   };
 }
 
-function lbServer(lb: Balancer, c: number): string {
+export function lbServer(lb: Balancer, c: number): string {
   const s = lb.services.list[lb.serviceOf(c)]!;
   return serverLabel(s.cfg.servers[lb.serverOf(c)]!);
 }
