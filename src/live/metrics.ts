@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Daemon } from './daemon.js';
 import { counterObject } from '../report/records.js';
+import { DROP_REASONS } from '../packet/status.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -42,7 +43,11 @@ export class Metrics {
       for (const [k, v] of Object.entries(d.engine.x!.notEmitted)) set({ reason: k }, v);
     });
     total('tsvs_decode_drops_total', 'packets that did not decode, by reason', ['reason'], (set) => {
-      for (const [k, v] of Object.entries(d.engine.stats.drops())) set({ reason: k }, v);
+      // every reason from the start, zero-valued
+      const by = d.engine.stats.byStatus;
+      DROP_REASONS.forEach((r, i) => {
+        if (r !== 'ok' && r !== 'not_ip') set({ reason: r }, by[i]!);
+      });
     });
     total('tsvs_conntrack_total', 'connection tracking counters', ['counter'], (set) => {
       for (const [k, v] of Object.entries(counterObject(d.engine.ct, d.engine.lb))) set({ counter: k }, v);

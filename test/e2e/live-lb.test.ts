@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { REPO, run } from '../helpers/corpus.js';
 import { requireRoot, sh, sleep } from '../helpers/netns.js';
+import { dashboardAgainst, loadDashboard } from '../helpers/grafana.js';
 
 const P = `tv${process.pid % 100000}`;
 const TOPO = path.join(REPO, 'test', 'e2e', 'topology.sh');
@@ -254,6 +255,8 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       const m2 = await inNs('l', 'curl', ['-s', 'http://127.0.0.1:9640/metrics']);
       assert.ok(Number(/tsvs_flow_drops_total\{reason="synproxy_cookie"\} (\d+)/.exec(m2.stdout)?.[1]) >= toVip.drops.synproxy_cookie!, m2.stdout.slice(0, 3000));
       assert.ok(Number(/tsvs_flows (\d+)/.exec(m2.stdout)?.[1]) >= 2);
+      // the Grafana dashboard's queries: every metric and label in this scrape (synproxy and flows on)
+      assert.deepEqual(dashboardAgainst(loadDashboard(), m2.stdout), []);
       const top = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '--flows', '--top', '1', '--sort', 'pkts']);
       assert.equal(top.code, 0, top.stderr);
       assert.equal(top.stdout.trim().split('\n').length, 2, top.stdout);
