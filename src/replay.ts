@@ -9,7 +9,7 @@ import { CaptureError, formatTs, RecordHandlerError, type PacketRecord } from '.
 import type { ConntrackConfig } from './conntrack/conntrack.js';
 import { Engine, type LbOptions, type Sink } from './engine.js';
 import type { PacketView } from './packet/view.js';
-import { connRecord, counterObject, eventJson, gauges, snapshot, writeSnapshot, type Snapshot } from './report/records.js';
+import { connRecord, counterObject, eventJson, gauges, snapshot, writeSnapshot, type ConnRecord, type Snapshot } from './report/records.js';
 import { lbSummaryOf, type LbSummary } from './report/summary.js';
 import { flowRecord, flowsSummary, type FlowsSummary } from './report/flows.js';
 import type { FlowsConfig } from './flows/flows.js';
@@ -67,6 +67,8 @@ export interface ReplayOptions extends ReadOptions {
     drain?: boolean;
     events?: LineSink;
     conns?: LineSink;
+    /** how a connection record becomes a --conns line (default: JSON) */
+    connLine?: (r: ConnRecord) => string;
     /** receives the table at the end of the replay */
     onSnapshot?: (s: Snapshot) => void;
     /** write the table at the end of the replay to this file (streamed) */
@@ -118,9 +120,10 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     const w = tc.events;
     ct.onEvent = (type, c, tsUs) => w.line(eventJson(ct, type, c, tsUs));
   }
+  const connLine = tc?.connLine ?? ((r: ConnRecord) => JSON.stringify(r));
   if (tc?.conns) {
     const w = tc.conns;
-    ct.extend({ destroyed: (c, _tsUs, reason) => w.line(JSON.stringify(connRecord(ct, c, reason))) });
+    ct.extend({ destroyed: (c, _tsUs, reason) => w.line(connLine(connRecord(ct, c, reason))) });
   }
   const build = (res: { format: 'pcap' | 'pcapng'; linktypes: number[]; packets: number; bytes: number; warnings: string[] }, compressed: boolean): ReplaySummary => {
     const summary: ReplaySummary = {
@@ -154,7 +157,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     if (rep) opts.report!.done(rep.finish(file, firstSec < 0 ? null : formatTs(firstSec, firstFrac, firstDigits), lastSec < 0 ? null : formatTs(lastSec, lastFrac, lastDigits)));
     if (tc.drain) engine.drain();
     if (flows && flowsOut) for (const f of flows.handles()) flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time)));
-    if (tc.conns) for (const c of ct.handles()) tc.conns.line(JSON.stringify(connRecord(ct, c, 'open')));
+    if (tc.conns) for (const c of ct.handles()) tc.conns.line(connLine(connRecord(ct, c, 'open')));
     if (tc.onSnapshot) tc.onSnapshot(snapshot(ct, engine.lb, file));
     if (tc.snapshotFile) {
       const fl = flows ? (function* () { for (const f of flows.handles()) yield flowRecord(flows, f, engine.time); })() : undefined;

@@ -10,6 +10,7 @@ import { Bpf } from '../capture/bpf.js';
 import { replayFile, ReplayError, type ReplaySummary } from '../replay.js';
 import { LineWriter } from '../report/records.js';
 import { renderReport } from '../report/html.js';
+import { zeekFooter, zeekHeader, zeekLine } from '../report/zeek.js';
 import type { ReportData } from '../report/report.js';
 import type { Profile } from '../conntrack/conntrack.js';
 import { checkTimeouts, ConfigError, loadConfig, splitTimeouts, type Config, type Timeouts } from '../config.js';
@@ -37,6 +38,7 @@ interface ReplayCliOptions {
   config?: string;
   out?: string;
   report?: string;
+  connsFormat: string;
 }
 
 /** --timeout NAME=SECONDS (repeatable; later ones win) over the configuration's timeouts: see checkTimeouts for the names */
@@ -66,6 +68,27 @@ function openOutput(flag: string, path: string | undefined): LineWriter | undefi
     return new LineWriter(path);
   } catch (e) {
     throw new UsageError(`--${flag} ${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** --conns as a Zeek conn.log: the header before the first line, #close at the end (times: the first and last connection's, so a replay repeated writes the same file) */
+class ZeekLog {
+  private first = true;
+  private lastTs = 0;
+  constructor(private readonly w: LineWriter) {}
+  line(s: string): void {
+    const ts = Number(s.slice(0, s.indexOf('\t')));
+    if (this.first) {
+      this.w.line(zeekHeader(new Date(ts * 1000)));
+      this.first = false;
+    }
+    this.lastTs = Math.max(this.lastTs, ts);
+    this.w.line(s);
+  }
+  close(): void {
+    if (this.first) this.w.line(zeekHeader(new Date(0)));
+    this.w.line(zeekFooter(new Date(this.lastTs * 1000)));
+    this.w.close();
   }
 }
 
@@ -155,7 +178,10 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   }
   const t = parseTimeouts(opts.timeout, cfg?.timeouts ?? {}, profile);
   const events = openOutput('events', opts.events);
-  const conns = openOutput('conns', opts.conns);
+  if (opts.connsFormat !== 'json' && opts.connsFormat !== 'zeek') throw new UsageError(`--conns-format: expected json or zeek, got "${opts.connsFormat}"`);
+  const zeek = opts.connsFormat === 'zeek';
+  const connsFile = openOutput('conns', opts.conns);
+  const conns = connsFile && zeek ? new ZeekLog(connsFile) : connsFile;
   const flowsOut = openOutput('flows', opts.flows);
   const fc = cfg?.flows;
   const flows = flowsOut || fc?.enabled ? { idle: fc?.idle ?? 3600, max: fc?.max ?? 1 << 20, perSource: fc?.per_source ?? 100, out: flowsOut } : undefined;
@@ -192,7 +218,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
     try {
       const s = await replayFile(file, {
         verifyChecksums: opts.verifyChecksums,
-        track: { profile, seed, maxConns, drain: opts.drain, events, conns, snapshotFile: opts.snapshot && perInput(opts.snapshot, file), tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
+        track: { profile, seed, maxConns, drain: opts.drain, events, conns, connLine: zeek ? (r) => zeekLine(r, seed) : undefined, snapshotFile: opts.snapshot && perInput(opts.snapshot, file), tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
         // a fresh service table per file: schedulers and counters start anew
         lb:
           cfg && cfg.services.length
@@ -281,6 +307,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--drain', 'after the last packet, advance time until every connection has expired')
     .option('--events <file>', 'write connection events (new/update/destroy) as JSON lines')
     .option('--conns <file>', 'write one JSON line per connection (at its end, or at the end of the replay)')
+    .option('--conns-format <format>', 'json, or zeek: --conns as a Zeek conn.log (TSV with its header; conn_state, history, community_id)', 'json')
     .option('--snapshot <file>', 'write the connection table at the end of the replay (for ctstat)')
     .option('--flows <file>', 'account flows per (source, destination) and write one JSON line per flow (when evicted, or at the end)')
     .option('--config <file>', 'load-balancer configuration (YAML or JSON): services, real servers, schedulers, tunables')
