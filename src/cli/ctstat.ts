@@ -4,6 +4,7 @@
  *   ctstat -L [-o ipvs|conntrack|json] [--proto P] [--state S] [--src A] [--dst A] [--port N] --snapshot F
  *   ctstat -S [-o json] --snapshot F
  *   ctstat --flows [--top N] [--sort bytes|pkts|drops] [--src CIDR] [--dst CIDR] [--recent ADDR] [-o json] --snapshot F
+ *   ctstat -E [-e NEW,UPDATE,DESTROY] [filters] [-o conntrack|extended|json]   ctstat -C [filters]   ctstat -D [filters]
  * Without --snapshot, the same views come from a running `tsvs run` through its control socket
  * (--socket PATH, default $TSVS_SOCKET or /run/tsvs/tsvs.sock).
  * States are coloured only when stdout is a terminal.
@@ -13,7 +14,8 @@ import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
 import type { Snapshot } from '../report/records.js';
-import { connectCtl, flowList, list, services, sortFlows, stats } from './views.js';
+import { connectCtl, eventLine, filter, flowList, list, services, sortFlows, stats } from './views.js';
+import type { ConnFilter } from '../report/records.js';
 import { recordMatcher, type FlowSort } from '../report/flows.js';
 import { addrToWords, userPrefix } from '../packet/addr.js';
 import type { FlowRecord } from '../report/flows.js';
@@ -38,6 +40,10 @@ interface Opts {
   top?: string;
   sort: string;
   recent?: string;
+  event?: boolean;
+  eventMask?: string;
+  count?: boolean;
+  delete?: boolean;
 }
 
 function load(path: string | undefined): Snapshot {
@@ -112,6 +118,63 @@ async function flowsCmd(o: Opts): Promise<number> {
   return 0;
 }
 
+/** the filters of -L as the control socket takes them */
+function connFilter(o: Opts): ConnFilter {
+  const port = o.port === undefined ? undefined : Number(o.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port: expected 0-65535, got "${o.port}"`);
+  return { ...(o.proto !== undefined ? { proto: o.proto } : {}), ...(o.state !== undefined ? { state: o.state } : {}), ...(o.src !== undefined ? { src: o.src } : {}), ...(o.dst !== undefined ? { dst: o.dst } : {}), ...(port !== undefined ? { port } : {}) };
+}
+
+/** ctstat -E: a running daemon's connection events, one line each, until interrupted or the daemon goes */
+async function eventsCmd(o: Opts): Promise<number> {
+  if (o.snapshot) throw new UsageError('-E: events come from a running tsvs run (--socket), not a snapshot');
+  const mask = (o.eventMask ?? 'ALL').split(',').map((x) => x.trim().toUpperCase());
+  const known = ['NEW', 'UPDATE', 'DESTROY', 'ALL'];
+  const bad = mask.find((m) => !known.includes(m));
+  if (bad !== undefined) throw new UsageError(`--event-mask: expected NEW, UPDATE, DESTROY or ALL, got "${bad}"`);
+  const types = mask.includes('ALL') ? ['new', 'update', 'destroy'] : mask.map((m) => m.toLowerCase());
+  const path = o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET;
+  const c = await connectCtl(path);
+  let n = 0;
+  const end = () => {
+    process.stderr.write(`conntrack v1.4 (tsvs): ${n} flow events have been shown.\n`);
+    c.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', end);
+  process.once('SIGTERM', end);
+  try {
+    await c.events(connFilter(o), types, (m) => {
+      if (m.lost !== undefined) {
+        process.stderr.write(`ctstat: WARNING: ${m.lost} events lost (this reader was too slow)\n`);
+        return;
+      }
+      n++;
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(m.event)}\n` : `${eventLine(m.event as Parameters<typeof eventLine>[0], o.output === 'extended')}\n`);
+    });
+  } catch (e) {
+    throw new UsageError(`${path}: ${(e as Error).message}`);
+  }
+  process.stderr.write(`ctstat: ${path}: the daemon closed the connection\n`);
+  return 1;
+}
+
+/** ctstat -D: delete the matching connections from a running daemon */
+async function deleteCmd(o: Opts): Promise<number> {
+  if (o.snapshot) throw new UsageError('-D: deletes from a running tsvs run (--socket), not from a snapshot');
+  const path = o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET;
+  const c = await connectCtl(path);
+  try {
+    const r = (await c.call('delete', { filter: connFilter(o) })) as { deleted: number };
+    process.stderr.write(`conntrack v1.4 (tsvs): ${r.deleted} flow entries have been deleted.\n`);
+    return r.deleted > 0 ? 0 : 1;
+  } catch (e) {
+    throw new UsageError(`${path}: ${(e as Error).message}`);
+  } finally {
+    c.close();
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('ctstat')
     .description('connection table and statistics of a tsvs replay snapshot')
@@ -119,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-l, --services', 'list virtual services and real servers (ipvsadm -Ln layout; with --stats their counters)')
     .option('-S, --stats', 'print the counters (with -l: per service and server)')
     .option('--rate', 'with -l: connections, packets and bytes per second (IPVS estimator, 2 s EWMA)')
-    .option('-o, --output <fmt>', 'ipvs (ipvsadm -lnc columns), conntrack (conntrack -L lines) or json', 'ipvs')
+    .option('-o, --output <fmt>', 'ipvs (ipvsadm -lnc columns), conntrack (conntrack -L lines), extended (conntrack -o extended) or json', 'ipvs')
     .option('--snapshot <file>', 'snapshot written by tsvs replay --snapshot')
     .option('--socket <path>', 'control socket of a running tsvs run (the default source without --snapshot)')
     .option('--proto <p>', 'only this protocol (tcp, udp, icmp, icmpv6)')
@@ -131,6 +194,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--top <n>', 'with --flows: only the n largest')
     .option('--sort <key>', 'with --flows: bytes, pkts or drops', 'bytes')
     .option('--recent <addr>', 'with --flows: the last destinations of this source, most recent first')
+    .option('-E, --event', 'stream connection events from a running tsvs run, as conntrack -E (until interrupted); filters as -L')
+    .option('-e, --event-mask <list>', 'with -E: NEW, UPDATE, DESTROY or ALL, comma-separated (conntrack -e)')
+    .option('-C, --count', 'print the number of connections (matching the filters), as conntrack -C')
+    .option('-D, --delete', 'delete the connections matching the filters from a running tsvs run, as conntrack -D')
     .option('-n, --numeric', 'numeric addresses and ports (always: accepted for ipvsadm and conntrack habits, -Ln)')
     .option('--no-color', 'no colours (also: NO_COLOR in the environment)')
     .version(VERSION, '-V, --version')
@@ -145,9 +212,19 @@ export async function main(argv: string[]): Promise<number> {
     for (const k of ['top', 'sort', 'recent']) if (given(k) && !o.flows) throw new UsageError(`--${k}: only with --flows`);
     if (o.flows) for (const k of ['proto', 'state', 'port']) if (given(k)) throw new UsageError(`--${k}: not a flow filter (--flows takes --src, --dst, --recent)`);
     if (o.flows && (o.list || o.services || o.stats)) throw new UsageError('--flows: a view of its own (not with -L, -l or -S)');
-    if (!['ipvs', 'conntrack', 'json'].includes(o.output)) throw new UsageError(`-o: expected ipvs, conntrack or json, got "${o.output}"`);
+    if (!['ipvs', 'conntrack', 'extended', 'json'].includes(o.output)) throw new UsageError(`-o: expected ipvs, conntrack, extended or json, got "${o.output}"`);
+    if (given('eventMask') && !o.event) throw new UsageError('--event-mask: only with -E');
+    const views = ['list', 'services', 'stats', 'flows', 'event', 'count', 'delete'].filter((k) => o[k as keyof Opts] === true);
+    if (views.length > 1 && !(views.length === 2 && views.includes('services') && views.includes('stats'))) throw new UsageError(`one view at a time (given: ${views.map((v) => `--${v}`).join(', ')})`);
     if (o.flows) return await flowsCmd(o);
-    if (!o.list && !o.stats && !o.services) throw new UsageError('nothing to do: give -L (connections), -l (services), -S (counters) or --flows');
+    if (o.event) return await eventsCmd(o);
+    if (o.delete) return await deleteCmd(o);
+    if (o.count) {
+      const snap = o.snapshot ? load(o.snapshot) : await fetchLive(o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET, true, o);
+      process.stdout.write(`${filter(snap.conns, o, snap.profile).length}\n`);
+      return 0;
+    }
+    if (!o.list && !o.stats && !o.services) throw new UsageError('nothing to do: give -L (connections), -l (services), -S (counters), -E (events), -C (count), -D (delete) or --flows');
     const snap = o.snapshot ? load(o.snapshot) : await fetchLive(o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET, o.list === true, o);
     const color = process.stdout.isTTY === true && o.color !== false && !process.env.NO_COLOR;
     if (o.list) process.stdout.write(`${list(snap, o, color)}\n`);

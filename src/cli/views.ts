@@ -36,7 +36,7 @@ function colourState(c: typeof chalk, s: string): string {
   return c.cyan(s);
 }
 
-function filter(conns: SnapshotConn[], o: ViewOpts, profile: string): SnapshotConn[] {
+export function filter(conns: SnapshotConn[], o: ViewOpts, profile: string): SnapshotConn[] {
   const port = o.port === undefined ? undefined : Number(o.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port: expected 0-65535, got "${o.port}"`);
   const f = { proto: o.proto, state: o.state, src: o.src, dst: o.dst, port };
@@ -53,6 +53,13 @@ function icmpPart(t: TupleJson): string {
   return `type=${t.type} code=${t.code} id=${t.id}`;
 }
 
+/** one `conntrack -E` line of an event (as eventJson writes it) */
+export function eventLine(e: { type: string; proto: string; state: string; orig: TupleJson; reply: TupleJson; timeout: number; assured: boolean; replied?: boolean }, extended: boolean): string {
+  const head = `[${e.type.toUpperCase()}]`.padStart(9);
+  const line = conntrackLine({ proto: e.proto, state: e.state, expire: e.timeout, orig: e.orig, reply: e.reply, replied: e.replied ?? true, assured: e.assured } as SnapshotConn).replace(/ mark=0 use=1$/, '');
+  return `${head} ${extended ? `${e.orig.src.includes(':') ? 'ipv6     10' : 'ipv4     2'} ` : ''}${e.type === 'destroy' ? line.replace(/^(\S+ +\d+) 0 /, '$1 ') : line}`;
+}
+
 /** one `conntrack -L` line */
 export function conntrackLine(c: SnapshotConn): string {
   const num = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58 }[c.proto] ?? 0;
@@ -64,7 +71,10 @@ export function conntrackLine(c: SnapshotConn): string {
 export function list(snap: Snapshot, o: ViewOpts, color: boolean): string {
   const conns = filter(snap.conns, o, snap.profile);
   if (o.output === 'json') return JSON.stringify(conns);
-  if (o.output === 'conntrack') return conns.map(conntrackLine).join('\n') + (conns.length ? '\n' : '') + `conntrack v1.4 (tsvs): ${conns.length} flow entries have been shown.`;
+  if (o.output === 'conntrack' || o.output === 'extended') {
+    const line = o.output === 'extended' ? (x: SnapshotConn) => `${x.orig.src.includes(':') ? 'ipv6     10' : 'ipv4     2'} ${conntrackLine(x)}` : conntrackLine;
+    return conns.map(line).join('\n') + (conns.length ? '\n' : '') + `conntrack v1.4 (tsvs): ${conns.length} flow entries have been shown.`;
+  }
   const c = color ? chalk : new Chalk({ level: 0 });
   const lines = ['IPVS connection entries', `pro expire state       source                 destination            reply source           reply destination${conns.some((x) => x.server) ? '      server' : ''}`];
   for (const x of conns) {

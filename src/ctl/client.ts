@@ -10,6 +10,8 @@ export class CtlClient {
   private buf = '';
   private waiting: Array<(r: Reply) => void> = [];
   private nextId = 1;
+  /** lines the daemon pushes after `events` */
+  private onPush: ((m: { event?: unknown; lost?: number }) => void) | null = null;
 
   constructor(readonly path: string) {}
 
@@ -28,7 +30,10 @@ export class CtlClient {
         while ((i = this.buf.indexOf('\n')) >= 0) {
           const line = this.buf.slice(0, i);
           this.buf = this.buf.slice(i + 1);
-          this.waiting.shift()?.(JSON.parse(line) as Reply);
+          const m = JSON.parse(line) as Reply & { event?: unknown; lost?: number };
+          // pushed lines (a subscription's events) are not replies
+          if (!('ok' in m) && ('event' in m || 'lost' in m)) this.onPush?.(m);
+          else this.waiting.shift()?.(m);
         }
       });
     });
@@ -45,6 +50,16 @@ export class CtlClient {
     });
     if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.message}`);
     return reply.result;
+  }
+
+  /** subscribe to connection events (conntrack -E): `on` gets each pushed line until the daemon closes the connection (then this resolves) */
+  async events(filter: ConnFilter, types: string[], on: (m: { event?: unknown; lost?: number }) => void): Promise<void> {
+    const s = this.sock;
+    if (!s) throw new Error('not connected');
+    const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+    this.onPush = on;
+    await this.call('events', { filter, types });
+    await closed;
   }
 
   /** every connection (matching `filter`), fetched page by page (each page continues where the last ended) */

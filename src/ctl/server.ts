@@ -19,6 +19,8 @@ import { serviceKey, serverKey } from '../service/services.js';
 
 /** at most this many connections per page */
 export const MAX_PAGE = 10_000;
+/** bytes of events a subscriber may leave unread before its events are dropped (and counted) */
+export const EVENTS_BACKLOG = 4 << 20;
 /** table entries looked at per `conns` request at most (a page may come back short, with a cursor to go on) */
 export const SCAN_BUDGET = 65_536;
 
@@ -42,6 +44,13 @@ export interface CtlTarget {
   flowPage(from: number, limit: number, budget: number, filter: FlowFilter, sort?: FlowSort, recent?: string): { flows: FlowRecord[]; next: number | null; total: number } | null;
   zero(): number;
   flush(): number;
+  /** conntrack -D: destroy the connections matching `filter` (throws for a bad filter); how many */
+  deleteConns(filter: ConnFilter): number;
+  /**
+   * conntrack -E: call `send` with each event (a JSON object's text) of the types asked for, of connections
+   * matching `filter` (throws for a bad filter), until the returned function is called
+   */
+  subscribe(filter: ConnFilter, types: ReadonlySet<string>, send: (event: string) => void): () => void;
   reload(): number;
   /** the services as configured now */
   serviceConfigs(): ServiceConfig[];
@@ -73,6 +82,8 @@ const ARGS: Record<string, z.ZodTypeAny> = {
   zero: noArgs,
   flush: noArgs,
   reload: noArgs,
+  delete: z.object({ ...base, filter: filter.optional() }).strict(),
+  events: z.object({ ...base, filter: filter.optional(), types: z.array(z.enum(['new', 'update', 'destroy'])).min(1).max(3).optional() }).strict(),
   conns: z.object({ ...base, limit: z.number().int().min(1).max(MAX_PAGE).optional(), cursor: z.string().regex(/^c[0-9]{1,10}$/, 'expected a cursor from a previous page').optional(), filter: filter.optional() }).strict(),
   flows: z
     .object({
@@ -181,7 +192,7 @@ export class CtlServer {
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        if (line.trim()) this.send(c, this.answer(line));
+        if (line.trim()) this.send(c, this.answer(line, c));
       }
       if (buf.length > MAX_LINE) {
         this.send(c, this.reply(null, new CtlError('TOO_LONG', `request longer than ${MAX_LINE} bytes`)));
@@ -207,8 +218,8 @@ export class CtlServer {
     }
   }
 
-  /** the reply line to one request line */
-  answer(line: string): string {
+  /** the reply line to one request line (`c`: the client's socket, for a subscription to events) */
+  answer(line: string, c?: net.Socket): string {
     this.requests++;
     let reqId: unknown = null;
     try {
@@ -230,6 +241,7 @@ export class CtlServer {
       if (!schema) throw new CtlError('UNKNOWN_CMD', `unknown command ${JSON.stringify(env.data.cmd)}`);
       const req = schema.safeParse(raw);
       if (!req.success) throw new CtlError('BAD_REQUEST', zodMessage(req.error));
+      if (env.data.cmd === 'events') return this.reply(reqId, this.events(req.data as { filter?: ConnFilter; types?: string[] }, c));
       return this.reply(reqId, this.handle(req.data as Record<string, unknown> & { cmd: string }));
     } catch (e) {
       this.errors++;
@@ -258,11 +270,46 @@ export class CtlServer {
         return { zeroed: d.zero() };
       case 'flush':
         return { flushed: d.flush() };
+      case 'delete':
+        try {
+          return { deleted: d.deleteConns((req.filter as ConnFilter | undefined) ?? {}) };
+        } catch (e) {
+          throw new CtlError('BAD_REQUEST', `filter: ${(e as Error).message}`);
+        }
       case 'reload':
         return { services: d.reload() };
       default:
         return this.change(req);
     }
+  }
+
+  /**
+   * A subscription to connection events on this client's socket: after the reply, one line per event,
+   * {"v":1,"event":{...}}, until the client goes. A client that does not read is not waited for: past
+   * EVENTS_BACKLOG bytes unread its events are dropped and counted, and told as {"v":1,"lost":N} before the
+   * next one that fits (conntrack -E's ENOBUFS, without ending the stream).
+   */
+  private events(req: { filter?: ConnFilter; types?: string[] }, c: net.Socket | undefined): unknown {
+    if (!c) throw new CtlError('BAD_REQUEST', 'events: only on a socket');
+    let lost = 0;
+    let unsub: () => void;
+    try {
+      unsub = this.d.subscribe(req.filter ?? {}, new Set(req.types ?? ['new', 'update', 'destroy']), (ev) => {
+        if (c.destroyed || c.writableLength > EVENTS_BACKLOG) {
+          lost++;
+          return;
+        }
+        if (lost > 0) {
+          c.write(`{"v":${CTL_VERSION},"lost":${lost}}\n`);
+          lost = 0;
+        }
+        c.write(`{"v":${CTL_VERSION},"event":${ev}}\n`);
+      });
+    } catch (e) {
+      throw new CtlError('BAD_REQUEST', `filter: ${(e as Error).message}`);
+    }
+    c.once('close', unsub);
+    return { subscribed: true };
   }
 
   /** a page of connections from the cursor's position (the first page: from the start) */

@@ -8,7 +8,7 @@ import { PacketRecord } from '../capture/record.js';
 import { LiveCapture } from '../capture/live.js';
 import type { Profile } from '../conntrack/conntrack.js';
 import { Engine } from '../engine.js';
-import { counterObject, gauges, pageConns, type ConnFilter, type SnapshotService } from '../report/records.js';
+import { counterObject, deleteConns, EventFeed, gauges, pageConns, type ConnFilter, type SnapshotService } from '../report/records.js';
 import { flowPage, recentFlows, type FlowFilter, type FlowSort } from '../report/flows.js';
 import { lbSummary } from '../report/summary.js';
 import type { CtlTarget } from '../ctl/server.js';
@@ -293,6 +293,17 @@ export class Daemon implements CtlTarget {
 
   flush(): number {
     return this.engine.ct.flush();
+  }
+
+  deleteConns(filter: ConnFilter): number {
+    return deleteConns(this.engine.ct, filter);
+  }
+
+  private feed: EventFeed | null = null;
+
+  subscribe(filter: ConnFilter, types: ReadonlySet<string>, send: (event: string) => void): () => void {
+    this.feed ??= new EventFeed(this.engine.ct);
+    return this.feed.subscribe(filter, types, send);
   }
 
   serviceConfigs(): ServiceConfig[] {

@@ -9,6 +9,7 @@ import { formatAddr } from '../packet/bytes.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../packet/view.js';
 import { F_NAT, icmpReplyKey } from '../conntrack/table.js';
 import { COUNTER_NAMES, S_ASSURED, S_SEEN_REPLY, type Conntrack, type EventType } from '../conntrack/conntrack.js';
+import { C_KILLED } from '../conntrack/bits.js';
 import { LB_COUNTER_NAMES, type Balancer } from '../lb/balancer.js';
 import { stateNames as profileStates } from '../proto/index.js';
 import { serverLabel } from '../service/services.js';
@@ -80,6 +81,7 @@ export function eventJson(t: Conntrack, type: EventType, c: number, tsUs: number
     reply: tupleJson(t, c, 1),
     timeout: type === 'destroy' ? 0 : Math.round(t.timeoutOf(c)),
     assured: (t.statusOf(c) & S_ASSURED) !== 0,
+    replied: (t.statusOf(c) & S_SEEN_REPLY) !== 0,
   });
 }
 
@@ -234,6 +236,46 @@ function queryMatches(t: Conntrack, c: number, q: ConnQuery): boolean {
     if (tb.sportOf(c) !== q.port && (icmp || tb.dportOf(c) !== q.port)) return false;
   }
   return true;
+}
+
+/** a checked filter as a test of a handle (throws a one-line Error naming a bad field) */
+export function connMatcher(t: Conntrack, filter: ConnFilter): (c: number) => boolean {
+  const q = compileFilter(t, filter);
+  return (c) => queryMatches(t, c, q);
+}
+
+/** conntrack -D: destroy every connection matching `filter` (as 'killed', events and records as for any end); how many */
+export function deleteConns(t: Conntrack, filter: ConnFilter): number {
+  const match = connMatcher(t, filter);
+  const victims: number[] = [];
+  for (const c of t.handles()) if (match(c)) victims.push(c);
+  for (const c of victims) t.destroy(c, t.time.nowUs, 'killed');
+  t.counters[C_KILLED]! += victims.length;
+  return victims.length;
+}
+
+/** conntrack -E: connection events to subscribers, each with its filter; the tracker reports events only while there is one */
+export class EventFeed {
+  private readonly subs = new Set<(type: EventType, c: number, tsUs: number) => void>();
+
+  constructor(private readonly t: Conntrack) {}
+
+  /** `send` gets each event's JSON text (eventJson) of the `types` asked for matching `filter` (checked: throws), until the returned function is called */
+  subscribe(filter: ConnFilter, types: ReadonlySet<string>, send: (event: string) => void): () => void {
+    const t = this.t;
+    const match = connMatcher(t, filter);
+    const fn = (type: EventType, c: number, tsUs: number) => {
+      if (types.has(type) && match(c)) send(eventJson(t, type, c, tsUs));
+    };
+    this.subs.add(fn);
+    t.onEvent = (type, c, tsUs) => {
+      for (const f of this.subs) f(type, c, tsUs);
+    };
+    return () => {
+      this.subs.delete(fn);
+      if (this.subs.size === 0) t.onEvent = null;
+    };
+  }
 }
 
 /**

@@ -15,7 +15,7 @@ import { CtlServer, SCAN_BUDGET, type CtlTarget } from '../../src/ctl/server.js'
 import { PacketRecord } from '../../src/capture/record.js';
 import type { Conntrack } from '../../src/conntrack/conntrack.js';
 import { Engine } from '../../src/engine.js';
-import { pageConns } from '../../src/report/records.js';
+import { deleteConns, EventFeed, pageConns } from '../../src/report/records.js';
 import { flowPage, recentFlows } from '../../src/report/flows.js';
 import { eth, ipv4, tcp, udp } from '../helpers/packets.js';
 
@@ -36,6 +36,7 @@ function filled(n: number): Conntrack {
 }
 
 function target(t: Conntrack, over: Partial<CtlTarget> = {}): CtlTarget {
+  let feed: EventFeed | null = null;
   return {
     status: () => ({ packets: 0 }),
     snapshot: () => ({ version: 1 }),
@@ -49,6 +50,8 @@ function target(t: Conntrack, over: Partial<CtlTarget> = {}): CtlTarget {
     },
     zero: () => 0,
     flush: () => t.flush(),
+    deleteConns: (filter) => deleteConns(t, filter),
+    subscribe: (filter, types, send) => (feed ??= new EventFeed(t)).subscribe(filter, types, send),
     reload: () => 0,
     serviceConfigs: () => [],
     replaceServices: () => ({ added: 0, changed: 0, deleted: 0 }),

@@ -199,6 +199,66 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
     });
   }
 
+  it('ctstat -E streams a running daemon\'s events as conntrack -E (filters, -e mask, JSON); -C counts; -D deletes what matches, and -E shows it go; -o extended', async function () {
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    const lb = await startLb(config('nat'));
+    try {
+      // a JSON stream of everything, and a conntrack-style one of NEW events to port 80 only
+      const all = startIn('l', ['node', CTSTAT_JS, '--socket', lb.sock, '-E', '-o', 'json']);
+      const news = startIn('l', ['node', CTSTAT_JS, '--socket', lb.sock, '-E', '-e', 'NEW', '--port', '80']);
+      let allOut = '';
+      let newsOut = '';
+      all.stdout!.on('data', (d: Buffer) => (allOut += d.toString()));
+      news.stdout!.on('data', (d: Buffer) => (newsOut += d.toString()));
+      await sleep(800); // both subscribed
+      assert.equal(count(await requests(5)).FAIL, undefined);
+      await sleep(300);
+      const evs = allOut.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; proto: string; state: string; orig: { src: string; dst: string; sport: number; dport: number }; replied: boolean });
+      const mine = evs.filter((e) => e.orig.dst === VIP && e.orig.dport === 80);
+      const ports = [...new Set(mine.map((e) => e.orig.sport))];
+      assert.equal(ports.length, 5, allOut);
+      for (const sp of ports) {
+        const seq = mine.filter((e) => e.orig.sport === sp).map((e) => `${e.type}:${e.state}`);
+        assert.equal(seq[0], 'new:SYN_RECV', `port ${sp}: ${seq.join(' ')}`);
+        assert.ok(seq.includes('update:ESTABLISHED'), `port ${sp}: ${seq.join(' ')}`);
+      }
+      // the NEW-only stream: conntrack -E lines, one per connection, none but NEW
+      const lines = newsOut.replace(/\n+$/, '').split('\n');
+      assert.equal(lines.length, 5, newsOut);
+      for (const l of lines) assert.match(l, new RegExp(`^ +\\[NEW\\] tcp +6 \\d+ SYN_RECV src=10\\.77\\.1\\.2 dst=${VIP.replace(/\./g, '\\.')} sport=\\d+ dport=80 \\[UNREPLIED\\] src=10\\.77\\.2\\.1[12] dst=10\\.77\\.1\\.2 sport=8080 dport=\\d+$`));
+      // -C: as many as -L lists; with a filter, those 5
+      const listed = JSON.parse((await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-L', '-o', 'json'])).stdout) as unknown[];
+      const cnt = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-C']);
+      assert.equal(cnt.code, 0, cnt.stderr);
+      assert.equal(Number(cnt.stdout), listed.length);
+      assert.equal(Number((await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-C', '--dst', VIP, '--port', '80'])).stdout), 5);
+      // -o extended: conntrack's layer-3 columns first
+      const ext = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-L', '-o', 'extended', '--dst', VIP]);
+      assert.match(ext.stdout, /^ipv4 {5}2 tcp {6}6 \d+ TIME_WAIT src=10\.77\.1\.2 /m);
+      // -D: the client's connections to the VIP go, as DESTROY events; a second -D finds none
+      const del = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-D', '--src', '10.77.1.2', '--dst', VIP]);
+      assert.equal(del.code, 0, del.stderr);
+      assert.match(del.stderr, /^conntrack v1\.4 \(tsvs\): 5 flow entries have been deleted\.$/m);
+      await sleep(300);
+      const destroyed = allOut.trim().split('\n').map((l) => JSON.parse(l) as { type: string; orig: { dst: string; sport: number } }).filter((e) => e.type === 'destroy' && e.orig.dst === VIP);
+      assert.deepEqual(destroyed.map((e) => e.orig.sport).sort(), [...ports].sort());
+      assert.equal(Number((await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-C', '--dst', VIP])).stdout), 0);
+      const again = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-D', '--src', '10.77.1.2', '--dst', VIP]);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /0 flow entries have been deleted/);
+      // bad filters and misuse: one line, exit 2
+      const bad = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-E', '-e', 'BOGUS']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--event-mask: expected NEW, UPDATE, DESTROY or ALL, got "BOGUS"/);
+      assert.equal((await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-D', '--state', 'NOPE'])).code, 2);
+      assert.equal((await inNs('l', 'node', [CTSTAT_JS, '-E', '--snapshot', '/dev/null'])).code, 2);
+      await stop(all, 'SIGINT');
+      await stop(news, 'SIGINT');
+    } finally {
+      await stopLb(lb);
+    }
+  });
+
   it('synproxy (nat): 50 requests succeed; the server sees its SYN only after the client has completed its handshake with the LB', async function () {
     sh('bash', [TOPO, 'gw', P, 'nat']);
     const lb = await startLb(config('nat', { synproxy: true }));

@@ -18,7 +18,7 @@ import YAML from 'yaml';
 import { readCapture } from '../../src/capture/reader.js';
 import { CaptureError, PacketRecord, RecordHandlerError } from '../../src/capture/record.js';
 import { checkTimeouts, ConfigError, parseConfig, parseConfigText, type Config } from '../../src/config.js';
-import { pageConns } from '../../src/report/records.js';
+import { deleteConns, EventFeed, pageConns } from '../../src/report/records.js';
 import { flowPage, recentFlows } from '../../src/report/flows.js';
 import { lbSummaryOf } from '../../src/report/summary.js';
 import { CtlServer, type CtlTarget } from '../../src/ctl/server.js';
@@ -390,6 +390,8 @@ export function ctlTarget(): Target {
               recent !== undefined ? { flows: recentFlows(engine.flows!, engine.time, recent), next: null, total: engine.flows!.count } : flowPage(engine.flows!, engine.time, from, limit, budget, filter, sort),
             zero: () => 0,
             flush: () => tracker.flush(),
+            deleteConns: (filter) => deleteConns(tracker, filter),
+            subscribe: (filter, types, send) => new EventFeed(tracker).subscribe(filter, types, send),
             reload: () => services.length,
             serviceConfigs: () => services,
             replaceServices: (list) => {
