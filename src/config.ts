@@ -89,7 +89,7 @@ const service = z
     /** tunnel forwarding: IP-in-IP (protocol 4 / 41) or GUE (UDP, variant 1) */
     /** src: the outer header's source (default: the VIP; live mode needs an address of the LB's own, as a server drops packets from its own VIP) */
     tunnel: z.object({ type: z.enum(['ipip', 'gue']).default('ipip'), port: port.default(6080), src: address.optional() }).strict().default({}),
-    servers: z.array(server).min(1).max(65535),
+    servers: z.array(server).max(65535),
   })
   .strict()
   .superRefine((s, ctx) => {

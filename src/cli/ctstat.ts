@@ -4,7 +4,7 @@
  *   ctstat -L [-o ipvs|conntrack|json] [--proto P] [--state S] [--src A] [--dst A] [--port N] --snapshot F
  *   ctstat -S [-o json] --snapshot F
  *   ctstat --flows [--top N] [--sort bytes|pkts|drops] [--src CIDR] [--dst CIDR] [--recent ADDR] [-o json] --snapshot F
- *   ctstat -E [-e NEW,UPDATE,DESTROY] [filters] [-o conntrack|extended|json]   ctstat -C [filters]   ctstat -D [filters]
+ *   ctstat -E [-e NEW,UPDATE,DESTROY] [filters] [-o conntrack|extended|json]   ctstat -C [filters]   ctstat -D [filters]   ctstat -F
  * Without --snapshot, the same views come from a running `tsvs run` through its control socket
  * (--socket PATH, default $TSVS_SOCKET or /run/tsvs/tsvs.sock).
  * States are coloured only when stdout is a terminal.
@@ -44,6 +44,7 @@ interface Opts {
   eventMask?: string;
   count?: boolean;
   delete?: boolean;
+  flush?: boolean;
 }
 
 function load(path: string | undefined): Snapshot {
@@ -198,6 +199,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-e, --event-mask <list>', 'with -E: NEW, UPDATE, DESTROY or ALL, comma-separated (conntrack -e)')
     .option('-C, --count', 'print the number of connections (matching the filters), as conntrack -C')
     .option('-D, --delete', 'delete the connections matching the filters from a running tsvs run, as conntrack -D')
+    .option('-F, --flush', 'remove every connection of a running tsvs run, as conntrack -F')
     .option('-n, --numeric', 'numeric addresses and ports (always: accepted for ipvsadm and conntrack habits, -Ln)')
     .option('--no-color', 'no colours (also: NO_COLOR in the environment)')
     .version(VERSION, '-V, --version')
@@ -214,11 +216,26 @@ export async function main(argv: string[]): Promise<number> {
     if (o.flows && (o.list || o.services || o.stats)) throw new UsageError('--flows: a view of its own (not with -L, -l or -S)');
     if (!['ipvs', 'conntrack', 'extended', 'json'].includes(o.output)) throw new UsageError(`-o: expected ipvs, conntrack, extended or json, got "${o.output}"`);
     if (given('eventMask') && !o.event) throw new UsageError('--event-mask: only with -E');
-    const views = ['list', 'services', 'stats', 'flows', 'event', 'count', 'delete'].filter((k) => o[k as keyof Opts] === true);
+    const views = ['list', 'services', 'stats', 'flows', 'event', 'count', 'delete', 'flush'].filter((k) => o[k as keyof Opts] === true);
     if (views.length > 1 && !(views.length === 2 && views.includes('services') && views.includes('stats'))) throw new UsageError(`one view at a time (given: ${views.map((v) => `--${v}`).join(', ')})`);
     if (o.flows) return await flowsCmd(o);
     if (o.event) return await eventsCmd(o);
     if (o.delete) return await deleteCmd(o);
+    if (o.flush) {
+      if (o.snapshot) throw new UsageError('-F: flushes a running tsvs run (--socket), not a snapshot');
+      for (const k of ['proto', 'state', 'src', 'dst', 'port']) if (given(k)) throw new UsageError(`--${k}: -F removes every connection (ctstat -D deletes those matching filters)`);
+      const path = o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET;
+      const c = await connectCtl(path);
+      try {
+        await c.call('flush');
+      } catch (e) {
+        throw new UsageError(`${path}: ${(e as Error).message}`);
+      } finally {
+        c.close();
+      }
+      process.stderr.write('conntrack v1.4 (tsvs): connection tracking table has been emptied.\n');
+      return 0;
+    }
     if (o.count) {
       const snap = o.snapshot ? load(o.snapshot) : await fetchLive(o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET, true, o);
       process.stdout.write(`${filter(snap.conns, o, snap.profile).length}\n`);

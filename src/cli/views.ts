@@ -5,9 +5,13 @@ import { CtlClient } from '../ctl/client.js';
 import { snapshotMatcher, type Snapshot, type SnapshotConn, type SnapshotService, type TupleJson } from '../report/records.js';
 import type { FlowRecord } from '../report/flows.js';
 import type { FlowSort } from '../report/flows.js';
+import type { TemplateEntry } from '../ctl/server.js';
+import { addrToWords } from '../packet/addr.js';
 
 export interface ViewOpts {
   rate?: boolean;
+  /** ipvsadm --sort: services by protocol, address and port, servers by address and port */
+  sorted?: boolean;
   stats?: boolean;
   output: string;
   proto?: string;
@@ -53,6 +57,33 @@ function icmpPart(t: TupleJson): string {
   return `type=${t.type} code=${t.code} id=${t.id}`;
 }
 
+/** "proto addr:port" / "addr:port" as a sort key: protocol, address family, address words, port */
+function addrKey(label: string): Array<number | string> {
+  const m = /^(?:(\w+) )?\[?([0-9a-fA-F.:]+?)\]?(?::(\d+))?$/.exec(label);
+  if (!m) return [label];
+  const w = addrToWords(m[2]!);
+  return [m[1] ?? '', w.v6 ? 1 : 0, ...w.words, Number(m[3] ?? 0)];
+}
+
+function cmpKeys(a: Array<number | string>, b: Array<number | string>): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? -1;
+    const y = b[i] ?? -1;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+function sortServices(svcs: SnapshotService[]): SnapshotService[] {
+  return [...svcs].sort((a, b) => cmpKeys(addrKey(a.service), addrKey(b.service))).map((s) => ({ ...s, servers: [...s.servers].sort((a, b) => cmpKeys(addrKey(a.server), addrKey(b.server))) }));
+}
+
+/** persistence templates as ipvsadm -Lnc lists them (state NONE, the client masked with port 0) */
+export function templateLines(ts: TemplateEntry[]): string[] {
+  const hp = (a: string, p: number) => `${a.includes(':') ? `[${a}]` : a}:${p}`;
+  return ts.map((t) => `${t.proto.toUpperCase().padEnd(3)} ${mmss(t.expire).padEnd(6)} ${'NONE'.padEnd(11)} ${hp(t.client, 0).padEnd(22)} ${hp(t.vip, t.vport).padEnd(22)} ${t.server.padEnd(22)} ${hp(t.client, 0)}`);
+}
+
 /** one `conntrack -E` line of an event (as eventJson writes it) */
 export function eventLine(e: { type: string; proto: string; state: string; orig: TupleJson; reply: TupleJson; timeout: number; assured: boolean; replied?: boolean }, extended: boolean): string {
   const head = `[${e.type.toUpperCase()}]`.padStart(9);
@@ -90,7 +121,8 @@ const FWD: Record<string, string> = { nat: 'Masq', fnat: 'FullNat', dr: 'Route',
 
 /** services and servers in the layout of `ipvsadm -Ln` (and `--stats`) */
 export function services(snap: Snapshot, o: ViewOpts): string {
-  const svcs = snap.services ?? [];
+  let svcs = snap.services ?? [];
+  if (o.sorted) svcs = sortServices(svcs);
   if (o.output === 'json') return JSON.stringify(svcs);
   const lines: string[] = [];
   // ipvsadm -Ln --rate and --stats: five numbers per service and per server

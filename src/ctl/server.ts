@@ -14,7 +14,7 @@ import { CtlError, CTL_VERSION, MAX_LINE, type ServiceRef } from './protocol.js'
 import type { ConnFilter, SnapshotConn, SnapshotService } from '../report/records.js';
 import type { FlowFilter, FlowSort } from '../report/flows.js';
 import type { FlowRecord } from '../report/flows.js';
-import { ConfigError, type ServiceConfig } from '../config.js';
+import { ConfigError, MAX_TIMEOUT_S, type ServiceConfig } from '../config.js';
 import { serviceKey, serverKey } from '../service/services.js';
 
 /** at most this many connections per page */
@@ -54,8 +54,30 @@ export interface CtlTarget {
   reload(): number;
   /** the services as configured now */
   serviceConfigs(): ServiceConfig[];
+  /** ipvsadm's three timeouts (seconds): TCP ESTABLISHED, TCP FIN_WAIT, UDP */
+  timeouts(): IpvsTimeouts;
+  /** set them (0 or absent: unchanged, as ipvsadm --set); connections take a new value when their timer is next armed */
+  setTimeouts(t: Partial<IpvsTimeouts>): IpvsTimeouts;
+  /** persistence templates, for ipvsadm -Lnc */
+  templates(): TemplateEntry[];
   /** validate a whole new service list as the configuration file is (throws ConfigError) and apply it */
   replaceServices(list: unknown[], why: string): { added: number; changed: number; deleted: number };
+}
+
+export interface IpvsTimeouts {
+  tcp: number;
+  tcpfin: number;
+  udp: number;
+}
+
+/** a persistence template as listed: client (masked, port 0) of a service, to a server */
+export interface TemplateEntry {
+  proto: string;
+  client: string;
+  vip: string;
+  vport: number;
+  server: string;
+  expire: number;
 }
 
 const id = z.union([z.string().max(256), z.number().finite(), z.null()]);
@@ -83,6 +105,11 @@ const ARGS: Record<string, z.ZodTypeAny> = {
   flush: noArgs,
   reload: noArgs,
   delete: z.object({ ...base, filter: filter.optional() }).strict(),
+  'services.config': noArgs,
+  'services.set': z.object({ ...base, services: z.array(z.unknown()).max(65536) }).strict(),
+  timeouts: noArgs,
+  'timeouts.set': z.object({ ...base, tcp: z.number().int().min(0).max(MAX_TIMEOUT_S).optional(), tcpfin: z.number().int().min(0).max(MAX_TIMEOUT_S).optional(), udp: z.number().int().min(0).max(MAX_TIMEOUT_S).optional() }).strict(),
+  templates: noArgs,
   events: z.object({ ...base, filter: filter.optional(), types: z.array(z.enum(['new', 'update', 'destroy'])).min(1).max(3).optional() }).strict(),
   conns: z.object({ ...base, limit: z.number().int().min(1).max(MAX_PAGE).optional(), cursor: z.string().regex(/^c[0-9]{1,10}$/, 'expected a cursor from a previous page').optional(), filter: filter.optional() }).strict(),
   flows: z
@@ -278,6 +305,20 @@ export class CtlServer {
         }
       case 'reload':
         return { services: d.reload() };
+      case 'services.config':
+        return d.serviceConfigs();
+      case 'services.set':
+        try {
+          return d.replaceServices(req.services as unknown[], 'services.set');
+        } catch (e) {
+          throw new CtlError('INVALID', (e as Error).message);
+        }
+      case 'timeouts':
+        return d.timeouts();
+      case 'timeouts.set':
+        return d.setTimeouts(req as Partial<IpvsTimeouts>);
+      case 'templates':
+        return d.templates();
       default:
         return this.change(req);
     }
@@ -353,7 +394,8 @@ export class CtlServer {
       list.push({ ...ref, ...body, servers: (body.servers as unknown[]) ?? [] } as unknown as ServiceConfig);
     } else if (req.cmd === 'service.edit') {
       const i = find();
-      list[i] = { ...list[i]!, ...body } as ServiceConfig;
+      // (a field set to null is removed: ipvsadm -E without -p ends persistence)
+      list[i] = Object.fromEntries(Object.entries({ ...list[i]!, ...body }).filter(([, v]) => v !== null)) as unknown as ServiceConfig;
     } else if (req.cmd === 'service.delete') {
       list.splice(find(), 1);
     } else {

@@ -108,4 +108,17 @@ export class Templates {
   get count(): number {
     return this.table.count;
   }
+
+  /** every template: the client (masked) and service key in `k`, its server index, seconds before it expires (ipvsadm -Lnc lists them) */
+  each(nowUs: number, fn: (k: { proto: number; v6: boolean; client: Uint32Array; vip: Uint32Array; vport: number }, dest: number, expireS: number) => void): void {
+    const tb = this.table;
+    const client = new Uint32Array(4);
+    const vip = new Uint32Array(4);
+    for (let t = 0; t < tb.highWater; t++) {
+      if (!tb.isUsed(t)) continue;
+      tb.addrWords(t, 'src', client);
+      tb.addrWords(t, 'dst', vip);
+      fn({ proto: tb.protoOf(t), v6: tb.isV6(t), client, vip, vport: tb.dportOf(t) }, this.dest[t]!, Math.max(0, (this.wheel.expiry(t) * TICK_US - nowUs) / 1e6));
+    }
+  }
 }

@@ -11,10 +11,11 @@ import { Engine } from '../engine.js';
 import { counterObject, deleteConns, EventFeed, gauges, pageConns, type ConnFilter, type SnapshotService } from '../report/records.js';
 import { flowPage, recentFlows, type FlowFilter, type FlowSort } from '../report/flows.js';
 import { lbSummary } from '../report/summary.js';
-import type { CtlTarget } from '../ctl/server.js';
+import type { CtlTarget, IpvsTimeouts, TemplateEntry } from '../ctl/server.js';
+import { formatAddr } from '../packet/bytes.js';
 import { LiveSink, macKey } from '../xmit/sink-live.js';
 import { FWD_DR, MODES } from '../xmit/modes.js';
-import { Services } from '../service/services.js';
+import { serverLabel, Services } from '../service/services.js';
 import { parseMac } from '../packet/addr.js';
 import { MonotonicClock } from '../timer/clock.js';
 import { WheelDriver } from '../timer/driver.js';
@@ -311,11 +312,43 @@ export class Daemon implements CtlTarget {
   }
 
   replaceServices(list: unknown[], why: string): { added: number; changed: number; deleted: number } {
-    // the same validation as the configuration file (an empty service is refused there: min 1 server)
+    // the same validation as the configuration file
     const cfgs = parseConfig({ services: list, live: this.cfg.live }, 'request').services;
     const r = this.applyServices(cfgs);
     this.log.info('services changed', { by: 'ctl', cmd: why, ...r });
     return r;
+  }
+
+  timeouts(): IpvsTimeouts {
+    const ct = this.engine.ct;
+    const dpvs = ct.profile === 'dpvs';
+    return { tcp: ct.tcpTimeouts[ct.stEstablished]!, tcpfin: ct.tcpTimeouts[ct.tcpNames.indexOf('FIN_WAIT')]!, udp: dpvs ? ct.udpT.normal : ct.udpT.replied };
+  }
+
+  setTimeouts(t: Partial<IpvsTimeouts>): IpvsTimeouts {
+    const ct = this.engine.ct;
+    if (t.tcp) ct.tcpTimeouts[ct.stEstablished] = t.tcp;
+    if (t.tcpfin) ct.tcpTimeouts[ct.tcpNames.indexOf('FIN_WAIT')] = t.tcpfin;
+    if (t.udp) {
+      if (ct.profile === 'dpvs') ct.udpT.normal = t.udp;
+      else ct.udpT.replied = t.udp;
+    }
+    const now = this.timeouts();
+    this.log.info('timeouts set', { by: 'ctl', ...now });
+    return now;
+  }
+
+  templates(): TemplateEntry[] {
+    const out: TemplateEntry[] = [];
+    const tm = this.engine.lb?.templates;
+    if (!tm) return out;
+    tm.each(this.engine.time.nowUs, (k, dest, expire) => {
+      const si = this.services.lookup(k.proto, k.v6, k.vip, k.vport);
+      const svc = si >= 0 ? this.services.list[si] : undefined;
+      const srv = svc?.cfg.servers[dest];
+      out.push({ proto: k.proto === 6 ? 'tcp' : 'udp', client: formatAddr(k.client, k.v6 ? 6 : 4), vip: formatAddr(k.vip, k.v6 ? 6 : 4), vport: k.vport, server: srv ? serverLabel(srv) : '?', expire: Math.round(expire) });
+    });
+    return out;
   }
 
   /** SIGHUP (and the control socket's reload): read the configuration file again and apply its services; returns how many there are */

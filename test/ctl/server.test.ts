@@ -54,6 +54,9 @@ function target(t: Conntrack, over: Partial<CtlTarget> = {}): CtlTarget {
     subscribe: (filter, types, send) => (feed ??= new EventFeed(t)).subscribe(filter, types, send),
     reload: () => 0,
     serviceConfigs: () => [],
+    timeouts: () => ({ tcp: 900, tcpfin: 120, udp: 300 }),
+    setTimeouts: (t) => ({ tcp: t.tcp || 900, tcpfin: t.tcpfin || 120, udp: t.udp || 300 }),
+    templates: () => [],
     replaceServices: () => ({ added: 0, changed: 0, deleted: 0 }),
     ...over,
   };

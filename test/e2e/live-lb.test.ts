@@ -259,6 +259,76 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
     }
   });
 
+  it('tsvs ctl as ipvsadm: -S saves the rules, -C clears the services, -R restores them in one change; -A with no server, -E -p/-M persistence and its templates in -Lnc, -x thresholds, --set/--timeout, --sort', async function () {
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    const lb = await startLb(config('nat'));
+    const ctl = (args: string[], input?: string) => inNs('l', 'bash', ['-c', `${input !== undefined ? `printf '%s' '${input}' | ` : ''}node ${TSVS_JS} ctl --socket ${lb.sock} ${args.join(' ')}`]);
+    try {
+      // -S: the rules ipvsadm -Sn prints for this configuration
+      const saved = await ctl(['-S', '-n']);
+      assert.equal(saved.code, 0, saved.stderr);
+      assert.equal(saved.stdout, `-A -t ${VIP}:80 -s wrr\n-a -t ${VIP}:80 -r 10.77.2.11:8080 -m -w 3\n-a -t ${VIP}:80 -r 10.77.2.12:8080 -m -w 1\n`);
+      // -C clears the virtual service table: no service, no answer at the VIP (connections are ctstat -F's)
+      assert.equal((await ctl(['-C'])).code, 0);
+      assert.doesNotMatch((await ctl(['-L', '-n'])).stdout, /TCP/);
+      assert.deepEqual(await requests(1), ['FAIL']);
+      // -R: the saved rules back, in one change; the split is 3:1 again
+      const r = await ctl(['-R'], saved.stdout);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await ctl(['-S', '-n'])).stdout, saved.stdout);
+      const c = count(await requests(8));
+      assert.deepEqual(c, { s1: 6, s2: 2 }, JSON.stringify(c));
+      // a bad rule anywhere: nothing applied, the line named
+      const bad = await ctl(['-R'], `-A -t ${VIP}:81 -s rr\n-a -t ${VIP}:81 -r 10.77.2.11:8080 -w nine\n`);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /-R: line 2: -w: expected 0-65535, got "nine"/);
+      assert.doesNotMatch((await ctl(['-L', '-n'])).stdout, /:81/);
+      // -A without servers (as IPVS allows), listed; --sort orders services by protocol, address and port
+      assert.equal((await ctl(['-A', '-t', '10.77.9.1:22', '-s', 'rr'])).code, 0);
+      const unsorted = (await ctl(['-L', '-n'])).stdout;
+      assert.ok(unsorted.indexOf(':80 ') < unsorted.indexOf(':22 '), unsorted);
+      const sorted = (await ctl(['-L', '-n', '--sort'])).stdout;
+      assert.ok(sorted.indexOf(':22 ') < sorted.indexOf(':80 '), sorted);
+      // -E -p 60 -M 255.255.255.0: every connection of the client's /24 to one server; its template listed
+      assert.equal((await ctl(['-E', '-t', `${VIP}:80`, '-s', 'rr', '-p', '60', '-M', '255.255.255.0'])).code, 0);
+      const p1 = count(await requests(6));
+      assert.equal(Object.keys(p1).length, 1, JSON.stringify(p1));
+      const lnc = (await ctl(['-Lnc'])).stdout;
+      assert.match(lnc, new RegExp(`^TCP \\d\\d:\\d\\d +NONE +10\\.77\\.1\\.0:0 +${VIP.replace(/\./g, '\\.')}:80 +10\\.77\\.2\\.1[12]:8080`, 'm'));
+      assert.match((await ctl(['-S', '-n'])).stdout, new RegExp(`^-A -t ${VIP.replace(/\./g, '\\.')}:80 -s rr -p 60 -M 255\\.255\\.255\\.0$`, 'm'));
+      // -E without -p: not persistent any more (ipvsadm sets the flags anew); rr alternates
+      assert.equal((await ctl(['-E', '-t', `${VIP}:80`, '-s', 'rr'])).code, 0);
+      assert.deepEqual(count(await requests(4)), { s1: 2, s2: 2 });
+      // -x 1 on s1: while a download holds s1's one connection, new ones go to s2
+      assert.equal((await ctl(['-e', '-t', `${VIP}:80`, '-r', '10.77.2.11:8080', '-m', '-w', '3', '-x', '1'])).code, 0);
+      assert.match((await ctl(['-S', '-n'])).stdout, /-r 10\.77\.2\.11:8080 -m -w 3 -x 1$/m);
+      const dl = startIn('c', ['curl', '-s', '-m', '20', `http://${VIP}/slow?s=3`]);
+      const dlDone = new Promise<void>((res) => dl.once('exit', () => res()));
+      await sleep(500);
+      const during = count(await requests(4));
+      await dlDone;
+      assert.deepEqual(during, { s2: 4 }, `s1 at its threshold got some: ${JSON.stringify(during)}`);
+      // --set / -L --timeout
+      assert.equal((await ctl(['--set', '100', '30', '60'])).code, 0);
+      assert.equal((await ctl(['-L', '--timeout'])).stdout, 'Timeout (tcp tcpfin udp): 100 30 60\n');
+      // a connection established after it has the new timeout
+      const dl2 = startIn('c', ['curl', '-s', '-m', '20', `http://${VIP}/slow?s=2`]);
+      const dl2Done = new Promise<void>((res) => dl2.once('exit', () => res()));
+      await sleep(600);
+      const est = JSON.parse((await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-L', '-o', 'json', '--state', 'ESTABLISHED', '--dst', VIP])).stdout) as Array<{ timeout: number; expire: number }>;
+      await dl2Done;
+      assert.equal(est.length, 1, JSON.stringify(est));
+      assert.equal(est[0]!.timeout, 100);
+      // ctstat -F empties the connection table (ipvsadm -C does not)
+      const f = await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-F']);
+      assert.equal(f.code, 0, f.stderr);
+      assert.match(f.stderr, /connection tracking table has been emptied/);
+      assert.equal(Number((await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-C'])).stdout), 0);
+    } finally {
+      await stopLb(lb);
+    }
+  });
+
   it('synproxy (nat): 50 requests succeed; the server sees its SYN only after the client has completed its handshake with the LB', async function () {
     sh('bash', [TOPO, 'gw', P, 'nat']);
     const lb = await startLb(config('nat', { synproxy: true }));

@@ -394,6 +394,9 @@ export function ctlTarget(): Target {
             subscribe: (filter, types, send) => new EventFeed(tracker).subscribe(filter, types, send),
             reload: () => services.length,
             serviceConfigs: () => services,
+            timeouts: () => ({ tcp: 900, tcpfin: 120, udp: 300 }),
+            setTimeouts: (t) => ({ tcp: t.tcp || 900, tcpfin: t.tcpfin || 120, udp: t.udp || 300 }),
+            templates: () => [],
             replaceServices: (list) => {
               services = parseConfig({ services: list }, 'request').services;
               return sv.apply(services);
