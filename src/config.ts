@@ -74,6 +74,8 @@ const service = z
     persistence: z.object({ timeout: z.number().int().min(1).max(MAX_TIMEOUT_S), netmask: z.number().int().min(0).max(128).default(32) }).strict().optional(),
     /** fnat: carry the client's address and port to the server in a TCP option (TOA, kind 254) */
     toa: z.boolean().default(false),
+    /** fnat: the PROXY protocol header (HAProxy's v1 text or v2 binary) before the client's bytes to the server */
+    proxy_protocol: z.enum(['v1', 'v2']).optional(),
     synproxy: z.boolean().default(false),
     conn_timeout: timeout.default(0),
     expire_quiescent: z.boolean().default(false),
@@ -112,6 +114,12 @@ const service = z
       return;
     }
     if (s.toa && s.forward !== 'fnat') issue(['toa'], 'only used by fnat forwarding');
+    if (s.proxy_protocol !== undefined) {
+      if (s.forward !== 'fnat') issue(['proxy_protocol'], 'only used by fnat forwarding (the other modes keep the client address)');
+      else if (s.proto !== 'tcp') issue(['proxy_protocol'], 'only for tcp services');
+      else if (s.toa) issue(['proxy_protocol'], 'one way to tell the client address: toa or proxy_protocol, not both');
+      else if (s.synproxy) issue(['proxy_protocol'], 'not with synproxy (both move sequence numbers; not supported together)');
+    }
     if (s.synproxy) {
       // the synproxy translates sequence numbers both ways: the server's replies must pass through the LB
       if (s.proto !== 'tcp') issue(['synproxy'], 'only for tcp services');

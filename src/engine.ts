@@ -109,7 +109,7 @@ export class Engine {
     }
     if (!o.sink) throw new Error('a load balancer needs a sink');
     this.lb = new Balancer(lb.services, this.ct, this.time);
-    this.x = new Xmit(o.sink, this.ct, { decrementTtl: lb.decrementTtl, mtu: lb.mtu, toa: lb.services.list.some((s) => s.toa) });
+    this.x = new Xmit(o.sink, this.ct, { decrementTtl: lb.decrementTtl, mtu: lb.mtu, toa: lb.services.list.some((s) => s.toa), proxy: lb.services.list.some((s) => s.pp !== 0) });
     this.sp = lb.synproxy && lb.services.hasSynproxy ? new Synproxy(lb.synproxy.cfg, this.ct, this.lb, lb.synproxy.secret) : null;
     const sp = this.sp;
     const b = this.lb;
@@ -345,7 +345,7 @@ export class Engine {
       case FWD_NAT:
       case FWD_FNAT:
       case FWD_SNAT:
-        x.translated(r, v, c, dir, icmpErr, s.toa);
+        x.translated(r, v, c, dir, icmpErr, s.toa, s.pp);
         break;
       case FWD_DR:
       case FWD_TUNNEL:

@@ -76,3 +76,24 @@ export function parseTcpOptions(v: PacketView): void {
     o += len;
   }
 }
+
+/**
+ * Walk the options of the TCP header at `l4` (`hl` bytes long) in `b`: `fn(kind, at, len)` for each but NOP
+ * and end-of-list; a true return stops the walk. Returns false for a malformed option (the walk stops there).
+ */
+export function eachTcpOption(b: Uint8Array, l4: number, hl: number, fn: (kind: number, at: number, len: number) => boolean | void): boolean {
+  const end = l4 + hl;
+  for (let p = l4 + 20; p < end; ) {
+    const kind = b[p]!;
+    if (kind === 0) return true;
+    if (kind === 1) {
+      p++;
+      continue;
+    }
+    const len = p + 1 < end ? b[p + 1]! : 0;
+    if (len < 2 || p + len > end) return false;
+    if (fn(kind, p, len) === true) return true;
+    p += len;
+  }
+  return true;
+}

@@ -8,6 +8,8 @@ export interface LbSummary {
   icmp_sent?: { frag_needed: number; time_exceeded: number };
   /** FNAT packets that got a TOA option */
   toa_added?: number;
+  /** FNAT packets that carried a PROXY protocol header (retransmissions of it included) */
+  proxy_headers?: number;
   /** synproxy counters (DPVS names) */
   synproxy?: Record<string, number>;
   /** persistence templates */
@@ -23,6 +25,7 @@ export function lbSummaryOf(e: Engine): LbSummary {
   const out = lbSummary(e.services!, x.emitted, x.notEmitted);
   if (x.icmpSent.frag_needed + x.icmpSent.time_exceeded > 0) out.icmp_sent = x.icmpSent;
   if (x.toaOn) out.toa_added = x.toaAdded;
+  if (e.services!.list.some((s) => s.pp !== 0)) out.proxy_headers = x.ppSent;
   if (e.sp) out.synproxy = e.sp.counterObject();
   const tp = e.lb!.templates;
   if (tp) out.templates = { created: tp.created, expired: tp.expired, open_at_end: tp.count };

@@ -50,6 +50,8 @@ export class Service {
   readonly tunnelSrc: Uint32Array | null;
   /** FNAT: add the TOA option (client address and port) */
   readonly toa: boolean;
+  /** PROXY protocol version (1, 2), 0 without */
+  readonly pp: number;
   /** TCP: answer SYNs with SYN cookies and open the server connection after the client's ACK */
   readonly synproxy: boolean;
   readonly stats = new Float64Array(ST_N);
@@ -85,6 +87,7 @@ export class Service {
     this.pool = keep ?? (m ? this.pools.make(this.serverAddr) : this.fwd.includes(FWD_FNAT) ? this.pools.make(cfg.laddrs.map((a) => addrToWords(a).words)) : null);
     this.gue = cfg.tunnel.type === 'gue';
     this.toa = cfg.toa;
+    this.pp = cfg.proxy_protocol === 'v1' ? 1 : cfg.proxy_protocol === 'v2' ? 2 : 0;
     this.synproxy = cfg.synproxy && this.proto === 6;
     this.guePort = cfg.tunnel.port;
     this.tunnelSrc = cfg.tunnel.src !== undefined ? addrToWords(cfg.tunnel.src).words : null;

@@ -6,8 +6,10 @@
  * payload moves by a multiple of 4 bytes, so its 16-bit words keep their alignment).
  */
 import { rd16, wr16, wr32 } from '../packet/bytes.js';
-import { fold, patch16 } from '../packet/checksum.js';
-import type { PacketView } from '../packet/view.js';
+import { fold, patch16, setIpv4HeaderChecksum, setL4Checksum } from '../packet/checksum.js';
+import { decode } from '../packet/decode.js';
+import { PacketView } from '../packet/view.js';
+import { eachTcpOption } from '../packet/tcp-options.js';
 
 export const TCPOPT_TOA = 254;
 
@@ -20,6 +22,7 @@ export function addToa(b: Uint8Array, v: PacketView, out: Uint8Array, client: Ui
   const six = v.ipVersion === 6;
   const olen = six ? 20 : 8;
   const hl = v.tcpHdrLen;
+  if (hl + olen > 60 && (v.tcpFlags & 0x12) === 0x02) return addToaWithoutTs(b, v, out, client, cport, mtu);
   if (hl + olen > 60 || v.ipTotalLen + olen > mtu) return -1;
   const start = v.frameOff;
   // after the last option: at an end-of-option-list (kind 0) if there is one, so that receivers, which stop
@@ -56,6 +59,51 @@ export function addToa(b: Uint8Array, v: PacketView, out: Uint8Array, client: Ui
   let add = 0;
   for (let i = 0; i < olen; i++) add += ((optAt - v.l4Off + i) & 1) === 0 ? out[o + i]! << 8 : out[o + i]!;
   patch16(out, csum, 0, fold(add));
+  return n;
+}
+
+const tsView = new PacketView();
+
+/**
+ * A SYN whose options leave no room (40 bytes at most): as DPVS, its timestamp option goes (with the NOPs
+ * that padded it) to make room for the TOA; the other options keep their order, padded with NOPs to a
+ * multiple of 4. The server then answers without timestamps (both ends must offer them). -1 when it still
+ * does not fit, or there is no timestamp option to remove.
+ */
+function addToaWithoutTs(b: Uint8Array, v: PacketView, out: Uint8Array, client: Uint32Array, cport: number, mtu: number): number {
+  const six = v.ipVersion === 6;
+  const olen = six ? 20 : 8;
+  const l4 = v.l4Off;
+  const end = l4 + v.tcpHdrLen;
+  const kept: number[] = [];
+  let hadTs = false;
+  const ok = eachTcpOption(b, l4, v.tcpHdrLen, (kind, p, len) => {
+    if (kind === 8) hadTs = true;
+    else for (let i = 0; i < len; i++) kept.push(b[p + i]!);
+  });
+  if (!ok) return -1;
+  while (kept.length % 4 !== 0) kept.unshift(1);
+  const hl = 20 + kept.length + olen;
+  if (!hadTs || hl > 60) return -1;
+  const start = v.frameOff;
+  const grow = hl - v.tcpHdrLen;
+  if (v.ipTotalLen + grow > mtu || v.ipEnd - start + grow > out.length) return -1;
+  out.set(b.subarray(start, l4 + 20), 0);
+  const o = l4 + 20 - start;
+  out.set(kept, o);
+  const t = o + kept.length;
+  out[t] = TCPOPT_TOA;
+  out[t + 1] = olen;
+  wr16(out, t + 2, cport);
+  for (let i = 0; i < (six ? 4 : 1); i++) wr32(out, t + 4 + 4 * i, client[i]!);
+  out.set(b.subarray(end, v.ipEnd), t + olen);
+  const n = v.ipEnd - start + grow;
+  out[l4 - start + 12] = ((hl / 4) << 4) | (out[l4 - start + 12]! & 0x0f);
+  const lenAt = v.l3Off - start + (six ? 4 : 2);
+  wr16(out, lenAt, rd16(out, lenAt) + grow);
+  if (decode(out, 0, n, n, v.linktype, tsView) !== 0) return -1;
+  if (!six) setIpv4HeaderChecksum(out, tsView.l3Off, tsView.ipHdrLen);
+  setL4Checksum(out, tsView);
   return n;
 }
 

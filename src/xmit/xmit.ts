@@ -18,6 +18,7 @@ import { icmpError, ICMPGEN_FRAG_NEEDED, ICMPGEN_TIME_EXCEEDED, tooBig } from '.
 import { FWD_DR } from './mode.js';
 import { icmpXlate, natRewrite, natRewrite4 } from './nat.js';
 import { addToa } from './toa.js';
+import { ackDown, insertBefore, lowerMss, ppHeader, seqUp } from './proxy.js';
 import { decrementTtl } from './ttl.js';
 import { tunnelEncap } from './tunnel.js';
 
@@ -45,6 +46,8 @@ export interface XmitOptions {
   mtu?: number;
   /** some service adds TOA */
   toa: boolean;
+  /** some service sends the PROXY protocol header */
+  proxy?: boolean;
 }
 
 export class Xmit {
@@ -65,6 +68,13 @@ export class Xmit {
   readonly mtu: number;
   /** TOA (FNAT): per connection, the server's ISN + 1 once its SYN-ACK passed (DPVS fdata_seq) */
   private readonly toaAck: Uint32Array;
+  /** PROXY protocol (FNAT): per connection, the server's ISN + 1, the header's length once sent (0: not yet) and the client's sequence number it went at */
+  private ppIsn = new Uint32Array(0);
+  private ppLen = new Uint8Array(0);
+  private ppSeq = new Uint32Array(0);
+  private readonly ppHdr = new Uint8Array(128);
+  /** PROXY protocol headers sent (retransmissions of the segment that carried one included) */
+  ppSent = 0;
   /** flow accounting: the flow of the packet being handled (-1: none) and its IP bytes, set by the engine */
   flows: Flows | null = null;
   flow = -1;
@@ -79,6 +89,15 @@ export class Xmit {
     this.mtu = o.mtu ?? 1500;
     this.toaOn = o.toa;
     this.toaAck = o.toa ? new Uint32Array(ct.table.capacity) : new Uint32Array(0);
+    if (o.proxy) this.proxyRows();
+  }
+
+  /** the PROXY protocol's rows (at start, or when a reload first brings a service that uses it) */
+  private proxyRows(): void {
+    const cap = this.ct.table.capacity;
+    this.ppIsn = new Uint32Array(cap);
+    this.ppLen = new Uint8Array(cap);
+    this.ppSeq = new Uint32Array(cap);
   }
 
   /** the packet is not sent, for `why`; its flow records the drop as `detail` when given (a finer reason) */
@@ -182,12 +201,69 @@ export class Xmit {
   }
 
   /** NAT, FNAT, SNAT: the hop, the rewrite, and out (FNAT with TOA: see sendTranslated) */
-  translated(r: PacketRecord, v: PacketView, c: number, dir: number, icmpErr: boolean, toa: boolean): void {
+  translated(r: PacketRecord, v: PacketView, c: number, dir: number, icmpErr: boolean, toa: boolean, pp = 0): void {
     // (a packet hop() refuses expired here or does not fit the path: counted, maybe answered, by hop)
     if (this.hop(r, v, dir === 0 && !icmpErr ? this.mtu : 0)) {
       this.translate(r.buf, v, c, dir, icmpErr);
+      if (pp !== 0 && !icmpErr && v.proto === IPPROTO_TCP && this.sendProxy(r, v, c, dir, pp)) return;
       this.sendTranslated(r, v, c, dir, toa && !icmpErr);
     }
+  }
+
+  /**
+   * FNAT with the PROXY protocol (src/xmit/proxy.ts): the header before the client's first bytes, and the
+   * sequence space moved by its length. Returns true when the packet was sent (or dropped) here; otherwise
+   * it was adjusted in place and goes out as any translated packet.
+   */
+  private sendProxy(r: PacketRecord, v: PacketView, c: number, dir: number, version: number): boolean {
+    if (this.ppLen.length === 0) this.proxyRows();
+    const f = v.tcpFlags;
+    const b = r.buf;
+    if (dir === 1) {
+      if ((f & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) {
+        this.ppIsn[c] = (v.seq + 1) >>> 0;
+        // the client's segments must leave room for the header (its first data may carry it)
+        lowerMss(b, v, this.proxyHeader(c, version));
+      }
+      if (this.ppLen[c]! > 0) ackDown(b, v, this.ppLen[c]!);
+      return false;
+    }
+    if ((f & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+      // a new connection (handles are reused)
+      this.ppIsn[c] = 0;
+      this.ppLen[c] = 0;
+      return false;
+    }
+    const len = this.ppLen[c]!;
+    const first = len === 0 && (f & (TCP_SYN | TCP_RST | TCP_ACK)) === TCP_ACK && this.ppIsn[c] !== 0 && v.ack === this.ppIsn[c];
+    // the segment at the header's place again (a retransmission, or the first data after a pure ACK that
+    // carried it): the header again in front, identical bytes at the same place in the server's stream
+    const again = len > 0 && v.seq === this.ppSeq[c] && v.payloadLen > 0;
+    if (!first && !again) {
+      if (len > 0) seqUp(b, v, len);
+      return false;
+    }
+    const h = this.proxyHeader(c, version);
+    const n = insertBefore(b, v, v.frameOff, r.linktype, this.ppHdr, h, this.scratch, this.mtu);
+    if (n < 0) {
+      this.skip('proxy_header_too_big');
+      return true;
+    }
+    if (first) {
+      this.ppLen[c] = h;
+      this.ppSeq[c] = v.seq;
+    }
+    this.ppSent++;
+    this.emit(r, v, this.scratch, 0, n, n + (r.wirelen - r.caplen));
+    return true;
+  }
+
+  /** connection c's PROXY header in ppHdr: the client and the address it asked for (the VIP); its length */
+  private proxyHeader(c: number, version: number): number {
+    const t = this.ct.table;
+    t.addrWords(c, 'src', this.caddr);
+    t.addrWords(c, 'dst', this.oaddr);
+    return ppHeader(version, t.isV6(c), this.caddr, this.oaddr, t.sportOf(c), t.dportOf(c), this.ppHdr, 0);
   }
 
   /**

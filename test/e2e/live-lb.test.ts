@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { REPO, run } from '../helpers/corpus.js';
+import { haveTool, REPO, run } from '../helpers/corpus.js';
 import { requireRoot, sh, sleep } from '../helpers/netns.js';
 import { dashboardAgainst, loadDashboard } from '../helpers/grafana.js';
 
@@ -326,6 +326,48 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       assert.equal(Number((await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-C'])).stdout), 0);
     } finally {
       await stopLb(lb);
+    }
+  });
+
+  it('fnat with the PROXY protocol (v1 and v2) to nginx: it reads the client\'s address and port and the VIP; a 1 MB upload then a second request on the same connection, and a 2 MB download, arrive whole', async function () {
+    if (!haveTool('nginx') && !process.env.CI) this.skip(); // CI installs it (scripts/setup.sh): never skipped there
+    sh('bash', [TOPO, 'gw', P, 'direct']);
+    const www = path.join(tmp, 'www');
+    fs.mkdirSync(www, { recursive: true });
+    fs.writeFileSync(path.join(www, 'big'), Buffer.alloc(2 << 20, 'x'));
+    fs.writeFileSync(path.join(tmp, 'upload'), Buffer.alloc(1 << 20, 'u'));
+    const conf = path.join(tmp, 'nginx.conf');
+    const who = '"$proxy_protocol_addr:$proxy_protocol_port $proxy_protocol_server_addr:$proxy_protocol_server_port $remote_addr\\n"';
+    fs.writeFileSync(
+      conf,
+      `daemon off; master_process off; worker_processes 1; pid ${tmp}/nginx.pid; error_log stderr;\nevents {}\nhttp { access_log off; client_body_temp_path ${tmp}; proxy_temp_path ${tmp}; fastcgi_temp_path ${tmp}; uwsgi_temp_path ${tmp}; scgi_temp_path ${tmp}; client_max_body_size 8m;\n` +
+        `  server { listen 10.77.2.11:8081 proxy_protocol; listen 10.77.2.11:8082 proxy_protocol; root ${www}; location = /who { return 200 ${who}; } location = /up { client_body_buffer_size 8m; return 200 "$content_length\\n"; } }\n}\n`,
+    );
+    const nginx = startIn('s1', ['nginx', '-c', conf, '-e', 'stderr']);
+    await sleep(500);
+    assert.equal(nginx.exitCode, null, 'nginx started');
+    const svc = (port: number, to: number, v: string) => [`  - proto: tcp`, `    vip: ${VIP}`, `    port: ${port}`, '    scheduler: rr', '    forward: fnat', '    laddrs: [10.77.3.1]', `    proxy_protocol: ${v}`, '    servers:', `      - { addr: 10.77.2.11, port: ${to} }`];
+    const lb = await startLb(['live:', '  interfaces: [eth0]', `  socket: ${tmp}/tsvs.sock`, '  metrics: false', '  health: { interval: 1, timeout: 0.5, rise: 1, fall: 1 }', 'services:', ...svc(80, 8081, 'v1'), ...svc(81, 8082, 'v2')].join('\n'));
+    try {
+      for (const port of [80, 81]) {
+        // two requests on one connection, with the client's port it used (curl -w local_port)
+        const r = await inNs('c', 'curl', ['-s', '-w', '%{local_port}\\n', `http://${VIP}:${port}/who`, `http://${VIP}:${port}/who`]);
+        const [a, p1, b, p2] = r.stdout.trim().split('\n');
+        assert.equal(p1, p2, `one connection: ${r.stdout}`);
+        for (const line of [a, b]) assert.equal(line, `10.77.1.2:${p1} ${VIP}:${port} 10.77.3.1`, `port ${port}: ${r.stdout}`);
+        // a 1 MB upload (client bytes moved up by the header's length) and a request after it on the same connection
+        const up = await inNs('c', 'curl', ['-s', '--data-binary', `@${tmp}/upload`, `http://${VIP}:${port}/up`, '--next', `http://${VIP}:${port}/who`]);
+        assert.equal(up.stdout.split('\n')[0], String(1 << 20), up.stdout);
+        assert.match(up.stdout.split('\n')[1]!, new RegExp(`^10\\.77\\.1\\.2:\\d+ ${VIP.replace(/\./g, '\\.')}:${port} `));
+        // a 2 MB download (the server's acknowledgements moved down)
+        const dl = await inNs('c', 'bash', ['-c', `curl -s http://${VIP}:${port}/big | wc -c`]);
+        assert.equal(dl.stdout.trim(), String(2 << 20));
+      }
+      const st = JSON.parse((await inNs('l', 'node', ['-e', `const s=require('net').createConnection(process.argv[1]);s.on('data',d=>{console.log(String(d));s.destroy()});s.write('{"v":1,"cmd":"status"}\\n')`, path.join(tmp, 'tsvs.sock')])).stdout) as { result: { not_emitted: Record<string, number> } };
+      assert.equal(st.result.not_emitted.proxy_header_too_big, undefined);
+    } finally {
+      await stopLb(lb);
+      await stop(nginx);
     }
   });
 

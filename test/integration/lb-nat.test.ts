@@ -118,7 +118,7 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
     assert.deepEqual([...new Set(seen)].sort(), ['10.201.9.1:1025>10.201.3.1:8080|false', '192.150.187.43:80>141.142.228.5:59856|false']);
   });
 
-  it('fnat with toa: the SYN and the packets acknowledging the SYN-ACK carry the client in TCP option 254 (IPv4 and IPv6)', async function () {
+  it('fnat with toa: the SYN and the packets acknowledging the SYN-ACK carry the client in TCP option 254 (IPv4 and IPv6); a SYN without room loses its timestamp option for it', async function () {
     const cases = [
       { file: 'tcp/zeek-http-get.pcap', vip: '192.150.187.43', port: 80, laddr: '10.201.9.1', rs: '10.201.3.1', olen: 8 },
       { file: 'ipv6/zeek-ftp-ipv6.pcap', vip: '2001:470:4867:99::21', port: 21, laddr: '2001:db8:9::1', rs: '2001:db8::10', olen: 20 },
@@ -130,7 +130,7 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
       const input = path.join(CORPUS, k.file);
       const r = await tsvs(['replay', '--json', '--config', cfg, '--out', out, input]);
       assert.equal(r.code, 0, r.stderr);
-      const fields = ['ip.src', 'ipv6.src', 'tcp.srcport', 'tcp.flags.syn', 'tcp.flags.ack', 'tcp.ack_raw', 'tcp.seq_raw', 'tcp.options', 'ip.len', 'ipv6.plen', 'tcp.checksum.status', 'ip.checksum.status', 'frame.time_epoch', 'tcp.hdr_len'];
+      const fields = ['ip.src', 'ipv6.src', 'tcp.srcport', 'tcp.flags.syn', 'tcp.flags.ack', 'tcp.ack_raw', 'tcp.seq_raw', 'tcp.options', 'ip.len', 'ipv6.plen', 'tcp.checksum.status', 'ip.checksum.status', 'frame.time_epoch', 'tcp.hdr_len', 'tcp.options.timestamp.tsval'];
       const read = async (f: string, filter: string) =>
         (await run('tshark', ['-n', '-r', f, '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE', '-Y', filter, '-T', 'fields', '-E', 'separator=|', ...fields.flatMap((x) => ['-e', x])])).stdout.trim().split('\n').map((l) => l.split('|'));
       // the client's packets to the service as captured, and as emitted toward the server
@@ -140,6 +140,7 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
       for (const x of await read(input, `tcp.srcport == ${k.port} && tcp.flags.syn == 1`)) serverIsn.set(x[12]!, x[6]!);
       assert.equal(fwd.length, sent.length);
       let withToa = 0;
+      let tsRemoved = 0;
       const acks = new Set([...serverIsn.values()].map((x) => String((Number(x) + 1) >>> 0)));
       for (let i = 0; i < fwd.length; i++) {
         const [o, x] = [sent[i]!, fwd[i]!];
@@ -150,15 +151,25 @@ describe('load balancing, NAT mode (replay, tshark as oracle)', function () {
         const client = o[0] || o[1]!;
         const addrHex = Buffer.from(client.includes(':') ? ip6bytes(client) : ip4bytes(client)).toString('hex');
         const toa = `fe${k.olen.toString(16).padStart(2, '0')}${Number(o[2]).toString(16).padStart(4, '0')}${addrHex}`;
-        // (a TCP header has room for 40 bytes of options: an IPv6 TOA does not fit beside MSS, WS, TS, SACK-permitted)
-        const want = ((o[3] === '1' && o[4] === '0') || (o[3] === '0' && acks.has(o[5]!))) && Number(o[13]) + k.olen <= 60;
+        // (a TCP header has room for 40 bytes of options: an IPv6 TOA does not fit beside MSS, WS, TS,
+        // SACK-permitted; in a SYN, as DPVS, the timestamp option goes to make room)
+        const syn = o[3] === '1' && o[4] === '0';
+        const fits = Number(o[13]) + k.olen <= 60;
+        const tsOut = syn && !fits && o[14] !== '';
+        const want = (syn || (o[3] === '0' && acks.has(o[5]!))) && (fits || tsOut);
         assert.equal(opts.includes(toa), want, `packet ${i}: TOA ${want ? 'expected' : 'not expected'} (${opts})`);
         const len = (p: string[]) => Number(p[8] || p[9]);
-        assert.equal(len(x), len(o) + (want ? k.olen : 0));
+        if (tsOut) {
+          assert.equal(x[14], '', `packet ${i}: the timestamp option removed (${opts})`);
+          for (const keep of [/0204[0-9a-f]{4}/, /0303[0-9a-f]{2}/, /0402/]) assert.match(opts, keep, 'MSS, window scale and SACK-permitted kept');
+          assert.equal(len(x) - len(o), Number(x[13]) - Number(o[13]), 'only the TCP header changed length');
+          tsRemoved++;
+        } else assert.equal(len(x), len(o) + (want ? k.olen : 0));
         if (want) withToa++;
       }
       assert.equal(JSON.parse(r.stdout).lb.toa_added, withToa);
       assert.ok(withToa >= 1, `${k.file}: ${withToa} packets with TOA`);
+      if (k.olen === 20) assert.equal(tsRemoved, 1, 'the IPv6 SYN had no room: its timestamp option made it');
     }
   });
 
