@@ -7,6 +7,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { Daemon } from './daemon.js';
 import { counterObject } from '../report/records.js';
 import { DROP_REASONS } from '../packet/status.js';
+import { NOT_EMITTED_REASONS } from '../xmit/xmit.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -40,7 +41,9 @@ export class Metrics {
     total('tsvs_packets_total', 'packets captured', [], (set) => set({}, d.packets));
     total('tsvs_emitted_total', 'packets the load balancer sent', [], (set) => set({}, d.engine.x!.emitted));
     total('tsvs_not_emitted_total', 'packets not sent, by reason', ['reason'], (set) => {
-      for (const [k, v] of Object.entries(d.engine.x!.notEmitted)) set({ reason: k }, v);
+      // every reason from the start, zero-valued
+      const ne = d.engine.x!.notEmitted;
+      for (const k of NOT_EMITTED_REASONS) set({ reason: k }, ne[k] ?? 0);
     });
     total('tsvs_decode_drops_total', 'packets that did not decode, by reason', ['reason'], (set) => {
       // every reason from the start, zero-valued

@@ -7,6 +7,7 @@
  */
 import type { PacketRecord } from '../capture/record.js';
 import type { Sink } from '../engine.js';
+import type { NotEmittedReason } from './xmit.js';
 import { loadNative } from '../capture/live.js';
 
 interface RawSocketLike {
@@ -78,7 +79,7 @@ export class LiveSink implements Sink {
     }
   }
 
-  send(r: PacketRecord, buf: Uint8Array, off: number, len: number, _wirelen: number, l2len: number, l2: boolean): string | null {
+  send(r: PacketRecord, buf: Uint8Array, off: number, len: number, _wirelen: number, l2len: number, l2: boolean): NotEmittedReason | null {
     if (l2) {
       if (r.linktype !== 1) return 'dr_needs_ethernet';
       const port = this.l2Ports.get(macKey(buf, off));

@@ -28,8 +28,36 @@ import { tunnelEncap } from './tunnel.js';
  * `l2` is set for direct routing, whose frame must leave as it is (only its destination MAC was changed).
  * Returns null when sent, else the reason it was not (counted).
  */
+/**
+ * Why a packet was not sent (the replay summary's not_emitted, tsvs_not_emitted_total{reason}): the type makes
+ * every reason one of these, so the metrics list each from the start.
+ */
+export const NOT_EMITTED_REASONS = [
+  'bad_checksum',
+  'decode_drop',
+  'direct_return',
+  'dr_needs_ethernet',
+  'frag_needed',
+  'no_l2_port',
+  'not_service',
+  'not_tcp_udp',
+  'not_tracked',
+  'other_linktype',
+  'proxy_header_too_big',
+  'synproxy',
+  'synproxy_handshake',
+  'synproxy_overload',
+  'truncated',
+  'ttl_exceeded',
+  'tunnel_too_big',
+  'tx_no_ip_header',
+  'tx_no_ipv6',
+  'tx_queue_full',
+] as const;
+export type NotEmittedReason = (typeof NOT_EMITTED_REASONS)[number];
+
 export interface Sink {
-  send(r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number, l2len: number, l2: boolean): string | null;
+  send(r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number, l2len: number, l2: boolean): NotEmittedReason | null;
   /** packets it can take now before it must refuse (live: room left in the transmit queue); none given: no limit */
   spare?(): number;
 }
@@ -101,7 +129,7 @@ export class Xmit {
   }
 
   /** the packet is not sent, for `why`; its flow records the drop as `detail` when given (a finer reason) */
-  skip(why: string, detail?: string): void {
+  skip(why: NotEmittedReason, detail?: string): void {
     this.notEmitted[why] = (this.notEmitted[why] ?? 0) + 1;
     if (this.flows !== null) this.flows.drop(this.flow, detail ?? why, this.flowBytes);
   }
@@ -123,7 +151,7 @@ export class Xmit {
   }
 
   /** no more transmit room than `reserve`: a packet that may wait (a SYN-ACK) is dropped, counted as `why` */
-  overloaded(reserve: number, why: string): boolean {
+  overloaded(reserve: number, why: NotEmittedReason): boolean {
     if (reserve === 0 || this.sink.spare === undefined || this.sink.spare() > reserve) return false;
     this.skip(why);
     this.overloadAtUs = this.ct.time.nowUs;

@@ -13,6 +13,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { haveTool, REPO, run } from '../helpers/corpus.js';
 import { requireRoot, sh, sleep } from '../helpers/netns.js';
 import { dashboardAgainst, loadDashboard } from '../helpers/grafana.js';
+import { NOT_EMITTED_REASONS } from '../../src/xmit/xmit.js';
+import { DROP_REASONS } from '../../src/packet/status.js';
 
 const P = `tv${process.pid % 100000}`;
 const TOPO = path.join(REPO, 'test', 'e2e', 'topology.sh');
@@ -478,6 +480,10 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       for (const s of ['10.77.2.11:8080', '10.77.2.12:8080']) {
         for (const name of ['tsvs_server_connections_total', 'tsvs_server_in_packets_total', 'tsvs_server_out_bytes_total']) assert.match(m0, new RegExp(`^${name}\\{service="[^"]+",server="${s.replace(/\./g, '\\.')}"\\} 0$`, 'm'), `${name} ${s}`);
       }
+      // every reason-labelled series too: each reason a packet may be not sent or not decoded for, each state
+      for (const r of NOT_EMITTED_REASONS) assert.match(m0, new RegExp(`^tsvs_not_emitted_total\\{reason="${r}"\\} \\d+$`, 'm'), r);
+      for (const r of DROP_REASONS.filter((x) => x !== 'ok' && x !== 'not_ip')) assert.match(m0, new RegExp(`^tsvs_decode_drops_total\\{reason="${r}"\\} 0$`, 'm'), r);
+      for (const st of ['SYN_RECV', 'ESTABLISHED', 'TIME_WAIT']) assert.match(m0, new RegExp(`^tsvs_connections\\{proto="tcp",state="${st}"\\} \\d+$`, 'm'), st);
       assert.equal(count(await requests(8)).FAIL, undefined);
       // kill s2's server (by PID): after one interval (1 s) + timeout, every request lands on s1
       await stop(servers['s2:8080']!);
