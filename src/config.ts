@@ -2,6 +2,7 @@
  * Configuration: YAML or JSON (YAML is a superset), validated with a zod schema. The only home of tunables.
  * Every error is one line naming the file and the key path ("lb.yaml: services[1].servers[0].weight: ...").
  */
+import { REGION_DEFAULTS } from './lb/regions.js';
 import * as fs from 'node:fs';
 import { isIP } from 'node:net';
 import YAML from 'yaml';
@@ -57,6 +58,8 @@ const server = z
     forward: z.enum(FORWARD).optional(),
     upper_threshold: z.number().int().min(0).max(0x7fffffff).default(0),
     lower_threshold: z.number().int().min(0).max(0x7fffffff).default(0),
+    /** the region (site, cloud, continent) it sits in: with region_select, new connections go to the nearest */
+    region: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/, 'expected a region name (letters, digits, . _ -; at most 32)').optional(),
   })
   .strict();
 
@@ -74,6 +77,8 @@ const service = z
     persistence: z.object({ timeout: z.number().int().min(1).max(MAX_TIMEOUT_S), netmask: z.number().int().min(0).max(128).default(32) }).strict().optional(),
     /** fnat: carry the client's address and port to the server in a TCP option (TOA, kind 254) */
     toa: z.boolean().default(false),
+    /** nearest: new connections go to the servers of the home region, chosen by probed latency (regions:) */
+    region_select: z.enum(['nearest']).optional(),
     /** fnat: the PROXY protocol header (HAProxy's v1 text or v2 binary) before the client's bytes to the server */
     proxy_protocol: z.enum(['v1', 'v2']).optional(),
     synproxy: z.boolean().default(false),
@@ -114,6 +119,11 @@ const service = z
       return;
     }
     if (s.toa && s.forward !== 'fnat') issue(['toa'], 'only used by fnat forwarding');
+    if (s.region_select !== undefined) {
+      s.servers.forEach((x, i) => {
+        if (x.region === undefined) issue(['servers', i, 'region'], 'required with region_select (the region the server sits in)');
+      });
+    }
     if (s.proxy_protocol !== undefined) {
       if (s.forward !== 'fnat') issue(['proxy_protocol'], 'only used by fnat forwarding (the other modes keep the client address)');
       else if (s.proto !== 'tcp') issue(['proxy_protocol'], 'only for tcp services');
@@ -237,6 +247,26 @@ const liveConfig = z
   .strict()
   .refine((l) => l.tx_reserve === undefined || l.tx_reserve < l.tx_queue, { message: 'tx_reserve must be less than tx_queue', path: ['tx_reserve'] });
 
+/** nearest-region selection's tunables (src/lb/regions.ts); the defaults are Tailscale's values */
+const secs = z.number().min(0.001).max(MAX_TIMEOUT_S);
+const regionsConfig = z
+  .object({
+    full_interval: secs.default(REGION_DEFAULTS.full_interval),
+    incremental_interval: secs.default(REGION_DEFAULTS.incremental_interval),
+    full_delays_ms: z.array(z.number().min(0).max(60000)).min(1).max(16).default(REGION_DEFAULTS.full_delays_ms),
+    tries_fastest: z.number().int().min(1).max(16).default(REGION_DEFAULTS.tries_fastest),
+    tries_home: z.number().int().min(1).max(16).default(REGION_DEFAULTS.tries_home),
+    tries_other: z.number().int().min(1).max(16).default(REGION_DEFAULTS.tries_other),
+    history: secs.default(REGION_DEFAULTS.history),
+    min_gain_ms: z.number().min(0).max(60000).default(REGION_DEFAULTS.min_gain_ms),
+    min_ratio: z.number().gt(0).max(1).default(REGION_DEFAULTS.min_ratio),
+    keep_home: secs.default(REGION_DEFAULTS.keep_home),
+    score: z.record(z.string(), z.number().gt(0).max(1000)).default({}),
+    probe: z.enum(['tcp', 'http', 'icmp']).default(REGION_DEFAULTS.probe),
+    rule: z.enum(['default', 'tailscale']).default(REGION_DEFAULTS.rule),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     live: liveConfig.optional(),
@@ -257,6 +287,7 @@ export const configSchema = z
     /** synproxy settings for services with synproxy: true (DPVS synproxy { ... }) */
     synproxy: synproxyConfig.default({}),
     flows: flowsConfig.default({}),
+    regions: regionsConfig.default({}),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -7,6 +7,7 @@
  * Without a load balancer it only tracks: the same path, nothing scheduled or sent. What is not sent is
  * counted by reason. Rare branches live in their own methods; everything per connection is an integer handle.
  */
+import { RegionDriver, type Answer } from './lb/region-driver.js';
 import { PacketRecord } from './capture/record.js';
 import type { SynproxyConfig } from './config.js';
 import { C_DROP, Conntrack, STEP_REOPEN, type ConntrackConfig } from './conntrack/conntrack.js';
@@ -28,6 +29,8 @@ export type { Sink } from './xmit/xmit.js';
 
 export interface LbOptions {
   services: Services;
+  /** region_select: what each region's probes answer (replay: a latency model); without it nothing answers */
+  regionAnswer?: Answer;
   /** forwarded packets lose one TTL / hop; those arriving with 1 or 0 are not forwarded */
   decrementTtl?: boolean;
   /** of the path to the servers (default 1500); bigger packets get ICMP fragmentation needed / packet too big */
@@ -70,6 +73,8 @@ export class Engine {
   readonly x: Xmit | null;
   readonly flows: Flows | null;
   readonly services: Services | null;
+  /** region_select: the probe plans (replay: answered by the latency model) */
+  readonly regionDriver: RegionDriver | null = null;
   readonly stats = new DecodeStats();
   readonly checksums = { ipv4_bad: 0, l4_bad: 0, l4_unverified: 0 };
   private readonly view = new PacketView();
@@ -110,6 +115,8 @@ export class Engine {
     if (!o.sink) throw new Error('a load balancer needs a sink');
     this.lb = new Balancer(lb.services, this.ct, this.time);
     this.x = new Xmit(o.sink, this.ct, { decrementTtl: lb.decrementTtl, mtu: lb.mtu, toa: lb.services.list.some((s) => s.toa), proxy: lb.services.list.some((s) => s.pp !== 0) });
+    const withRegions = lb.services.list.filter((s) => s.regions !== null);
+    this.regionDriver = withRegions.length ? new RegionDriver(withRegions, lb.services.regionsCfg, lb.regionAnswer ?? (() => null), this.time) : null;
     this.sp = lb.synproxy && lb.services.hasSynproxy ? new Synproxy(lb.synproxy.cfg, this.ct, this.lb, lb.synproxy.secret) : null;
     const sp = this.sp;
     const b = this.lb;

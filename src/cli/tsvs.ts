@@ -11,6 +11,7 @@ import { replayFile, ReplayError, type ReplaySummary } from '../replay.js';
 import { LineWriter } from '../report/records.js';
 import { renderReport } from '../report/html.js';
 import { zeekFooter, zeekHeader, zeekLine } from '../report/zeek.js';
+import { LatencyModel } from '../lb/region-driver.js';
 import type { ReportData } from '../report/report.js';
 import type { Profile } from '../conntrack/conntrack.js';
 import { checkTimeouts, ConfigError, loadConfig, splitTimeouts, type Config, type Timeouts } from '../config.js';
@@ -39,6 +40,7 @@ interface ReplayCliOptions {
   out?: string;
   report?: string;
   connsFormat: string;
+  latency?: string;
 }
 
 /** --timeout NAME=SECONDS (repeatable; later ones win) over the configuration's timeouts: see checkTimeouts for the names */
@@ -108,7 +110,7 @@ function perInput(pattern: string, input: string): string {
  * and inode: a link or another path to it too) or another output; with several inputs, --out and --snapshot
  * (one file per input) need "{}" in their path and distinct names.
  */
-function checkOutputs(files: string[], config: string | undefined, outs: Array<[string, string | undefined]>): void {
+function checkOutputs(files: string[], others: Array<string | undefined>, outs: Array<[string, string | undefined]>): void {
   const id = (p: string): string | null => {
     try {
       const st = fs.statSync(p);
@@ -119,7 +121,7 @@ function checkOutputs(files: string[], config: string | undefined, outs: Array<[
     }
   };
   const inputs = new Map<string, string>();
-  for (const f of config ? [...files, config] : files) {
+  for (const f of [...files, ...others.filter((x): x is string => x !== undefined)]) {
     const k = id(f);
     if (k) inputs.set(k, f);
   }
@@ -148,7 +150,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
       throw new UsageError((e as Error).message);
     }
   }
-  checkOutputs(files, opts.config, [
+  checkOutputs(files, [opts.config, opts.latency], [
     ['out', opts.out],
     ['snapshot', opts.snapshot],
     ['events', opts.events],
@@ -166,6 +168,23 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
     }
   }
   if (opts.out && !cfg) throw new UsageError('--out: needs --config (the services whose traffic the LB emits)');
+  let model: LatencyModel | null = null;
+  if (opts.latency !== undefined) {
+    if (!cfg?.services.some((x) => x.region_select)) throw new UsageError('--latency: no service of the configuration has region_select');
+    let text: string;
+    try {
+      text = fs.readFileSync(opts.latency, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--latency ${opts.latency}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    try {
+      model = LatencyModel.parse(text, opts.latency);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const known = new Set(cfg.services.flatMap((x) => x.servers.map((y) => y.region)));
+    for (const r of model.regions) if (!known.has(r)) process.stderr.write(`tsvs: warning: --latency ${opts.latency}: region "${r}" has no server in the configuration\n`);
+  }
   // command-line values win over the configuration's; the profile defaults to dpvs with services
   const profileName = given('profile') ? opts.profile : (cfg?.profile ?? (cfg && cfg.services.length ? 'dpvs' : opts.profile));
   if (profileName !== 'netfilter' && profileName !== 'dpvs') throw new UsageError(`--profile: expected netfilter or dpvs, got "${profileName}"`);
@@ -223,7 +242,8 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
         lb:
           cfg && cfg.services.length
             ? {
-                services: new Services(cfg.services),
+                services: new Services(cfg.services, cfg.regions),
+                regionAnswer: model ? (r, t) => model.at(r, t) : undefined,
                 out: opts.out && perInput(opts.out, file),
                 decrementTtl: cfg.decrement_ttl,
                 mtu: cfg.mtu,
@@ -312,6 +332,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--flows <file>', 'account flows per (source, destination) and write one JSON line per flow (when evicted, or at the end)')
     .option('--config <file>', 'load-balancer configuration (YAML or JSON): services, real servers, schedulers, tunables')
     .option('--out <file>', 'write every packet the load balancer emits, rewritten, to this pcap (needs --config)')
+    .option('--latency <file>', 'region_select: what each region\'s probes answer over time, JSON lines {"t": s, "region": "eu", "rtt_ms": 42.5}')
     .option('--report <file>', 'write a self-contained HTML report: charts over the capture\'s time, services, top flows and connections ({} per input)')
     .option(
       '--timeout <name=secs>',

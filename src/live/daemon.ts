@@ -55,7 +55,7 @@ export class Daemon implements CtlTarget {
     const profile: Profile = cfg.profile ?? 'dpvs';
     const t = splitTimeouts(cfg.timeouts);
     this.serviceCfgs = cfg.services;
-    this.services = new Services(cfg.services);
+    this.services = new Services(cfg.services, cfg.regions);
     this.sink = new LiveSink(live.tx_queue);
     // the cookie secret: configured, or fresh random bytes at every start
     const secret = cfg.synproxy.secret ? Buffer.from(cfg.synproxy.secret, 'hex') : randomBytes(16);

@@ -149,6 +149,10 @@ const VIEWER = String.raw`
     chart(name + ': new connections per second, by server', 'per second', nonzero(group('svc ' + name + ': conns')));
     chart(name + ': packets per second, by server', 'packets/s', nonzero(group('svc ' + name + ': pkts')));
     chart(name + ': active connections, by server', 'connections', nonzero(group('svc ' + name + ': active')));
+    if (group('svc ' + name + ': home').length) {
+      chart(name + ': home region (1 while home)', 'home', nonzero(group('svc ' + name + ': home')));
+      chart(name + ': probed latency by region (last report; 0: no answer)', 'ms', nonzero(group('svc ' + name + ': latency')));
+    }
   });
   if (group('templates').length) chart('Persistence templates', 'templates', group('templates'));
   if (group('flows').length) chart('Flows open', 'flows', group('flows'));
@@ -181,6 +185,15 @@ const VIEWER = String.raw`
   if (!D.services.length) sv.appendChild(el('p', { class: 'note' }, 'No services (replayed without --config).'));
   D.services.forEach(function (s) {
     sv.appendChild(el('h3', {}, s.service + ' (' + s.scheduler + ', ' + s.forward + '): ' + s.conns.toLocaleString('en') + ' connections'));
+    if (s.region) {
+      sv.appendChild(el('p', { class: 'note' }, 'Home region at the end: ' + (s.region.home || 'none') + ' (rule: ' + s.region.rule + '). Changes of home:'));
+      table(sv, [
+        { h: 'time', l: 1, f: function (r) { return r.ts; } },
+        { h: 'from', l: 1, f: function (r) { return r.from || '-'; } },
+        { h: 'to', l: 1, f: function (r) { return r.to; } },
+        { h: 'why', l: 1, f: function (r) { return r.why; } },
+      ], s.region.changes);
+    }
     table(sv, [
       { h: 'server', l: 1, f: function (r) { return r.server; } },
       { h: 'weight', f: function (r) { return r.weight; } },

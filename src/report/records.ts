@@ -326,7 +326,9 @@ export interface SnapshotService {
   out_bytes: number;
   /** EWMA rates at the end (IPVS estimator) */
   rate?: Rates;
-  servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number; active: number; inactive: number; rate?: Rates; health?: 'up' | 'down' }>;
+  servers: Array<{ server: string; weight: number; conns: number; in_pkts: number; out_pkts: number; in_bytes?: number; out_bytes?: number; active: number; inactive: number; rate?: Rates; health?: 'up' | 'down'; region?: string }>;
+  /** region_select: the home region, each region's latency in the last report (ms, null: no answer), every change of home */
+  region?: { home: string | null; rule: string; latency: Record<string, number | null>; changes: Array<{ ts: string; from: string | null; to: string; why: string }> };
 }
 
 /** the conntrack counters, and the load balancer's (unmatched, no_dest, no_lport; 0 without one) after them */

@@ -12,6 +12,7 @@ import { Sampler, type Samples } from './sampler.js';
 import { lbSummaryOf } from './summary.js';
 import { TopConns, type TopConn } from './top.js';
 import { COUNTER_NAMES } from '../conntrack/bits.js';
+import type { SnapshotService } from './records.js';
 import { STATE_STRIDE } from '../conntrack/conntrack.js';
 
 const PROTO_ROWS = ['tcp', 'udp', 'icmp', 'icmpv6'];
@@ -36,7 +37,7 @@ export interface ReportData {
   first_ts: string | null;
   last_ts: string | null;
   samples: Samples;
-  services: Array<{ service: string; scheduler: string; forward: string; conns: number; servers: ServerShare[] }>;
+  services: Array<{ service: string; scheduler: string; forward: string; conns: number; servers: ServerShare[]; region?: SnapshotService['region'] }>;
   /** open at the end, by bytes and by packets (null: flow accounting was off) */
   flows: { bytes: FlowRecord[]; pkts: FlowRecord[] } | null;
   conns: { duration: TopConn[]; bytes: TopConn[] };
@@ -103,6 +104,15 @@ export class ReportCollector {
         s.addRef(`svc ${svc.label}: active`, name, 'gauge', svc.dests.active, i);
       });
     }
+    // region_select: the home (1 while a region is it) and the last probed latency of each region
+    for (const svc of e.services?.list ?? []) {
+      const rs = svc.regions;
+      if (!rs) continue;
+      for (const r of rs.regions) {
+        s.add(`svc ${svc.label}: home`, r, 'gauge', () => (rs.home === r ? 1 : 0));
+        s.add(`svc ${svc.label}: latency`, r, 'gauge', () => rs.latency.get(r) ?? 0);
+      }
+    }
     const lb = e.lb;
     if (lb && e.services?.list.some((v) => v.cfg.persistence)) s.add('templates', 'persistence templates', 'gauge', () => lb.templates?.count ?? 0);
     const flows = e.flows;
@@ -130,6 +140,7 @@ export class ReportCollector {
               scheduler: v.scheduler,
               forward: v.forward ?? '',
               conns: v.conns,
+              ...(v.region ? { region: v.region } : {}),
               servers: v.servers.map((x) => ({
                 server: x.server,
                 weight: x.weight,

@@ -27,6 +27,19 @@ export function lbSummaryOf(e: Engine): LbSummary {
   if (x.toaOn) out.toa_added = x.toaAdded;
   if (e.services!.list.some((s) => s.pp !== 0)) out.proxy_headers = x.ppSent;
   if (e.sp) out.synproxy = e.sp.counterObject();
+  // region_select: the home, the last latencies, every change (times as the capture's)
+  e.services!.list.forEach((s, i) => {
+    const r = s.regions;
+    const o = out.services[i];
+    if (!r || !o) return;
+    o.region = {
+      home: r.home,
+      rule: r.cfg.rule,
+      latency: Object.fromEntries(r.regions.map((n) => [n, r.latency.get(n) ?? null])),
+      changes: r.changes.map((c) => ({ ts: e.time.formatUs(Math.round(c.at * 1e6)), from: c.from, to: c.to, why: c.why })),
+    };
+    o.servers.forEach((x, j) => (x.region = s.cfg.servers[j]?.region));
+  });
   const tp = e.lb!.templates;
   if (tp) out.templates = { created: tp.created, expired: tp.expired, open_at_end: tp.count };
   return out;

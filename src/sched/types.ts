@@ -17,6 +17,8 @@ export class Dests {
   available = new Uint8Array(0);
   /** 1 = up by its health checks (always 1 without them) */
   healthy = new Uint8Array(0);
+  /** 1 = in the service's home region (always 1 without region_select) */
+  inRegion = new Uint8Array(0);
 
   get count(): number {
     return this.ids.length;
@@ -31,6 +33,7 @@ export class Dests {
     d.inactive = new Int32Array(n);
     d.available = new Uint8Array(n);
     d.healthy = new Uint8Array(n).fill(1);
+    d.inRegion = new Uint8Array(n).fill(1);
     servers.forEach((s, i) => {
       d.ids.push(s.id);
       d.weight[i] = s.weight;
@@ -41,8 +44,12 @@ export class Dests {
     return d;
   }
 
-  /** a server that may take a new connection: weight > 0, available and healthy (IPVS skips weight 0 = quiescent) */
+  /** a server that may take a new connection: weight > 0, available, healthy and in the home region (IPVS skips weight 0 = quiescent) */
   usable(i: number): boolean {
+    return this.weight[i]! > 0 && this.available[i] === 1 && this.healthy[i] === 1 && this.inRegion[i] === 1;
+  }
+  /** usable() whatever its region (can the region take connections if it were home) */
+  usableAnywhere(i: number): boolean {
     return this.weight[i]! > 0 && this.available[i] === 1 && this.healthy[i] === 1;
   }
   /** can any server take a new connection */

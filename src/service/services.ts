@@ -3,6 +3,7 @@
  * (protocol, VIP, port) without building a string per packet, the scheduler of each service, and per
  * service / per server counters.
  */
+import { REGION_DEFAULTS, RegionSelector, type RegionsConfig } from '../lb/regions.js';
 import { CONHASH_REPLICAS, type ServiceConfig } from '../config.js';
 import { createScheduler, Dests, type SchedKey, type Scheduler } from '../sched/index.js';
 import { Estimator, EstimatorClock } from '../stats/estimator.js';
@@ -54,6 +55,8 @@ export class Service {
   readonly pp: number;
   /** TCP: answer SYNs with SYN cookies and open the server connection after the client's ACK */
   readonly synproxy: boolean;
+  /** region_select: the home region's choice (null without); the servers outside the home are not scheduled */
+  readonly regions: RegionSelector | null;
   readonly stats = new Float64Array(ST_N);
   readonly destStats: Float64Array;
   /** EWMA rates of the service and of its servers (IPVS estimator, 2 s samples) */
@@ -66,6 +69,7 @@ export class Service {
     prev?: Service,
     /** where its pools are registered (a connection gives its port back to the pool that lent it) */
     readonly pools: PoolRegistry = prev?.pools ?? new PoolRegistry(),
+    regionsCfg: RegionsConfig = REGION_DEFAULTS,
   ) {
     this.proto = cfg.proto === 'tcp' ? 6 : 17;
     const m = cfg.match;
@@ -95,8 +99,25 @@ export class Service {
     this.est = new Estimator(this.stats, 1);
     this.destEst = new Estimator(this.destStats, cfg.servers.length);
     if (prev) this.carryOver(prev);
-    this.sched = createScheduler(cfg.scheduler, { tableSize: cfg.mh?.table_size, port: cfg.mh?.port, fallback: cfg.mh?.fallback, replicas: CONHASH_REPLICAS });
+    // (with region_select, the hashing schedulers look past the servers outside the home region)
+    this.sched = createScheduler(cfg.scheduler, { tableSize: cfg.mh?.table_size, port: cfg.mh?.port, fallback: cfg.mh?.fallback ?? (cfg.region_select ? true : undefined), replicas: CONHASH_REPLICAS });
     this.sched.update(this.dests);
+    this.regions = null;
+    if (cfg.region_select) {
+      const names = [...new Set(cfg.servers.map((x) => x.region!))];
+      const usable = (r: string) => cfg.servers.some((x, i) => x.region === r && this.dests.usableAnywhere(i));
+      // a reload keeps the history and the home (the new servers' health and weights decide what is usable)
+      const keep = prev?.regions && JSON.stringify(prev.regions.regions) === JSON.stringify(names) ? prev.regions : null;
+      this.regions = keep ?? new RegionSelector(regionsCfg, names, usable);
+      this.regions.usable = usable;
+      this.regions.onHome = (home) => this.setHome(home);
+      this.setHome(this.regions.home);
+    }
+  }
+
+  /** region_select: only the home region's servers take new connections (none chosen yet: every server) */
+  setHome(home: string | null): void {
+    this.cfg.servers.forEach((x, i) => (this.dests.inRegion[i] = home === null || x.region === home ? 1 : 0));
   }
 
   /** a changed service takes over its predecessor's state: counters, connection counts, health, ports */
@@ -178,8 +199,11 @@ export class Services {
   /** SNAT services, matched in configuration order when no virtual service matches */
   private snats: Service[] = [];
 
-  constructor(cfgs: ServiceConfig[]) {
-    this.list = cfgs.map((c, i) => new Service(i, c, undefined, this.pools));
+  constructor(
+    cfgs: ServiceConfig[],
+    readonly regionsCfg: RegionsConfig = REGION_DEFAULTS,
+  ) {
+    this.list = cfgs.map((c, i) => new Service(i, c, undefined, this.pools, regionsCfg));
     this.estClock = new EstimatorClock([]);
     this.index();
   }
@@ -217,7 +241,7 @@ export class Services {
     for (const cfg of cfgs) {
       const old = byKey.get(serviceKey(cfg));
       if (!old) {
-        this.list.push(new Service(this.list.length, cfg, undefined, this.pools));
+        this.list.push(new Service(this.list.length, cfg, undefined, this.pools, this.regionsCfg));
         added++;
         continue;
       }
@@ -228,7 +252,7 @@ export class Services {
       const servers = old.cfg.servers.map((x) => want.get(serverKey(x)) ?? { ...x, weight: 0, removed: true });
       const known = new Set(old.cfg.servers.map(serverKey));
       for (const x of cfg.servers) if (!known.has(serverKey(x))) servers.push(x);
-      const s = new Service(old.index, { ...cfg, servers }, old);
+      const s = new Service(old.index, { ...cfg, servers }, old, old.pools, this.regionsCfg);
       this.list[old.index] = s;
       changed++;
     }
