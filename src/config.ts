@@ -263,6 +263,7 @@ const regionsConfig = z
     keep_home: secs.default(REGION_DEFAULTS.keep_home),
     score: z.record(z.string(), z.number().gt(0).max(1000)).default({}),
     probe: z.enum(['tcp', 'http', 'icmp']).default(REGION_DEFAULTS.probe),
+    probe_path: z.string().regex(/^\/[\x21-\x7e]{0,255}$/, 'expected a path like /health').default(REGION_DEFAULTS.probe_path),
     rule: z.enum(['default', 'tailscale']).default(REGION_DEFAULTS.rule),
   })
   .strict();

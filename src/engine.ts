@@ -29,7 +29,7 @@ export type { Sink } from './xmit/xmit.js';
 
 export interface LbOptions {
   services: Services;
-  /** region_select: what each region's probes answer (replay: a latency model); without it nothing answers */
+  /** region_select in replay: what each region's probes answer (a latency model); without it no plan runs here (tsvs run probes for real) */
   regionAnswer?: Answer;
   /** forwarded packets lose one TTL / hop; those arriving with 1 or 0 are not forwarded */
   decrementTtl?: boolean;
@@ -116,7 +116,7 @@ export class Engine {
     this.lb = new Balancer(lb.services, this.ct, this.time);
     this.x = new Xmit(o.sink, this.ct, { decrementTtl: lb.decrementTtl, mtu: lb.mtu, toa: lb.services.list.some((s) => s.toa), proxy: lb.services.list.some((s) => s.pp !== 0) });
     const withRegions = lb.services.list.filter((s) => s.regions !== null);
-    this.regionDriver = withRegions.length ? new RegionDriver(withRegions, lb.services.regionsCfg, lb.regionAnswer ?? (() => null), this.time) : null;
+    this.regionDriver = withRegions.length && lb.regionAnswer ? new RegionDriver(withRegions, lb.services.regionsCfg, lb.regionAnswer ?? (() => null), this.time) : null;
     this.sp = lb.synproxy && lb.services.hasSynproxy ? new Synproxy(lb.synproxy.cfg, this.ct, this.lb, lb.synproxy.secret) : null;
     const sp = this.sp;
     const b = this.lb;

@@ -243,7 +243,8 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
           cfg && cfg.services.length
             ? {
                 services: new Services(cfg.services, cfg.regions),
-                regionAnswer: model ? (r, t) => model.at(r, t) : undefined,
+                // (without a model the plans run and nothing answers: the fallback region is home)
+                regionAnswer: model ? (r, t) => model.at(r, t) : () => null,
                 out: opts.out && perInput(opts.out, file),
                 decrementTtl: cfg.decrement_ttl,
                 mtu: cfg.mtu,
@@ -295,6 +296,7 @@ async function runCmd(opts: RunCliOptions): Promise<number> {
     throw e;
   }
   if (!cfg.live) throw new UsageError(`${opts.config}: live: required for tsvs run (at least live.interfaces)`);
+  if (cfg.regions.probe === 'icmp' && cfg.services.some((s) => s.region_select)) throw new UsageError(`${opts.config}: regions.probe: icmp is not done in tsvs run yet (tcp or http)`);
   const bad = checkTimeouts(cfg.timeouts, cfg.profile ?? 'dpvs');
   if (bad) throw new UsageError(`${opts.config}: timeouts.${bad}`);
   const level = (opts.logLevel ?? cfg.live.log.level) as Level;

@@ -145,8 +145,10 @@ export function services(snap: Snapshot, o: ViewOpts): string {
   for (const s of svcs) {
     const [proto, ...addr] = s.service.split(' ');
     lines.push(`${proto!.toUpperCase()}  ${addr.join(' ')} ${s.scheduler}`);
+    // region_select: the home and each region's latency in the last report
+    if (s.region) lines.push(`  region home ${s.region.home ?? '-'} (${s.region.rule}): ${Object.entries(s.region.latency).map(([r, ms]) => `${r} ${ms === null ? '-' : `${Math.round(ms * 10) / 10} ms`}`).join(', ')}`);
     for (const d of s.servers) {
-      lines.push(`  -> ${d.server.padEnd(28)} ${(FWD[s.forward ?? 'nat'] ?? 'Masq').padEnd(7)} ${String(d.weight).padEnd(6)} ${String(d.active).padEnd(10)} ${health ? `${String(d.inactive).padEnd(9)} ${d.health ?? ''}` : d.inactive}`);
+      lines.push(`  -> ${d.server.padEnd(28)} ${(FWD[s.forward ?? 'nat'] ?? 'Masq').padEnd(7)} ${String(d.weight).padEnd(6)} ${String(d.active).padEnd(10)} ${health ? `${String(d.inactive).padEnd(9)} ${d.health ?? ''}` : d.inactive}${d.region ? `  ${d.region}` : ''}`);
     }
   }
   return lines.join('\n');

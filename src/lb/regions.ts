@@ -38,6 +38,8 @@ export interface RegionsConfig {
   /** per region: latencies are multiplied by it before comparing (default 1) */
   score: Record<string, number>;
   probe: 'tcp' | 'http' | 'icmp';
+  /** http probes: the path asked for */
+  probe_path: string;
   rule: 'default' | 'tailscale';
 }
 
@@ -54,6 +56,7 @@ export const REGION_DEFAULTS: RegionsConfig = {
   keep_home: 120,
   score: {},
   probe: 'tcp',
+  probe_path: '/',
   rule: 'default',
 };
 

@@ -10,7 +10,7 @@ import type { Profile } from '../conntrack/conntrack.js';
 import { Engine } from '../engine.js';
 import { counterObject, deleteConns, EventFeed, gauges, pageConns, type ConnFilter, type SnapshotService } from '../report/records.js';
 import { flowPage, recentFlows, type FlowFilter, type FlowSort } from '../report/flows.js';
-import { lbSummary } from '../report/summary.js';
+import { lbSummary, withRegion } from '../report/summary.js';
 import type { CtlTarget, IpvsTimeouts, TemplateEntry } from '../ctl/server.js';
 import { formatAddr } from '../packet/bytes.js';
 import { LiveSink, macKey } from '../xmit/sink-live.js';
@@ -24,6 +24,7 @@ import { Logger } from '../log.js';
 import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, readSysctl, receiveOffloads } from './host.js';
 import { randomBytes } from 'node:crypto';
 import { HealthChecker } from '../service/health.js';
+import { LiveRegionProber } from './region-probe.js';
 
 /** passive health ignores failures for this long after the engine last dropped a packet for want of room */
 const OVERLOAD_BLIND_US = 10e6;
@@ -42,6 +43,9 @@ export class Daemon implements CtlTarget {
   private readonly driver: WheelDriver;
   private neighTimer: NodeJS.Timeout | null = null;
   readonly health: HealthChecker;
+  readonly regionProber: LiveRegionProber;
+  /** changes of home region (every service) */
+  homeChanges = 0;
   packets = 0;
   /** passive-health failures not counted against servers (seen during or shortly after an overload) */
   passiveIgnored = 0;
@@ -68,6 +72,16 @@ export class Daemon implements CtlTarget {
       flows: cfg.flows.enabled === false ? undefined : { idle: cfg.flows.idle, max: cfg.flows.max, perSource: cfg.flows.per_source },
     });
     this.driver = new WheelDriver(this.clock, () => this.setTime(), 10);
+    // region_select: probe plans on the engine's timeline (the services of the moment: a reload may add some)
+    this.regionProber = new LiveRegionProber(
+      () => this.services.list.filter((s) => s.regions !== null && !this.services.deleted.has(s.index)),
+      cfg.regions,
+      this.engine.time,
+      (s, c) => {
+        this.homeChanges++;
+        this.log.info('home region', { service: s.label, from: c.from, to: c.to, why: c.why });
+      },
+    );
     this.health = new HealthChecker(() => this.services, live.health, (service, server, up, why) =>
       this.log[up ? 'info' : 'warn'](up ? 'server up' : 'server down', { service, server, why }),
     );
@@ -229,6 +243,9 @@ export class Daemon implements CtlTarget {
     lbSummary(this.services, this.engine.x!.emitted, {}).services.forEach((x, si) => {
       const s = this.services.list[si]!;
       if (this.services.deleted.has(si)) return;
+      // (region changes in wall-clock time: the engine's clock here is a monotonic one)
+      const nowUs = this.engine.time.nowUs;
+      withRegion(x, s, (at) => new Date(Date.now() - (nowUs - at * 1e6) / 1000).toISOString());
       const servers = x.servers.map((y, i) => ({ ...y, health: s.dests.healthy[i] === 1 ? ('up' as const) : ('down' as const) })).filter((_, i) => !s.isRemoved(i));
       out.push({ ...x, servers });
     });

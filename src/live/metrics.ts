@@ -71,6 +71,20 @@ export class Metrics {
     });
     total('tsvs_flow_drops_unattributed_total', 'of those, drops on no flow (under overload a packet without a connection makes none; or the drop-record pool was full)', [], (set) => set({}, d.engine.flows?.unattributed ?? 0));
     total('tsvs_flow_packets_unaccounted_total', 'packets that made no flow: without a connection while the LB dropped for want of transmit room', [], (set) => set({}, d.engine.flows?.unaccounted ?? 0));
+    // region_select: each service's home, each region's last latency, the changes of home
+    const regional = () => d.serviceList().filter((x) => x.region);
+    gauge('tsvs_region_home', '1 for the home region of each service with region_select, 0 for its other regions', ['service', 'region'], (set) => {
+      for (const x of regional()) for (const r of Object.keys(x.region!.latency)) set({ service: x.service, region: r }, x.region!.home === r ? 1 : 0);
+    });
+    gauge('tsvs_region_latency_ms', "each region's latency in the last probe report (its fastest answer; 0 with tsvs_region_answered 0)", ['service', 'region'], (set) => {
+      for (const x of regional()) for (const [r, ms] of Object.entries(x.region!.latency)) set({ service: x.service, region: r }, ms ?? 0);
+    });
+    gauge('tsvs_region_answered', '1 when the region answered in the last probe report', ['service', 'region'], (set) => {
+      for (const x of regional()) for (const [r, ms] of Object.entries(x.region!.latency)) set({ service: x.service, region: r }, ms === null ? 0 : 1);
+    });
+    total('tsvs_region_home_changes_total', 'changes of home region, by service (the first choice included)', ['service'], (set) => {
+      for (const x of regional()) set({ service: x.service }, x.region!.changes.length);
+    });
     gauge('tsvs_connections', 'connections in the table, by protocol and state', ['proto', 'state'], (set) => {
       // (kept on transitions: a scrape reads 64 counters, not the table; every state from the start)
       for (const [k, v] of Object.entries(d.engine.ct.openByState(true))) {

@@ -1,6 +1,6 @@
 /** What the load balancer did, for the replay summary, snapshots and the control socket. */
 import type { Engine } from '../engine.js';
-import { serverLabel, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Services } from '../service/services.js';
+import { serverLabel, ST_CONNS, ST_INBYTES, ST_INPKTS, ST_N, ST_OUTBYTES, ST_OUTPKTS, type Service, type Services } from '../service/services.js';
 import type { SnapshotService } from './records.js';
 
 export interface LbSummary {
@@ -28,18 +28,7 @@ export function lbSummaryOf(e: Engine): LbSummary {
   if (e.services!.list.some((s) => s.pp !== 0)) out.proxy_headers = x.ppSent;
   if (e.sp) out.synproxy = e.sp.counterObject();
   // region_select: the home, the last latencies, every change (times as the capture's)
-  e.services!.list.forEach((s, i) => {
-    const r = s.regions;
-    const o = out.services[i];
-    if (!r || !o) return;
-    o.region = {
-      home: r.home,
-      rule: r.cfg.rule,
-      latency: Object.fromEntries(r.regions.map((n) => [n, r.latency.get(n) ?? null])),
-      changes: r.changes.map((c) => ({ ts: e.time.formatUs(Math.round(c.at * 1e6)), from: c.from, to: c.to, why: c.why })),
-    };
-    o.servers.forEach((x, j) => (x.region = s.cfg.servers[j]?.region));
-  });
+  e.services!.list.forEach((s, i) => withRegion(out.services[i], s, (at) => e.time.formatUs(Math.round(at * 1e6))));
   const tp = e.lb!.templates;
   if (tp) out.templates = { created: tp.created, expired: tp.expired, open_at_end: tp.count };
   return out;
@@ -73,4 +62,17 @@ export function lbSummary(sv: Services, emitted: number, notEmitted: Record<stri
       })),
     })),
   };
+}
+
+/** a listed service with its region_select state: home, last latencies, changes (`ts`: how a time in engine seconds is written) */
+export function withRegion(o: SnapshotService | undefined, s: Service, ts: (at: number) => string): void {
+  const r = s.regions;
+  if (!r || !o) return;
+  o.region = {
+    home: r.home,
+    rule: r.cfg.rule,
+    latency: Object.fromEntries(r.regions.map((n) => [n, r.latency.get(n) ?? null])),
+    changes: r.changes.map((c) => ({ ts: ts(c.at), from: c.from, to: c.to, why: c.why })),
+  };
+  o.servers.forEach((x, j) => (x.region = s.cfg.servers[j]?.region));
 }

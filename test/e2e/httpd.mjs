@@ -1,9 +1,21 @@
 // A real HTTP server for the live tests: GET /id answers the server's name; GET /slow?s=N streams for N
-// seconds (a long download). Usage: node httpd.mjs NAME PORT
+// seconds (a long download); GET /probe answers after the delay set by GET /setdelay?ms=N (a region's
+// latency as an HTTP probe sees it). Usage: node httpd.mjs NAME PORT
 import * as http from 'node:http';
+import { setTimeout } from 'node:timers';
 
 const [name, port] = process.argv.slice(2);
+let delayMs = 0;
 const server = http.createServer((req, res) => {
+  if (req.url?.startsWith('/setdelay')) {
+    delayMs = Number(new URL(req.url, 'http://x').searchParams.get('ms') ?? '0');
+    res.end(`${name} delay ${delayMs}\n`);
+    return;
+  }
+  if (req.url?.startsWith('/probe')) {
+    setTimeout(() => res.end(`${name}\n`), delayMs);
+    return;
+  }
   if (req.url?.startsWith('/slow')) {
     const secs = Number(new URL(req.url, 'http://x').searchParams.get('s') ?? '5');
     res.writeHead(200, { 'content-type': 'application/octet-stream' });

@@ -373,6 +373,70 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
     }
   });
 
+  it('nearest region: three regions behind delays the test sets (HTTP probe), curls go to the nearest; slowing it moves new connections to the next within two reports, a running download stays; killing the home region\'s server moves traffic at once', async function () {
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    const setDelay = (s: string, ms: number) => inNs(s, 'curl', ['-s', `http://10.77.2.1${s.slice(1)}:8080/setdelay?ms=${ms}`]);
+    await setDelay('s1', 20);
+    await setDelay('s2', 60);
+    await setDelay('s3', 120);
+    const cfg = [
+      'live:',
+      '  interfaces: [eth0]',
+      `  socket: ${tmp}/tsvs.sock`,
+      '  metrics: 127.0.0.1:9640',
+      '  health: { interval: 1, timeout: 0.5, rise: 1, fall: 1 }',
+      'regions: { incremental_interval: 1, full_interval: 5, probe: http, probe_path: /probe }',
+      'services:',
+      `  - { proto: tcp, vip: ${VIP}, port: 80, scheduler: rr, forward: nat, region_select: nearest, servers: [{ addr: 10.77.2.11, port: 8080, region: eu }, { addr: 10.77.2.12, port: 8080, region: us }, { addr: 10.77.2.13, port: 8080, region: ap }] }`,
+    ].join('\n');
+    const lb = await startLb(cfg);
+    const home = async () => /region home (\S+)/.exec((await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-l'])).stdout)?.[1];
+    const waitHome = async (want: string, ms: number) => {
+      const t0 = Date.now();
+      while (Date.now() - t0 < ms) {
+        if ((await home()) === want) return Date.now() - t0;
+        await sleep(200);
+      }
+      assert.fail(`home is ${await home()}, not ${want}, after ${ms} ms\n${lb.log().slice(-1500)}`);
+    };
+    try {
+      await waitHome('eu', 5000);
+      assert.deepEqual(count(await requests(6)), { s1: 6 });
+      const l = (await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '-l'])).stdout;
+      assert.match(l, /region home eu \(default\): eu \d+(\.\d)? ms, us \d+(\.\d)? ms, ap \d+(\.\d)? ms/);
+      // a download on s1 that outlives the move
+      const dl = startIn('c', ['curl', '-s', '-m', '30', `http://${VIP}/slow?s=8`]);
+      let body = '';
+      dl.stdout!.on('data', (d: Buffer) => (body += d.toString()));
+      const dlDone = new Promise<void>((res) => dl.once('exit', () => res()));
+      await sleep(300);
+      // eu slows down: two reports later (each up to ~2 s with 4 tries of the slow home), us is home
+      await setDelay('s1', 400);
+      const took = await waitHome('us', 15000);
+      console.log(`      eu slowed to 400 ms: home us after ${took} ms`);
+      assert.deepEqual(count(await requests(6)), { s2: 6 });
+      await dlDone;
+      assert.equal(body.trim().split('\n').pop(), 's1', 'the download stayed on its server');
+      // us's server dies: the health checks take it out, and the home leaves at once for ap (120 ms < eu's 400)
+      await stop(servers['s2:8080']!);
+      const t1 = Date.now();
+      await waitHome('ap', 5000);
+      console.log(`      s2 killed: home ap after ${Date.now() - t1} ms`);
+      assert.deepEqual(count(await requests(4)), { s3: 4 });
+      assert.match(lb.log(), /home region .*from=eu to=us why="us \d/);
+      assert.match(lb.log(), /home region .*from=us to=ap why="us has no usable server"/);
+      const m = (await inNs('l', 'curl', ['-s', 'http://127.0.0.1:9640/metrics'])).stdout;
+      assert.match(m, /^tsvs_region_home\{service="tcp 10\.77\.9\.1:80",region="ap"\} 1$/m);
+      assert.match(m, /^tsvs_region_home_changes_total\{service="tcp 10\.77\.9\.1:80"\} 3$/m);
+      // the Grafana dashboard's region panels: their metrics and labels in this scrape
+      assert.deepEqual(dashboardAgainst(loadDashboard(), m), []);
+    } finally {
+      await stopLb(lb);
+      await startHttpd('s2', 8080);
+      for (const s of ['s1', 's2', 's3']) await setDelay(s, 0);
+    }
+  });
+
   it('synproxy (nat): 50 requests succeed; the server sees its SYN only after the client has completed its handshake with the LB', async function () {
     sh('bash', [TOPO, 'gw', P, 'nat']);
     const lb = await startLb(config('nat', { synproxy: true }));
