@@ -296,7 +296,6 @@ async function runCmd(opts: RunCliOptions): Promise<number> {
     throw e;
   }
   if (!cfg.live) throw new UsageError(`${opts.config}: live: required for tsvs run (at least live.interfaces)`);
-  if (cfg.regions.probe === 'icmp' && cfg.services.some((s) => s.region_select)) throw new UsageError(`${opts.config}: regions.probe: icmp is not done in tsvs run yet (tcp or http)`);
   const bad = checkTimeouts(cfg.timeouts, cfg.profile ?? 'dpvs');
   if (bad) throw new UsageError(`${opts.config}: timeouts.${bad}`);
   const level = (opts.logLevel ?? cfg.live.log.level) as Level;

@@ -3,9 +3,12 @@
  * one timer), probes sent from the LB itself to each region's servers (rotating over them), never on the
  * packet path: a plan starts on a tick, its probes run as timers and sockets, and its report goes to every
  * service with region_select when the last try has answered or timed out. Kinds: `tcp` (connect time),
- * `http` (the time of a GET of `probe_path` on a connection already open, to its status line).
+ * `http` (the time of a GET of `probe_path` on a connection already open, to its status line), `icmp` (an
+ * echo request to the server's address, through the optional raw-socket module).
  */
 import * as net from 'node:net';
+import { loadNative } from '../capture/live.js';
+import { finish, sum16 } from '../packet/checksum.js';
 import type { Timeline } from '../timer/timeline.js';
 import type { Service } from '../service/services.js';
 import { plan, type HomeChange, type Probe, type RegionsConfig, type Report } from '../lb/regions.js';
@@ -13,8 +16,73 @@ import { plan, type HomeChange, type Probe, type RegionsConfig, type Report } fr
 /** a try is a failure after this long */
 export const PROBE_TIMEOUT_MS = 1000;
 
-/** one round trip to addr:port in ms (null: no answer within the timeout) */
-export function rtt(addr: string, port: number, kind: 'tcp' | 'http', path: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<number | null> {
+interface RawSocketLike {
+  on(ev: 'message', f: (b: Buffer, source: string) => void): void;
+  on(ev: 'error', f: (e: Error) => void): void;
+  send(b: Buffer, off: number, len: number, addr: string, cb: (e: Error | null) => void): void;
+}
+interface RawModule {
+  createSocket(o: { protocol: number; addressFamily?: number }): RawSocketLike;
+  AddressFamily: { IPv4: number; IPv6: number };
+}
+
+/** ICMP echo from the LB: one raw socket per family, echo id = this process, replies matched by sequence number */
+class Pinger {
+  private readonly socks: Array<RawSocketLike | null> = [null, null];
+  private seq = 0;
+  private readonly waiting = new Map<number, (reply: boolean) => void>();
+  private readonly id = process.pid & 0xffff;
+
+  private sock(v6: boolean): RawSocketLike {
+    const k = v6 ? 1 : 0;
+    let s = this.socks[k];
+    if (s) return s;
+    const raw = loadNative<RawModule>('raw-socket', 'ICMP probes (regions.probe: icmp)');
+    s = raw.createSocket({ protocol: v6 ? 58 : 1, addressFamily: v6 ? raw.AddressFamily.IPv6 : raw.AddressFamily.IPv4 });
+    s.on('error', () => {});
+    s.on('message', (b) => {
+      // IPv4 raw sockets hand over the IP header; ICMPv6 ones do not
+      const o = v6 ? 0 : (b[0]! & 15) * 4;
+      if (b.length < o + 8 || b[o] !== (v6 ? 129 : 0) || b.readUInt16BE(o + 4) !== this.id) return;
+      const f = this.waiting.get(b.readUInt16BE(o + 6));
+      if (f) f(true);
+    });
+    this.socks[k] = s;
+    return s;
+  }
+
+  ping(addr: string, timeoutMs: number): Promise<number | null> {
+    const v6 = addr.includes(':');
+    const seq = (this.seq = (this.seq + 1) & 0xffff);
+    const b = Buffer.alloc(16);
+    b[0] = v6 ? 128 : 8;
+    b.writeUInt16BE(this.id, 4);
+    b.writeUInt16BE(seq, 6);
+    // IPv4: the checksum is ours; ICMPv6: the kernel computes it (the pseudo-header has addresses we do not pick)
+    if (!v6) b.writeUInt16BE(finish(sum16(b, 0, b.length)), 2);
+    return new Promise((resolve) => {
+      const t0 = performance.now();
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.waiting.delete(seq);
+        resolve(ok ? performance.now() - t0 : null);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.waiting.set(seq, done);
+      try {
+        this.sock(v6).send(b, 0, b.length, addr, (e) => e && done(false));
+      } catch {
+        done(false);
+      }
+    });
+  }
+}
+
+let pinger: Pinger | null = null;
+
+/** one round trip to addr:port in ms (null: no answer within the timeout); icmp: an echo to addr */
+export function rtt(addr: string, port: number, kind: 'tcp' | 'http' | 'icmp', path: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<number | null> {
+  if (kind === 'icmp') return (pinger ??= new Pinger()).ping(addr, timeoutMs);
   return new Promise((resolve) => {
     let done = false;
     let t0 = performance.now();
@@ -112,7 +180,7 @@ export class LiveRegionProber {
             const k = this.rotate.get(r) ?? 0;
             this.rotate.set(r, k + 1);
             const t = tl[k % tl.length]!;
-            return this.probe(t.addr, t.port, this.cfg.probe === 'http' ? 'http' : 'tcp', this.cfg.probe_path);
+            return this.probe(t.addr, t.port, this.cfg.probe, this.cfg.probe_path);
           }),
         );
         const ok = answers.filter((a): a is number => a !== null);

@@ -15,6 +15,8 @@ import { requireRoot, sh, sleep } from '../helpers/netns.js';
 import { dashboardAgainst, loadDashboard } from '../helpers/grafana.js';
 import { NOT_EMITTED_REASONS } from '../../src/xmit/xmit.js';
 import { DROP_REASONS } from '../../src/packet/status.js';
+import * as http from 'node:http';
+import { rtt } from '../../src/live/region-probe.js';
 
 const P = `tv${process.pid % 100000}`;
 const TOPO = path.join(REPO, 'test', 'e2e', 'topology.sh');
@@ -371,6 +373,23 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       await stopLb(lb);
       await stop(nginx);
     }
+  });
+
+  it('region probes from the LB: TCP connect, HTTP GET on an open connection and ICMP echo each measure a round trip (loopback); a closed port answers nothing', async function () {
+    const port = 18000 + (process.pid % 1000);
+    const srv = http.createServer((_q, r) => setTimeout(() => r.end('ok'), 50));
+    await new Promise<void>((res) => srv.listen(port, '127.0.0.1', () => res()));
+    try {
+      const tcpMs = await rtt('127.0.0.1', port, 'tcp', '/');
+      const httpMs = await rtt('127.0.0.1', port, 'http', '/probe');
+      const icmpMs = await rtt('127.0.0.1', 0, 'icmp', '/');
+      assert.ok(tcpMs !== null && tcpMs < 50, `tcp ${tcpMs}`);
+      assert.ok(httpMs !== null && httpMs >= 45 && httpMs < 500, `http ${httpMs} (the server answers after 50 ms)`);
+      assert.ok(icmpMs !== null && icmpMs < 50, `icmp ${icmpMs}`);
+    } finally {
+      srv.close();
+    }
+    assert.equal(await rtt('127.0.0.1', port, 'tcp', '/'), null);
   });
 
   it('nearest region: three regions behind delays the test sets (HTTP probe), curls go to the nearest; slowing it moves new connections to the next within two reports, a running download stays; killing the home region\'s server moves traffic at once', async function () {
