@@ -150,4 +150,9 @@ export class Acct implements ConnExtension {
   firstUs(c: number): number {
     return this.firstSec[c]! * 1e6 + this.time.fracUs(this.firstFrac[c]!);
   }
+
+  /** time of the last packet in µs */
+  lastUs(c: number): number {
+    return this.lastSec[c]! * 1e6 + this.time.fracUs(this.lastFrac[c]!);
+  }
 }

@@ -24,7 +24,7 @@ import { Logger } from '../log.js';
 import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, readSysctl, receiveOffloads } from './host.js';
 import { randomBytes } from 'node:crypto';
 import { HealthChecker } from '../service/health.js';
-import { LiveRegionProber } from './region-probe.js';
+import { closeProbes, LiveRegionProber } from './region-probe.js';
 
 /** passive health ignores failures for this long after the engine last dropped a packet for want of room */
 const OVERLOAD_BLIND_US = 10e6;
@@ -390,6 +390,6 @@ export class Daemon implements CtlTarget {
     for (const c of this.captures) c.close();
     this.captures.length = 0;
     this.sink.close();
+    closeProbes();
   }
-
 }

@@ -17,6 +17,7 @@ import { plan, type HomeChange, type Probe, type RegionsConfig, type Report } fr
 export const PROBE_TIMEOUT_MS = 1000;
 
 interface RawSocketLike {
+  close(): void;
   on(ev: 'message', f: (b: Buffer, source: string) => void): void;
   on(ev: 'error', f: (e: Error) => void): void;
   send(b: Buffer, off: number, len: number, addr: string, cb: (e: Error | null) => void): void;
@@ -51,6 +52,12 @@ class Pinger {
     return s;
   }
 
+  close(): void {
+    for (const s of this.socks) s?.close();
+    this.socks.fill(null);
+    for (const f of this.waiting.values()) f(false);
+  }
+
   ping(addr: string, timeoutMs: number): Promise<number | null> {
     const v6 = addr.includes(':');
     const seq = (this.seq = (this.seq + 1) & 0xffff);
@@ -79,6 +86,12 @@ class Pinger {
 }
 
 let pinger: Pinger | null = null;
+
+/** close the ICMP probes' raw sockets (they would keep the process alive): at the daemon's stop */
+export function closeProbes(): void {
+  pinger?.close();
+  pinger = null;
+}
 
 /** one round trip to addr:port in ms (null: no answer within the timeout); icmp: an echo to addr */
 export function rtt(addr: string, port: number, kind: 'tcp' | 'http' | 'icmp', path: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<number | null> {

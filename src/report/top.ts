@@ -32,8 +32,7 @@ export class TopConns {
 
   private weigh(c: number, end: string): void {
     const a = this.ct.acct;
-    const [ls, lf] = a.lastOf(c);
-    const durUs = ls * 1e6 + this.ct.time.fracUs(lf) - a.firstUs(c);
+    const durUs = a.lastUs(c) - a.firstUs(c);
     const bytes = a.bytesOf(c, 0) + a.bytesOf(c, 1);
     const n = this.n;
     const d = this.byDuration;

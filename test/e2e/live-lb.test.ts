@@ -16,7 +16,7 @@ import { dashboardAgainst, loadDashboard } from '../helpers/grafana.js';
 import { NOT_EMITTED_REASONS } from '../../src/xmit/xmit.js';
 import { DROP_REASONS } from '../../src/packet/status.js';
 import * as http from 'node:http';
-import { rtt } from '../../src/live/region-probe.js';
+import { closeProbes, rtt } from '../../src/live/region-probe.js';
 
 const P = `tv${process.pid % 100000}`;
 const TOPO = path.join(REPO, 'test', 'e2e', 'topology.sh');
@@ -390,6 +390,7 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       srv.close();
     }
     assert.equal(await rtt('127.0.0.1', port, 'tcp', '/'), null);
+    closeProbes(); // (its raw socket would keep mocha's process alive)
   });
 
   it('nearest region: three regions behind delays the test sets (HTTP probe), curls go to the nearest; slowing it moves new connections to the next within two reports, a running download stays; killing the home region\'s server moves traffic at once', async function () {
