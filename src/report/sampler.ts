@@ -1,6 +1,6 @@
 /**
  * Counters sampled in virtual time, for the replay report: a bounded number of points whatever the capture's
- * length. Sampling starts every millisecond; when `limit` points are kept, the interval doubles and every
+ * length. Sampling starts every 5 ms; when `limit` points are kept, the interval doubles and every
  * second point goes (the first of each new interval stays), so a capture of any length ends with between
  * limit/2 and limit points, evenly spaced where packets were. Cumulative counters become rates between kept
  * points (exact over any spacing: nothing is lost by thinning, only resolution); gauges are the value at the
@@ -42,6 +42,12 @@ export interface Samples {
   series: SampledSeries[];
 }
 
+/**
+ * the first interval: 5 ms (a 10 s capture fills the points once; a sample reads every series, and at 1 ms a
+ * dense 5 s capture took twice as many samples, about 5% of its replay)
+ */
+const START_INTERVAL_US = 5000;
+
 export class Sampler {
   private readonly series: Series[] = [];
   private readonly byKey = new Map<string, Series>();
@@ -58,7 +64,7 @@ export class Sampler {
   private t: Float64Array;
   private n = 0;
   private t0 = -1;
-  private intervalUs = 1000;
+  private intervalUs = START_INTERVAL_US;
   private nextUs = 0;
 
   /**
