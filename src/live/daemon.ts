@@ -320,7 +320,8 @@ export class Daemon implements CtlTarget {
   private feed: EventFeed | null = null;
 
   subscribe(filter: ConnFilter, types: ReadonlySet<string>, send: (event: string) => void): () => void {
-    this.feed ??= new EventFeed(this.engine.ct);
+    // (event times in wall-clock time: the engine's clock here is a monotonic one)
+    this.feed ??= new EventFeed(this.engine.ct, (us) => new Date(Date.now() - (this.engine.time.nowUs - us) / 1000).toISOString());
     return this.feed.subscribe(filter, types, send);
   }
 

@@ -71,9 +71,10 @@ export function tupleJson(t: Conntrack, c: number, dir: number): TupleJson {
   return dir === 0 ? { src, dst, sport: tb.sportOf(c), dport: tb.dportOf(c) } : { src, dst, sport: tb.dportOf(c), dport: tb.sportOf(c) };
 }
 
-export function eventJson(t: Conntrack, type: EventType, c: number, tsUs: number): string {
+/** an event as one JSON object's text; `ts`: how its time is written (default: the capture's time) */
+export function eventJson(t: Conntrack, type: EventType, c: number, tsUs: number, ts?: (us: number) => string): string {
   return JSON.stringify({
-    ts: tsUs === t.time.nowUs && type !== 'destroy' ? t.time.nowString() : t.time.formatUs(tsUs),
+    ts: ts ? ts(tsUs) : tsUs === t.time.nowUs && type !== 'destroy' ? t.time.nowString() : t.time.formatUs(tsUs),
     type,
     proto: protoName(t.table.protoOf(c)),
     state: t.stateName(c),
@@ -258,14 +259,18 @@ export function deleteConns(t: Conntrack, filter: ConnFilter): number {
 export class EventFeed {
   private readonly subs = new Set<(type: EventType, c: number, tsUs: number) => void>();
 
-  constructor(private readonly t: Conntrack) {}
+  constructor(
+    private readonly t: Conntrack,
+    /** how event times are written (live: wall-clock, as the engine's clock is a monotonic one) */
+    private readonly ts?: (us: number) => string,
+  ) {}
 
   /** `send` gets each event's JSON text (eventJson) of the `types` asked for matching `filter` (checked: throws), until the returned function is called */
   subscribe(filter: ConnFilter, types: ReadonlySet<string>, send: (event: string) => void): () => void {
     const t = this.t;
     const match = connMatcher(t, filter);
     const fn = (type: EventType, c: number, tsUs: number) => {
-      if (types.has(type) && match(c)) send(eventJson(t, type, c, tsUs));
+      if (types.has(type) && match(c)) send(eventJson(t, type, c, tsUs, this.ts));
     };
     this.subs.add(fn);
     t.onEvent = (type, c, tsUs) => {

@@ -217,7 +217,9 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       await sleep(800); // both subscribed
       assert.equal(count(await requests(5)).FAIL, undefined);
       await sleep(300);
-      const evs = allOut.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; proto: string; state: string; orig: { src: string; dst: string; sport: number; dport: number }; replied: boolean });
+      const evs = allOut.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { ts: string; type: string; proto: string; state: string; orig: { src: string; dst: string; sport: number; dport: number }; replied: boolean });
+      // wall-clock times (the engine's own clock is a monotonic one in tsvs run)
+      for (const e of evs) assert.ok(Math.abs(Date.parse(e.ts) - Date.now()) < 60_000, `event time ${e.ts}`);
       const mine = evs.filter((e) => e.orig.dst === VIP && e.orig.dport === 80);
       const ports = [...new Set(mine.map((e) => e.orig.sport))];
       assert.equal(ports.length, 5, allOut);
