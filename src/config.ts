@@ -268,6 +268,16 @@ const regionsConfig = z
   })
   .strict();
 
+/** remote servers as agents (issue 18): the hub's UDP socket, each agent's key, the silence that takes one down */
+const agentsConfig = z
+  .object({
+    listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/, 'expected ADDR:PORT'),
+    keys: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected an agent id (letters, digits, . _ -)'), z.string().regex(/^([0-9a-fA-F]{2}){16,64}$/, 'expected 16-64 bytes of hex')).default({}),
+    key_files: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/), z.string().min(1)).default({}),
+    timeout: z.number().min(0.5).max(3600).default(5),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     live: liveConfig.optional(),
@@ -289,6 +299,7 @@ export const configSchema = z
     synproxy: synproxyConfig.default({}),
     flows: flowsConfig.default({}),
     regions: regionsConfig.default({}),
+    agents: agentsConfig.optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -45,6 +45,7 @@ interface Opts {
   count?: boolean;
   delete?: boolean;
   flush?: boolean;
+  agents?: boolean;
 }
 
 function load(path: string | undefined): Snapshot {
@@ -200,6 +201,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-C, --count', 'print the number of connections (matching the filters), as conntrack -C')
     .option('-D, --delete', 'delete the connections matching the filters from a running tsvs run, as conntrack -D')
     .option('-F, --flush', 'remove every connection of a running tsvs run, as conntrack -F')
+    .option('--agents', "the agents a running tsvs run's hub knows: up, endpoint, last heartbeat, moves")
     .option('-n, --numeric', 'numeric addresses and ports (always: accepted for ipvsadm and conntrack habits, -Ln)')
     .option('--no-color', 'no colours (also: NO_COLOR in the environment)')
     .version(VERSION, '-V, --version')
@@ -216,11 +218,30 @@ export async function main(argv: string[]): Promise<number> {
     if (o.flows && (o.list || o.services || o.stats)) throw new UsageError('--flows: a view of its own (not with -L, -l or -S)');
     if (!['ipvs', 'conntrack', 'extended', 'json'].includes(o.output)) throw new UsageError(`-o: expected ipvs, conntrack, extended or json, got "${o.output}"`);
     if (given('eventMask') && !o.event) throw new UsageError('--event-mask: only with -E');
-    const views = ['list', 'services', 'stats', 'flows', 'event', 'count', 'delete', 'flush'].filter((k) => o[k as keyof Opts] === true);
+    const views = ['list', 'services', 'stats', 'flows', 'event', 'count', 'delete', 'flush', 'agents'].filter((k) => o[k as keyof Opts] === true);
     if (views.length > 1 && !(views.length === 2 && views.includes('services') && views.includes('stats'))) throw new UsageError(`one view at a time (given: ${views.map((v) => `--${v}`).join(', ')})`);
     if (o.flows) return await flowsCmd(o);
     if (o.event) return await eventsCmd(o);
     if (o.delete) return await deleteCmd(o);
+    if (o.agents) {
+      if (o.snapshot) throw new UsageError('--agents: from a running tsvs run (--socket), not a snapshot');
+      const path = o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET;
+      const c = await connectCtl(path);
+      let r: { agents: Array<{ id: string; up: boolean; endpoint: { addr: string; port: number } | null; last_heartbeat_ms_ago: number | null; heartbeats: number; moves: number }>; drops: Record<string, number> };
+      try {
+        r = (await c.call('agents')) as typeof r;
+      } catch (e) {
+        throw new UsageError(`${path}: ${(e as Error).message}`);
+      } finally {
+        c.close();
+      }
+      if (o.output === 'json') process.stdout.write(`${JSON.stringify(r)}\n`);
+      else {
+        const rows = r.agents.map((a) => `${a.id.padEnd(16)} ${(a.up ? 'up' : 'down').padEnd(5)} ${(a.endpoint ? `${a.endpoint.addr}:${a.endpoint.port}` : '-').padEnd(24)} ${String(a.last_heartbeat_ms_ago ?? '-').padStart(9)} ${String(a.heartbeats).padStart(10)} ${String(a.moves).padStart(6)}`);
+        process.stdout.write(`${['AGENT            STATE ENDPOINT                   LAST_MS HEARTBEATS  MOVES', ...rows, `refused: ${Object.entries(r.drops).map(([k, v]) => `${k} ${v}`).join(', ')}`].join('\n')}\n`);
+      }
+      return 0;
+    }
     if (o.flush) {
       if (o.snapshot) throw new UsageError('-F: flushes a running tsvs run (--socket), not a snapshot');
       for (const k of ['proto', 'state', 'src', 'dst', 'port']) if (given(k)) throw new UsageError(`--${k}: -F removes every connection (ctstat -D deletes those matching filters)`);

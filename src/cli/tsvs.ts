@@ -12,6 +12,7 @@ import { LineWriter } from '../report/records.js';
 import { renderReport } from '../report/html.js';
 import { zeekFooter, zeekHeader, zeekLine } from '../report/zeek.js';
 import { LatencyModel } from '../lb/region-driver.js';
+import { agentCmd, type AgentOptions } from './agent.js';
 import type { ReportData } from '../report/report.js';
 import type { Profile } from '../conntrack/conntrack.js';
 import { checkTimeouts, ConfigError, loadConfig, splitTimeouts, type Config, type Timeouts } from '../config.js';
@@ -352,6 +353,18 @@ export async function main(argv: string[]): Promise<number> {
     .option('--log-json', 'one JSON object per log line')
     .action(async (opts: RunCliOptions) => {
       rc = await runCmd(opts);
+    });
+  program
+    .command('agent')
+    .description('a remote server: register with a hub (tsvs run with agents:) by authenticated heartbeats; --check FILE: attached?')
+    .option('--hub <addr:port>', "the hub's agents.listen")
+    .option('--id <id>', "this agent's id (a key of the hub's agents.keys)")
+    .option('--key <hex>', 'the shared key (16-64 bytes of hex)')
+    .option('--key-file <file>', 'the shared key from a file')
+    .option('--status <file>', 'keep the state here (JSON: attached, the address the hub sees, round trip)')
+    .option('--check <file>', 'print a status file; exit 0 when attached, 1 when not')
+    .action(async (opts: AgentOptions) => {
+      rc = await agentCmd(opts);
     });
   program
     .command('ctl')

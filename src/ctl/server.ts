@@ -60,6 +60,8 @@ export interface CtlTarget {
   setTimeouts(t: Partial<IpvsTimeouts>): IpvsTimeouts;
   /** persistence templates, for ipvsadm -Lnc */
   templates(): TemplateEntry[];
+  /** the agents the hub knows (null: no agents: section) */
+  agents(): unknown;
   /** validate a whole new service list as the configuration file is (throws ConfigError) and apply it */
   replaceServices(list: unknown[], why: string): { added: number; changed: number; deleted: number };
 }
@@ -110,6 +112,7 @@ const ARGS: Record<string, z.ZodTypeAny> = {
   timeouts: noArgs,
   'timeouts.set': z.object({ ...base, tcp: z.number().int().min(0).max(MAX_TIMEOUT_S).optional(), tcpfin: z.number().int().min(0).max(MAX_TIMEOUT_S).optional(), udp: z.number().int().min(0).max(MAX_TIMEOUT_S).optional() }).strict(),
   templates: noArgs,
+  agents: noArgs,
   events: z.object({ ...base, filter: filter.optional(), types: z.array(z.enum(['new', 'update', 'destroy'])).min(1).max(3).optional() }).strict(),
   conns: z.object({ ...base, limit: z.number().int().min(1).max(MAX_PAGE).optional(), cursor: z.string().regex(/^c[0-9]{1,10}$/, 'expected a cursor from a previous page').optional(), filter: filter.optional() }).strict(),
   flows: z
@@ -319,6 +322,11 @@ export class CtlServer {
         return d.setTimeouts(req as Partial<IpvsTimeouts>);
       case 'templates':
         return d.templates();
+      case 'agents': {
+        const a = d.agents();
+        if (a === null) throw new CtlError('NOT_FOUND', 'no agents: section in the configuration');
+        return a;
+      }
       default:
         return this.change(req);
     }

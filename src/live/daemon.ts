@@ -25,6 +25,7 @@ import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, read
 import { randomBytes } from 'node:crypto';
 import { HealthChecker } from '../service/health.js';
 import { closeProbes, LiveRegionProber } from './region-probe.js';
+import { Hub } from './hub.js';
 
 /** passive health ignores failures for this long after the engine last dropped a packet for want of room */
 const OVERLOAD_BLIND_US = 10e6;
@@ -44,6 +45,7 @@ export class Daemon implements CtlTarget {
   private neighTimer: NodeJS.Timeout | null = null;
   readonly health: HealthChecker;
   readonly regionProber: LiveRegionProber;
+  readonly hub: Hub | null;
   /** changes of home region (every service) */
   homeChanges = 0;
   packets = 0;
@@ -72,6 +74,8 @@ export class Daemon implements CtlTarget {
       flows: cfg.flows.enabled === false ? undefined : { idle: cfg.flows.idle, max: cfg.flows.max, perSource: cfg.flows.per_source },
     });
     this.driver = new WheelDriver(this.clock, () => this.setTime(), 10);
+    // remote servers as agents: their heartbeats on agents.listen
+    this.hub = cfg.agents ? new Hub(cfg.agents, this.log) : null;
     // region_select: probe plans on the engine's timeline (the services of the moment: a reload may add some)
     this.regionProber = new LiveRegionProber(
       () => this.services.list.filter((s) => s.regions !== null && !this.services.deleted.has(s.index)),
@@ -337,6 +341,11 @@ export class Daemon implements CtlTarget {
     return r;
   }
 
+  agents(): unknown {
+    if (!this.hub) return null;
+    return { agents: this.hub.list(), drops: this.hub.registry.drops };
+  }
+
   timeouts(): IpvsTimeouts {
     const ct = this.engine.ct;
     const dpvs = ct.profile === 'dpvs';
@@ -392,5 +401,6 @@ export class Daemon implements CtlTarget {
     this.captures.length = 0;
     this.sink.close();
     closeProbes();
+    this.hub?.close();
   }
 }

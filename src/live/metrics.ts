@@ -85,6 +85,20 @@ export class Metrics {
     total('tsvs_region_home_changes_total', 'changes of home region, by service (the first choice included)', ['service'], (set) => {
       for (const x of regional()) set({ service: x.service }, x.region!.changes.length);
     });
+    // agents (issue 18): each agent's state, heartbeats, moves; refused datagrams by reason (every reason from the start)
+    const agentList = () => d.hub?.list() ?? [];
+    gauge('tsvs_agent_up', '1 while the agent sends fresh authenticated heartbeats', ['agent'], (set) => {
+      for (const a of agentList()) set({ agent: a.id }, a.up ? 1 : 0);
+    });
+    total('tsvs_agent_heartbeats_total', 'authenticated fresh heartbeats, by agent', ['agent'], (set) => {
+      for (const a of agentList()) set({ agent: a.id }, a.heartbeats);
+    });
+    total('tsvs_agent_moves_total', "changes of an agent's endpoint (NAT rebindings, moves)", ['agent'], (set) => {
+      for (const a of agentList()) set({ agent: a.id }, a.moves);
+    });
+    total('tsvs_agent_drops_total', 'datagrams on the agents socket refused, by reason', ['reason'], (set) => {
+      if (d.hub) for (const [k, v] of Object.entries(d.hub.registry.drops)) set({ reason: k }, v);
+    });
     gauge('tsvs_connections', 'connections in the table, by protocol and state', ['proto', 'state'], (set) => {
       // (kept on transitions: a scrape reads 64 counters, not the table; every state from the start)
       for (const [k, v] of Object.entries(d.engine.ct.openByState(true))) {

@@ -57,6 +57,7 @@ function target(t: Conntrack, over: Partial<CtlTarget> = {}): CtlTarget {
     timeouts: () => ({ tcp: 900, tcpfin: 120, udp: 300 }),
     setTimeouts: (t) => ({ tcp: t.tcp || 900, tcpfin: t.tcpfin || 120, udp: t.udp || 300 }),
     templates: () => [],
+    agents: () => null,
     replaceServices: () => ({ added: 0, changed: 0, deleted: 0 }),
     ...over,
   };

@@ -459,6 +459,73 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
     }
   });
 
+  it('agents: an agent behind NAT registers by authenticated heartbeats; the hub learns the NAT\'s address and follows a rebinding; a forged one moves nothing; the agent detaches when the hub stops answering and attaches again; silence takes it down at the hub', async function () {
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    const KEY = 'a5'.repeat(32);
+    const r = (args: string) => sh('ip', ['netns', 'exec', `${P}-r`, 'bash', '-c', args]);
+    // the client namespace's heartbeats leave the router masqueraded, from a random port
+    r(`nft add table ip tsvsagent; nft add chain ip tsvsagent post '{ type nat hook postrouting priority 100; }'; nft add rule ip tsvsagent post ip saddr 10.77.1.0/24 ip daddr 10.77.2.1 udp dport 6080 masquerade random`);
+    const cfg = [
+      'live:',
+      '  interfaces: [eth0]',
+      `  socket: ${tmp}/tsvs.sock`,
+      '  metrics: 127.0.0.1:9640',
+      'agents: { listen: 10.77.2.1:6080, keys: { edge-1: ' + KEY + ' }, timeout: 2 }',
+      'services:',
+      `  - { proto: tcp, vip: ${VIP}, port: 80, scheduler: rr, forward: nat, servers: [{ addr: 10.77.2.11, port: 8080 }] }`,
+    ].join('\n');
+    const lb = await startLb(cfg);
+    const status = path.join(tmp, 'agent.json');
+    const agent = startIn('c', ['node', TSVS_JS, 'agent', '--hub', '10.77.2.1:6080', '--id', 'edge-1', '--key', KEY, '--status', status]);
+    const agents = async () => JSON.parse((await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '--agents', '-o', 'json'])).stdout) as { agents: Array<{ id: string; up: boolean; endpoint: { addr: string; port: number } | null; moves: number; heartbeats: number }>; drops: Record<string, number> };
+    const until = async (what: string, f: () => Promise<boolean>, ms: number) => {
+      const t0 = Date.now();
+      while (Date.now() - t0 < ms) {
+        if (await f()) return Date.now() - t0;
+        await sleep(200);
+      }
+      assert.fail(`${what} not within ${ms} ms\n${lb.log().slice(-1500)}`);
+    };
+    const check = () => inNs('c', 'node', [TSVS_JS, 'agent', '--check', status]);
+    try {
+      await until('registered', async () => (await agents()).agents[0]!.up, 5000);
+      const a1 = (await agents()).agents[0]!;
+      assert.equal(a1.endpoint!.addr, '10.77.2.254', "the hub sees the router's address (the agent is behind NAT)");
+      const c1 = await check();
+      assert.equal(c1.code, 0, c1.stdout + c1.stderr);
+      assert.match(c1.stdout, new RegExp(`attached to 10\\.77\\.2\\.1:6080, seen as 10\\.77\\.2\\.254:${a1.endpoint!.port},`));
+      // the NAT forgets its mapping: the next heartbeat comes from a new port, and the hub follows
+      r('conntrack -F >/dev/null 2>&1 || true');
+      await until('moved', async () => (await agents()).agents[0]!.moves >= 1, 5000);
+      const a2 = (await agents()).agents[0]!;
+      assert.notEqual(a2.endpoint!.port, a1.endpoint!.port);
+      // an impostor with the id but not the key: refused, counted; the endpoint stays
+      const bad = startIn('c', ['node', TSVS_JS, 'agent', '--hub', '10.77.2.1:6080', '--id', 'edge-1', '--key', '5a'.repeat(32)]);
+      await sleep(1500);
+      await stop(bad);
+      const a3 = await agents();
+      assert.ok(a3.drops.bad_mac! >= 1, JSON.stringify(a3.drops));
+      assert.deepEqual(a3.agents[0]!.endpoint, a2.endpoint, 'the refused datagrams moved nothing');
+      // the hub stops answering (its heartbeats dropped on the way): down at the hub after 2 s, the agent
+      // detached after its retries at 1, 3 and 7 s; then back
+      r('nft add table ip tsvsdrop; nft add chain ip tsvsdrop blockhub \'{ type filter hook forward priority 0; }\'; nft add rule ip tsvsdrop blockhub udp dport 6080 drop');
+      await until('down at the hub', async () => !(await agents()).agents[0]!.up, 5000);
+      assert.match(lb.log(), /agent down agent=edge-1/);
+      await until('detached', async () => (await check()).code === 1, 12000);
+      assert.match((await check()).stdout, /detached from 10\.77\.2\.1:6080/);
+      r('nft delete table ip tsvsdrop');
+      await until('attached again', async () => (await check()).code === 0, 5000);
+      assert.ok((await agents()).agents[0]!.up);
+      const m = (await inNs('l', 'curl', ['-s', 'http://127.0.0.1:9640/metrics'])).stdout;
+      assert.match(m, /^tsvs_agent_up\{agent="edge-1"\} 1$/m);
+      assert.match(m, /^tsvs_agent_drops_total\{reason="bad_mac"\} [1-9]/m);
+    } finally {
+      await stop(agent);
+      await stopLb(lb);
+      r('nft delete table ip tsvsagent 2>/dev/null || true; nft delete table ip tsvsdrop 2>/dev/null || true');
+    }
+  });
+
   it('synproxy (nat): 50 requests succeed; the server sees its SYN only after the client has completed its handshake with the LB', async function () {
     sh('bash', [TOPO, 'gw', P, 'nat']);
     const lb = await startLb(config('nat', { synproxy: true }));

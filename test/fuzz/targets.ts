@@ -397,6 +397,7 @@ export function ctlTarget(): Target {
             timeouts: () => ({ tcp: 900, tcpfin: 120, udp: 300 }),
             setTimeouts: (t) => ({ tcp: t.tcp || 900, tcpfin: t.tcpfin || 120, udp: t.udp || 300 }),
             templates: () => [],
+            agents: () => null,
             replaceServices: (list) => {
               services = parseConfig({ services: list }, 'request').services;
               return sv.apply(services);

@@ -1,0 +1,70 @@
+/**
+ * The agents' hub in `tsvs run` (issue 18): one UDP socket on `agents.listen` for the agents' heartbeats
+ * (src/agents/heartbeat.ts), answered with the address the hub saw; agents silent for `agents.timeout` go
+ * down. Control datagrams start with a byte >= 0x80 (GUE data, later, starts lower).
+ */
+import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
+import { AgentRegistry, type AgentState } from '../agents/heartbeat.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+
+export class Hub {
+  readonly registry: AgentRegistry;
+  private readonly sock: dgram.Socket;
+  private readonly timer: NodeJS.Timeout;
+  /** datagrams that were not control messages (no data path yet) */
+  other = 0;
+
+  constructor(
+    cfg: NonNullable<Config['agents']>,
+    private readonly log: Logger,
+  ) {
+    const keys = new Map<string, Uint8Array>();
+    for (const [id, hex] of Object.entries(cfg.keys)) keys.set(id, Buffer.from(hex, 'hex'));
+    for (const [id, file] of Object.entries(cfg.key_files)) {
+      const hex = fs.readFileSync(file, 'utf8').trim();
+      if (!/^([0-9a-fA-F]{2}){16,64}$/.test(hex)) throw new Error(`agents.key_files.${id}: ${file} does not hold 16-64 bytes of hex`);
+      keys.set(id, Buffer.from(hex, 'hex'));
+    }
+    this.registry = new AgentRegistry(keys, cfg.timeout * 1000);
+    const m = /^\[?([0-9a-fA-F:.]+?)\]?:(\d+)$/.exec(cfg.listen)!;
+    this.sock = dgram.createSocket(m[1]!.includes(':') ? 'udp6' : 'udp4');
+    this.sock.on('error', (e) => this.log.error('agents socket', { error: e.message }));
+    this.sock.on('message', (b, rinfo) => this.message(b, rinfo));
+    this.sock.bind(Number(m[2]), m[1]);
+    this.timer = setInterval(() => {
+      for (const id of this.registry.expire(Date.now())) this.log.warn('agent down', { agent: id, why: `no heartbeat for ${cfg.timeout} s` });
+    }, 200);
+    this.timer.unref();
+  }
+
+  private message(b: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (b.length === 0 || b[0]! < 0x80) {
+      this.other++;
+      return;
+    }
+    const src = { addr: rinfo.address, port: rinfo.port };
+    const id = b.length > 3 ? b.subarray(3, 3 + b[2]!).toString('utf8') : '';
+    const before = this.registry.agents.get(id);
+    const was = before ? { up: before.up, endpoint: before.endpoint } : null;
+    const r = this.registry.handle(b, src, Date.now());
+    if ('drop' in r) {
+      this.log.debug('agent datagram refused', { from: `${src.addr}:${src.port}`, why: r.drop });
+      return;
+    }
+    if (!was?.up) this.log.info('agent up', { agent: id, endpoint: `${src.addr}:${src.port}` });
+    else if (was.endpoint && (was.endpoint.addr !== src.addr || was.endpoint.port !== src.port)) this.log.info('agent moved', { agent: id, from: `${was.endpoint.addr}:${was.endpoint.port}`, to: `${src.addr}:${src.port}` });
+    this.sock.send(r.reply, rinfo.port, rinfo.address);
+  }
+
+  list(): Array<AgentState & { last_heartbeat_ms_ago: number | null }> {
+    const now = Date.now();
+    return [...this.registry.agents.values()].map((a) => ({ ...a, lastMs: a.lastMs, last_heartbeat_ms_ago: Number.isFinite(a.lastMs) ? now - a.lastMs : null }));
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.sock.close();
+  }
+}
