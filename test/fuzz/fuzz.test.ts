@@ -10,7 +10,7 @@ import { TARGET_NAMES, TARGETS } from './targets.js';
 
 const SEED = 20261202;
 /** inputs per target: about a minute in all on this machine */
-const SLICE: Record<string, number> = { reader: 320_000, decode: 480_000, engine: 40_000, config: 4_800, ctl: 24_000 };
+const SLICE: Record<string, number> = { reader: 320_000, decode: 480_000, engine: 40_000, config: 4_800, ctl: 24_000, agents: 100_000 };
 
 /** inputs the fuzzer once failed on (seed, target, index, what it found), fixed since */
 const FOUND: Array<[number, string, number, string]> = [

@@ -31,6 +31,8 @@ import type { Rng } from '../../src/timer/rng.js';
 import { concat, eth, icmp, ipv4, ipv6, ngEpb, ngIdb, ngShb, pcapFile, tcp, udp } from '../helpers/packets.js';
 import { viewSnap } from '../helpers/view-snap.js';
 import { mutateBytes, mutateDoc, pick } from './mutate.js';
+import { AgentLink, AgentRegistry, encodeHeartbeat } from '../../src/agents/heartbeat.js';
+import { LatencyModel } from '../../src/lb/region-driver.js';
 
 export class FuzzFailure extends Error {
   override name = 'FuzzFailure';
@@ -122,6 +124,11 @@ export const CONFIG_DOCS: Array<Record<string, unknown>> = [
   { services: [svc('tcp', 'fnat', { synproxy: true, toa: true, laddrs: ['10.0.1.1'], servers: SERVERS.slice(0, 2) })], synproxy: { defer_rs_syn: true, wscale: false, conn_reuse_state: ['close', 'time_wait', 'fin_wait'] }, profile: 'netfilter' },
   { services: [{ ...svc('tcp', 'nat', { synproxy: true, expire_quiescent: true, scheduler: 'sed' }, SERVERS6), vip: VIP6 }, { ...svc('udp', 'fnat', { laddrs: ['2001:db8::100'], scheduler: 'nq' }, SERVERS6), vip: VIP6 }] },
   { services: [] },
+  {
+    services: [{ ...svc('tcp', 'nat', { scheduler: 'mh', region_select: 'nearest' }), servers: SERVERS.map((x, i) => ({ ...x, region: ['eu', 'us', 'ap'][i] })) }, svc('tcp', 'fnat', { port: 443, laddrs: ['10.0.1.1'], proxy_protocol: 'v2' })],
+    regions: { incremental_interval: 1, full_interval: 5, probe: 'http', probe_path: '/probe', rule: 'tailscale', score: { eu: 1.5 } },
+    agents: { listen: '10.0.9.1:6080', keys: { 'edge-1': 'a5'.repeat(32) }, timeout: 2 },
+  },
 ];
 
 /* ---------------- targets ---------------- */
@@ -417,5 +424,61 @@ export function ctlTarget(): Target {
   };
 }
 
-export const TARGETS: Record<string, () => Target> = { reader: readerTarget, decode: decodeTarget, engine: engineTarget, config: configTarget, ctl: ctlTarget };
+/**
+ * agents: heartbeats and replies with bytes changed anywhere, at the hub and at the agent, and latency
+ * models (replay --latency) with a value replaced: nothing may throw but the parser's own one-line error, and
+ * no changed datagram may be accepted
+ */
+export function agentsTarget(): Target {
+  const key = new Uint8Array(32).fill(0xa5);
+  const beats = [1, 2, 3, 500, 2 ** 40].map((n) => encodeHeartbeat({ id: 'edge-1', counter: n, timeMs: n * 1000 }, key));
+  const replies = beats.map((b, i) => {
+    const r = new AgentRegistry(new Map([['edge-1', key]]), 5000, () => ({ services: [{ vip: '10.9.9.9', port: 80 }] }));
+    const x = r.handle(b, i % 2 ? { addr: '2001:db8::7', port: 40000 + i } : { addr: '198.51.100.7', port: 40000 + i }, 1000);
+    return 'reply' in x ? x.reply : Buffer.alloc(0);
+  });
+  const model = [{ t: 0, region: 'eu', rtt_ms: 50 }, { t: 30, region: 'us', rtt_ms: null }, { t: 60.5, region: 'ap', rtt_ms: 120.25 }];
+  return {
+    name: 'agents',
+    make(r) {
+      const kind = r.below(3);
+      if (kind === 2) {
+        const doc = mutateDoc(r, model, 1 + r.below(3));
+        const text = (Array.isArray(doc) ? doc : [doc]).map((x) => JSON.stringify(x) ?? '').join('\n');
+        return {
+          bytes: enc(text),
+          ext: 'jsonl',
+          run: () => {
+            try {
+              const m = LatencyModel.parse(text, 'model');
+              for (const reg of m.regions) m.at(reg, r.below(100));
+            } catch (e) {
+              if (!(e instanceof Error) || e.constructor !== Error || /\n/.test(e.message)) throw new FuzzFailure(`not a one-line error: ${String(e)}`);
+            }
+          },
+        };
+      }
+      const src = kind === 0 ? pick(r, beats) : pick(r, replies);
+      const b = mutateBytes(r, Uint8Array.from(src), 1 + r.below(4));
+      const same = b.length === src.length && b.every((x, i) => x === src[i]);
+      return {
+        bytes: b,
+        ext: 'bin',
+        run: () => {
+          if (kind === 0) {
+            const hub = new AgentRegistry(new Map([['edge-1', key]]));
+            const x = hub.handle(b, { addr: '198.51.100.7', port: 40000 }, 1000);
+            if ('reply' in x && !same) throw new FuzzFailure('a changed heartbeat was accepted');
+          } else {
+            const link = new AgentLink('edge-1', key);
+            link.counter = 2 ** 41; // (as if it had sent every heartbeat the replies answer)
+            if (link.receive(b, 2 ** 42) !== null && !same) throw new FuzzFailure('a changed reply was accepted');
+          }
+        },
+      };
+    },
+  };
+}
+
+export const TARGETS: Record<string, () => Target> = { reader: readerTarget, decode: decodeTarget, engine: engineTarget, config: configTarget, ctl: ctlTarget, agents: agentsTarget };
 export const TARGET_NAMES = Object.keys(TARGETS);
