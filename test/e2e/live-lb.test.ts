@@ -519,6 +519,8 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       const m = (await inNs('l', 'curl', ['-s', 'http://127.0.0.1:9640/metrics'])).stdout;
       assert.match(m, /^tsvs_agent_up\{agent="edge-1"\} 1$/m);
       assert.match(m, /^tsvs_agent_drops_total\{reason="bad_mac"\} [1-9]/m);
+      // the Grafana dashboard's agent panels: their metrics and labels in this scrape
+      assert.deepEqual(dashboardAgainst(loadDashboard(), m), []);
     } finally {
       await stop(agent);
       await stopLb(lb);
