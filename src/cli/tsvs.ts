@@ -368,7 +368,7 @@ export async function main(argv: string[]): Promise<number> {
     });
   program
     .command('ctl')
-    .description('change and list a running tsvs run through its control socket, with ipvsadm verbs (-A -E -D -a -e -d -L -Z -C; --socket PATH)')
+    .description('change and list a running tsvs run through its control socket, with ipvsadm verbs (-A -E -D -a -e -d -L -S -R -Z -C --set; --socket PATH)')
     .allowUnknownOption()
     .helpOption(false)
     .argument('[args...]')
