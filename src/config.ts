@@ -47,6 +47,8 @@ const prefix = z.string().refine(
 
 const server = z
   .object({
+    /** an agent's server (issue 18): its address is where its heartbeats come from (addr: 0.0.0.0 stands in) */
+    agent: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected an agent id').optional(),
     addr: address,
     /** required except for snat, whose servers are SNAT addresses */
     port: port.optional(),
@@ -62,6 +64,9 @@ const server = z
     region: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/, 'expected a region name (letters, digits, . _ -; at most 32)').optional(),
   })
   .strict();
+
+/** `{ agent: ID, port }` needs no addr: 0.0.0.0 stands in for it until the agent's endpoint is known */
+const serverIn = z.preprocess((x) => (x && typeof x === 'object' && 'agent' in x && !('addr' in x) ? { ...x, addr: '0.0.0.0' } : x), server);
 
 const service = z
   .object({
@@ -96,7 +101,7 @@ const service = z
     /** tunnel forwarding: IP-in-IP (protocol 4 / 41) or GUE (UDP, variant 1) */
     /** src: the outer header's source (default: the VIP; live mode needs an address of the LB's own, as a server drops packets from its own VIP) */
     tunnel: z.object({ type: z.enum(['ipip', 'gue']).default('ipip'), port: port.default(6080), src: address.optional() }).strict().default({}),
-    servers: z.array(server).max(65535),
+    servers: z.array(serverIn).max(65535),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -119,6 +124,9 @@ const service = z
       return;
     }
     if (s.toa && s.forward !== 'fnat') issue(['toa'], 'only used by fnat forwarding');
+    s.servers.forEach((x, i) => {
+      if (x.agent !== undefined && (s.forward !== 'tunnel' || s.tunnel.type !== 'gue')) issue(['servers', i, 'agent'], 'an agent is reached by forward: tunnel with tunnel: { type: gue }');
+    });
     if (s.region_select !== undefined) {
       s.servers.forEach((x, i) => {
         if (x.region === undefined) issue(['servers', i, 'region'], 'required with region_select (the region the server sits in)');
@@ -313,6 +321,12 @@ export const configSchema = z
         break;
       }
     }
+    const ids = new Set([...Object.keys(c.agents?.keys ?? {}), ...Object.keys(c.agents?.key_files ?? {})]);
+    c.services.forEach((s, i) =>
+      s.servers.forEach((x, j) => {
+        if (x.agent !== undefined && !ids.has(x.agent)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['services', i, 'servers', j, 'agent'], message: `no key for agent ${x.agent} in agents: (keys or key_files)` });
+      }),
+    );
     const seen = new Map<string, number>();
     c.services.forEach((s, i) => {
       // replay needs a DR server's MAC; live mode resolves it from the kernel's neighbour table

@@ -363,6 +363,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--key-file <file>', 'the shared key from a file')
     .option('--status <file>', 'keep the state here (JSON: attached, the address the hub sees, round trip)')
     .option('--check <file>', 'print a status file; exit 0 when attached, 1 when not')
+    .option('--vip <addr>', 'a VIP this server serves through the hub (repeatable; needs root: put on lo, replies routed back through the hub)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .action(async (opts: AgentOptions) => {
       rc = await agentCmd(opts);
     });

@@ -76,6 +76,17 @@ export class Daemon implements CtlTarget {
     this.driver = new WheelDriver(this.clock, () => this.setTime(), 10);
     // remote servers as agents: their heartbeats on agents.listen
     this.hub = cfg.agents ? new Hub(cfg.agents, this.log) : null;
+    if (this.hub) {
+      const hub = this.hub;
+      this.sink.agent = (id, buf, off, len) => hub.sendData(id, buf, off, len);
+      hub.onData = (b) => {
+        if (this.sink.sendIp(b, 0, b.length) !== null) hub.dataRefused++;
+      };
+      // an agent's servers take new connections while it is up
+      hub.onAgent = (id, up) => {
+        for (const s of this.services.list) s.agentOf.forEach((a, i) => a === id && (s.dests.healthy[i] = up ? 1 : 0));
+      };
+    }
     // region_select: probe plans on the engine's timeline (the services of the moment: a reload may add some)
     this.regionProber = new LiveRegionProber(
       () => this.services.list.filter((s) => s.regions !== null && !this.services.deleted.has(s.index)),
@@ -235,6 +246,9 @@ export class Daemon implements CtlTarget {
   /** Apply a new list of services (reload, control socket); existing connections keep their servers. */
   applyServices(cfgs: ServiceConfig[]): { added: number; changed: number; deleted: number } {
     const r = this.services.apply(cfgs);
+    // an agent's new servers: up as their agent is
+    const hub = this.hub;
+    if (hub) for (const s of this.services.list) s.agentOf.forEach((a, i) => a !== null && (s.dests.healthy[i] = hub.registry.agents.get(a)?.up ? 1 : 0));
     this.serviceCfgs = cfgs;
     this.openCaptures();
     this.resolveNeighbours();
@@ -343,7 +357,7 @@ export class Daemon implements CtlTarget {
 
   agents(): unknown {
     if (!this.hub) return null;
-    return { agents: this.hub.list(), drops: this.hub.registry.drops };
+    return { agents: this.hub.list(), drops: this.hub.registry.drops, data: { to_agents: this.hub.dataOut, from_agents: this.hub.dataIn, refused: this.hub.dataRefused } };
   }
 
   timeouts(): IpvsTimeouts {

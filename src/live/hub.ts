@@ -13,8 +13,14 @@ export class Hub {
   readonly registry: AgentRegistry;
   private readonly sock: dgram.Socket;
   private readonly timer: NodeJS.Timeout;
-  /** datagrams that were not control messages (no data path yet) */
-  other = 0;
+  /** data datagrams: from an agent up at that endpoint (sent on to the client), and from anyone else (dropped) */
+  dataIn = 0;
+  dataRefused = 0;
+  dataOut = 0;
+  /** told when an agent goes up or down (its servers take connections or stop) */
+  onAgent: ((id: string, up: boolean) => void) | null = null;
+  /** an agent's reply (an IP packet for a client) */
+  onData: ((b: Buffer) => void) | null = null;
 
   constructor(
     cfg: NonNullable<Config['agents']>,
@@ -34,14 +40,25 @@ export class Hub {
     this.sock.on('message', (b, rinfo) => this.message(b, rinfo));
     this.sock.bind(Number(m[2]), m[1]);
     this.timer = setInterval(() => {
-      for (const id of this.registry.expire(Date.now())) this.log.warn('agent down', { agent: id, why: `no heartbeat for ${cfg.timeout} s` });
+      for (const id of this.registry.expire(Date.now())) {
+        this.log.warn('agent down', { agent: id, why: `no heartbeat for ${cfg.timeout} s` });
+        this.onAgent?.(id, false);
+      }
     }, 200);
     this.timer.unref();
   }
 
   private message(b: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (b.length === 0 || b[0]! < 0x80) {
-      this.other++;
+    if (b.length === 0) return;
+    if (b[0]! < 0x80) {
+      // data (GUE variant 1: the inner IP packet itself), only from an agent that is up, at its endpoint
+      const from = [...this.registry.agents.values()].find((a) => a.up && a.endpoint?.addr === rinfo.address && a.endpoint.port === rinfo.port);
+      if (!from || (b[0]! >> 4 !== 4 && b[0]! >> 4 !== 6)) {
+        this.dataRefused++;
+        return;
+      }
+      this.dataIn++;
+      this.onData?.(b);
       return;
     }
     const src = { addr: rinfo.address, port: rinfo.port };
@@ -53,9 +70,21 @@ export class Hub {
       this.log.debug('agent datagram refused', { from: `${src.addr}:${src.port}`, why: r.drop });
       return;
     }
-    if (!was?.up) this.log.info('agent up', { agent: id, endpoint: `${src.addr}:${src.port}` });
+    if (!was?.up) {
+      this.log.info('agent up', { agent: id, endpoint: `${src.addr}:${src.port}` });
+      this.onAgent?.(id, true);
+    }
     else if (was.endpoint && (was.endpoint.addr !== src.addr || was.endpoint.port !== src.port)) this.log.info('agent moved', { agent: id, from: `${was.endpoint.addr}:${was.endpoint.port}`, to: `${src.addr}:${src.port}` });
     this.sock.send(r.reply, rinfo.port, rinfo.address);
+  }
+
+  /** a client's packet to agent `id` (as it is: GUE variant 1), from this socket so that the agent's NAT lets it in */
+  sendData(id: string, buf: Uint8Array, off: number, len: number): 'agent_down' | null {
+    const a = this.registry.agents.get(id);
+    if (!a?.up || !a.endpoint) return 'agent_down';
+    this.sock.send(Buffer.from(buf.subarray(off, off + len)), a.endpoint.port, a.endpoint.addr);
+    this.dataOut++;
+    return null;
   }
 
   list(): Array<AgentState & { last_heartbeat_ms_ago: number | null }> {

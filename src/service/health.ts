@@ -70,7 +70,8 @@ export class HealthChecker {
     sv.list.forEach((s, si) => {
       if (sv.deleted.has(si) || s.snat) return;
       s.cfg.servers.forEach((x, i) => {
-        if (s.isRemoved(i)) return;
+        // (an agent's server: its agent's heartbeats say whether it is up)
+        if (s.isRemoved(i) || x.agent !== undefined) return;
         const port = x.port && x.port > 0 ? x.port : s.port;
         jobs.push(
           probe(x.addr, port, this.cfg.timeout * 1000, this.cfg.http).then((err) => this.result(si, i, err)),

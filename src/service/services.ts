@@ -12,7 +12,8 @@ import { FWD_FNAT, modeCode } from '../xmit/modes.js';
 import { PoolRegistry, type LocalPool } from '../xmit/pool.js';
 
 /** "10.0.0.1:80", "[2001:db8::1]:80" (a SNAT address shows port 0, as ipvsadm does) */
-export function serverLabel(x: { addr: string; port?: number | undefined }): string {
+export function serverLabel(x: { addr: string; port?: number | undefined; agent?: string | undefined }): string {
+  if (x.agent !== undefined) return `agent:${x.agent}:${x.port ?? 0}`;
   return x.addr.includes(':') ? `[${x.addr}]:${x.port ?? 0}` : `${x.addr}:${x.port ?? 0}`;
 }
 
@@ -55,6 +56,8 @@ export class Service {
   readonly pp: number;
   /** TCP: answer SYNs with SYN cookies and open the server connection after the client's ACK */
   readonly synproxy: boolean;
+  /** the agent id of each server (null: an ordinary server) */
+  readonly agentOf: Array<string | null>;
   /** region_select: the home region's choice (null without); the servers outside the home are not scheduled */
   readonly regions: RegionSelector | null;
   readonly stats = new Float64Array(ST_N);
@@ -79,7 +82,12 @@ export class Service {
     this.v6 = a ? a.v6 : m!.src.includes(':');
     this.vip = a ? a.words : new Uint32Array(4);
     this.port = cfg.port ?? 0;
-    this.dests = Dests.of(cfg.servers.map((s) => ({ id: `${s.addr}:${s.port ?? 0}`, weight: s.weight })));
+    this.dests = Dests.of(cfg.servers.map((s) => ({ id: serverKey(s), weight: s.weight })));
+    // an agent's server takes connections once its agent is up (the hub says so)
+    cfg.servers.forEach((s, i) => {
+      if (s.agent !== undefined) this.dests.healthy[i] = 0;
+    });
+    this.agentOf = cfg.servers.map((s) => s.agent ?? null);
     this.serverAddr = cfg.servers.map((s) => addrToWords(s.addr).words);
     this.serverPort = Int32Array.from(cfg.servers.map((s) => s.port ?? 0));
     this.fwd = Uint8Array.from(cfg.servers.map((s) => modeCode(s.forward ?? cfg.forward)));
@@ -183,8 +191,8 @@ export function serviceKey(c: ServiceConfig): string {
 }
 
 /** a server's identity within its service */
-export function serverKey(x: { addr: string; port?: number }): string {
-  return `${x.addr}:${x.port ?? 0}`;
+export function serverKey(x: { addr: string; port?: number; agent?: string }): string {
+  return x.agent !== undefined ? `agent:${x.agent}:${x.port ?? 0}` : `${x.addr}:${x.port ?? 0}`;
 }
 
 export class Services {

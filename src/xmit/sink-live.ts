@@ -5,7 +5,7 @@
  * MAC as their source (as the kernel's neighbour output would). Sends are asynchronous: each packet is copied
  * (the capture buffer is reused) and at most `txQueue` wait; beyond that a packet is dropped and counted.
  */
-import type { PacketRecord } from '../capture/record.js';
+import { PacketRecord } from '../capture/record.js';
 import type { Sink } from '../engine.js';
 import type { NotEmittedReason } from './xmit.js';
 import { loadNative } from '../capture/live.js';
@@ -117,12 +117,23 @@ export class LiveSink implements Sink {
     return null;
   }
 
+  /** an agent's server: set by the daemon when there is a hub (src/live/hub.ts) */
+  agent: Sink['agent'] = undefined;
+
+  /** an IP packet as it is (an agent's reply, for the client) */
+  sendIp(buf: Uint8Array, off: number, len: number): NotEmittedReason | null {
+    return this.send(NO_RECORD, buf, off, len, len, 0, false);
+  }
+
   close(): void {
     this.sock4?.close();
     this.sock6?.close();
     this.sock4 = this.sock6 = null;
   }
 }
+
+/** (send() reads the record only for L2 frames) */
+const NO_RECORD = new PacketRecord();
 
 export function macKey(b: Uint8Array, o: number): string {
   let s = '';

@@ -50,6 +50,7 @@ export const NOT_EMITTED_REASONS = [
   'truncated',
   'ttl_exceeded',
   'tunnel_too_big',
+  'agent_down',
   'tx_no_ip_header',
   'tx_no_ipv6',
   'tx_queue_full',
@@ -60,6 +61,8 @@ export interface Sink {
   send(r: PacketRecord, buf: Uint8Array, off: number, len: number, wirelen: number, l2len: number, l2: boolean): NotEmittedReason | null;
   /** packets it can take now before it must refuse (live: room left in the transmit queue); none given: no limit */
   spare?(): number;
+  /** an agent's server (issue 18): the inner IP packet `len` bytes at `off`, to the agent over the hub's UDP socket (GUE variant 1) */
+  agent?(id: string, buf: Uint8Array, off: number, len: number): NotEmittedReason | null;
 }
 
 /** emit() kinds */
@@ -338,6 +341,14 @@ export class Xmit {
       else {
         drRewrite(r.buf, r.off, s.mac[d]!);
         this.emit(r, v, r.buf, r.off, r.caplen, r.wirelen, FORWARDED, true);
+      }
+    } else if (s.agentOf[d] !== null) {
+      // an agent: the inner packet goes as it is, in UDP from the hub's socket (the agent's NAT lets that in)
+      const why = this.sink.agent ? this.sink.agent(s.agentOf[d]!, r.buf, v.l3Off, v.ipEnd - v.l3Off) : 'agent_down';
+      if (why !== null) this.skip(why);
+      else {
+        this.emitted++;
+        if (this.flows !== null) this.flows.sent(this.flow, v.ipEnd - v.l3Off, true);
       }
     } else {
       const n = tunnelEncap(r.buf, v, this.scratch, s.tunnelSrc ?? s.vip, s.serverAddr[d]!, s.gue, s.guePort);

@@ -528,6 +528,46 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
     }
   });
 
+  it('agents: a service whose server is an agent: curls to the VIP reach the server behind the agent through the hub (GUE both ways) and come back; the agent gone, its server takes no new connection', async function () {
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    const KEY = 'c3'.repeat(32);
+    const cfg = [
+      'live:',
+      '  interfaces: [eth0]',
+      `  socket: ${tmp}/tsvs.sock`,
+      '  metrics: 127.0.0.1:9640',
+      'agents: { listen: 10.77.2.1:6080, keys: { edge-3: ' + KEY + ' }, timeout: 2 }',
+      'services:',
+      `  - { proto: tcp, vip: ${VIP}, port: 80, scheduler: rr, forward: tunnel, tunnel: { type: gue }, servers: [{ agent: edge-3, port: 80 }] }`,
+    ].join('\n');
+    const lb = await startLb(cfg);
+    // the agent runs beside the real server in s3 (its httpd on port 80 answers "s3"); it serves the VIP
+    const agent = startIn('s3', ['node', TSVS_JS, 'agent', '--hub', '10.77.2.1:6080', '--id', 'edge-3', '--key', KEY, '--vip', VIP]);
+    let alog = '';
+    agent.stderr!.on('data', (d: Buffer) => (alog += d.toString()));
+    try {
+      const t0 = Date.now();
+      while (!/agent up agent=edge-3/.test(lb.log()) && Date.now() - t0 < 5000) await sleep(100);
+      assert.match(lb.log(), /agent up agent=edge-3/, alog);
+      const got = count(await requests(6));
+      const ag = (await inNs('l', 'node', [CTSTAT_JS, '--socket', lb.sock, '--agents', '-o', 'json'])).stdout;
+      assert.deepEqual(got, { s3: 6 }, `${JSON.stringify(got)}\n${ag}\n${alog}\n${lb.log().slice(-1500)}`);
+      // a larger answer (a download of 120 kB in many segments both ways)
+      const dl = await inNs('c', 'bash', ['-c', `curl -s -m 20 http://${VIP}/slow?s=3 | wc -c`]);
+      assert.equal(dl.stdout.trim(), String(30 * 4096 + 4));
+      await stop(agent);
+      const t1 = Date.now();
+      while (!/agent down agent=edge-3/.test(lb.log()) && Date.now() - t1 < 5000) await sleep(100);
+      assert.match(lb.log(), /agent down agent=edge-3/);
+      assert.deepEqual(await requests(1), ['FAIL']);
+      // the agent's veth and policy rule went with it
+      assert.doesNotMatch((await inNs('s3', 'ip', ['rule'])).stdout, /lookup 7700/);
+    } finally {
+      await stop(agent);
+      await stopLb(lb);
+    }
+  });
+
   it('synproxy (nat): 50 requests succeed; the server sees its SYN only after the client has completed its handshake with the LB', async function () {
     sh('bash', [TOPO, 'gw', P, 'nat']);
     const lb = await startLb(config('nat', { synproxy: true }));
