@@ -163,7 +163,7 @@ const service = z
       const fwd = x.forward ?? s.forward;
       if (x.port === undefined) issue(['servers', i, 'port'], 'required');
       if (fwd === 'snat') issue(['servers', i, 'forward'], 'snat is a service-wide mode (forward: snat with match:)');
-      if (x.addr.includes(':') !== v6) issue(['servers', i, 'addr'], `must be of the VIP's address family (IPv${v6 ? 6 : 4})`);
+      if (x.agent === undefined && x.addr.includes(':') !== v6) issue(['servers', i, 'addr'], `must be of the VIP's address family (IPv${v6 ? 6 : 4})`);
       // direct routing rewrites no port: the server answers on the VIP's
       if (fwd === 'dr' && x.port !== undefined && s.port !== undefined && x.port !== s.port && s.port !== 0) issue(['servers', i, 'port'], `must be the VIP's port (${s.port}) for dr forwarding (the packet reaches the server unchanged)`);
       const k = `${x.addr} ${x.port}`;

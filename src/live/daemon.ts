@@ -25,7 +25,7 @@ import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, read
 import { randomBytes } from 'node:crypto';
 import { HealthChecker } from '../service/health.js';
 import { closeProbes, LiveRegionProber } from './region-probe.js';
-import { Hub } from './hub.js';
+import { fromOwnVip, Hub } from './hub.js';
 
 /** passive health ignores failures for this long after the engine last dropped a packet for want of room */
 const OVERLOAD_BLIND_US = 10e6;
@@ -79,7 +79,12 @@ export class Daemon implements CtlTarget {
     if (this.hub) {
       const hub = this.hub;
       this.sink.agent = (id, buf, off, len) => hub.sendData(id, buf, off, len);
-      hub.onData = (b) => {
+      // an agent's reply goes on only from a VIP of a service the agent is a server of (no open relay)
+      hub.onData = (b, id) => {
+        if (!fromOwnVip(b, id, this.services.list)) {
+          hub.dataRefused++;
+          return;
+        }
         if (this.sink.sendIp(b, 0, b.length) !== null) hub.dataRefused++;
       };
       // an agent's servers take new connections while it is up
@@ -418,3 +423,4 @@ export class Daemon implements CtlTarget {
     this.hub?.close();
   }
 }
+

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { AgentRegistry, type AgentState } from '../agents/heartbeat.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import type { Service } from '../service/services.js';
 
 export class Hub {
   readonly registry: AgentRegistry;
@@ -19,8 +20,8 @@ export class Hub {
   dataOut = 0;
   /** told when an agent goes up or down (its servers take connections or stop) */
   onAgent: ((id: string, up: boolean) => void) | null = null;
-  /** an agent's reply (an IP packet for a client) */
-  onData: ((b: Buffer) => void) | null = null;
+  /** an agent's reply (an IP packet for a client), and the agent it came from */
+  onData: ((b: Buffer, id: string) => void) | null = null;
 
   constructor(
     cfg: NonNullable<Config['agents']>,
@@ -58,7 +59,7 @@ export class Hub {
         return;
       }
       this.dataIn++;
-      this.onData?.(b);
+      this.onData?.(b, from.id);
       return;
     }
     const src = { addr: rinfo.address, port: rinfo.port };
@@ -96,4 +97,20 @@ export class Hub {
     clearInterval(this.timer);
     this.sock.close();
   }
+}
+
+/** may agent `id` send IP packet `b` on to a client: its source is the VIP of a service the agent is a server of */
+export function fromOwnVip(b: Uint8Array, id: string, services: Service[]): boolean {
+  const v6 = b.length > 0 && b[0]! >> 4 === 6;
+  if (b.length < (v6 ? 40 : 20)) return false;
+  return services.some((s) => s.v6 === v6 && s.agentOf.includes(id) && sameSrc(b, s.vip, v6));
+}
+
+function sameSrc(b: Uint8Array, w: Uint32Array, v6: boolean): boolean {
+  const at = v6 ? 8 : 12;
+  for (let i = 0; i < (v6 ? 4 : 1); i++) {
+    const o = at + 4 * i;
+    if ((((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0) !== w[i]) return false;
+  }
+  return true;
 }

@@ -108,3 +108,30 @@ describe('agents: heartbeats', () => {
     assert.equal(link.receive(fake.reply, 21_000), null);
   });
 });
+
+describe('agents: what the hub sends on for an agent', () => {
+  it('only packets from a VIP of a service the agent is a server of (no open relay)', async () => {
+    const { fromOwnVip } = await import('../../src/live/hub.js');
+    const { Services } = await import('../../src/service/services.js');
+    const { parseConfig } = await import('../../src/config.js');
+    const cfg = parseConfig(
+      {
+        agents: { listen: '10.0.0.1:6080', keys: { a: 'aa'.repeat(16), b: 'bb'.repeat(16) } },
+        services: [
+          { proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', forward: 'tunnel', tunnel: { type: 'gue' }, servers: [{ agent: 'a', port: 80 }] },
+          { proto: 'tcp', vip: '2001:db8::9', port: 80, scheduler: 'rr', forward: 'tunnel', tunnel: { type: 'gue' }, servers: [{ agent: 'b', port: 80 }] },
+        ],
+      },
+      'test',
+    );
+    const sv = new Services(cfg.services);
+    const v4 = (src: string) => Uint8Array.from([0x45, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, ...src.split('.').map(Number), 10, 1, 1, 2]);
+    const v6 = (last: number) => Uint8Array.from([0x60, 0, 0, 0, 0, 0, 6, 64, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last, ...new Array<number>(16).fill(1)]);
+    assert.ok(fromOwnVip(v4('10.9.9.9'), 'a', sv.list));
+    assert.ok(!fromOwnVip(v4('10.9.9.8'), 'a', sv.list), 'another source');
+    assert.ok(!fromOwnVip(v4('10.9.9.9'), 'b', sv.list), "another agent's VIP");
+    assert.ok(fromOwnVip(v6(9), 'b', sv.list));
+    assert.ok(!fromOwnVip(v6(9), 'a', sv.list));
+    assert.ok(!fromOwnVip(v4('10.9.9.9').subarray(0, 19), 'a', sv.list), 'cut');
+  });
+});
