@@ -78,22 +78,21 @@ export function parseTcpOptions(v: PacketView): void {
 }
 
 /**
- * Walk the options of the TCP header at `l4` (`hl` bytes long) in `b`: `fn(kind, at, len)` for each but NOP
- * and end-of-list; a true return stops the walk. Returns false for a malformed option (the walk stops there).
+ * The next option of a TCP header ending at `end`, from offset `p` (an option or a NOP): its offset (kind 2
+ * and up, its length checked), -1 at the end of the list, -2 for a malformed option. A walk with no
+ * callback, so nothing is allocated per packet:
+ *   for (let p = nextTcpOption(b, l4 + 20, end); p >= 0; p = nextTcpOption(b, p + b[p + 1]!, end)) ...
  */
-export function eachTcpOption(b: Uint8Array, l4: number, hl: number, fn: (kind: number, at: number, len: number) => boolean | void): boolean {
-  const end = l4 + hl;
-  for (let p = l4 + 20; p < end; ) {
+export function nextTcpOption(b: Uint8Array, p: number, end: number): number {
+  while (p < end) {
     const kind = b[p]!;
-    if (kind === 0) return true;
+    if (kind === 0) return -1;
     if (kind === 1) {
       p++;
       continue;
     }
     const len = p + 1 < end ? b[p + 1]! : 0;
-    if (len < 2 || p + len > end) return false;
-    if (fn(kind, p, len) === true) return true;
-    p += len;
+    return len < 2 || p + len > end ? -2 : p;
   }
-  return true;
+  return -1;
 }

@@ -10,7 +10,7 @@ import { rd16, rd32, wr16, wr32 } from '../packet/bytes.js';
 import { patch32, setIpv4HeaderChecksum, setL4Checksum } from '../packet/checksum.js';
 import { decode } from '../packet/decode.js';
 import { PacketView } from '../packet/view.js';
-import { eachTcpOption } from '../packet/tcp-options.js';
+import { nextTcpOption } from '../packet/tcp-options.js';
 
 export const PP_V1 = 1;
 export const PP_V2 = 2;
@@ -92,9 +92,10 @@ export function ackDown(b: Uint8Array, v: PacketView, delta: number): void {
     wr32(b, l4 + 8, nw);
     patch32(b, csum, old, nw);
   }
-  eachTcpOption(b, l4, v.tcpHdrLen, (kind, p, len) => {
-    if (kind !== 5) return;
-    for (let q = p + 2; q + 4 <= p + len; q += 4) {
+  const end = l4 + v.tcpHdrLen;
+  for (let p = nextTcpOption(b, l4 + 20, end); p >= 0; p = nextTcpOption(b, p + b[p + 1]!, end)) {
+    if (b[p] !== 5) continue;
+    for (let q = p + 2; q + 4 <= p + b[p + 1]!; q += 4) {
       const old = rd32(b, q);
       const nw = (old - delta) >>> 0;
       wr32(b, q, nw);
@@ -103,7 +104,7 @@ export function ackDown(b: Uint8Array, v: PacketView, delta: number): void {
       if ((q - l4) & 1) patch32(b, csum, swapHalves(old), swapHalves(nw));
       else patch32(b, csum, old, nw);
     }
-  });
+  }
 }
 
 function swapHalves(x: number): number {
@@ -113,10 +114,9 @@ function swapHalves(x: number): number {
 /** the server's SYN-ACK: its MSS option lowered by `by` (so that the client's segments leave room for the header); false without one */
 export function lowerMss(b: Uint8Array, v: PacketView, by: number): boolean {
   const l4 = v.l4Off;
-  let found = false;
-  eachTcpOption(b, l4, v.tcpHdrLen, (kind, p, len) => {
-    if (kind !== 2 || len !== 4) return false;
-    found = true;
+  const end = l4 + v.tcpHdrLen;
+  for (let p = nextTcpOption(b, l4 + 20, end); p >= 0; p = nextTcpOption(b, p + b[p + 1]!, end)) {
+    if (b[p] !== 2 || b[p + 1] !== 4) continue;
     const old = rd16(b, p + 2);
     const nw = Math.max(536, old - by);
     wr16(b, p + 2, nw);
@@ -124,6 +124,6 @@ export function lowerMss(b: Uint8Array, v: PacketView, by: number): boolean {
     if ((p + 2 - l4) & 1) patch32(b, l4 + 16, swapHalves(old), swapHalves(nw));
     else patch32(b, l4 + 16, old, nw);
     return true;
-  });
-  return found;
+  }
+  return false;
 }

@@ -9,7 +9,7 @@ import { rd16, wr16, wr32 } from '../packet/bytes.js';
 import { fold, patch16, setIpv4HeaderChecksum, setL4Checksum } from '../packet/checksum.js';
 import { decode } from '../packet/decode.js';
 import { PacketView } from '../packet/view.js';
-import { eachTcpOption } from '../packet/tcp-options.js';
+import { nextTcpOption } from '../packet/tcp-options.js';
 
 export const TCPOPT_TOA = 254;
 
@@ -77,11 +77,12 @@ function addToaWithoutTs(b: Uint8Array, v: PacketView, out: Uint8Array, client: 
   const end = l4 + v.tcpHdrLen;
   const kept: number[] = [];
   let hadTs = false;
-  const ok = eachTcpOption(b, l4, v.tcpHdrLen, (kind, p, len) => {
-    if (kind === 8) hadTs = true;
-    else for (let i = 0; i < len; i++) kept.push(b[p + i]!);
-  });
-  if (!ok) return -1;
+  let p = nextTcpOption(b, l4 + 20, end);
+  for (; p >= 0; p = nextTcpOption(b, p + b[p + 1]!, end)) {
+    if (b[p] === 8) hadTs = true;
+    else for (let i = 0; i < b[p + 1]!; i++) kept.push(b[p + i]!);
+  }
+  if (p === -2) return -1;
   while (kept.length % 4 !== 0) kept.unshift(1);
   const hl = 20 + kept.length + olen;
   if (!hadTs || hl > 60) return -1;
