@@ -6,7 +6,7 @@
  */
 import type { Timeline } from '../timer/timeline.js';
 import type { Service } from '../service/services.js';
-import { plan, type Probe, type RegionsConfig, type Report } from './regions.js';
+import { planFor, type RegionsConfig, type Report } from './regions.js';
 
 /** a probe's answer: round trip in ms, or null (no answer); `t`: seconds since the first packet */
 export type Answer = (region: string, t: number) => number | null;
@@ -41,15 +41,7 @@ export class RegionDriver {
   };
 
   private run(nowUs: number, full: boolean): void {
-    // one plan for every service: the union of what each one's home asks for (the most tries of a region)
-    const byRegion = new Map<string, Probe[]>();
-    for (const s of this.services) {
-      for (const p of plan(this.cfg, this.regions, full, this.last, s.regions!.home)) {
-        const l = byRegion.get(p.region) ?? [];
-        if (!l.some((q) => q.delayMs === p.delayMs)) l.push(p);
-        byRegion.set(p.region, l);
-      }
-    }
+    const byRegion = planFor(this.cfg, this.regions, full, this.last, this.services.map((s) => s.regions!.home));
     const t = (nowUs - this.t0) / 1e6;
     const rep: Report = new Map();
     for (const [r, probes] of byRegion) {

@@ -104,6 +104,19 @@ export function plan(cfg: RegionsConfig, regions: string[], full: boolean, last:
   return out;
 }
 
+/** one plan for several services: the union of what each one's home asks for (a region's tries merged by delay) */
+export function planFor(cfg: RegionsConfig, regions: string[], full: boolean, last: Report | null, homes: Array<string | null>): Map<string, Probe[]> {
+  const byRegion = new Map<string, Probe[]>();
+  for (const home of homes) {
+    for (const p of plan(cfg, regions, full, last, home)) {
+      const l = byRegion.get(p.region) ?? [];
+      if (!l.some((q) => q.delayMs === p.delayMs)) l.push(p);
+      byRegion.set(p.region, l);
+    }
+  }
+  return byRegion;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

@@ -53,8 +53,9 @@ export class Hub {
     if (b.length === 0) return;
     if (b[0]! < 0x80) {
       // data (GUE variant 1: the inner IP packet itself), only from an agent that is up, at its endpoint
-      const from = [...this.registry.agents.values()].find((a) => a.up && a.endpoint?.addr === rinfo.address && a.endpoint.port === rinfo.port);
-      if (!from || (b[0]! >> 4 !== 4 && b[0]! >> 4 !== 6)) {
+      let from: AgentState | null = null;
+      for (const a of this.registry.agents.values()) if (a.up && a.endpoint !== null && a.endpoint.port === rinfo.port && a.endpoint.addr === rinfo.address) from = a;
+      if (from === null || (b[0]! >> 4 !== 4 && b[0]! >> 4 !== 6)) {
         this.dataRefused++;
         return;
       }
@@ -103,7 +104,8 @@ export class Hub {
 export function fromOwnVip(b: Uint8Array, id: string, services: Service[]): boolean {
   const v6 = b.length > 0 && b[0]! >> 4 === 6;
   if (b.length < (v6 ? 40 : 20)) return false;
-  return services.some((s) => s.v6 === v6 && s.agentOf.includes(id) && sameSrc(b, s.vip, v6));
+  for (const s of services) if (s.v6 === v6 && s.agentOf.includes(id) && sameSrc(b, s.vip, v6)) return true;
+  return false;
 }
 
 function sameSrc(b: Uint8Array, w: Uint32Array, v6: boolean): boolean {

@@ -11,7 +11,7 @@ import { loadNative } from '../capture/live.js';
 import { finish, sum16 } from '../packet/checksum.js';
 import type { Timeline } from '../timer/timeline.js';
 import type { Service } from '../service/services.js';
-import { plan, type HomeChange, type Probe, type RegionsConfig, type Report } from '../lb/regions.js';
+import { planFor, type HomeChange, type RegionsConfig, type Report } from '../lb/regions.js';
 
 /** a try is a failure after this long */
 export const PROBE_TIMEOUT_MS = 1000;
@@ -145,7 +145,10 @@ export class LiveRegionProber {
 
   private readonly tick = (_tick: number, nowUs: number): void => {
     const list = this.services();
-    for (const s of list) this.watch(s, () => s.regions!.recheck(nowUs / 1e6));
+    for (const s of list) {
+      const r = s.regions!;
+      if (r.home !== null && !r.usable(r.home)) this.watch(s, () => r.recheck(nowUs / 1e6));
+    }
     if (this.nextUs < 0) this.nextUs = nowUs;
     if (nowUs < this.nextUs || this.inFlight || list.length === 0) return;
     const full = nowUs - this.lastFullUs >= this.cfg.full_interval * 1e6;
@@ -164,14 +167,7 @@ export class LiveRegionProber {
 
   private async run(list: Service[], full: boolean): Promise<void> {
     const regions = [...new Set(list.flatMap((s) => s.regions!.regions))];
-    const byRegion = new Map<string, Probe[]>();
-    for (const s of list) {
-      for (const p of plan(this.cfg, regions, full, this.last, s.regions!.home)) {
-        const l = byRegion.get(p.region) ?? [];
-        if (!l.some((q) => q.delayMs === p.delayMs)) l.push(p);
-        byRegion.set(p.region, l);
-      }
-    }
+    const byRegion = planFor(this.cfg, regions, full, this.last, list.map((s) => s.regions!.home));
     // each region's servers (of every service that has it), probed in turn
     const targets = new Map<string, Array<{ addr: string; port: number }>>();
     for (const s of list) {
