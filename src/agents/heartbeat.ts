@@ -25,6 +25,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { ReplayWindow } from './window.js';
+import { addrToWords } from '../packet/addr.js';
+import { formatAddr } from '../packet/bytes.js';
 
 export const T_HEARTBEAT = 0x81;
 export const T_REPLY = 0x82;
@@ -70,7 +72,9 @@ export function encodeHeartbeat(h: Heartbeat, key: Uint8Array): Buffer {
 
 export function encodeReply(r: Reply, key: Uint8Array): Buffer {
   const six = isIP(r.seen.addr) === 6;
-  const addr = six ? addr6(r.seen.addr) : Buffer.from(r.seen.addr.split('.').map(Number));
+  const w = addrToWords(r.seen.addr).words;
+  const addr = Buffer.alloc(six ? 16 : 4);
+  for (let k = 0; k < addr.length / 4; k++) addr.writeUInt32BE(w[k]!, 4 * k);
   const port = Buffer.alloc(2);
   port.writeUInt16BE(r.seen.port);
   const m = Buffer.from(JSON.stringify(r.membership ?? null), 'utf8');
@@ -78,22 +82,6 @@ export function encodeReply(r: Reply, key: Uint8Array): Buffer {
   ml.writeUInt16BE(m.length);
   const body = Buffer.concat([head(T_REPLY, r.id), u64(r.counter), u64(r.timeMs), Buffer.of(six ? 6 : 4), port, addr, ml, m]);
   return Buffer.concat([body, mac(key, body)]);
-}
-
-function addr6(a: string): Buffer {
-  const [h, t] = a.split('::') as [string, string | undefined];
-  const hw = h ? h.split(':') : [];
-  const tw = t !== undefined && t !== '' ? t.split(':') : [];
-  const words = t === undefined ? hw : [...hw, ...new Array<string>(8 - hw.length - tw.length).fill('0'), ...tw];
-  const b = Buffer.alloc(16);
-  words.forEach((w, i) => b.writeUInt16BE(parseInt(w, 16), 2 * i));
-  return b;
-}
-
-function fmt6(b: Buffer): string {
-  const w: string[] = [];
-  for (let i = 0; i < 16; i += 2) w.push(b.readUInt16BE(i).toString(16));
-  return w.join(':');
 }
 
 /** the id of a control datagram (before its MAC is checked: which key to check it with), or null when malformed */
@@ -137,8 +125,9 @@ export function decodeReply(b: Uint8Array): Reply | null {
   const alen = fam === 6 ? 16 : fam === 4 ? 4 : -1;
   if (alen < 0 || v.length < o + 3 + alen + 2 + MAC_LEN) return null;
   const port = v.readUInt16BE(o + 1);
-  const a = v.subarray(o + 3, o + 3 + alen);
-  const addr = fam === 6 ? fmt6(a) : [...a].join('.');
+  const words = new Uint32Array(4);
+  for (let k = 0; k < alen / 4; k++) words[k] = v.readUInt32BE(o + 3 + 4 * k);
+  const addr = formatAddr(words, fam === 6 ? 6 : 4);
   o += 3 + alen;
   const ml = v.readUInt16BE(o);
   if (v.length !== o + 2 + ml + MAC_LEN) return null;

@@ -267,8 +267,7 @@ export class Daemon implements CtlTarget {
       const s = this.services.list[si]!;
       if (this.services.deleted.has(si)) return;
       // (region changes in wall-clock time: the engine's clock here is a monotonic one)
-      const nowUs = this.engine.time.nowUs;
-      withRegion(x, s, (at) => new Date(Date.now() - (nowUs - at * 1e6) / 1000).toISOString());
+      withRegion(x, s, (at) => this.wallTime(at * 1e6));
       const servers = x.servers.map((y, i) => ({ ...y, health: s.dests.healthy[i] === 1 ? ('up' as const) : ('down' as const) })).filter((_, i) => !s.isRemoved(i));
       out.push({ ...x, servers });
     });
@@ -344,7 +343,7 @@ export class Daemon implements CtlTarget {
 
   subscribe(filter: ConnFilter, types: ReadonlySet<string>, send: (event: string) => void): () => void {
     // (event times in wall-clock time: the engine's clock here is a monotonic one)
-    this.feed ??= new EventFeed(this.engine.ct, (us) => new Date(Date.now() - (this.engine.time.nowUs - us) / 1000).toISOString());
+    this.feed ??= new EventFeed(this.engine.ct, (us) => this.wallTime(us));
     return this.feed.subscribe(filter, types, send);
   }
 
@@ -358,6 +357,11 @@ export class Daemon implements CtlTarget {
     const r = this.applyServices(cfgs);
     this.log.info('services changed', { by: 'ctl', cmd: why, ...r });
     return r;
+  }
+
+  /** an engine time (µs of the monotonic clock) as wall-clock ISO time */
+  wallTime(us: number): string {
+    return new Date(Date.now() - (this.engine.time.nowUs - us) / 1000).toISOString();
   }
 
   agents(): unknown {

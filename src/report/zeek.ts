@@ -9,6 +9,7 @@
  * is the Community ID v1 hash (seed 0) as Zeek's community-id plugin writes it.
  */
 import { createHash } from 'node:crypto';
+import { addrToWords } from '../packet/addr.js';
 import type { ConnRecord } from './records.js';
 
 export const ZEEK_FIELDS = [
@@ -110,27 +111,12 @@ export function connState(proto: string, history: string, origPkts: number, resp
   return 'OTH';
 }
 
-/** an IPv4 or IPv6 address as bytes */
+/** an IPv4 or IPv6 address as bytes (network order) */
 export function addrBytes(a: string): Uint8Array {
-  if (!a.includes(':')) return Uint8Array.from(a.split('.').map(Number));
-  let s = a;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  let tail: number[] = [];
-  if (v4) {
-    tail = v4[1]!.split('.').map(Number);
-    s = s.slice(0, -v4[1]!.length) + '0:0';
-  }
-  const [head, rest] = s.split('::') as [string, string | undefined];
-  const hw = head ? head.split(':') : [];
-  const rw = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const words = rest === undefined ? hw : [...hw, ...new Array<string>(8 - hw.length - rw.length).fill('0'), ...rw];
-  const b = new Uint8Array(16);
-  words.forEach((w, i) => {
-    const v = parseInt(w, 16);
-    b[2 * i] = v >>> 8;
-    b[2 * i + 1] = v & 255;
-  });
-  if (v4) b.set(tail, 12);
+  const { v6, words } = addrToWords(a);
+  const b = new Uint8Array(v6 ? 16 : 4);
+  const dv = new DataView(b.buffer);
+  for (let k = 0; k < b.length / 4; k++) dv.setUint32(4 * k, words[k]!);
   return b;
 }
 

@@ -6,7 +6,7 @@
  * carries it), and from then on moves the client's sequence numbers up by its length and the server's
  * acknowledgements (and SACK edges) down by it, both ways for the rest of the connection.
  */
-import { rd16, rd32, wr16, wr32 } from '../packet/bytes.js';
+import { formatAddr, rd16, rd32, wr16, wr32 } from '../packet/bytes.js';
 import { patch32, setIpv4HeaderChecksum, setL4Checksum } from '../packet/checksum.js';
 import { decode } from '../packet/decode.js';
 import { PacketView } from '../packet/view.js';
@@ -17,20 +17,10 @@ export const PP_V2 = 2;
 /** the v2 signature */
 const SIG = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
 
-function v4(w: number): string {
-  return `${w >>> 24}.${(w >>> 16) & 255}.${(w >>> 8) & 255}.${w & 255}`;
-}
-
-function v6(w: Uint32Array): string {
-  const parts: string[] = [];
-  for (let i = 0; i < 4; i++) parts.push((w[i]! >>> 16).toString(16), (w[i]! & 0xffff).toString(16));
-  return parts.join(':');
-}
-
 /** write the header for client:cport -> vip:vport into `out` at `at`; returns its length */
 export function ppHeader(version: number, six: boolean, client: Uint32Array, vip: Uint32Array, cport: number, vport: number, out: Uint8Array, at: number): number {
   if (version === PP_V1) {
-    const line = six ? `PROXY TCP6 ${v6(client)} ${v6(vip)} ${cport} ${vport}\r\n` : `PROXY TCP4 ${v4(client[0]!)} ${v4(vip[0]!)} ${cport} ${vport}\r\n`;
+    const line = `PROXY TCP${six ? 6 : 4} ${formatAddr(client, six ? 6 : 4)} ${formatAddr(vip, six ? 6 : 4)} ${cport} ${vport}\r\n`;
     for (let i = 0; i < line.length; i++) out[at + i] = line.charCodeAt(i);
     return line.length;
   }
