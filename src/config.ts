@@ -166,9 +166,10 @@ const service = z
       if (x.agent === undefined && x.addr.includes(':') !== v6) issue(['servers', i, 'addr'], `must be of the VIP's address family (IPv${v6 ? 6 : 4})`);
       // direct routing rewrites no port: the server answers on the VIP's
       if (fwd === 'dr' && x.port !== undefined && s.port !== undefined && x.port !== s.port && s.port !== 0) issue(['servers', i, 'port'], `must be the VIP's port (${s.port}) for dr forwarding (the packet reaches the server unchanged)`);
-      const k = `${x.addr} ${x.port}`;
+      // (an agent's server is its agent and port: they all stand at the placeholder address)
+      const k = x.agent !== undefined ? `agent ${x.agent} ${x.port}` : `${x.addr} ${x.port}`;
       const first = seen.get(k);
-      if (first !== undefined) issue(['servers', i], `duplicate server ${x.addr}:${x.port} (also servers[${first}])`);
+      if (first !== undefined) issue(['servers', i], `duplicate server ${x.agent !== undefined ? `agent ${x.agent} port ` : `${x.addr}:`}${x.port} (also servers[${first}])`);
       else seen.set(k, i);
     });
   });

@@ -219,7 +219,14 @@ export class AgentRegistry {
  * agent is detached, and it keeps trying every second until an authentic reply comes.
  */
 export class AgentLink {
+  /**
+   * The last counter sent. It starts from the wall clock in microseconds and goes up by at least one per
+   * heartbeat (WireGuard's handshakes use a TAI64N time the same way): an agent restarted after a crash is
+   * above everything its earlier run sent, so the hub's replay window takes it back at once.
+   */
   counter = 0;
+  /** heartbeats sent */
+  sent = 0;
   detached = false;
   /** time of the last reply, and the round trip it gave (-1: none yet) */
   lastReplyMs = -Infinity;
@@ -228,10 +235,14 @@ export class AgentLink {
   /** send time of the first heartbeat left unanswered (-1: none), and the retries sent since */
   private lostAt = -1;
   private retries = 0;
+  /** (counter, send time) of the last heartbeats sent: a reply must answer one of them */
+  private readonly pending: number[] = [];
 
   constructor(
     readonly id: string,
     private readonly key: Uint8Array,
+    /** the wall clock, microseconds since the epoch */
+    private readonly wallUs: () => number = () => Date.now() * 1000,
   ) {}
 
   /** the heartbeat to send at `nowMs`, if one is due */
@@ -246,14 +257,22 @@ export class AgentLink {
     }
     if (!send) return null;
     this.lastSendMs = nowMs;
-    return encodeHeartbeat({ id: this.id, counter: ++this.counter, timeMs: nowMs }, this.key);
+    this.counter = Math.max(this.counter + 1, Math.floor(this.wallUs()));
+    this.sent++;
+    this.pending.push(this.counter, nowMs);
+    if (this.pending.length > 2 * PENDING) this.pending.splice(0, 2);
+    return encodeHeartbeat({ id: this.id, counter: this.counter, timeMs: nowMs }, this.key);
   }
 
   /** a datagram from the hub: the reply when it is an authentic answer to one of ours (attached again, the round trip measured) */
   receive(b: Uint8Array, nowMs: number): Reply | null {
     if (peekId(b, T_REPLY) !== this.id || !macOk(b, this.key)) return null;
     const r = decodeReply(b);
-    if (!r || r.counter > this.counter || r.timeMs > nowMs) return null;
+    if (!r) return null;
+    let i = 0;
+    while (i < this.pending.length && (this.pending[i] !== r.counter || this.pending[i + 1] !== r.timeMs)) i += 2;
+    if (i === this.pending.length) return null;
+    this.pending.splice(0, i + 2);
     this.rttMs = nowMs - r.timeMs;
     this.lastReplyMs = nowMs;
     this.lostAt = -1;
@@ -262,6 +281,9 @@ export class AgentLink {
     return r;
   }
 }
+
+/** heartbeats an agent remembers while waiting for their replies */
+const PENDING = 16;
 
 /** retries of a lost heartbeat, after it was sent (ms) */
 const RETRY_AT = [1000, 3000, 7000];

@@ -2,8 +2,8 @@
  * `tsvs agent` (issue 18, first part): a remote server's side. It registers with the hub by authenticated
  * heartbeats (src/agents/heartbeat.ts) every second, learns the address the hub sees it at, and keeps its
  * state in a status file; `tsvs agent --check FILE` exits 0 while attached, 1 when detached (a lost heartbeat
- * retried at 1, 3 and 7 s with no answer). Not yet: the data path (GUE, the TUN device) and the KCP control
- * channel.
+ * retried at 1, 3 and 7 s with no answer). Each answer names the VIPs the agent serves (the hub's
+ * membership): the agent puts them on lo and routes their replies back through the hub (class DataPath).
  */
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
@@ -11,6 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { AgentLink } from '../agents/heartbeat.js';
 import { UsageError } from './errors.js';
+import { isIP } from 'node:net';
+import { addrToWords } from '../packet/addr.js';
+import { formatAddr } from '../packet/bytes.js';
 
 export interface AgentStatus {
   id: string;
@@ -68,7 +71,7 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
   let seen: string | null = null;
   let state = '';
   const write = () => {
-    const st: AgentStatus = { id: o.id!, hub: o.hub!, attached: link.lastReplyMs > -Infinity && !link.detached, detached: link.detached, seen, rtt_ms: link.rttMs >= 0 ? Math.round(link.rttMs * 10) / 10 : null, heartbeats: link.counter, updated: new Date().toISOString() };
+    const st: AgentStatus = { id: o.id!, hub: o.hub!, attached: link.lastReplyMs > -Infinity && !link.detached, detached: link.detached, seen, rtt_ms: link.rttMs >= 0 ? Math.round(link.rttMs * 10) / 10 : null, heartbeats: link.sent, updated: new Date().toISOString() };
     const now = st.attached ? `attached ${seen}` : st.detached ? 'detached' : '';
     if (now !== state) {
       process.stderr.write(`${st.updated} ${st.attached ? `attached to ${o.hub}, the hub sees us as ${seen}` : st.detached ? `detached: no answer from ${o.hub} to a heartbeat and its retries at 1, 3 and 7 s (still trying)` : 'starting'}\n`);
@@ -79,15 +82,39 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
       fs.renameSync(`${o.status}.tmp`, o.status);
     }
   };
-  const data = o.vip?.length ? dataPath(o.vip, (ip) => sock.send(ip, hub.port, hub.addr)) : null;
-  sock.on('message', (b) => {
-    // data from the hub: a client's packet for a VIP here (only from the hub's address and port)
-    if (b.length > 0 && b[0]! < 0x80) {
+  // the data path: set up for the VIPs given and those the hub's membership names (from its first answer on)
+  let data: DataPath | null = null;
+  const hubAddr = normAddr(hub.addr);
+  const serve = (vips: string[]) => {
+    const fresh = vips.filter((v) => !data?.has(v));
+    if (fresh.length === 0) return;
+    try {
+      data ??= new DataPath((ip) => sock.send(ip, hub.port, hub.addr));
+      for (const v of fresh) data.add(v);
+      process.stderr.write(`${new Date().toISOString()} serving ${fresh.join(', ')} (on lo; replies routed back through the hub)\n`);
+    } catch (e) {
+      process.stderr.write(`tsvs agent: cannot serve ${fresh.join(', ')}: ${(e as Error).message}\n`);
+      failed = (e as Error).message;
+    }
+  };
+  let failed = '';
+  if (o.vip?.length) {
+    serve(o.vip);
+    if (failed) throw new UsageError(failed);
+  }
+  sock.on('message', (b, rinfo) => {
+    if (b.length === 0 || rinfo.port !== hub.port || normAddr(rinfo.address) !== hubAddr) return;
+    // data from the hub: a client's packet for a VIP here
+    if (b[0]! < 0x80) {
       data?.deliver(b);
       return;
     }
     const r = link.receive(b, Math.round(performance.now()));
-    if (r) seen = `${r.seen.addr}:${r.seen.port}`;
+    if (r) {
+      seen = `${r.seen.addr}:${r.seen.port}`;
+      const m = r.membership as { services?: Array<{ vip?: unknown }> } | null;
+      if (m && Array.isArray(m.services) && !failed) serve(m.services.map((x) => String(x.vip)).filter((v) => isIP(v) !== 0));
+    }
     write();
   });
   sock.on('error', (e) => process.stderr.write(`tsvs agent: ${e.message}\n`));
@@ -103,7 +130,7 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
   });
   clearInterval(timer);
   sock.close();
-  data?.close();
+  (data as DataPath | null)?.close();
   return 0;
 }
 
@@ -115,62 +142,112 @@ interface RawLike {
   AddressFamily: { IPv4: number; IPv6: number };
 }
 
+/** an address as the hub's parser and formatter write it (IPv6 compressed), to compare a datagram's source */
+function normAddr(a: string): string {
+  const w = addrToWords(a.replace(/^::ffff:/, ''));
+  return formatAddr(w.words, w.v6 ? 6 : 4);
+}
+
 /**
  * The agent's data path without a TUN device: a client's packet from the hub is handed to this host's own
  * stack with a raw socket (to a VIP on lo, the kernel takes it as received); the server's replies, from the
  * VIP, are routed by a policy rule into one end of a veth pair, captured there, and sent to the hub. The
- * addresses, the rule and the veth are this run's and go when it ends (a VIP already on lo stays).
+ * addresses, the rules and the veth are this run's and go when it ends (a VIP already on lo stays).
  */
-function dataPath(vips: string[], toHub: (ip: Buffer) => void): { deliver(b: Buffer): void; close(): void } {
-  const dev = `tsvsa${process.pid % 100000}`;
-  const undo: string[][] = [];
-  const ip = (args: string[], undoArgs?: string[]) => {
+class DataPath {
+  private readonly dev = `tsvsa${process.pid % 100000}`;
+  private readonly undo: string[][] = [];
+  private readonly vips = new Set<string>();
+  /** the VIPs' source addresses as words: a captured packet goes to the hub only from one of them */
+  private readonly v4 = new Set<number>();
+  private readonly v6 = new Set<string>();
+  private readonly s4: ReturnType<RawLike['createSocket']>;
+  private s6: ReturnType<RawLike['createSocket']> | null = null;
+  private readonly session: ReturnType<PcapLike['createSession']>;
+  private readonly raw: RawLike;
+
+  constructor(toHub: (ip: Buffer) => void) {
+    const req = createRequire(import.meta.url);
+    try {
+      this.raw = req('raw-socket') as RawLike;
+    } catch {
+      throw new Error('the raw-socket module is not installed (npm install raw-socket)');
+    }
+    let pcap: PcapLike;
+    try {
+      pcap = req('pcap') as PcapLike;
+    } catch {
+      throw new Error('the pcap module is not installed (npm install pcap)');
+    }
+    const dev = this.dev;
+    this.ip(['link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev}p`], ['link', 'del', dev]);
+    this.ip(['link', 'set', dev, 'arp', 'off', 'up']);
+    // what is captured on the veth must be whole: no checksum left to the "hardware", no 64 kB segments
+    const eth = spawnSync('ethtool', ['-K', dev, 'tx', 'off', 'tso', 'off', 'gso', 'off'], { encoding: 'utf8' });
+    if (eth.status !== 0) {
+      this.close();
+      throw new Error(`ethtool -K ${dev} tx off tso off gso off: ${eth.stderr?.trim() || eth.error?.message || `exit ${eth.status}`} (install ethtool)`);
+    }
+    this.ip(['link', 'set', `${dev}p`, 'up']);
+    this.s4 = this.raw.createSocket({ protocol: 255, addressFamily: this.raw.AddressFamily.IPv4 });
+    this.session = pcap.createSession(dev, { filter: 'ip or ip6', snap_length: 65535, buffer_timeout: 1, promiscuous: false });
+    this.session.on('packet', (p) => {
+      const caplen = p.header.readUInt32LE(8);
+      if (caplen <= 14 + 20) return;
+      const b = p.buf;
+      const ver = b[14]! >> 4;
+      if (ver === 4 ? this.v4.has(b.readUInt32BE(14 + 12)) : ver === 6 && caplen >= 14 + 40 && this.v6.has(b.toString('hex', 14 + 8, 14 + 24))) toHub(Buffer.from(b.subarray(14, caplen)));
+    });
+  }
+
+  has(vip: string): boolean {
+    return this.vips.has(vip);
+  }
+
+  /** serve `vip`: on lo, and its replies routed into the veth (policy table TABLE) */
+  add(vip: string): void {
+    const six = vip.includes(':');
+    const fam = six ? '-6' : '-4';
+    const pfx = `${vip}/${six ? 128 : 32}`;
+    this.ip(['addr', 'add', pfx, 'dev', 'lo'], ['addr', 'del', pfx, 'dev', 'lo']);
+    this.ip([fam, 'rule', 'add', 'from', vip, 'lookup', TABLE], [fam, 'rule', 'del', 'from', vip, 'lookup', TABLE]);
+    this.ip([fam, 'route', 'replace', 'default', 'dev', this.dev, 'table', TABLE]);
+    const w = addrToWords(vip).words;
+    if (six) {
+      this.s6 ??= this.raw.createSocket({ protocol: 255, addressFamily: this.raw.AddressFamily.IPv6 });
+      this.v6.add(Array.from(w, (x) => x.toString(16).padStart(8, '0')).join(''));
+    } else this.v4.add(w[0]!);
+    this.vips.add(vip);
+  }
+
+  /** a client's packet from the hub, into this host's stack */
+  deliver(b: Buffer): void {
+    const v6 = b[0]! >> 4 === 6;
+    if (v6 && this.s6 && b.length >= 40) {
+      const w: string[] = [];
+      for (let i = 24; i < 40; i += 2) w.push(b.readUInt16BE(i).toString(16));
+      this.s6.send(b, 0, b.length, w.join(':'), () => {});
+    } else if (!v6 && b.length >= 20) this.s4.send(b, 0, b.length, `${b[16]}.${b[17]}.${b[18]}.${b[19]}`, () => {});
+  }
+
+  close(): void {
+    // (each only if it was made: close() also undoes a constructor that failed half-way)
+    (this.session as typeof this.session | undefined)?.close();
+    (this.s4 as typeof this.s4 | undefined)?.close();
+    this.s6?.close();
+    for (const u of this.undo.reverse()) spawnSync('ip', u);
+    this.undo.length = 0;
+  }
+
+  private ip(args: string[], undoArgs?: string[]): void {
     const r = spawnSync('ip', args, { encoding: 'utf8' });
     if (r.status === 0) {
-      if (undoArgs) undo.push(undoArgs);
+      if (undoArgs) this.undo.push(undoArgs);
       return;
     }
     if (/File exists|already assigned/.test(r.stderr)) return;
-    throw new UsageError(`ip ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.status}`}`);
-  };
-  for (const v of vips) ip(['addr', 'add', `${v}/${v.includes(':') ? 128 : 32}`, 'dev', 'lo'], ['addr', 'del', `${v}/${v.includes(':') ? 128 : 32}`, 'dev', 'lo']);
-  ip(['link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev}p`], ['link', 'del', dev]);
-  ip(['link', 'set', dev, 'arp', 'off', 'up']);
-  // what is captured on the veth must be whole: no checksum left to the "hardware", no 64 kB segments
-  const eth = spawnSync('ethtool', ['-K', dev, 'tx', 'off', 'tso', 'off', 'gso', 'off'], { encoding: 'utf8' });
-  if (eth.status !== 0) throw new UsageError(`ethtool -K ${dev} tx off tso off gso off: ${eth.stderr?.trim() || eth.error?.message || `exit ${eth.status}`} (install ethtool)`);
-  ip(['link', 'set', `${dev}p`, 'up']);
-  for (const v of vips) {
-    const fam = v.includes(':') ? '-6' : '-4';
-    ip([fam, 'rule', 'add', 'from', v, 'lookup', TABLE], [fam, 'rule', 'del', 'from', v, 'lookup', TABLE]);
-    ip([fam, 'route', 'replace', 'default', 'dev', dev, 'table', TABLE]);
+    throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.status}`}`);
   }
-  const req = createRequire(import.meta.url);
-  const raw = req('raw-socket') as RawLike;
-  const pcap = req('pcap') as PcapLike;
-  const s4 = raw.createSocket({ protocol: 255, addressFamily: raw.AddressFamily.IPv4 });
-  const s6 = vips.some((v) => v.includes(':')) ? raw.createSocket({ protocol: 255, addressFamily: raw.AddressFamily.IPv6 }) : null;
-  const session = pcap.createSession(dev, { filter: vips.map((v) => `src host ${v}`).join(' or '), snap_length: 65535, buffer_timeout: 1, promiscuous: false });
-  session.on('packet', (p) => {
-    const caplen = p.header.readUInt32LE(8);
-    if (caplen > 14) toHub(Buffer.from(p.buf.subarray(14, caplen)));
-  });
-  return {
-    deliver(b) {
-      const v6 = b[0]! >> 4 === 6;
-      if (v6 && s6 && b.length >= 40) {
-        const w: string[] = [];
-        for (let i = 24; i < 40; i += 2) w.push(b.readUInt16BE(i).toString(16));
-        s6.send(b, 0, b.length, w.join(':'), () => {});
-      } else if (!v6 && b.length >= 20) s4.send(b, 0, b.length, `${b[16]}.${b[17]}.${b[18]}.${b[19]}`, () => {});
-    },
-    close() {
-      session.close();
-      s4.close();
-      s6?.close();
-      for (const u of undo.reverse()) spawnSync('ip', u);
-    },
-  };
 }
 
 /** the policy routing table the agent's replies go through */

@@ -25,7 +25,7 @@ import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, read
 import { randomBytes } from 'node:crypto';
 import { HealthChecker } from '../service/health.js';
 import { closeProbes, LiveRegionProber } from './region-probe.js';
-import { fromOwnVip, Hub } from './hub.js';
+import { fromOwnVip, Hub, membershipOf } from './hub.js';
 
 /** passive health ignores failures for this long after the engine last dropped a packet for want of room */
 const OVERLOAD_BLIND_US = 10e6;
@@ -87,6 +87,8 @@ export class Daemon implements CtlTarget {
         }
         if (this.sink.sendIp(b, 0, b.length) !== null) hub.dataRefused++;
       };
+      // each heartbeat's answer tells the agent the VIPs it serves (the services of the moment: reloads change them)
+      hub.membership = (id) => membershipOf(id, this.services.list.filter((s) => !this.services.deleted.has(s.index)));
       // an agent's servers take new connections while it is up
       hub.onAgent = (id, up) => {
         for (const s of this.services.list) s.agentOf.forEach((a, i) => a === id && (s.dests.healthy[i] = up ? 1 : 0));

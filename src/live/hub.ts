@@ -22,6 +22,8 @@ export class Hub {
   onAgent: ((id: string, up: boolean) => void) | null = null;
   /** an agent's reply (an IP packet for a client), and the agent it came from */
   onData: ((b: Buffer, id: string) => void) | null = null;
+  /** what agent `id` serves, sent in each heartbeat's reply: the agent puts these VIPs up on its host */
+  membership: ((id: string) => Membership) | null = null;
 
   constructor(
     cfg: NonNullable<Config['agents']>,
@@ -34,7 +36,7 @@ export class Hub {
       if (!/^([0-9a-fA-F]{2}){16,64}$/.test(hex)) throw new Error(`agents.key_files.${id}: ${file} does not hold 16-64 bytes of hex`);
       keys.set(id, Buffer.from(hex, 'hex'));
     }
-    this.registry = new AgentRegistry(keys, cfg.timeout * 1000);
+    this.registry = new AgentRegistry(keys, cfg.timeout * 1000, (id) => this.membership?.(id) ?? { services: [] });
     const m = /^\[?([0-9a-fA-F:.]+?)\]?:(\d+)$/.exec(cfg.listen)!;
     this.sock = dgram.createSocket(m[1]!.includes(':') ? 'udp6' : 'udp4');
     this.sock.on('error', (e) => this.log.error('agents socket', { error: e.message }));
@@ -98,6 +100,22 @@ export class Hub {
     clearInterval(this.timer);
     this.sock.close();
   }
+}
+
+/** an agent's membership: the services it is a server of (the VIP, and the port its server listens on) */
+export interface Membership {
+  services: Array<{ proto: 'tcp' | 'udp'; vip: string; port: number }>;
+}
+
+export function membershipOf(id: string, services: Service[]): Membership {
+  const out: Membership['services'] = [];
+  for (const s of services) {
+    if (s.cfg.vip === undefined) continue;
+    s.agentOf.forEach((a, i) => {
+      if (a === id) out.push({ proto: s.cfg.proto, vip: s.cfg.vip!, port: s.serverPort[i] || s.port });
+    });
+  }
+  return { services: out };
 }
 
 /** may agent `id` send IP packet `b` on to a client: its source is the VIP of a service the agent is a server of */

@@ -103,9 +103,43 @@ describe('agents: heartbeats', () => {
     assert.equal(link.detached, false);
     assert.equal(link.rttMs, 30);
     // a reply with another key, or to a heartbeat never sent, is not one
-    const fake = hub.handle(encodeHeartbeat({ id: 'edge-1', counter: 999, timeMs: 1 }, KEY), NAT1, 21_000);
+    const fake = hub.handle(encodeHeartbeat({ id: 'edge-1', counter: link.counter + 999, timeMs: 1 }, KEY), NAT1, 21_000);
     assert.ok('reply' in fake);
     assert.equal(link.receive(fake.reply, 21_000), null);
+    // the same reply twice is taken once
+    const hb = link.due(22_000)!;
+    const r = hub.handle(hb, NAT1, 22_000);
+    assert.ok('reply' in r);
+    assert.ok(link.receive(r.reply, 22_010));
+    assert.equal(link.receive(r.reply, 22_020), null);
+  });
+
+  it('an agent restarted (a new process, its counter from the wall clock) is taken back at once; its earlier heartbeats, replayed, are not', () => {
+    const hub = new AgentRegistry(new Map([['edge-1', KEY]]));
+    let wall = 1_700_000_000_000_000;
+    const first = new AgentLink('edge-1', KEY, () => wall);
+    const old: Buffer[] = [];
+    for (let t = 0; t < 5000; t += 1000) {
+      wall += 1_000_000;
+      const hb = first.due(t)!;
+      old.push(hb);
+      const r = hub.handle(hb, NAT1, t);
+      assert.ok('reply' in r);
+      assert.ok(first.receive(r.reply, t + 20));
+    }
+    // restarted 2 s later: its counters start from the clock, above the first run's
+    wall += 2_000_000;
+    const second = new AgentLink('edge-1', KEY, () => wall);
+    const hb = second.due(0)!;
+    const r = hub.handle(hb, NAT2, 7000);
+    assert.ok('reply' in r, JSON.stringify(r));
+    assert.deepEqual(hub.agents.get('edge-1')!.endpoint, NAT2);
+    for (const b of old) assert.deepEqual(hub.handle(b, NAT1, 7100), { drop: 'replay' });
+    assert.deepEqual(hub.agents.get('edge-1')!.endpoint, NAT2);
+    // a clock that stands still still gives increasing counters
+    const frozen = new AgentLink('edge-1', KEY, () => wall);
+    assert.ok('drop' in hub.handle(frozen.due(0)!, NAT2, 7200), 'the same microsecond as the last one: a replay');
+    assert.ok('reply' in hub.handle(frozen.due(1000)!, NAT2, 7300));
   });
 });
 

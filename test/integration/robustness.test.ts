@@ -172,6 +172,11 @@ describe('robustness regressions (issue 15)', function () {
     const v4 = { proto: 'tcp', vip: '10.9.9.9', port: 80, scheduler: 'rr', forward: 'nat' };
     assert.match(err({ services: [{ ...v4, servers: [{ addr: '10.0.0.1', port: 8080 }, { addr: '10.0.0.2', port: 8080 }, { addr: '10.0.0.1', port: 8080, weight: 3 }] }] }), /^lb\.yaml: services\[0\]\.servers\[2\]: duplicate server 10\.0\.0\.1:8080 \(also servers\[0\]\)/);
     assert.equal(err({ services: [{ ...v4, servers: [{ addr: '10.0.0.1', port: 8080 }, { addr: '10.0.0.1', port: 8081 }] }] }), 'accepted');
+    // agents' servers: one per agent and port (they all stand at one placeholder address)
+    const gue = { ...v4, forward: 'tunnel', tunnel: { type: 'gue' } };
+    const agents = { listen: '10.0.0.254:6080', keys: { a1: 'aa'.repeat(16), a2: 'bb'.repeat(16) } };
+    assert.equal(err({ agents, services: [{ ...gue, servers: [{ agent: 'a1', port: 80 }, { agent: 'a2', port: 80 }, { agent: 'a1', port: 81 }] }] }), 'accepted');
+    assert.match(err({ agents, services: [{ ...gue, servers: [{ agent: 'a1', port: 80 }, { agent: 'a1', port: 80, weight: 2 }] }] }), /^lb\.yaml: services\[0\]\.servers\[1\]: duplicate server agent a1 port 80 \(also servers\[0\]\)/);
     assert.match(err({ services: [{ ...v4, forward: 'dr', servers: [{ addr: '10.0.0.1', port: 8080, mac: '02:00:00:00:00:01' }] }] }), /services\[0\]\.servers\[0\]\.port: must be the VIP's port \(80\) for dr forwarding/);
     assert.throws(() => parseConfigText('', 'empty.yaml'), /^ConfigError: empty\.yaml: empty \(a configuration has at least services: or live:\)$|empty\.yaml: empty/);
     assert.throws(() => parseConfigText('# only a comment\n', 'c.yaml'), /c\.yaml: empty/);
