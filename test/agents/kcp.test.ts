@@ -8,6 +8,7 @@
 import { strict as assert } from 'node:assert';
 import { createRequire } from 'node:module';
 import { Kcp, KCP_OVERHEAD, CMD_PUSH, CMD_ACK } from '../../src/agents/kcp.js';
+import { rng } from '../helpers/rng.js';
 
 interface RefKcp {
   output(f: (data: Buffer, size: number, ctx: unknown) => void): void;
@@ -22,18 +23,6 @@ interface RefKcp {
   release(): void;
 }
 const ref = createRequire(import.meta.url)('node-kcp/index.js') as { KCP: new (conv: number, ctx: object) => RefKcp };
-
-/** a small seeded PRNG (mulberry32) for the channel's losses and delays */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** one side of a conversation, whichever implementation */
 interface End {

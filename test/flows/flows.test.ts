@@ -15,17 +15,7 @@ import type { FlowRecord } from '../../src/report/flows.js';
 import { CORPUS, run, tsvs } from '../helpers/corpus.js';
 import { eth, ipv4, pcapFile, tcp, udp, type Rec } from '../helpers/packets.js';
 import { LbLab } from '../helpers/lb-lab.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../helpers/rng.js';
 
 interface Pkt {
   us: number;
