@@ -10,6 +10,8 @@ import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { AgentLink } from '../agents/heartbeat.js';
+import { ControlEnd, newConv, openControl, T_CTL_DOWN, T_CTL_UP } from '../agents/control.js';
+import { ReplayWindow } from '../agents/window.js';
 import { UsageError } from './errors.js';
 import { isIP } from 'node:net';
 import { addrToWords } from '../packet/addr.js';
@@ -66,7 +68,8 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
     }
   }
   if (!hex || !/^([0-9a-fA-F]{2}){16,64}$/.test(hex)) throw new UsageError('--key / --key-file: 16-64 bytes of hex');
-  const link = new AgentLink(o.id, Buffer.from(hex, 'hex'));
+  const key = Buffer.from(hex, 'hex');
+  const link = new AgentLink(o.id, key);
   const sock = dgram.createSocket(hub.addr.includes(':') ? 'udp6' : 'udp4');
   let seen: string | null = null;
   let state = '';
@@ -85,13 +88,13 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
   // the data path: set up for the VIPs given and those the hub's membership names (from its first answer on)
   let data: DataPath | null = null;
   const hubAddr = normAddr(hub.addr);
-  const serve = (vips: string[]) => {
+  const serve = (vips: string[], how: string) => {
     const fresh = vips.filter((v) => !data?.has(v));
     if (fresh.length === 0) return;
     try {
       data ??= new DataPath((ip) => sock.send(ip, hub.port, hub.addr));
       for (const v of fresh) data.add(v);
-      process.stderr.write(`${new Date().toISOString()} serving ${fresh.join(', ')} (on lo; replies routed back through the hub)\n`);
+      process.stderr.write(`${new Date().toISOString()} serving ${fresh.join(', ')} (${how}; on lo, replies routed back through the hub)\n`);
     } catch (e) {
       process.stderr.write(`tsvs agent: cannot serve ${fresh.join(', ')}: ${(e as Error).message}\n`);
       failed = (e as Error).message;
@@ -99,9 +102,22 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
   };
   let failed = '';
   if (o.vip?.length) {
-    serve(o.vip);
+    serve(o.vip, '--vip');
     if (failed) throw new UsageError(failed);
   }
+  const membership = (m: unknown, how: string) => {
+    const x = m as { services?: Array<{ vip?: unknown }> } | null;
+    if (x && Array.isArray(x.services) && !failed) serve(x.services.map((v) => String(v.vip)).filter((v) => isIP(v) !== 0), how);
+  };
+  // the control channel (KCP): opened when the hub answers, a new conversation each time the agent attaches
+  let ctl: ControlEnd | null = null;
+  const ctlWindow = new ReplayWindow();
+  const started = Date.now();
+  let lastStats = -Infinity;
+  const stats = (now: number) => {
+    lastStats = now;
+    ctl?.post({ t: 'stats', uptime_s: Math.round((Date.now() - started) / 1000), rtt_ms: link.rttMs, vips: data ? [...data.vips] : [], ...(data ? data.counts() : {}) }, now);
+  };
   sock.on('message', (b, rinfo) => {
     if (b.length === 0 || rinfo.port !== hub.port || normAddr(rinfo.address) !== hubAddr) return;
     // data from the hub: a client's packet for a VIP here
@@ -109,20 +125,39 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
       data?.deliver(b);
       return;
     }
-    const r = link.receive(b, Math.round(performance.now()));
+    const now = Math.round(performance.now());
+    if (b[0] === T_CTL_DOWN) {
+      const d = openControl(b, T_CTL_DOWN, o.id!, key, ctlWindow);
+      if (typeof d !== 'string' && ctl && d.conv === ctl.conv) ctl.input(d.kcp, now);
+      return;
+    }
+    const attached = link.lastReplyMs > -Infinity && !link.detached;
+    const r = link.receive(b, now);
     if (r) {
       seen = `${r.seen.addr}:${r.seen.port}`;
-      const m = r.membership as { services?: Array<{ vip?: unknown }> } | null;
-      if (m && Array.isArray(m.services) && !failed) serve(m.services.map((x) => String(x.vip)).filter((v) => isIP(v) !== 0));
+      membership(r.membership, 'from the hub');
+      if (!attached || !ctl) {
+        ctl = new ControlEnd(o.id!, key, T_CTL_UP, newConv(), (d) => sock.send(d, hub.port, hub.addr), (m) => {
+          if (m.t === 'membership') membership(m, 'pushed on the control channel');
+        });
+        stats(now);
+      }
     }
     write();
   });
   sock.on('error', (e) => process.stderr.write(`tsvs agent: ${e.message}\n`));
   const timer = setInterval(() => {
-    const hb = link.due(Math.round(performance.now()));
+    const now = Math.round(performance.now());
+    const hb = link.due(now);
     if (hb) sock.send(hb, hub.port, hub.addr);
+    if (ctl) {
+      ctl.tick(now);
+      if (now - lastStats >= 2000) stats(now);
+      // the hub stopped acknowledging: a new conversation at the next answer
+      if (ctl.dead) ctl = null;
+    }
     write();
-  }, 50);
+  }, 20);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGTERM', stop);
@@ -157,7 +192,11 @@ function normAddr(a: string): string {
 class DataPath {
   private readonly dev = `tsvsa${process.pid % 100000}`;
   private readonly undo: string[][] = [];
-  private readonly vips = new Set<string>();
+  readonly vips = new Set<string>();
+  /** packets handed to this host's stack, sent back to the hub, and sends that failed */
+  private delivered = 0;
+  private returned = 0;
+  private errors = 0;
   /** the VIPs' source addresses as words: a captured packet goes to the hub only from one of them */
   private readonly v4 = new Set<number>();
   private readonly v6 = new Set<string>();
@@ -196,7 +235,10 @@ class DataPath {
       if (caplen <= 14 + 20) return;
       const b = p.buf;
       const ver = b[14]! >> 4;
-      if (ver === 4 ? this.v4.has(b.readUInt32BE(14 + 12)) : ver === 6 && caplen >= 14 + 40 && this.v6.has(b.toString('hex', 14 + 8, 14 + 24))) toHub(Buffer.from(b.subarray(14, caplen)));
+      if (ver === 4 ? this.v4.has(b.readUInt32BE(14 + 12)) : ver === 6 && caplen >= 14 + 40 && this.v6.has(b.toString('hex', 14 + 8, 14 + 24))) {
+        this.returned++;
+        toHub(Buffer.from(b.subarray(14, caplen)));
+      }
     });
   }
 
@@ -223,11 +265,20 @@ class DataPath {
   /** a client's packet from the hub, into this host's stack */
   deliver(b: Buffer): void {
     const v6 = b[0]! >> 4 === 6;
+    const done = (e: Error | null) => {
+      if (e) this.errors++;
+    };
     if (v6 && this.s6 && b.length >= 40) {
       const w: string[] = [];
       for (let i = 24; i < 40; i += 2) w.push(b.readUInt16BE(i).toString(16));
-      this.s6.send(b, 0, b.length, w.join(':'), () => {});
-    } else if (!v6 && b.length >= 20) this.s4.send(b, 0, b.length, `${b[16]}.${b[17]}.${b[18]}.${b[19]}`, () => {});
+      this.s6.send(b, 0, b.length, w.join(':'), done);
+    } else if (!v6 && b.length >= 20) this.s4.send(b, 0, b.length, `${b[16]}.${b[17]}.${b[18]}.${b[19]}`, done);
+    else return;
+    this.delivered++;
+  }
+
+  counts(): { delivered: number; returned: number; deliver_errors: number } {
+    return { delivered: this.delivered, returned: this.returned, deliver_errors: this.errors };
   }
 
   close(): void {

@@ -227,7 +227,7 @@ export async function main(argv: string[]): Promise<number> {
       if (o.snapshot) throw new UsageError('--agents: from a running tsvs run (--socket), not a snapshot');
       const path = o.socket ?? process.env.TSVS_SOCKET ?? DEFAULT_SOCKET;
       const c = await connectCtl(path);
-      let r: { agents: Array<{ id: string; up: boolean; endpoint: { addr: string; port: number } | null; last_heartbeat_ms_ago: number | null; heartbeats: number; moves: number }>; drops: Record<string, number> };
+      let r: { agents: Array<{ id: string; up: boolean; endpoint: { addr: string; port: number } | null; last_heartbeat_ms_ago: number | null; heartbeats: number; moves: number; control: { conv: number; rtt_ms: number } | null; reported: { rtt_ms?: number; delivered?: number; returned?: number } | null }>; drops: Record<string, number> };
       try {
         r = (await c.call('agents')) as typeof r;
       } catch (e) {
@@ -237,8 +237,11 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (o.output === 'json') process.stdout.write(`${JSON.stringify(r)}\n`);
       else {
-        const rows = r.agents.map((a) => `${a.id.padEnd(16)} ${(a.up ? 'up' : 'down').padEnd(5)} ${(a.endpoint ? `${a.endpoint.addr}:${a.endpoint.port}` : '-').padEnd(24)} ${String(a.last_heartbeat_ms_ago ?? '-').padStart(9)} ${String(a.heartbeats).padStart(10)} ${String(a.moves).padStart(6)}`);
-        process.stdout.write(`${['AGENT            STATE ENDPOINT                   LAST_MS HEARTBEATS  MOVES', ...rows, `refused: ${Object.entries(r.drops).map(([k, v]) => `${k} ${v}`).join(', ')}`].join('\n')}\n`);
+        // RTT: the agent's heartbeat round trip as it reports it on the control channel; IN/OUT: client packets it
+        // handed to its host and replies it sent back
+        const num = (x: number | undefined | null) => (typeof x === 'number' && x >= 0 ? String(Math.round(x * 10) / 10) : '-');
+        const rows = r.agents.map((a) => `${a.id.padEnd(16)} ${(a.up ? 'up' : 'down').padEnd(5)} ${(a.endpoint ? `${a.endpoint.addr}:${a.endpoint.port}` : '-').padEnd(24)} ${String(a.last_heartbeat_ms_ago ?? '-').padStart(9)} ${String(a.heartbeats).padStart(10)} ${String(a.moves).padStart(6)} ${num(a.reported?.rtt_ms).padStart(7)} ${(a.control ? 'up' : '-').padEnd(7)} ${num(a.reported?.delivered).padStart(9)} ${num(a.reported?.returned).padStart(9)}`);
+        process.stdout.write(`${['AGENT            STATE ENDPOINT                   LAST_MS HEARTBEATS  MOVES  RTT_MS CONTROL   IN_PKTS  OUT_PKTS', ...rows, `refused: ${Object.entries(r.drops).map(([k, v]) => `${k} ${v}`).join(', ')}`].join('\n')}\n`);
       }
       return 0;
     }

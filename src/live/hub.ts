@@ -1,11 +1,14 @@
 /**
  * The agents' hub in `tsvs run` (issue 18): one UDP socket on `agents.listen` for the agents' heartbeats
  * (src/agents/heartbeat.ts), answered with the address the hub saw; agents silent for `agents.timeout` go
- * down. Control datagrams start with a byte >= 0x80 (GUE data, later, starts lower).
+ * down; each agent's control channel (KCP, src/agents/control.ts) pushes its membership when it changes and
+ * brings its statistics. Control datagrams start with a byte >= 0x80, GUE data (the inner IP packet) lower.
  */
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import { AgentRegistry, type AgentState } from '../agents/heartbeat.js';
+import { ControlEnd, openControl, T_CTL_DOWN, T_CTL_UP } from '../agents/control.js';
+import { ReplayWindow } from '../agents/window.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Service } from '../service/services.js';
@@ -24,12 +27,18 @@ export class Hub {
   onData: ((b: Buffer, id: string) => void) | null = null;
   /** what agent `id` serves, sent in each heartbeat's reply: the agent puts these VIPs up on its host */
   membership: ((id: string) => Membership) | null = null;
+  /** each agent's control channel (KCP), the membership last pushed on it, and the statistics it last reported */
+  private readonly control = new Map<string, { end: ControlEnd; pushed: string; stats: Record<string, unknown> | null }>();
+  private readonly keys = new Map<string, Uint8Array>();
+  /** each agent's control datagrams' replay window, across its conversations */
+  private readonly ctlWindows = new Map<string, ReplayWindow>();
+  private readonly ctlTimer: NodeJS.Timeout;
 
   constructor(
     cfg: NonNullable<Config['agents']>,
     private readonly log: Logger,
   ) {
-    const keys = new Map<string, Uint8Array>();
+    const keys = this.keys;
     for (const [id, hex] of Object.entries(cfg.keys)) keys.set(id, Buffer.from(hex, 'hex'));
     for (const [id, file] of Object.entries(cfg.key_files)) {
       const hex = fs.readFileSync(file, 'utf8').trim();
@@ -45,10 +54,23 @@ export class Hub {
     this.timer = setInterval(() => {
       for (const id of this.registry.expire(Date.now())) {
         this.log.warn('agent down', { agent: id, why: `no heartbeat for ${cfg.timeout} s` });
+        this.control.delete(id);
         this.onAgent?.(id, false);
       }
+      this.push();
     }, 200);
     this.timer.unref();
+    this.ctlTimer = setInterval(() => {
+      const now = Math.round(performance.now());
+      for (const [id, c] of this.control) {
+        c.end.tick(now);
+        if (c.end.dead) {
+          this.log.warn('agent control channel lost', { agent: id, conv: c.end.conv });
+          this.control.delete(id);
+        }
+      }
+    }, 20);
+    this.ctlTimer.unref();
   }
 
   private message(b: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -63,6 +85,10 @@ export class Hub {
       }
       this.dataIn++;
       this.onData?.(b, from.id);
+      return;
+    }
+    if (b[0] === T_CTL_UP) {
+      this.controlIn(b);
       return;
     }
     const src = { addr: rinfo.address, port: rinfo.port };
@@ -82,6 +108,55 @@ export class Hub {
     this.sock.send(r.reply, rinfo.port, rinfo.address);
   }
 
+  /**
+   * A control datagram from an agent: into its conversation, or (authentic, fresh, with a new conversation
+   * number: the agent restarted or attached again) a new one, which is sent the membership at once. The
+   * answers go to the endpoint the heartbeats taught.
+   */
+  private controlIn(b: Buffer): void {
+    const id = b.length > 3 ? b.subarray(3, 3 + b[2]!).toString('utf8') : '';
+    const key = this.keys.get(id);
+    if (!key) {
+      this.registry.drops.unknown_id++;
+      return;
+    }
+    let w = this.ctlWindows.get(id);
+    if (!w) this.ctlWindows.set(id, (w = new ReplayWindow()));
+    const d = openControl(b, T_CTL_UP, id, key, w);
+    if (typeof d === 'string') {
+      this.registry.drops[d === 'kcp' ? 'malformed' : d]++;
+      return;
+    }
+    let c = this.control.get(id);
+    if (!c || c.end.conv !== d.conv) {
+      const entry = { end: null as unknown as ControlEnd, pushed: '', stats: null as Record<string, unknown> | null };
+      entry.end = new ControlEnd(id, key, T_CTL_DOWN, d.conv, (x) => this.sendControl(id, x), (m) => {
+        if (m.t === 'stats') entry.stats = m;
+      });
+      this.control.set(id, entry);
+      c = entry;
+      this.log.info('agent control channel', { agent: id, conv: d.conv });
+    }
+    if (c.end.input(d.kcp, Math.round(performance.now())) !== null) this.registry.drops.malformed++;
+    this.push();
+  }
+
+  private sendControl(id: string, d: Buffer): void {
+    const a = this.registry.agents.get(id);
+    if (a?.endpoint) this.sock.send(d, a.endpoint.port, a.endpoint.addr);
+  }
+
+  /** push each agent's membership on its control channel when it changed (or was never sent on it) */
+  private push(): void {
+    if (!this.membership) return;
+    const now = Math.round(performance.now());
+    for (const [id, c] of this.control) {
+      const m = JSON.stringify(this.membership(id));
+      if (m === c.pushed) continue;
+      if (c.end.post({ t: 'membership', ...(JSON.parse(m) as object) }, now)) c.pushed = m;
+    }
+  }
+
   /** a client's packet to agent `id` (as it is: GUE variant 1), from this socket so that the agent's NAT lets it in */
   sendData(id: string, buf: Uint8Array, off: number, len: number): 'agent_down' | null {
     const a = this.registry.agents.get(id);
@@ -91,13 +166,17 @@ export class Hub {
     return null;
   }
 
-  list(): Array<AgentState & { last_heartbeat_ms_ago: number | null }> {
+  list(): Array<AgentState & { last_heartbeat_ms_ago: number | null; control: ReturnType<ControlEnd['stats']> | null; reported: Record<string, unknown> | null }> {
     const now = Date.now();
-    return [...this.registry.agents.values()].map((a) => ({ ...a, lastMs: a.lastMs, last_heartbeat_ms_ago: Number.isFinite(a.lastMs) ? now - a.lastMs : null }));
+    return [...this.registry.agents.values()].map((a) => {
+      const c = this.control.get(a.id);
+      return { ...a, lastMs: a.lastMs, last_heartbeat_ms_ago: Number.isFinite(a.lastMs) ? now - a.lastMs : null, control: c ? c.end.stats() : null, reported: c?.stats ?? null };
+    });
   }
 
   close(): void {
     clearInterval(this.timer);
+    clearInterval(this.ctlTimer);
     this.sock.close();
   }
 }

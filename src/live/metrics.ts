@@ -96,6 +96,15 @@ export class Metrics {
     total('tsvs_agent_moves_total', "changes of an agent's endpoint (NAT rebindings, moves)", ['agent'], (set) => {
       for (const a of agentList()) set({ agent: a.id }, a.moves);
     });
+    gauge('tsvs_agent_rtt_seconds', "the agent's heartbeat round trip, as it reports it on the control channel", ['agent'], (set) => {
+      for (const a of agentList()) if (typeof a.reported?.rtt_ms === 'number' && a.reported.rtt_ms >= 0) set({ agent: a.id }, a.reported.rtt_ms / 1000);
+    });
+    total('tsvs_agent_packets_total', 'client packets an agent handed to its host (delivered) and replies it sent back (returned), as it reports them', ['agent', 'direction'], (set) => {
+      for (const a of agentList()) for (const k of ['delivered', 'returned'] as const) if (typeof a.reported?.[k] === 'number') set({ agent: a.id, direction: k }, a.reported[k]);
+    });
+    gauge('tsvs_agent_control_up', "1 while the agent's control channel (KCP) is open", ['agent'], (set) => {
+      for (const a of agentList()) set({ agent: a.id }, a.control ? 1 : 0);
+    });
     total('tsvs_agent_drops_total', 'datagrams on the agents socket refused, by reason', ['reason'], (set) => {
       if (d.hub) for (const [k, v] of Object.entries(d.hub.registry.drops)) set({ reason: k }, v);
     });

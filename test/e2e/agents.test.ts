@@ -21,6 +21,7 @@ const HTTPD = path.join(REPO, 'test', 'e2e', 'httpd.mjs');
 const TSVS_JS = path.join(REPO, 'dist', 'src', 'cli', 'tsvs.js');
 const CTSTAT_JS = path.join(REPO, 'dist', 'src', 'cli', 'ctstat.js');
 const VIP = '10.77.9.1';
+const VIP2 = '10.77.9.2';
 const NAT = '10.66.0.2';
 const KEYS = { a1: '1a'.repeat(32), a2: '2b'.repeat(32), a3: '3c'.repeat(32) };
 
@@ -59,6 +60,8 @@ interface AgentView {
   endpoint: { addr: string; port: number } | null;
   moves: number;
   heartbeats: number;
+  control: { conv: number; messages_out: number; messages_in: number } | null;
+  reported: { delivered: number; returned: number; rtt_ms: number; vips: string[] } | null;
 }
 interface HubView {
   agents: AgentView[];
@@ -92,9 +95,25 @@ function startAgent(n: string, id: string, keyFile: string): ChildProcess {
   return p;
 }
 
+/** the LB's configuration: the VIP on a1, a2 and a3 by weights 3:2:1; with `second`, a second VIP on a1 */
+function lbConfig(second = false): string {
+  return [
+    'live:',
+    '  interfaces: [eth0]',
+    `  socket: ${tmp}/tsvs.sock`,
+    'agents:',
+    '  listen: 10.77.2.1:6080',
+    `  key_files: { a1: ${tmp}/a1.key, a2: ${tmp}/a2.key, a3: ${tmp}/a3.key }`,
+    '  timeout: 2',
+    'services:',
+    `  - { proto: tcp, vip: ${VIP}, port: 80, scheduler: wrr, forward: tunnel, tunnel: { type: gue }, servers: [{ agent: a1, port: 80, weight: 3 }, { agent: a2, port: 80, weight: 2 }, { agent: a3, port: 80, weight: 1 }] }`,
+    ...(second ? [`  - { proto: tcp, vip: ${VIP2}, port: 80, scheduler: rr, forward: tunnel, tunnel: { type: gue }, servers: [{ agent: a1, port: 80 }] }`] : []),
+  ].join('\n');
+}
+
 /** n sequential requests from the client, one TCP connection each: the body of each (or FAIL) */
-async function requests(n: number): Promise<Record<string, number>> {
-  const r = await inNs('c', 'bash', ['-c', `for i in $(seq ${n}); do curl -s -m 5 http://${VIP}/id || echo FAIL; done`]);
+async function requests(n: number, vip = VIP): Promise<Record<string, number>> {
+  const r = await inNs('c', 'bash', ['-c', `for i in $(seq ${n}); do curl -s -m 5 http://${vip}/id || echo FAIL; done`]);
   const c: Record<string, number> = {};
   for (const l of r.stdout.trim().split('\n')) c[l] = (c[l] ?? 0) + 1;
   return c;
@@ -116,29 +135,7 @@ describe('agents: remote servers behind NAT, registered by authenticated heartbe
     }
     await Promise.all(ready);
     const cfg = path.join(tmp, 'lb.yaml');
-    fs.writeFileSync(
-      cfg,
-      [
-        'live:',
-        '  interfaces: [eth0]',
-        `  socket: ${tmp}/tsvs.sock`,
-        'agents:',
-        '  listen: 10.77.2.1:6080',
-        `  key_files: { a1: ${tmp}/a1.key, a2: ${tmp}/a2.key, a3: ${tmp}/a3.key }`,
-        '  timeout: 2',
-        'services:',
-        `  - proto: tcp`,
-        `    vip: ${VIP}`,
-        '    port: 80',
-        '    scheduler: wrr',
-        '    forward: tunnel',
-        '    tunnel: { type: gue }',
-        '    servers:',
-        '      - { agent: a1, port: 80, weight: 3 }',
-        '      - { agent: a2, port: 80, weight: 2 }',
-        '      - { agent: a3, port: 80, weight: 1 }',
-      ].join('\n'),
-    );
+    fs.writeFileSync(cfg, lbConfig());
     lb = startIn('l', ['node', TSVS_JS, 'run', '--config', cfg]);
     lb.stderr!.on('data', (d: Buffer) => (lbLog += d.toString()));
     await until('the daemon running', async () => /INFO {2}running/.test(lbLog), 10000);
@@ -183,6 +180,38 @@ describe('agents: remote servers behind NAT, registered by authenticated heartbe
     const ct = (await inNs('n', 'conntrack', ['-L', '-p', 'udp', '--dport', '6080'])).stdout;
     assert.match(ct, /src=192\.168\.77\.11 dst=10\.77\.2\.1 sport=\d+ dport=6080 .*src=10\.77\.2\.1 dst=10\.66\.0\.2 sport=6080/);
     assert.match(ct, /src=192\.168\.77\.12 dst=10\.77\.2\.1 sport=\d+ dport=6080 .*src=10\.77\.2\.1 dst=10\.66\.0\.2 sport=6080/);
+    // the agents' own counts, reported on the control channel (every 2 s): what they handed to their host and
+    // sent back; together no more than the hub sent them, and at least the curls' packets
+    await sleep(2500);
+    const v = await hub();
+    const [r1, r2] = ['a1', 'a2'].map((id) => v.agents.find((a) => a.id === id)!);
+    assert.ok(r1!.control && r2!.control, 'control channels open');
+    assert.ok(r1!.reported!.delivered + r2!.reported!.delivered <= v.data.to_agents, JSON.stringify(v));
+    assert.ok(r1!.reported!.delivered >= 3 * got.a1! && r2!.reported!.delivered >= 3 * got.a2!, JSON.stringify(v));
+    assert.ok(r1!.reported!.returned >= 3 * got.a1!, JSON.stringify(r1));
+    assert.deepEqual(r1!.reported!.vips, [VIP]);
+    assert.ok(r1!.reported!.rtt_ms >= 0 && r1!.reported!.rtt_ms < 100, JSON.stringify(r1));
+    // the operator's view
+    const text = (await inNs('l', 'node', [CTSTAT_JS, '--socket', path.join(tmp, 'tsvs.sock'), '--agents'])).stdout;
+    assert.match(text, /^AGENT +STATE ENDPOINT +LAST_MS HEARTBEATS +MOVES +RTT_MS CONTROL +IN_PKTS +OUT_PKTS$/m);
+    assert.match(text, new RegExp(`^a1 +up +10\\.66\\.0\\.2:${a1.endpoint!.port} +\\d+ +\\d+ +0 +[\\d.]+ up +${r1!.reported!.delivered} +${r1!.reported!.returned}$`, 'm'));
+    assert.match(text, /^a3 +down +- +- +0 +0 +- +- +- +-$/m);
+  });
+
+  it('a reload that gives an agent a second VIP: the hub pushes the new membership on the control channel (KCP), the agent serves it, curls to it are answered', async function () {
+    sh('ip', ['netns', 'exec', `${P}-r`, 'ip', 'route', 'replace', `${VIP2}/32`, 'via', '10.77.2.1']);
+    const before = (await agent('a1')).control!;
+    fs.writeFileSync(path.join(tmp, 'lb.yaml'), lbConfig(true));
+    lb!.kill('SIGHUP');
+    await until('a1 serving the second VIP', async () => new RegExp(`serving ${VIP2.replace(/\./g, '\\.')}`).test(agentLogs.a1!), 3000);
+    const after = (await agent('a1')).control!;
+    assert.equal(after.conv, before.conv, 'the same conversation');
+    assert.ok(after.messages_out > before.messages_out, `the hub pushed the new membership: ${JSON.stringify({ before, after })}`);
+    // a2 serves only the first
+    assert.doesNotMatch(agentLogs.a2!, new RegExp(VIP2.replace(/\./g, '\\.')));
+    const got = await requests(5, VIP2);
+    assert.deepEqual(got, { a1: 5 }, `${JSON.stringify(got)}\n${agentLogs.a1}`);
+    assert.match((await inNs('a1', 'ip', ['-4', 'addr', 'show', 'dev', 'lo'])).stdout, new RegExp(`inet ${VIP2.replace(/\./g, '\\.')}/32`));
   });
 
   it('an agent with a wrong key never receives traffic; a captured heartbeat sent again from another address or port moves neither the endpoint nor the traffic; both counted as rejected', async function () {
@@ -241,7 +270,9 @@ describe('agents: remote servers behind NAT, registered by authenticated heartbe
     assert.equal(now.addr, NAT);
     assert.notEqual(now.port, old.port, 'a new mapping');
     assert.match(lbLog, /agent up agent=a1/);
-    await until('the VIP served again', async () => /serving 10\.77\.9\.1/.test(agentLogs.a1!), 3000);
+    await until('the VIPs served again', async () => /serving 10\.77\.9\.1, 10\.77\.9\.2 \(from the hub/.test(agentLogs.a1!), 3000);
+    // a new control conversation
+    await until('a new control channel', async () => (lbLog.match(/agent control channel agent=a1/g) ?? []).length === 2, 3000);
     const back = await requests(10);
     assert.equal(back.FAIL, undefined, `${JSON.stringify(back)}\n${agentLogs.a1}`);
     assert.ok(back.a1! >= 5, JSON.stringify(back));

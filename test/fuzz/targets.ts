@@ -32,6 +32,9 @@ import { concat, eth, icmp, ipv4, ipv6, ngEpb, ngIdb, ngShb, pcapFile, tcp, udp 
 import { viewSnap } from '../helpers/view-snap.js';
 import { mutateBytes, mutateDoc, pick } from './mutate.js';
 import { AgentLink, AgentRegistry, encodeHeartbeat } from '../../src/agents/heartbeat.js';
+import { encodeControl, openControl, T_CTL_UP } from '../../src/agents/control.js';
+import { Kcp } from '../../src/agents/kcp.js';
+import { ReplayWindow } from '../../src/agents/window.js';
 import { LatencyModel } from '../../src/lb/region-driver.js';
 
 export class FuzzFailure extends Error {
@@ -425,23 +428,36 @@ export function ctlTarget(): Target {
 }
 
 /**
- * agents: heartbeats and replies with bytes changed anywhere, at the hub and at the agent, and latency
- * models (replay --latency) with a value replaced: nothing may throw but the parser's own one-line error, and
- * no changed datagram may be accepted
+ * agents: heartbeats, replies, control datagrams and bare KCP datagrams with bytes changed anywhere, at the
+ * hub, at the agent and into a KCP receiver, and latency models (replay --latency) with a value replaced:
+ * nothing may throw but the parser's own one-line error, no changed datagram may be accepted, and an
+ * unchanged one must be
  */
 export function agentsTarget(): Target {
   const key = new Uint8Array(32).fill(0xa5);
   const beats = [1, 2, 3, 500, 2 ** 40].map((n) => encodeHeartbeat({ id: 'edge-1', counter: n, timeMs: n * 1000 }, key));
-  const replies = beats.map((b, i) => {
+  // an agent's heartbeat and the hub's reply to it (the link remembers the heartbeat: the reply is good)
+  const exchange = (i: number) => {
+    const link = new AgentLink('edge-1', key, () => 1e15 + i);
     const r = new AgentRegistry(new Map([['edge-1', key]]), 5000, () => ({ services: [{ vip: '10.9.9.9', port: 80 }] }));
-    const x = r.handle(b, i % 2 ? { addr: '2001:db8::7', port: 40000 + i } : { addr: '198.51.100.7', port: 40000 + i }, 1000);
-    return 'reply' in x ? x.reply : Buffer.alloc(0);
-  });
+    const x = r.handle(link.due(0)!, i % 2 ? { addr: '2001:db8::7', port: 40000 + i } : { addr: '198.51.100.7', port: 40000 + i }, 1000);
+    return { link, reply: 'reply' in x ? x.reply : Buffer.alloc(0) };
+  };
+  const replies = [0, 1, 2, 3].map((i) => exchange(i).reply);
+  // the control channel: KCP datagrams (a message in fragments, ACKs) and their authenticated framing
+  const kcpOut: Buffer[] = [];
+  const k = new Kcp(7, (d) => kcpOut.push(d));
+  k.setMtu(200);
+  k.send(Buffer.alloc(500, 0x61));
+  k.send(Buffer.from('{"t":"stats"}'));
+  k.update(0);
+  k.update(100);
+  const controls = kcpOut.map((d, i) => encodeControl(T_CTL_UP, 'edge-1', 1000 + i, d, key));
   const model = [{ t: 0, region: 'eu', rtt_ms: 50 }, { t: 30, region: 'us', rtt_ms: null }, { t: 60.5, region: 'ap', rtt_ms: 120.25 }];
   return {
     name: 'agents',
     make(r) {
-      const kind = r.below(3);
+      const kind = r.below(5);
       if (kind === 2) {
         const doc = mutateDoc(r, model, 1 + r.below(3));
         const text = (Array.isArray(doc) ? doc : [doc]).map((x) => JSON.stringify(x) ?? '').join('\n');
@@ -458,21 +474,35 @@ export function agentsTarget(): Target {
           },
         };
       }
-      const src = kind === 0 ? pick(r, beats) : pick(r, replies);
+      // 0 heartbeats at the hub, 1 replies at the agent, 3 KCP datagrams into a receiver (never a throw),
+      // 4 framed control datagrams (never accepted changed)
+      const src = pick(r, [beats, replies, [], kcpOut, controls][kind]!);
       const b = mutateBytes(r, Uint8Array.from(src), 1 + r.below(4));
       const same = b.length === src.length && b.every((x, i) => x === src[i]);
       return {
         bytes: b,
         ext: 'bin',
         run: () => {
-          if (kind === 0) {
+          if (kind === 3) {
+            const rx = new Kcp(7, () => {});
+            rx.update(0);
+            rx.input(b);
+            rx.update(100);
+            while (rx.recv() !== null);
+          } else if (kind === 4) {
+            const x = openControl(b, T_CTL_UP, 'edge-1', key, new ReplayWindow());
+            if (typeof x !== 'string' && !same) throw new FuzzFailure('a changed control datagram was accepted');
+            if (typeof x === 'string' && same) throw new FuzzFailure(`a good control datagram was refused (${x})`);
+          } else if (kind === 0) {
             const hub = new AgentRegistry(new Map([['edge-1', key]]));
             const x = hub.handle(b, { addr: '198.51.100.7', port: 40000 }, 1000);
             if ('reply' in x && !same) throw new FuzzFailure('a changed heartbeat was accepted');
           } else {
-            const link = new AgentLink('edge-1', key);
-            link.counter = 2 ** 41; // (as if it had sent every heartbeat the replies answer)
-            if (link.receive(b, 2 ** 42) !== null && !same) throw new FuzzFailure('a changed reply was accepted');
+            // (the link that sent the heartbeat this reply answers)
+            const { link } = exchange(replies.indexOf(src as Buffer));
+            const got = link.receive(b, 10);
+            if (got !== null && !same) throw new FuzzFailure('a changed reply was accepted');
+            if (got === null && same) throw new FuzzFailure('a good reply was refused');
           }
         },
       };
