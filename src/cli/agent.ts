@@ -3,16 +3,16 @@
  * heartbeats (src/agents/heartbeat.ts) every second, learns the address the hub sees it at, and keeps its
  * state in a status file; `tsvs agent --check FILE` exits 0 while attached, 1 when detached (a lost heartbeat
  * retried at 1, 3 and 7 s with no answer). Each answer names the VIPs the agent serves (the hub's
- * membership): the agent puts them on lo and routes their replies back through the hub (class DataPath).
+ * membership): the agent puts them on lo and routes their replies back through the hub (src/agents/datapath.ts).
  */
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { AgentLink } from '../agents/heartbeat.js';
 import { ControlEnd, newConv, openControl, T_CTL_DOWN, T_CTL_UP } from '../agents/control.js';
 import { ReplayWindow } from '../agents/window.js';
 import { UsageError } from './errors.js';
+import { openDataPath, type DataPath } from '../agents/datapath.js';
+import { loadNative } from '../native.js';
 import { isIP } from 'node:net';
 import { addrToWords } from '../packet/addr.js';
 import { formatAddr } from '../packet/bytes.js';
@@ -38,6 +38,8 @@ export interface AgentOptions {
   check?: string;
   /** the VIPs it serves: put on lo, their replies routed back through the hub (needs root) */
   vip?: string[];
+  /** how packets reach this host's stack and come back: a TUN device (the native module), a veth pair, or auto */
+  data?: 'auto' | 'tun' | 'veth';
 }
 
 function hostPort(s: string): { addr: string; port: number } {
@@ -92,7 +94,10 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
     const fresh = vips.filter((v) => !data?.has(v));
     if (fresh.length === 0) return;
     try {
-      data ??= new DataPath((ip) => sock.send(ip, hub.port, hub.addr));
+      if (!data) {
+        data = openDataPath(o.data ?? 'auto', (ip) => sock.send(ip, hub.port, hub.addr));
+        process.stderr.write(`${new Date().toISOString()} data path: ${data.kind === 'tun' ? `TUN device ${data.dev}` : `veth pair ${data.dev} (raw socket in, libpcap out${o.data === 'veth' ? '' : `: no TUN device, ${loadNative().why}`})`}\n`);
+      }
       for (const v of fresh) data.add(v);
       process.stderr.write(`${new Date().toISOString()} serving ${fresh.join(', ')} (${how}; on lo, replies routed back through the hub)\n`);
     } catch (e) {
@@ -169,137 +174,8 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
   return 0;
 }
 
-interface PcapLike {
-  createSession(dev: string, o: { filter?: string; snap_length?: number; buffer_timeout?: number; promiscuous?: boolean }): { on(ev: 'packet', f: (p: { buf: Buffer; header: Buffer }) => void): void; close(): void };
-}
-interface RawLike {
-  createSocket(o: { protocol: number; addressFamily?: number }): { send(b: Buffer, off: number, len: number, addr: string, cb: (e: Error | null) => void): void; close(): void };
-  AddressFamily: { IPv4: number; IPv6: number };
-}
-
 /** an address as the hub's parser and formatter write it (IPv6 compressed), to compare a datagram's source */
 function normAddr(a: string): string {
   const w = addrToWords(a.replace(/^::ffff:/, ''));
   return formatAddr(w.words, w.v6 ? 6 : 4);
 }
-
-/**
- * The agent's data path without a TUN device: a client's packet from the hub is handed to this host's own
- * stack with a raw socket (to a VIP on lo, the kernel takes it as received); the server's replies, from the
- * VIP, are routed by a policy rule into one end of a veth pair, captured there, and sent to the hub. The
- * addresses, the rules and the veth are this run's and go when it ends (a VIP already on lo stays).
- */
-class DataPath {
-  private readonly dev = `tsvsa${process.pid % 100000}`;
-  private readonly undo: string[][] = [];
-  readonly vips = new Set<string>();
-  /** packets handed to this host's stack, sent back to the hub, and sends that failed */
-  private delivered = 0;
-  private returned = 0;
-  private errors = 0;
-  /** the VIPs' source addresses as words: a captured packet goes to the hub only from one of them */
-  private readonly v4 = new Set<number>();
-  private readonly v6 = new Set<string>();
-  private readonly s4: ReturnType<RawLike['createSocket']>;
-  private s6: ReturnType<RawLike['createSocket']> | null = null;
-  private readonly session: ReturnType<PcapLike['createSession']>;
-  private readonly raw: RawLike;
-
-  constructor(toHub: (ip: Buffer) => void) {
-    const req = createRequire(import.meta.url);
-    try {
-      this.raw = req('raw-socket') as RawLike;
-    } catch {
-      throw new Error('the raw-socket module is not installed (npm install raw-socket)');
-    }
-    let pcap: PcapLike;
-    try {
-      pcap = req('pcap') as PcapLike;
-    } catch {
-      throw new Error('the pcap module is not installed (npm install pcap)');
-    }
-    const dev = this.dev;
-    this.ip(['link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev}p`], ['link', 'del', dev]);
-    this.ip(['link', 'set', dev, 'arp', 'off', 'up']);
-    // what is captured on the veth must be whole: no checksum left to the "hardware", no 64 kB segments
-    const eth = spawnSync('ethtool', ['-K', dev, 'tx', 'off', 'tso', 'off', 'gso', 'off'], { encoding: 'utf8' });
-    if (eth.status !== 0) {
-      this.close();
-      throw new Error(`ethtool -K ${dev} tx off tso off gso off: ${eth.stderr?.trim() || eth.error?.message || `exit ${eth.status}`} (install ethtool)`);
-    }
-    this.ip(['link', 'set', `${dev}p`, 'up']);
-    this.s4 = this.raw.createSocket({ protocol: 255, addressFamily: this.raw.AddressFamily.IPv4 });
-    this.session = pcap.createSession(dev, { filter: 'ip or ip6', snap_length: 65535, buffer_timeout: 1, promiscuous: false });
-    this.session.on('packet', (p) => {
-      const caplen = p.header.readUInt32LE(8);
-      if (caplen <= 14 + 20) return;
-      const b = p.buf;
-      const ver = b[14]! >> 4;
-      if (ver === 4 ? this.v4.has(b.readUInt32BE(14 + 12)) : ver === 6 && caplen >= 14 + 40 && this.v6.has(b.toString('hex', 14 + 8, 14 + 24))) {
-        this.returned++;
-        toHub(Buffer.from(b.subarray(14, caplen)));
-      }
-    });
-  }
-
-  has(vip: string): boolean {
-    return this.vips.has(vip);
-  }
-
-  /** serve `vip`: on lo, and its replies routed into the veth (policy table TABLE) */
-  add(vip: string): void {
-    const six = vip.includes(':');
-    const fam = six ? '-6' : '-4';
-    const pfx = `${vip}/${six ? 128 : 32}`;
-    this.ip(['addr', 'add', pfx, 'dev', 'lo'], ['addr', 'del', pfx, 'dev', 'lo']);
-    this.ip([fam, 'rule', 'add', 'from', vip, 'lookup', TABLE], [fam, 'rule', 'del', 'from', vip, 'lookup', TABLE]);
-    this.ip([fam, 'route', 'replace', 'default', 'dev', this.dev, 'table', TABLE]);
-    const w = addrToWords(vip).words;
-    if (six) {
-      this.s6 ??= this.raw.createSocket({ protocol: 255, addressFamily: this.raw.AddressFamily.IPv6 });
-      this.v6.add(Array.from(w, (x) => x.toString(16).padStart(8, '0')).join(''));
-    } else this.v4.add(w[0]!);
-    this.vips.add(vip);
-  }
-
-  /** a client's packet from the hub, into this host's stack */
-  deliver(b: Buffer): void {
-    const v6 = b[0]! >> 4 === 6;
-    const done = (e: Error | null) => {
-      if (e) this.errors++;
-    };
-    if (v6 && this.s6 && b.length >= 40) {
-      const w: string[] = [];
-      for (let i = 24; i < 40; i += 2) w.push(b.readUInt16BE(i).toString(16));
-      this.s6.send(b, 0, b.length, w.join(':'), done);
-    } else if (!v6 && b.length >= 20) this.s4.send(b, 0, b.length, `${b[16]}.${b[17]}.${b[18]}.${b[19]}`, done);
-    else return;
-    this.delivered++;
-  }
-
-  counts(): { delivered: number; returned: number; deliver_errors: number } {
-    return { delivered: this.delivered, returned: this.returned, deliver_errors: this.errors };
-  }
-
-  close(): void {
-    // (each only if it was made: close() also undoes a constructor that failed half-way)
-    (this.session as typeof this.session | undefined)?.close();
-    (this.s4 as typeof this.s4 | undefined)?.close();
-    this.s6?.close();
-    for (const u of this.undo.reverse()) spawnSync('ip', u);
-    this.undo.length = 0;
-  }
-
-  private ip(args: string[], undoArgs?: string[]): void {
-    const r = spawnSync('ip', args, { encoding: 'utf8' });
-    if (r.status === 0) {
-      if (undoArgs) this.undo.push(undoArgs);
-      return;
-    }
-    if (/File exists|already assigned/.test(r.stderr)) return;
-    throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.status}`}`);
-  }
-}
-
-/** the policy routing table the agent's replies go through */
-const TABLE = '7700';

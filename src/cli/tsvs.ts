@@ -363,8 +363,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--key-file <file>', 'the shared key from a file')
     .option('--status <file>', 'keep the state here (JSON: attached, the address the hub sees, round trip)')
     .option('--check <file>', 'print a status file; exit 0 when attached, 1 when not')
-    .option('--vip <addr>', 'a VIP this server serves through the hub (repeatable; needs root: put on lo, replies routed back through the hub)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--vip <addr>', 'a VIP this server serves through the hub, besides those the hub names (repeatable; needs root: put on lo, replies routed back through the hub)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--data <kind>', 'the data path: tun (a TUN device, needs the native module), veth (raw socket and libpcap), auto', 'auto')
     .action(async (opts: AgentOptions) => {
+      if (!['auto', 'tun', 'veth'].includes(opts.data ?? 'auto')) throw new UsageError(`--data: tun, veth or auto, not "${opts.data}"`);
       rc = await agentCmd(opts);
     });
   program

@@ -87,8 +87,8 @@ async function until(what: string, f: () => Promise<boolean>, ms: number): Promi
 }
 
 /** `tsvs agent` in server namespace `ns`, as `id`, with the key in `keyFile` (the VIPs from the hub's answer) */
-function startAgent(n: string, id: string, keyFile: string): ChildProcess {
-  const p = startIn(n, ['node', TSVS_JS, 'agent', '--hub', '10.77.2.1:6080', '--id', id, '--key-file', keyFile]);
+function startAgent(n: string, id: string, keyFile: string, extra: string[] = []): ChildProcess {
+  const p = startIn(n, ['node', TSVS_JS, 'agent', '--hub', '10.77.2.1:6080', '--id', id, '--key-file', keyFile, ...extra]);
   agentLogs[n] = '';
   p.stderr!.on('data', (d: Buffer) => (agentLogs[n] += d.toString()));
   agentProcs[n] = p;
@@ -140,7 +140,8 @@ describe('agents: remote servers behind NAT, registered by authenticated heartbe
     lb.stderr!.on('data', (d: Buffer) => (lbLog += d.toString()));
     await until('the daemon running', async () => /INFO {2}running/.test(lbLog), 10000);
     startAgent('a1', 'a1', path.join(tmp, 'a1.key'));
-    startAgent('a2', 'a2', path.join(tmp, 'a2.key'));
+    // a1 on the TUN device (the native module), a2 on the veth pair (raw socket in, libpcap out)
+    startAgent('a2', 'a2', path.join(tmp, 'a2.key'), ['--data', 'veth']);
     // a3 runs with a key that is not its own
     startAgent('a3', 'a3', path.join(tmp, 'wrong.key'));
   });
@@ -166,6 +167,8 @@ describe('agents: remote servers behind NAT, registered by authenticated heartbe
     // the agents learnt the VIP from the hub's answer (no --vip given) and put it on lo
     await until('the VIP on the servers', async () => /serving 10\.77\.9\.1/.test(agentLogs.a1!) && /serving 10\.77\.9\.1/.test(agentLogs.a2!), 3000);
     assert.match((await inNs('a1', 'ip', ['-4', 'addr', 'show', 'dev', 'lo'])).stdout, /inet 10\.77\.9\.1\/32/);
+    assert.match(agentLogs.a1!, /data path: TUN device tsvst\d+/);
+    assert.match(agentLogs.a2!, /data path: veth pair tsvsa\d+ \(raw socket in, libpcap out\)/);
     const before = (await hub()).data;
     const got = await requests(50);
     assert.equal(got.FAIL, undefined, `${JSON.stringify(got)}\n${lbLog.slice(-1500)}\n${JSON.stringify(agentLogs)}`);
@@ -277,5 +280,16 @@ describe('agents: remote servers behind NAT, registered by authenticated heartbe
     assert.equal(back.FAIL, undefined, `${JSON.stringify(back)}\n${agentLogs.a1}`);
     assert.ok(back.a1! >= 5, JSON.stringify(back));
     process.stderr.write(`      (a1 down at the hub ${downMs} ms after SIGKILL; back ${upMs} ms after its restart)\n`);
+  });
+
+  it('an agent stopped takes away what it added: its device, the policy rules and the VIPs on lo', async function () {
+    await stop(agentProcs.a2!);
+    assert.match(agentLogs.a2!, /data path: veth/);
+    assert.doesNotMatch((await inNs('a2', 'ip', ['link'])).stdout, /tsvsa\d+/);
+    assert.doesNotMatch((await inNs('a2', 'ip', ['rule'])).stdout, /lookup 7700/);
+    assert.doesNotMatch((await inNs('a2', 'ip', ['-4', 'addr', 'show', 'dev', 'lo'])).stdout, /10\.77\.9\./);
+    // a1 (its TUN device; the VIPs and rules of its first run, killed, stay: a VIP already on lo is left alone)
+    await stop(agentProcs.a1!);
+    assert.doesNotMatch((await inNs('a1', 'ip', ['link'])).stdout, /tsvst\d+/);
   });
 });

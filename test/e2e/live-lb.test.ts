@@ -560,8 +560,10 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       while (!/agent down agent=edge-3/.test(lb.log()) && Date.now() - t1 < 5000) await sleep(100);
       assert.match(lb.log(), /agent down agent=edge-3/);
       assert.deepEqual(await requests(1), ['FAIL']);
-      // the agent's veth and policy rule went with it
+      // the agent's device (a TUN device: the native module is built) and policy rule went with it
+      assert.match(alog, /data path: TUN device tsvst\d+/);
       assert.doesNotMatch((await inNs('s3', 'ip', ['rule'])).stdout, /lookup 7700/);
+      assert.doesNotMatch((await inNs('s3', 'ip', ['link'])).stdout, /tsvs[at]\d+/);
     } finally {
       await stop(agent);
       await stopLb(lb);
