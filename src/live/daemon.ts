@@ -25,6 +25,7 @@ import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, read
 import { randomBytes } from 'node:crypto';
 import { HealthChecker } from '../service/health.js';
 import { closeProbes, LiveRegionProber } from './region-probe.js';
+import { LINKTYPE_RAW } from '../packet/decode.js';
 import { fromOwnVip, Hub, membershipOf } from './hub.js';
 
 /** passive health ignores failures for this long after the engine last dropped a packet for want of room */
@@ -85,7 +86,15 @@ export class Daemon implements CtlTarget {
           hub.dataRefused++;
           return;
         }
-        if (this.sink.sendIp(b, 0, b.length) !== null) hub.dataRefused++;
+        // through the engine like a captured packet: the reply direction of its connection is tracked (states,
+        // counters, flows), and it goes on to the client only as a reply of a connection scheduled to this agent
+        const x = this.engine.x!;
+        x.agentFrom = id;
+        try {
+          this.packet(b, b.length, b.length, LINKTYPE_RAW);
+        } finally {
+          x.agentFrom = null;
+        }
       };
       // each heartbeat's answer tells the agent the VIPs it serves (the services of the moment: reloads change them)
       hub.membership = (id) => membershipOf(id, this.services.list.filter((s) => !this.services.deleted.has(s.index)));

@@ -51,6 +51,7 @@ export const NOT_EMITTED_REASONS = [
   'ttl_exceeded',
   'tunnel_too_big',
   'agent_down',
+  'agent_not_its_conn',
   'tx_no_ip_header',
   'tx_no_ipv6',
   'tx_queue_full',
@@ -329,11 +330,20 @@ export class Xmit {
     return true;
   }
 
+  /** set while the packet being processed is one an agent sent the hub (src/live/hub.ts): that agent's id */
+  agentFrom: string | null = null;
+
   /** DR and tunnel: the server answers the client directly; only what goes to the VIP is forwarded */
   direct(r: PacketRecord, v: PacketView, s: Service, d: number, mode: number): void {
     const v6 = v.ipVersion === 6;
     const toVip = sameAddr(v.dst, s.vip, v6);
-    if (!toVip) this.skip('direct_return');
+    if (!toVip) {
+      // the server's reply: seen when an agent's hub brought it (then on to the client, as it is, when it is a
+      // reply of a connection scheduled to that agent), or captured as a direct return (not for the LB to send)
+      if (this.agentFrom === null) this.skip('direct_return');
+      else if (s.agentOf[d] !== this.agentFrom || !sameAddr(v.src, s.vip, v6)) this.skip('agent_not_its_conn');
+      else this.emit(r, v, r.buf, r.off, r.caplen, r.wirelen);
+    }
     else if (!this.hop(r, v, mode === FWD_DR ? this.mtu : this.mtu - (v6 ? 40 : 20) - (s.gue ? 8 : 0))) {
       // expired here (the tunnel's inner packet is the one forwarded, as the kernel's)
     } else if (mode === FWD_DR) {

@@ -183,6 +183,17 @@ describe('agents: remote servers behind NAT, registered by authenticated heartbe
     const ct = (await inNs('n', 'conntrack', ['-L', '-p', 'udp', '--dport', '6080'])).stdout;
     assert.match(ct, /src=192\.168\.77\.11 dst=10\.77\.2\.1 sport=\d+ dport=6080 .*src=10\.77\.2\.1 dst=10\.66\.0\.2 sport=6080/);
     assert.match(ct, /src=192\.168\.77\.12 dst=10\.77\.2\.1 sport=\d+ dport=6080 .*src=10\.77\.2\.1 dst=10\.66\.0\.2 sport=6080/);
+    // the hub's engine tracked both directions of each connection (the agents' replies go through it): the
+    // handshake, the answer and the close seen from both sides, as the kernel's conntrack would
+    const ls = await inNs('l', 'node', [CTSTAT_JS, '--socket', path.join(tmp, 'tsvs.sock'), '-L', '-o', 'json', '--dst', VIP]);
+    const conns = JSON.parse(ls.stdout) as Array<{ state: string; replied: boolean; assured: boolean; orig_pkts: number; reply_pkts: number }>;
+    assert.equal(conns.length, 50, ls.stdout.slice(0, 500));
+    for (const c of conns) {
+      assert.ok(c.replied && c.assured && c.reply_pkts >= 3 && c.orig_pkts >= 4, JSON.stringify(c));
+      // (closing states of the DPVS profile, the daemon's default; `replied` and the reply packets are what
+      // only the agents' replies through the engine give)
+      assert.match(c.state, /^(FIN_WAIT|TIME_WAIT|CLOSE|CLOSE_WAIT|LAST_ACK)$/, JSON.stringify(c));
+    }
     // the agents' own counts, reported on the control channel (every 2 s): what they handed to their host and
     // sent back; together no more than the hub sent them, and at least the curls' packets
     await sleep(2500);
