@@ -100,6 +100,20 @@ describe('Unix habits (CLI)', function () {
     assert.equal(none.length, 0);
   });
 
+  it('the README\'s configuration example for agents loads as written', async function () {
+    const { parseConfigText } = await import('../../src/config.js');
+    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+    const block = (after: string) => {
+      const a = readme.indexOf(after);
+      assert.ok(a >= 0, after);
+      const b = readme.indexOf('```yaml\n', a) + 8;
+      return readme.slice(b, readme.indexOf('```', b));
+    };
+    const cfg = parseConfigText(block("On the hub (`tsvs run`'s configuration):"), 'README');
+    assert.deepEqual(Object.keys(cfg.agents!.keys), ['edge-1', 'edge-2']);
+    assert.deepEqual(cfg.services[0]!.servers.map((x) => x.agent), ['edge-1', 'edge-2']);
+  });
+
   it('the README\'s replay examples run from the repository alone (examples/lb.yaml, examples/sp.yaml, pcaps/)', async function () {
     const out = path.join(tmp, 'lb-out.pcap');
     const lb = await run(TSVS, ['replay', '--config', path.join(REPO, 'examples', 'lb.yaml'), '--out', out, '--json', path.join(REPO, 'pcaps', 'http-get.pcap')]);
