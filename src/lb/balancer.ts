@@ -121,10 +121,11 @@ export class Balancer implements ConnExtension {
       this.ct.table.hashKey(r);
       this.ct.insertNat(c, k, r);
     } else {
-      // DR / tunnel: the server answers from the VIP itself, the reply tuple is the inverse
+      // DR / tunnel: the server answers from the VIP itself, the reply tuple is the inverse; its replies bypass
+      // the LB (DPVS's input-only state table) unless the server is an agent's, whose replies the hub brings
       this.ct.insert(c, k);
       this.pool[c] = -1;
-      flags = F_INPUT_ONLY;
+      if (s.agentOf[d] === null) flags = F_INPUT_ONLY;
     }
     if (s.cfg.conn_timeout > 0) flags |= F_TIMEOUT_HOOK;
     this.svc[c] = si + 1;

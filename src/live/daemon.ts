@@ -120,6 +120,8 @@ export class Daemon implements CtlTarget {
     // the LB itself was dropping packets for want of transmit room (or shortly after) says nothing of the server
     if (live.health.enabled && live.health.passive) {
       this.engine.lb!.onOutcome = (si, d, ok) => {
+        // (not for an agent's server: no probe reaches it to bring it back; its agent's heartbeats say if it is up)
+        if (this.services.list[si]?.agentOf[d] != null) return;
         const o = this.engine.x!.overloadAtUs;
         if (!ok && o >= 0 && this.engine.time.nowUs - o < OVERLOAD_BLIND_US) this.passiveIgnored++;
         else this.health.passive(si, d, ok);
