@@ -242,6 +242,12 @@ const liveConfig = z
     /** Prometheus listener host:port, or false for none */
     metrics: z.union([z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):\d{1,5}$/, 'expected HOST:PORT'), z.literal(false)]).default('127.0.0.1:9640'),
     log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info'), json: z.boolean().default(false) }).strict().default({}),
+    /**
+     * how packets come in and go out: batched (a TPACKET_V3 ring and sendmmsg through tsvs's native module),
+     * pcap (libpcap and raw-socket, a call per packet), auto (batched where the module is built); the
+     * environment's TSVS_LIVE_IO overrides it
+     */
+    io: z.enum(['auto', 'batched', 'pcap']).default('auto'),
     /** libpcap read timeout (ms): how long the kernel may hold packets to deliver them in batches */
     buffer_timeout_ms: z.number().int().min(0).max(1000).default(1),
     /** packets queued on the raw socket beyond which new ones are dropped (tx_queue_full) */

@@ -10,6 +10,13 @@ export interface Native {
   tunOpen(name: string): { fd: number; name: string };
   pollStart(fd: number, cb: (packets: Buffer[]) => void, batch?: number): unknown;
   pollStop(handle: unknown): void;
+  ringOpen(ifname: string, prog: Int32Array | null, blockSize: number, blockCount: number, desc: Int32Array): { handle: unknown; ring: ArrayBuffer; arptype: number };
+  ringStart(handle: unknown, cb: (count: number) => void): void;
+  ringStats(handle: unknown): { packets: number; drops: number; freezes: number };
+  ringClose(handle: unknown): void;
+  txOpen(): unknown;
+  /** [sent, failed, errno of the last failure] */
+  txSend(handle: unknown, arena: Buffer, desc: Int32Array, n: number): [number, number, number];
 }
 
 let cached: { mod: Native | null; why: string } | null = null;

@@ -16,6 +16,11 @@ export class Bpf {
 
   constructor(private readonly prog: Int32Array) {}
 
+  /** the instructions, 4 words each (code, jt, jf, k), as the kernel's SO_ATTACH_FILTER takes them */
+  get program(): Int32Array {
+    return this.prog;
+  }
+
   /** a program that accepts nothing */
   static never(): Bpf {
     return new Bpf(new Int32Array([0x06, 0, 0, 0]));

@@ -155,12 +155,16 @@ export function services(snap: Snapshot, o: ViewOpts): string {
 }
 
 export function stats(snap: Snapshot, o: ViewOpts): string {
-  if (o.output === 'json') return JSON.stringify({ counters: snap.counters, gauges: snap.gauges, ...(snap.synproxy ? { synproxy: snap.synproxy } : {}) });
+  if (o.output === 'json') return JSON.stringify({ counters: snap.counters, gauges: snap.gauges, ...(snap.synproxy ? { synproxy: snap.synproxy } : {}), ...(snap.io ? { io: snap.io } : {}) });
   const lines = [`source ${snap.source}  profile ${snap.profile}  time ${snap.time}`, '', 'counters'];
   for (const [k, v] of Object.entries(snap.counters)) lines.push(`  ${k.padEnd(20)} ${v}`);
   if (snap.synproxy) {
     lines.push('', 'synproxy');
     for (const [k, v] of Object.entries(snap.synproxy)) lines.push(`  ${k.padEnd(24)} ${v}`);
+  }
+  if (snap.io) {
+    lines.push('', `packet i/o: ${snap.io.path}`);
+    for (const [k, v] of Object.entries(snap.io)) if (k !== 'path' && (k !== 'tx_last_error' || v)) lines.push(`  ${k.padEnd(20)} ${v}`);
   }
   lines.push('', `entries ${snap.gauges.entries}`);
   for (const [k, v] of Object.entries(snap.gauges.by_proto)) lines.push(`  ${k.padEnd(20)} ${v}`);

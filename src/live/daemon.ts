@@ -6,6 +6,8 @@
  */
 import { PacketRecord } from '../capture/record.js';
 import { LiveCapture } from '../capture/live.js';
+import { RingCapture, txHandle } from '../capture/ring.js';
+import { loadNative } from '../native.js';
 import type { Profile } from '../conntrack/conntrack.js';
 import { Engine } from '../engine.js';
 import { counterObject, deleteConns, EventFeed, gauges, pageConns, type ConnFilter, type SnapshotService } from '../report/records.js';
@@ -19,7 +21,7 @@ import { serverLabel, Services } from '../service/services.js';
 import { parseMac } from '../packet/addr.js';
 import { MonotonicClock } from '../timer/clock.js';
 import { WheelDriver } from '../timer/driver.js';
-import { loadConfig, parseConfig, splitTimeouts, type Config, type ServiceConfig } from '../config.js';
+import { ConfigError, loadConfig, parseConfig, splitTimeouts, type Config, type ServiceConfig } from '../config.js';
 import { Logger } from '../log.js';
 import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, readSysctl, receiveOffloads } from './host.js';
 import { randomBytes } from 'node:crypto';
@@ -35,7 +37,11 @@ export class Daemon implements CtlTarget {
   readonly services: Services;
   readonly engine: Engine;
   readonly sink: LiveSink;
-  readonly captures: LiveCapture[] = [];
+  readonly captures: Array<LiveCapture | RingCapture> = [];
+  /** how packets move: batched (the native module's ring and sendmmsg) or pcap (libpcap and raw-socket) */
+  readonly io: 'batched' | 'pcap';
+  /** why not batched (when io is pcap) */
+  readonly ioWhy: string;
   /** the services as configured now (changed by reloads and the control socket) */
   serviceCfgs: ServiceConfig[];
   readonly startedAt = new Date();
@@ -64,6 +70,13 @@ export class Daemon implements CtlTarget {
     this.serviceCfgs = cfg.services;
     this.services = new Services(cfg.services, cfg.regions);
     this.sink = new LiveSink(live.tx_queue);
+    const want = (process.env.TSVS_LIVE_IO ?? live.io) as 'auto' | 'batched' | 'pcap';
+    if (!['auto', 'batched', 'pcap'].includes(want)) throw new ConfigError(`TSVS_LIVE_IO: auto, batched or pcap, not "${want}"`);
+    const native = loadNative();
+    if (want === 'batched' && !native.mod) throw new ConfigError(`live.io: batched needs tsvs's native module: ${native.why}`);
+    this.io = want !== 'pcap' && native.mod ? 'batched' : 'pcap';
+    this.ioWhy = want === 'pcap' ? (process.env.TSVS_LIVE_IO ? 'TSVS_LIVE_IO=pcap' : 'live.io: pcap') : native.why;
+    if (this.io === 'batched') this.sink.openBatched(txHandle(), native.mod!.txSend);
     // the cookie secret: configured, or fresh random bytes at every start
     const secret = cfg.synproxy.secret ? Buffer.from(cfg.synproxy.secret, 'hex') : randomBytes(16);
     const reserve = live.tx_reserve ?? Math.floor(live.tx_queue / 2);
@@ -183,6 +196,7 @@ export class Daemon implements CtlTarget {
 
   start(): void {
     for (const w of this.hostChecks()) this.log.warn(w);
+    this.log.info('packet i/o', { path: this.ioStats().path });
     this.sink.open();
     this.openCaptures();
     this.resolveNeighbours();
@@ -205,7 +219,10 @@ export class Daemon implements CtlTarget {
     this.log.info('capture filter', { filter });
     const old = this.captures.splice(0);
     for (const iface of this.cfg.live!.interfaces) {
-      const cap = new LiveCapture(iface, { filter, bufferTimeoutMs: this.cfg.live!.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
+      const cap =
+        this.io === 'batched'
+          ? new RingCapture(iface, filter, (buf, off, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt, off), this.batchEnd)
+          : new LiveCapture(iface, { filter, bufferTimeoutMs: this.cfg.live!.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
       this.captures.push(cap);
       if (old.length === 0) this.log.info('capturing', { iface, linktype: cap.linktype });
     }
@@ -213,10 +230,13 @@ export class Daemon implements CtlTarget {
     this.sink.l2Ports.clear();
   }
 
-  private packet(buf: Buffer, caplen: number, wirelen: number, linktype: number): void {
+  /** a capture batch ended: what it emitted leaves together */
+  private readonly batchEnd = (): void => this.sink.flush();
+
+  private packet(buf: Buffer, caplen: number, wirelen: number, linktype: number, off = 0): void {
     const r = this.rec;
     r.buf = buf;
-    r.off = 0;
+    r.off = off;
     r.caplen = caplen;
     r.wirelen = wirelen;
     r.linktype = linktype;
@@ -296,7 +316,8 @@ export class Daemon implements CtlTarget {
       conns: this.engine.ct.table.count,
       emitted: this.engine.x!.emitted,
       not_emitted: this.engine.x!.notEmitted,
-      tx: { sent: this.sink.sent, errors: this.sink.errors, in_flight: this.sink.inFlight },
+      io: this.io,
+      tx: { sent: this.sink.sent, errors: this.sink.errors, in_flight: this.sink.inFlight, ...(this.sink.batched ? { batches: this.sink.txBatches, packets: this.sink.txPackets } : {}) },
       passive_failures_ignored: this.passiveIgnored,
       capture: this.captures.map((x) => ({ iface: x.iface, ...x.stats() })),
     };
@@ -312,6 +333,33 @@ export class Daemon implements CtlTarget {
       gauges: gauges(this.engine.ct),
       services: this.serviceList(),
       ...(this.engine.sp ? { synproxy: this.engine.sp.counterObject() } : {}),
+      io: this.ioStats(),
+    };
+  }
+
+  /** how packets move, and the counts of the batched path (ctstat -S, metrics) */
+  ioStats(): IoStats {
+    let rxBatches = 0;
+    let rxPackets = 0;
+    let drops = 0;
+    for (const c of this.captures) {
+      const s = c.stats();
+      drops += s.dropped;
+      if (c instanceof RingCapture) {
+        rxBatches += c.batches;
+        rxPackets += c.packets;
+      }
+    }
+    const per = (p: number, b: number) => (b ? Math.round((p / b) * 10) / 10 : 0);
+    return {
+      path: this.io === 'batched' ? 'batched (TPACKET_V3 ring, sendmmsg)' : `pcap (libpcap, raw-socket${this.ioWhy ? `: ${this.ioWhy}` : ''})`,
+      rx_batches: rxBatches,
+      rx_per_batch: per(rxPackets, rxBatches),
+      ring_drops: drops,
+      tx_batches: this.sink.txBatches,
+      tx_per_batch: per(this.sink.txPackets, this.sink.txBatches),
+      tx_errors: this.sink.errors,
+      tx_last_error: this.sink.lastError,
     };
   }
 
@@ -441,3 +489,13 @@ export class Daemon implements CtlTarget {
   }
 }
 
+export interface IoStats {
+  path: string;
+  rx_batches: number;
+  rx_per_batch: number;
+  ring_drops: number;
+  tx_batches: number;
+  tx_per_batch: number;
+  tx_errors: number;
+  tx_last_error: string;
+}

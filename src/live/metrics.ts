@@ -39,6 +39,14 @@ export class Metrics {
         },
       });
     total('tsvs_packets_total', 'packets captured', [], (set) => set({}, d.packets));
+    // packet I/O (issue 19): batches in and out, packets the capture lost (the ring full, or libpcap's drops), sends that failed
+    total('tsvs_io_batches_total', 'calls into the engine with captured packets (rx) and sendmmsg batches (tx): batched I/O only', ['direction'], (set) => {
+      const io = d.ioStats();
+      set({ direction: 'rx' }, io.rx_batches);
+      set({ direction: 'tx' }, io.tx_batches);
+    });
+    total('tsvs_capture_drops_total', 'packets the capture lost before the engine saw them (ring full; libpcap: ps_drop)', [], (set) => set({}, d.ioStats().ring_drops));
+    total('tsvs_tx_errors_total', 'packets whose send failed (socket buffer full, no route...)', [], (set) => set({}, d.sink.errors));
     total('tsvs_emitted_total', 'packets the load balancer sent', [], (set) => set({}, d.engine.x!.emitted));
     total('tsvs_not_emitted_total', 'packets not sent, by reason', ['reason'], (set) => {
       // every reason from the start, zero-valued

@@ -163,6 +163,8 @@ export interface Snapshot {
   synproxy?: Record<string, number>;
   /** flows per (source, destination) when flow accounting was on */
   flows?: FlowRecord[];
+  /** a running daemon's packet I/O: its path and batches (issue 19) */
+  io?: { path: string; rx_batches: number; rx_per_batch: number; ring_drops: number; tx_batches: number; tx_per_batch: number; tx_errors: number; tx_last_error: string };
 }
 
 /** what a connection listing can be narrowed to (ctstat -L options, the control socket's conns filter) */
