@@ -1,7 +1,9 @@
 #!/bin/bash
 # Live throughput (a benchmark, not a test; root): the e2e namespace topology, iperf3 from the client to a
 # VIP whose one NAT server runs iperf3 -s, through `tsvs run` and then through the kernel's own nftables
-# DNAT in the same LB namespace. Prints TCP Gbit/s and 64-byte UDP packets/s received for both, and the
+# DNAT in the same LB namespace, on both of tsvs's packet I/O paths (batched: the native module's ring and
+# sendmmsg; pcap: libpcap and raw-socket), with 1 and 4 parallel streams. Prints TCP Gbit/s and 64-byte UDP
+# packets/s received for each, and the
 # ratios. Needs iperf3 and nft (apt-get install iperf3 nftables). Usage: bash bench/live.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,19 +30,22 @@ services:
   - { proto: udp, vip: $VIP, port: 5201, scheduler: rr, forward: nat, servers: [{ addr: 10.77.2.11, port: 5201 }] }
 YAML
 sleep 0.5
-measure() {
+measure() { # measure PARALLEL: "tcp_gbit udp_pps"
   local tcp udp
-  tcp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3))})')
-  udp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -u -l 64 -b 0 -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const u=j.end.sum;console.log(Math.round((u.packets-u.lost_packets)/u.seconds))})')
+  tcp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -P "$1" -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3))})')
+  udp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -P "$1" -u -l 64 -b 0 -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const u=j.end.sum;console.log(Math.round((u.packets-u.lost_packets)/u.seconds))})')
   echo "$tcp $udp"
 }
-ip netns exec $P-l bin/tsvs run --config "$tmp/lb.yaml" 2> "$tmp/tsvs.log" &
-lb=$!
-pids+=($lb)
-sleep 2
-read -r tsvs_tcp tsvs_udp < <(measure)
-kill $lb
-wait $lb 2>/dev/null || true
+declare -A R
+for io in batched pcap; do
+  TSVS_LIVE_IO=$io ip netns exec $P-l bin/tsvs run --config "$tmp/lb.yaml" 2> "$tmp/tsvs-$io.log" &
+  lb=$!
+  pids+=($lb)
+  sleep 2
+  for par in 1 4; do read -r "R[$io-tcp-$par]" "R[$io-udp-$par]" < <(measure $par); done
+  kill $lb
+  wait $lb 2>/dev/null || true
+done
 ip netns exec $P-l sysctl -qw net.ipv4.ip_forward=1
 ip netns exec $P-l nft -f - <<NFT
 table ip tsvsbench {
@@ -51,7 +56,11 @@ table ip tsvsbench {
   }
 }
 NFT
-read -r nft_tcp nft_udp < <(measure)
-echo "live (bash bench/live.sh $T): iperf3 through the LB namespace, ${T} s each"
-printf '  TCP throughput     tsvs %8s Gbit/s   nftables DNAT %8s Gbit/s   ratio %s\n' "$tsvs_tcp" "$nft_tcp" "$(node -e "console.log(($tsvs_tcp/$nft_tcp).toFixed(3))")"
-printf '  UDP 64-byte recv   tsvs %8s pkt/s    nftables DNAT %8s pkt/s    ratio %s\n' "$tsvs_udp" "$nft_udp" "$(node -e "console.log(($tsvs_udp/$nft_udp).toFixed(3))")"
+for par in 1 4; do read -r "R[nft-tcp-$par]" "R[nft-udp-$par]" < <(measure $par); done
+ratio() { node -e "console.log(($1/$2).toFixed(3))"; }
+echo "live (bash bench/live.sh $T): iperf3 through the LB namespace, ${T} s each; tsvs batched (TPACKET_V2 ring, sendmmsg), tsvs pcap (libpcap, raw-socket), the kernel's nftables DNAT"
+for par in 1 4; do
+  printf '  %d stream%s TCP Gbit/s        batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-tcp-$par]}" "${R[pcap-tcp-$par]}" "${R[nft-tcp-$par]}" "$(ratio ${R[batched-tcp-$par]} ${R[nft-tcp-$par]})" "$(ratio ${R[pcap-tcp-$par]} ${R[nft-tcp-$par]})"
+  printf '  %d stream%s UDP 64-byte pkt/s  batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-udp-$par]}" "${R[pcap-udp-$par]}" "${R[nft-udp-$par]}" "$(ratio ${R[batched-udp-$par]} ${R[nft-udp-$par]})" "$(ratio ${R[pcap-udp-$par]} ${R[nft-udp-$par]})"
+done
+grep -h "packet i/o" "$tmp"/tsvs-*.log | sed 's/^/  /'

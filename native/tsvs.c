@@ -10,14 +10,14 @@
  *
  * The live data path's batched I/O (issue 19):
  *   ringOpen(ifname, prog, blockSize, blockCount, desc)
- *       -> { handle, ring: ArrayBuffer, arptype }   an AF_PACKET socket with a TPACKET_V3 receive ring on
+ *       -> { handle, ring: ArrayBuffer, arptype }   an AF_PACKET socket with a TPACKET_V2 receive ring on
  *          ifname, the classic BPF program `prog` (Int32Array, 4 words per instruction, as tcpdump -ddd
  *          prints) attached before it is bound, outgoing packets ignored; `ring` is the mapped ring itself
- *   ringStart(handle, cb)   libuv watches the socket; each block the kernel hands over is described in
+ *   ringStart(handle, cb)   libuv watches the socket; the frames the kernel has filled are described in
  *          `desc` (Int32Array: offset in ring, captured length, wire length per packet) and cb(n) is called
- *          once per block (per `desc` full); the block goes back to the kernel when cb returns: the engine
- *          reads and rewrites the frames in place, without a copy
- *   ringStats(handle) -> { packets, drops, freezes }   cumulative (the kernel's PACKET_STATISTICS)
+ *          once for them (per `desc` full); they go back to the kernel when cb returns: the engine reads and
+ *          rewrites the frames in place, without a copy
+ *   ringStats(handle) -> { packets, drops }   cumulative (packets handed to JavaScript; the kernel's drops)
  *   ringClose(handle)
  *   txOpen() -> handle       raw IPv4 and IPv6 sockets (IPPROTO_RAW: the IP header is the packet's own) and a
  *          packet socket for L2 frames
@@ -201,7 +201,7 @@ static napi_value poll_stop(napi_env env, napi_callback_info info) {
 }
 
 
-/* ---------------- receive: a TPACKET_V3 ring ---------------- */
+/* ---------------- receive: a TPACKET_V2 ring ---------------- */
 
 typedef struct {
   uv_poll_t poll;
@@ -215,9 +215,11 @@ typedef struct {
   uint8_t *map;
   size_t map_len;
   uint32_t block_size, block_nr, cur;
+  /* TPACKET_V2: frames, each with its own status */
+  uint32_t frame_size, frame_nr;
   int32_t *desc;
   uint32_t desc_cap;
-  uint64_t packets, drops, freezes;
+  uint64_t packets, drops;
 } ring_t;
 
 static napi_value ring_open(napi_env env, napi_callback_info info) {
@@ -267,17 +269,18 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
     free(f);
     if (r < 0) what = "SO_ATTACH_FILTER";
   }
-  int one = 1, v3 = TPACKET_V3;
+  int one = 1, ver = TPACKET_V2;
   /* (kernels before 4.20 have no PACKET_IGNORE_OUTGOING: the filter's "inbound" still holds) */
   setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
-  if (!what && setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v3, sizeof v3) < 0) what = "PACKET_VERSION TPACKET_V3";
-  struct tpacket_req3 req;
+  if (!what && setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof ver) < 0) what = "PACKET_VERSION";
+  /* frames of 2048 bytes: an Ethernet frame of 1500 bytes and the ring's own header fit (larger: truncated) */
+  uint32_t frame_size = 2048, frame_nr = (block_size / 2048) * block_nr;
+  struct tpacket_req req;
   memset(&req, 0, sizeof req);
   req.tp_block_size = block_size;
   req.tp_block_nr = block_nr;
-  req.tp_frame_size = 2048;
-  req.tp_frame_nr = (block_size / 2048) * block_nr;
-  req.tp_retire_blk_tov = 1; /* ms: a block that is not full is handed over this soon */
+  req.tp_frame_size = frame_size;
+  req.tp_frame_nr = frame_nr;
   if (!what && setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) what = "PACKET_RX_RING";
   uint8_t *map = NULL;
   size_t map_len = (size_t)block_size * block_nr;
@@ -307,6 +310,8 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   r->map_len = map_len;
   r->block_size = block_size;
   r->block_nr = block_nr;
+  r->frame_size = frame_size;
+  r->frame_nr = frame_nr;
   r->desc = (int32_t *)ddata;
   r->desc_cap = (uint32_t)(dlen / 3);
   napi_create_reference(env, argv[4], 1, &r->desc_ref);
@@ -357,8 +362,38 @@ static void ring_call(ring_t *r, uint32_t n) {
   call_js(r->env, r->cb, r->ctx, arg);
 }
 
-/* blocks handed over per wake-up at most, so that timers and the control socket get their turn */
-#define RING_BLOCKS_PER_WAKE 8
+/* calls into JavaScript per wake-up at most, so that timers and the control socket get their turn */
+#define RING_CALLS_PER_WAKE 8
+
+/*
+ * The frames the kernel has filled, up to `desc` full per call into JavaScript, given back after each call.
+ * (TPACKET_V2. V3, which hands over whole blocks, was tried: no faster in bench/live.sh, a block that is not
+ * full waits up to its retire timeout (1 ms) — latency TCP feels — and in a test of a burst larger than a
+ * two-block ring it stopped delivering after the kernel froze the queue.)
+ */
+static void ring_readable_v2(ring_t *r) {
+  for (int call = 0; call < RING_CALLS_PER_WAKE && !r->closed; call++) {
+    uint32_t n = 0, start = r->cur;
+    /* (never past a whole ring: the frames read are the kernel's again only once released) */
+    while (n < r->desc_cap && n < r->frame_nr) {
+      struct tpacket2_hdr *ph = (struct tpacket2_hdr *)(r->map + (size_t)r->cur * r->frame_size);
+      if (!(__atomic_load_n(&ph->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
+      r->desc[3 * n] = (int32_t)((size_t)r->cur * r->frame_size + ph->tp_mac);
+      r->desc[3 * n + 1] = (int32_t)ph->tp_snaplen;
+      r->desc[3 * n + 2] = (int32_t)ph->tp_len;
+      n++;
+      r->cur = (r->cur + 1) % r->frame_nr;
+    }
+    if (n == 0) break;
+    ring_call(r, n);
+    if (r->closed) break;
+    for (uint32_t k = 0; k < n; k++) {
+      struct tpacket2_hdr *ph = (struct tpacket2_hdr *)(r->map + (size_t)((start + k) % r->frame_nr) * r->frame_size);
+      __atomic_store_n(&ph->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    }
+    r->packets += n;
+  }
+}
 
 static void ring_readable(uv_poll_t *h, int status, int events) {
   ring_t *r = (ring_t *)h->data;
@@ -366,32 +401,7 @@ static void ring_readable(uv_poll_t *h, int status, int events) {
   if (r->closed || status < 0) return;
   napi_handle_scope scope;
   napi_open_handle_scope(r->env, &scope);
-  for (int b = 0; b < RING_BLOCKS_PER_WAKE && !r->closed; b++) {
-    uint8_t *blk = r->map + (size_t)r->cur * r->block_size;
-    struct tpacket_block_desc *bd = (struct tpacket_block_desc *)blk;
-    if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
-    uint32_t num = bd->hdr.bh1.num_pkts;
-    uint32_t off = bd->hdr.bh1.offset_to_first_pkt;
-    uint32_t n = 0;
-    size_t base = (size_t)r->cur * r->block_size;
-    for (uint32_t i = 0; i < num; i++) {
-      struct tpacket3_hdr *ph = (struct tpacket3_hdr *)(blk + off);
-      r->desc[3 * n] = (int32_t)(base + off + ph->tp_mac);
-      r->desc[3 * n + 1] = (int32_t)ph->tp_snaplen;
-      r->desc[3 * n + 2] = (int32_t)ph->tp_len;
-      if (++n == r->desc_cap) {
-        ring_call(r, n);
-        n = 0;
-        if (r->closed) break;
-      }
-      off += ph->tp_next_offset;
-    }
-    if (n > 0 && !r->closed) ring_call(r, n);
-    r->packets += num;
-    if (r->closed) break;
-    __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-    r->cur = (r->cur + 1) % r->block_nr;
-  }
+  ring_readable_v2(r);
   napi_close_handle_scope(r->env, scope);
 }
 
@@ -430,13 +440,12 @@ static napi_value ring_start(napi_env env, napi_callback_info info) {
 }
 
 static void ring_read_stats(ring_t *r) {
-  struct tpacket_stats_v3 st;
+  struct tpacket_stats st;
   socklen_t sl = sizeof st;
   memset(&st, 0, sizeof st);
   if (getsockopt(r->fd, SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0) {
     /* (tp_packets counts the drops too; reading resets them) */
     r->drops += st.tp_drops;
-    r->freezes += st.tp_freeze_q_cnt;
   }
 }
 
@@ -454,8 +463,6 @@ static napi_value ring_stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, obj, "packets", v);
   napi_create_double(env, (double)r->drops, &v);
   napi_set_named_property(env, obj, "drops", v);
-  napi_create_double(env, (double)r->freezes, &v);
-  napi_set_named_property(env, obj, "freezes", v);
   return obj;
 }
 

@@ -248,6 +248,14 @@ const liveConfig = z
      * environment's TSVS_LIVE_IO overrides it
      */
     io: z.enum(['auto', 'batched', 'pcap']).default('auto'),
+    /** the batched path's receive ring per interface, KiB (a power of two; frames of 2 KiB): what a burst may fill before packets are dropped */
+    ring_kb: z
+      .number()
+      .int()
+      .min(64)
+      .max(1 << 20)
+      .refine((n) => (n & (n - 1)) === 0, 'a power of two')
+      .default(8192),
     /** libpcap read timeout (ms): how long the kernel may hold packets to deliver them in batches */
     buffer_timeout_ms: z.number().int().min(0).max(1000).default(1),
     /** packets queued on the raw socket beyond which new ones are dropped (tx_queue_full) */

@@ -12,7 +12,7 @@ export interface Native {
   pollStop(handle: unknown): void;
   ringOpen(ifname: string, prog: Int32Array | null, blockSize: number, blockCount: number, desc: Int32Array): { handle: unknown; ring: ArrayBuffer; arptype: number };
   ringStart(handle: unknown, cb: (count: number) => void): void;
-  ringStats(handle: unknown): { packets: number; drops: number; freezes: number };
+  ringStats(handle: unknown): { packets: number; drops: number };
   ringClose(handle: unknown): void;
   txOpen(): unknown;
   /** [sent, failed, errno of the last failure] */

@@ -1,8 +1,8 @@
 /**
- * Live capture in batches (issue 19): an AF_PACKET socket with a TPACKET_V3 receive ring, through tsvs's own
- * native module (native/tsvs.c). The kernel fills blocks of the ring; libuv watches the socket; for each
- * block handed over, one call into JavaScript gives the packets' offsets in the mapped ring, the engine reads
- * and rewrites each frame where it lies (no copy), and the block goes back to the kernel when the call
+ * Live capture in batches (issue 19): an AF_PACKET socket with a TPACKET_V2 receive ring, through tsvs's own
+ * native module (native/tsvs.c). The kernel fills frames of the ring; libuv watches the socket; when it is
+ * readable, one call into JavaScript gives the offsets of all the frames filled (up to 2048), the engine reads
+ * and rewrites each frame where it lies (no copy), and the frames go back to the kernel when the call
  * returns. The daemon's classic BPF filter (libpcap's compiler, as for replay --filter) is attached in the
  * kernel before the socket is bound; outgoing packets are not captured.
  */
@@ -14,9 +14,8 @@ import { NativeModuleError } from './live.js';
 /** link type by the device's ARPHRD type (what its frames start with) */
 const LINKTYPE_OF_ARPHRD: Record<number, number> = { 1: 1, 772: 1, 65534: 101 };
 
-/** ring geometry: 32 blocks of 256 KiB (8 MiB; some 60,000 small packets); descriptors per call into JS */
+/** ring geometry: blocks of up to 256 KiB (the ring's size is live.ring_kb), frames of 2 KiB; descriptors per call into JS */
 const BLOCK = 256 * 1024;
-const BLOCKS = 32;
 const DESC = 2048;
 
 export class RingCapture {
@@ -31,6 +30,7 @@ export class RingCapture {
   constructor(
     readonly iface: string,
     filter: string,
+    ringKb: number,
     onPacket: (buf: Buffer, off: number, caplen: number, wirelen: number, linktype: number) => void,
     /** after each batch (the sink sends what the batch emitted) */
     onBatchEnd: () => void,
@@ -49,7 +49,8 @@ export class RingCapture {
     const prog = Bpf.compile(filter, lt).program;
     let r: { handle: unknown; ring: ArrayBuffer };
     try {
-      r = n.mod.ringOpen(iface, prog, BLOCK, BLOCKS, this.desc);
+      const block = Math.min(BLOCK, (ringKb * 1024) / 2);
+      r = n.mod.ringOpen(iface, prog, block, (ringKb * 1024) / block, this.desc);
     } catch (e) {
       throw new NativeModuleError(`batched capture on ${iface}: ${(e as Error).message}`);
     }

@@ -221,7 +221,7 @@ export class Daemon implements CtlTarget {
     for (const iface of this.cfg.live!.interfaces) {
       const cap =
         this.io === 'batched'
-          ? new RingCapture(iface, filter, (buf, off, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt, off), this.batchEnd)
+          ? new RingCapture(iface, filter, this.cfg.live!.ring_kb, (buf, off, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt, off), this.batchEnd)
           : new LiveCapture(iface, { filter, bufferTimeoutMs: this.cfg.live!.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
       this.captures.push(cap);
       if (old.length === 0) this.log.info('capturing', { iface, linktype: cap.linktype });
@@ -352,7 +352,7 @@ export class Daemon implements CtlTarget {
     }
     const per = (p: number, b: number) => (b ? Math.round((p / b) * 10) / 10 : 0);
     return {
-      path: this.io === 'batched' ? 'batched (TPACKET_V3 ring, sendmmsg)' : `pcap (libpcap, raw-socket${this.ioWhy ? `: ${this.ioWhy}` : ''})`,
+      path: this.io === 'batched' ? 'batched (TPACKET_V2 ring, sendmmsg)' : `pcap (libpcap, raw-socket${this.ioWhy ? `: ${this.ioWhy}` : ''})`,
       rx_batches: rxBatches,
       rx_per_batch: per(rxPackets, rxBatches),
       ring_drops: drops,
