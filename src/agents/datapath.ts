@@ -29,6 +29,8 @@ export interface DataPath {
   readonly vips: Set<string>;
   has(vip: string): boolean;
   add(vip: string): void;
+  /** stop serving `vip`: what add() changed for it undone */
+  remove(vip: string): void;
   deliver(b: Buffer): void;
   counts(): { delivered: number; returned: number; deliver_errors: number };
   close(): void;
@@ -41,6 +43,10 @@ abstract class Base implements DataPath {
   protected returned = 0;
   protected errors = 0;
   private readonly undo: string[][] = [];
+  /** what undoes each VIP's changes (the device's are in `undo`) */
+  private readonly vipUndo = new Map<string, string[][]>();
+  /** where ip() records the undo of what it changes */
+  private undoTo: string[][] = this.undo;
   /** the VIPs as words (v4) and hex (v6): a packet goes to the hub only from one of them */
   private readonly v4 = new Set<number>();
   private readonly v6 = new Set<string>();
@@ -59,14 +65,31 @@ abstract class Base implements DataPath {
     const six = vip.includes(':');
     const fam = six ? '-6' : '-4';
     const pfx = `${vip}/${six ? 128 : 32}`;
-    this.ip(['addr', 'add', pfx, 'dev', 'lo'], ['addr', 'del', pfx, 'dev', 'lo']);
-    this.ip([fam, 'rule', 'add', 'from', vip, 'lookup', TABLE], [fam, 'rule', 'del', 'from', vip, 'lookup', TABLE]);
+    const undo: string[][] = [];
+    this.vipUndo.set(vip, undo);
+    this.undoTo = undo;
+    try {
+      this.ip(['addr', 'add', pfx, 'dev', 'lo'], ['addr', 'del', pfx, 'dev', 'lo']);
+      this.ip([fam, 'rule', 'add', 'from', vip, 'lookup', TABLE], [fam, 'rule', 'del', 'from', vip, 'lookup', TABLE]);
+    } finally {
+      this.undoTo = this.undo;
+    }
     this.ip([fam, 'route', 'replace', 'default', 'dev', this.dev, 'table', TABLE]);
     const w = addrToWords(vip).words;
     if (six) this.v6.add(Array.from(w, (x) => x.toString(16).padStart(8, '0')).join(''));
     else this.v4.add(w[0]!);
     this.vips.add(vip);
     this.added(six);
+  }
+
+  remove(vip: string): void {
+    if (!this.vips.has(vip)) return;
+    for (const u of (this.vipUndo.get(vip) ?? []).reverse()) spawnSync('ip', u);
+    this.vipUndo.delete(vip);
+    this.vips.delete(vip);
+    const w = addrToWords(vip).words;
+    if (vip.includes(':')) this.v6.delete(Array.from(w, (x) => x.toString(16).padStart(8, '0')).join(''));
+    else this.v4.delete(w[0]!);
   }
 
   /** (a subclass's own set-up for a VIP of that family) */
@@ -89,6 +112,7 @@ abstract class Base implements DataPath {
   }
 
   close(): void {
+    for (const vip of [...this.vips].reverse()) this.remove(vip);
     for (const u of this.undo.reverse()) spawnSync('ip', u);
     this.undo.length = 0;
   }
@@ -96,7 +120,7 @@ abstract class Base implements DataPath {
   protected ip(args: string[], undoArgs?: string[]): void {
     const r = spawnSync('ip', args, { encoding: 'utf8' });
     if (r.status === 0) {
-      if (undoArgs) this.undo.push(undoArgs);
+      if (undoArgs) this.undoTo.push(undoArgs);
       return;
     }
     if (/File exists|already assigned/.test(r.stderr ?? '')) return;

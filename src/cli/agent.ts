@@ -110,9 +110,18 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
     serve(o.vip, '--vip');
     if (failed) throw new UsageError(failed);
   }
+  // the hub's membership is the whole list: VIPs it no longer names (and not given by --vip) are let go
   const membership = (m: unknown, how: string) => {
     const x = m as { services?: Array<{ vip?: unknown }> } | null;
-    if (x && Array.isArray(x.services) && !failed) serve(x.services.map((v) => String(v.vip)).filter((v) => isIP(v) !== 0), how);
+    if (!x || !Array.isArray(x.services) || failed) return;
+    const want = x.services.map((v) => String(v.vip)).filter((v) => isIP(v) !== 0);
+    serve(want, how);
+    const d = data as DataPath | null;
+    for (const v of d ? [...d.vips] : []) {
+      if (want.includes(v) || o.vip?.includes(v)) continue;
+      d!.remove(v);
+      process.stderr.write(`${new Date().toISOString()} no longer serving ${v} (${how}; taken off lo)\n`);
+    }
   };
   // the control channel (KCP): opened when the hub answers, a new conversation each time the agent attaches
   let ctl: ControlEnd | null = null;
