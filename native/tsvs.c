@@ -9,7 +9,7 @@
  *   pollStop(handle)                            stop watching (the fd stays open: the caller closes it)
  *
  * The live data path's batched I/O (issue 19):
- *   ringOpen(ifname, prog, blockSize, blockCount, desc)
+ *   ringOpen(ifname, prog, blockSize, blockCount, desc, frameSize = 2048)
  *       -> { handle, ring: ArrayBuffer, arptype }   an AF_PACKET socket with a TPACKET_V2 receive ring on
  *          ifname, the classic BPF program `prog` (Int32Array, 4 words per instruction, as tcpdump -ddd
  *          prints) attached before it is bound, outgoing packets ignored; `ring` is the mapped ring itself
@@ -223,8 +223,8 @@ typedef struct {
 } ring_t;
 
 static napi_value ring_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   char ifname[IFNAMSIZ];
   size_t len = 0;
   uint32_t block_size = 0, block_nr = 0;
@@ -273,8 +273,16 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   /* (kernels before 4.20 have no PACKET_IGNORE_OUTGOING: the filter's "inbound" still holds) */
   setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
   if (!what && setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof ver) < 0) what = "PACKET_VERSION";
-  /* frames of 2048 bytes: an Ethernet frame of 1500 bytes and the ring's own header fit (larger: truncated) */
-  uint32_t frame_size = 2048, frame_nr = (block_size / 2048) * block_nr;
+  /* frames as the caller asks (a power of two that holds the interface's largest frame and the ring's own
+   * header: 2048 for an MTU of 1500; a longer packet is truncated), at most a block */
+  uint32_t frame_size = 2048;
+  if (argc >= 6) napi_get_value_uint32(env, argv[5], &frame_size);
+  if (frame_size < 256 || (frame_size & (frame_size - 1)) != 0 || frame_size > block_size) {
+    close(fd);
+    napi_throw_range_error(env, NULL, "ringOpen: the frame size is a power of two from 256 to the block size");
+    return NULL;
+  }
+  uint32_t frame_nr = (block_size / frame_size) * block_nr;
   struct tpacket_req req;
   memset(&req, 0, sizeof req);
   req.tp_block_size = block_size;

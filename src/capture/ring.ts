@@ -14,7 +14,7 @@ import { NativeModuleError } from './live.js';
 /** link type by the device's ARPHRD type (what its frames start with) */
 const LINKTYPE_OF_ARPHRD: Record<number, number> = { 1: 1, 772: 1, 65534: 101 };
 
-/** ring geometry: blocks of up to 256 KiB (the ring's size is live.ring_kb), frames of 2 KiB; descriptors per call into JS */
+/** ring geometry: blocks of up to 256 KiB (the ring's size is live.ring_kb), frames by the MTU; descriptors per call into JS */
 const BLOCK = 256 * 1024;
 const DESC = 2048;
 
@@ -23,6 +23,8 @@ export class RingCapture {
   private readonly handle: unknown;
   private readonly ring: Buffer;
   private readonly desc = new Int32Array(3 * DESC);
+  /** the ring's frame size (from the interface's MTU) */
+  readonly frameSize: number;
   /** calls into JavaScript (batches) and the packets they carried */
   batches = 0;
   packets = 0;
@@ -49,8 +51,20 @@ export class RingCapture {
     const prog = Bpf.compile(filter, lt).program;
     let r: { handle: unknown; ring: ArrayBuffer };
     try {
-      const block = Math.min(BLOCK, (ringKb * 1024) / 2);
-      r = n.mod.ringOpen(iface, prog, block, (ringKb * 1024) / block, this.desc);
+      // frames that hold the interface's largest frame (MTU, Ethernet header, two VLAN tags) and the ring's
+      // header: 2 KiB for an MTU of 1500, 16 KiB for 9000
+      let mtu = 1500;
+      try {
+        mtu = Number(fs.readFileSync(`/sys/class/net/${iface}/mtu`, 'utf8').trim()) || 1500;
+      } catch {
+        /* (the default) */
+      }
+      let frame = 2048;
+      while (frame < mtu + 14 + 8 + 96) frame *= 2;
+      this.frameSize = frame;
+      const block = Math.max(frame, Math.min(BLOCK, (ringKb * 1024) / 2));
+      if ((ringKb * 1024) / block < 2) throw new Error(`live.ring_kb ${ringKb} holds fewer than two blocks of ${block / 1024} KiB frames (MTU ${mtu}): make it larger`);
+      r = n.mod.ringOpen(iface, prog, block, (ringKb * 1024) / block, this.desc, frame);
     } catch (e) {
       throw new NativeModuleError(`batched capture on ${iface}: ${(e as Error).message}`);
     }

@@ -51,6 +51,18 @@ describe('native module: the receive ring and the TUN device', function () {
     assert.deepEqual(o.after, Array.from({ length: 20 }, (_, i) => 100000 + i), 'after the burst, every packet');
   });
 
+  it('frames sized for the MTU: with 9000 on the link and 16 KiB frames, an 8000-byte datagram arrives whole', async function () {
+    for (const [n, dev] of [['a', 'v0'], ['b', 'v1']]) sh('ip', ['netns', 'exec', `${P}-${n}`, 'ip', 'link', 'set', dev!, 'mtu', '9000']);
+    try {
+      const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', path.join(REPO, 'test', 'native', 'jumbo-rx.mjs'), MOD, 'v0', `${P}-b`, '10.99.1.2', path.join(REPO, 'test', 'native', 'udp-send.cjs')], { timeout: 30000 });
+      assert.equal(r.code, 0, r.stderr);
+      // Ethernet 14 + IPv4 20 + UDP 8 + 8000
+      assert.deepEqual(JSON.parse(r.stdout), [{ caplen: 8042, wirelen: 8042 }]);
+    } finally {
+      for (const [n, dev] of [['a', 'v0'], ['b', 'v1']]) sh('ip', ['netns', 'exec', `${P}-${n}`, 'ip', 'link', 'set', dev!, 'mtu', '1500']);
+    }
+  });
+
   it('a TUN device: a packet routed to it is read (in a batch), a packet written to it is received by the stack', async function () {
     const tun = path.join(REPO, 'test', 'native', 'tun-echo.cjs');
     const r = await run('ip', ['netns', 'exec', `${P}-a`, 'sh', '-c', `node ${tun} ${MOD} & sleep 0.5; ping -c 1 -W 2 10.98.0.2; wait`], { timeout: 20000 });
