@@ -26,7 +26,7 @@ import { Logger } from '../log.js';
 import { ifaceMac, localAddresses, neighbours4, neighbours6, pokeNeighbour, readSysctl, receiveOffloads } from './host.js';
 import { randomBytes } from 'node:crypto';
 import { HealthChecker } from '../service/health.js';
-import { closeProbes, LiveRegionProber } from './region-probe.js';
+import { closeProbes, LiveRegionProber, rtt } from './region-probe.js';
 import { LINKTYPE_RAW } from '../packet/decode.js';
 import { fromOwnVip, Hub, membershipOf } from './hub.js';
 
@@ -125,6 +125,8 @@ export class Daemon implements CtlTarget {
         this.homeChanges++;
         this.log.info('home region', { service: s.label, from: c.from, to: c.to, why: c.why });
       },
+      rtt,
+      (id) => this.hub?.rttOf(id) ?? null,
     );
     this.health = new HealthChecker(() => this.services, live.health, (service, server, up, why) =>
       this.log[up ? 'info' : 'warn'](up ? 'server up' : 'server down', { service, server, why }),

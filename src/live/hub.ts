@@ -166,6 +166,13 @@ export class Hub {
     return null;
   }
 
+  /** agent `id`'s latest heartbeat round trip (ms) as it reported it on the control channel; null while down or unsaid */
+  rttOf(id: string): number | null {
+    if (!this.registry.agents.get(id)?.up) return null;
+    const r = this.control.get(id)?.stats?.rtt_ms;
+    return typeof r === 'number' && Number.isFinite(r) && r >= 0 ? r : null;
+  }
+
   list(): Array<AgentState & { last_heartbeat_ms_ago: number | null; control: ReturnType<ControlEnd['stats']> | null; reported: Record<string, unknown> | null }> {
     const now = Date.now();
     return [...this.registry.agents.values()].map((a) => {

@@ -4,7 +4,8 @@
  * packet path: a plan starts on a tick, its probes run as timers and sockets, and its report goes to every
  * service with region_select when the last try has answered or timed out. Kinds: `tcp` (connect time),
  * `http` (the time of a GET of `probe_path` on a connection already open, to its status line), `icmp` (an
- * echo request to the server's address, through the optional raw-socket module).
+ * echo request to the server's address, through the optional raw-socket module). An agent's server is not
+ * probed: its agent's latest heartbeat round trip stands for it.
  */
 import * as net from 'node:net';
 import { loadNative } from '../capture/live.js';
@@ -139,6 +140,11 @@ export class LiveRegionProber {
     /** told every change of home */
     private readonly onChange: (service: Service, c: HomeChange) => void,
     private readonly probe = rtt,
+    /**
+     * an agent's latest heartbeat round trip (ms), or null while it is down or has not said: the probe of an
+     * agent's server (its address is only a stand-in: the path to it is the agent's, through its NAT)
+     */
+    private readonly agentRtt: (id: string) => number | null = () => null,
   ) {
     time.every(this.tick);
   }
@@ -169,12 +175,12 @@ export class LiveRegionProber {
     const regions = [...new Set(list.flatMap((s) => s.regions!.regions))];
     const byRegion = planFor(this.cfg, regions, full, this.last, list.map((s) => s.regions!.home));
     // each region's servers (of every service that has it), probed in turn
-    const targets = new Map<string, Array<{ addr: string; port: number }>>();
+    const targets = new Map<string, Array<{ addr: string; port: number; agent?: string }>>();
     for (const s of list) {
       s.cfg.servers.forEach((x) => {
         if (!x.region) return;
         const l = targets.get(x.region) ?? [];
-        if (!l.some((y) => y.addr === x.addr && y.port === (x.port ?? s.port))) l.push({ addr: x.addr, port: x.port ?? s.port });
+        if (!l.some((y) => y.addr === x.addr && y.port === (x.port ?? s.port) && y.agent === x.agent)) l.push({ addr: x.addr, port: x.port ?? s.port, ...(x.agent !== undefined ? { agent: x.agent } : {}) });
         targets.set(x.region, l);
       });
     }
@@ -189,7 +195,7 @@ export class LiveRegionProber {
             const k = this.rotate.get(r) ?? 0;
             this.rotate.set(r, k + 1);
             const t = tl[k % tl.length]!;
-            return this.probe(t.addr, t.port, this.cfg.probe, this.cfg.probe_path);
+            return t.agent !== undefined ? this.agentRtt(t.agent) : this.probe(t.addr, t.port, this.cfg.probe, this.cfg.probe_path);
           }),
         );
         const ok = answers.filter((a): a is number => a !== null);
