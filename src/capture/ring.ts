@@ -85,11 +85,16 @@ export class RingCapture {
     return { received: s.packets, dropped: s.drops, ifdropped: 0, batches: this.batches, per_batch: this.batches ? Math.round((this.packets / this.batches) * 10) / 10 : 0 };
   }
 
+  /** the interface's index (L2 frames leave on it) */
+  get ifindex(): number {
+    return ifindex(this.iface);
+  }
+
   /** send a whole frame on this interface (L2 injection), at once */
   inject(frame: Buffer): void {
     const n = loadNative().mod!;
     const tx = txHandle();
-    const d = Int32Array.of(0, frame.length, 2, ifindex(this.iface));
+    const d = Int32Array.of(0, frame.length, 2, this.ifindex);
     n.txSend(tx, frame, d, 1);
   }
 

@@ -202,6 +202,9 @@ export class Daemon implements CtlTarget {
     this.sink.open();
     this.openCaptures();
     this.resolveNeighbours();
+    // the neighbours asked for just now answer within milliseconds: look again soon rather than in 5 s (DR
+    // connections to a server not yet resolved are not sent)
+    for (const ms of [200, 1000]) this.neighSoon.push(setTimeout(() => this.resolveNeighbours(), ms).unref());
     this.neighTimer = setInterval(() => this.resolveNeighbours(), 5000);
     this.neighTimer.unref();
     this.driver.start();
@@ -209,6 +212,8 @@ export class Daemon implements CtlTarget {
   }
 
   private currentFilter = '';
+  /** the first looks at the neighbour table after start */
+  private readonly neighSoon: NodeJS.Timeout[] = [];
 
   /**
    * (Re)open the captures with the filter of the current services. On a change the new sessions open before
@@ -278,7 +283,7 @@ export class Daemon implements CtlTarget {
           return;
         }
         if (!this.sink.l2Ports.has(macKey(m, 0))) this.log.info('dr server resolved', { server: x.addr, mac, dev });
-        this.sink.l2Ports.set(macKey(m, 0), { mac: own, inject: (f) => cap.inject(f) });
+        this.sink.l2Ports.set(macKey(m, 0), { mac: own, inject: (f) => cap.inject(f), ...(cap instanceof RingCapture ? { ifindex: cap.ifindex } : {}) });
       });
     }
   }
@@ -483,6 +488,7 @@ export class Daemon implements CtlTarget {
     this.driver.stop();
     this.health.stop();
     if (this.neighTimer) clearInterval(this.neighTimer);
+    for (const t of this.neighSoon) clearTimeout(t);
     for (const c of this.captures) c.close();
     this.captures.length = 0;
     this.sink.close();

@@ -25,6 +25,8 @@ export interface L2Port {
   /** the interface's own MAC (the source of injected frames) */
   mac: Uint8Array;
   inject(frame: Buffer): void;
+  /** the interface's index: on the batched path, frames leave with the batch's sendmmsg on a packet socket */
+  ifindex?: number;
 }
 
 /** packets up to this size are copied into pooled buffers for the asynchronous send; bigger ones get their own */
@@ -101,6 +103,27 @@ export class LiveSink implements Sink {
     b.used = 0;
   }
 
+  /** batched: `n` bytes at `from` into the arena, to leave with the batch (kind 4, 6: an IP packet; 2: a frame on interface `ifindex`) */
+  private queue(buf: Uint8Array, from: number, n: number, kind: number, ifindex: number): NotEmittedReason | null {
+    const b = this.batch!;
+    if (b.used + n > b.arena.length || 4 * (b.n + 1) > b.desc.length) this.flush();
+    if (n > b.arena.length) return 'tx_no_ip_header';
+    b.arena.set(buf.subarray(from, from + n), b.used);
+    const d = 4 * b.n;
+    b.desc[d] = b.used;
+    b.desc[d + 1] = n;
+    b.desc[d + 2] = kind;
+    b.desc[d + 3] = ifindex;
+    b.n++;
+    b.used += n;
+    if (!b.scheduled) {
+      // (a capture batch flushes at its end; anything else is sent at the next turn of the event loop)
+      b.scheduled = true;
+      setImmediate(this.flushSoon);
+    }
+    return null;
+  }
+
   private readonly flushSoon = (): void => {
     this.batch!.scheduled = false;
     this.flush();
@@ -126,8 +149,9 @@ export class LiveSink implements Sink {
       if (r.linktype !== 1) return 'dr_needs_ethernet';
       const port = this.l2Ports.get(macKey(buf, off));
       if (!port) return 'no_l2_port';
-      // libpcap injects synchronously: the frame goes from where it is, with this interface's MAC as source
       buf.set(port.mac, off + 6);
+      if (this.batch !== null && port.ifindex !== undefined) return this.queue(buf, off, len, 2, port.ifindex);
+      // libpcap injects synchronously: the frame goes from where it is, with this interface's MAC as source
       port.inject(Buffer.from(buf.buffer, buf.byteOffset + off, len));
       this.sent++;
       return null;
@@ -135,26 +159,7 @@ export class LiveSink implements Sink {
     const l3 = off + l2len;
     if (l3 >= off + len) return 'tx_no_ip_header';
     const ver = buf[l3]! >> 4;
-    const b = this.batch;
-    if (b !== null) {
-      if (ver !== 4 && ver !== 6) return 'tx_no_ip_header';
-      const n = off + len - l3;
-      if (b.used + n > b.arena.length || 4 * (b.n + 1) > b.desc.length) this.flush();
-      if (n > b.arena.length) return 'tx_no_ip_header';
-      b.arena.set(buf.subarray(l3, l3 + n), b.used);
-      const d = 4 * b.n;
-      b.desc[d] = b.used;
-      b.desc[d + 1] = n;
-      b.desc[d + 2] = ver;
-      b.n++;
-      b.used += n;
-      if (!b.scheduled) {
-        // (a capture batch flushes at its end; anything else is sent at the next turn of the event loop)
-        b.scheduled = true;
-        setImmediate(this.flushSoon);
-      }
-      return null;
-    }
+    if (this.batch !== null) return ver === 4 || ver === 6 ? this.queue(buf, l3, off + len - l3, ver, 0) : 'tx_no_ip_header';
     const sock = ver === 4 ? this.sock4 : ver === 6 ? this.sock6 : null;
     if (!sock) return ver === 6 ? 'tx_no_ipv6' : 'tx_no_ip_header';
     if (this.inFlight >= this.txQueue) return 'tx_queue_full';
