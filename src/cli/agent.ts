@@ -75,7 +75,15 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
   const sock = dgram.createSocket(hub.addr.includes(':') ? 'udp6' : 'udp4');
   let seen: string | null = null;
   let state = '';
-  const write = () => {
+  let wroteAt = -Infinity;
+  /** the status line when it changes, and the status file then, after each answer, and at least once a second */
+  const write = (force = true) => {
+    const t = performance.now();
+    if (!force && t - wroteAt < 1000) {
+      const changed = (link.lastReplyMs > -Infinity && !link.detached ? `attached ${seen}` : link.detached ? 'detached' : '') !== state;
+      if (!changed) return;
+    }
+    wroteAt = t;
     const st: AgentStatus = { id: o.id!, hub: o.hub!, attached: link.lastReplyMs > -Infinity && !link.detached, detached: link.detached, seen, rtt_ms: link.rttMs >= 0 ? Math.round(link.rttMs * 10) / 10 : null, heartbeats: link.sent, updated: new Date().toISOString() };
     const now = st.attached ? `attached ${seen}` : st.detached ? 'detached' : '';
     if (now !== state) {
@@ -90,6 +98,8 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
   // the data path: set up for the VIPs given and those the hub's membership names (from its first answer on)
   let data: DataPath | null = null;
   const hubAddr = normAddr(hub.addr);
+  let lastFrom = '';
+  let fromHub = false;
   const serve = (vips: string[], how: string) => {
     const fresh = vips.filter((v) => !data?.has(v));
     if (fresh.length === 0) return;
@@ -133,7 +143,12 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
     ctl?.post({ t: 'stats', uptime_s: Math.round((Date.now() - started) / 1000), rtt_ms: link.rttMs, vips: data ? [...data.vips] : [], ...(data ? data.counts() : {}) }, now);
   };
   sock.on('message', (b, rinfo) => {
-    if (b.length === 0 || rinfo.port !== hub.port || normAddr(rinfo.address) !== hubAddr) return;
+    // (the source's text compared once per address, not normalised for every datagram)
+    if (rinfo.address !== lastFrom) {
+      lastFrom = rinfo.address;
+      fromHub = normAddr(rinfo.address) === hubAddr;
+    }
+    if (b.length === 0 || rinfo.port !== hub.port || !fromHub) return;
     // data from the hub: a client's packet for a VIP here
     if (b[0]! < 0x80) {
       data?.deliver(b);
@@ -170,7 +185,7 @@ export async function agentCmd(o: AgentOptions): Promise<number> {
       // the hub stopped acknowledging: a new conversation at the next answer
       if (ctl.dead) ctl = null;
     }
-    write();
+    write(false);
   }, 20);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

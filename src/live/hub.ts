@@ -30,6 +30,9 @@ export class Hub {
   /** each agent's control channel (KCP), the membership last pushed on it, and the statistics it last reported */
   private readonly control = new Map<string, { end: ControlEnd; pushed: string; stats: Record<string, unknown> | null }>();
   private readonly keys = new Map<string, Uint8Array>();
+  /** the agents as a list (the registry's map, fixed at start), and the one the last data datagram came from */
+  private readonly agentList: AgentState[];
+  private lastData: AgentState | null = null;
   /** each agent's control datagrams' replay window, across its conversations */
   private readonly ctlWindows = new Map<string, ReplayWindow>();
   private readonly ctlTimer: NodeJS.Timeout;
@@ -46,6 +49,7 @@ export class Hub {
       keys.set(id, Buffer.from(hex, 'hex'));
     }
     this.registry = new AgentRegistry(keys, cfg.timeout * 1000, (id) => this.membership?.(id) ?? { services: [] });
+    this.agentList = [...this.registry.agents.values()];
     const m = /^\[?([0-9a-fA-F:.]+?)\]?:(\d+)$/.exec(cfg.listen)!;
     this.sock = dgram.createSocket(m[1]!.includes(':') ? 'udp6' : 'udp4');
     this.sock.on('error', (e) => this.log.error('agents socket', { error: e.message }));
@@ -76,9 +80,11 @@ export class Hub {
   private message(b: Buffer, rinfo: dgram.RemoteInfo): void {
     if (b.length === 0) return;
     if (b[0]! < 0x80) {
-      // data (GUE variant 1: the inner IP packet itself), only from an agent that is up, at its endpoint
+      // data (GUE variant 1: the inner IP packet itself), only from an agent that is up, at its endpoint (the
+      // agent of the last data datagram first: a flow's datagrams come in runs)
       let from: AgentState | null = null;
-      for (const a of this.registry.agents.values()) if (a.up && a.endpoint !== null && a.endpoint.port === rinfo.port && a.endpoint.addr === rinfo.address) from = a;
+      if (atEndpoint(this.lastData, rinfo)) from = this.lastData;
+      else for (const a of this.agentList) if (atEndpoint(a, rinfo)) from = this.lastData = a;
       if (from === null || (b[0]! >> 4 !== 4 && b[0]! >> 4 !== 6)) {
         this.dataRefused++;
         return;
@@ -186,6 +192,11 @@ export class Hub {
     clearInterval(this.ctlTimer);
     this.sock.close();
   }
+}
+
+/** is `a` up, at the endpoint a datagram came from */
+function atEndpoint(a: AgentState | null, rinfo: dgram.RemoteInfo): boolean {
+  return a !== null && a.up && a.endpoint !== null && a.endpoint.port === rinfo.port && a.endpoint.addr === rinfo.address;
 }
 
 /** an agent's membership: the services it is a server of (the VIP, and the port its server listens on) */
