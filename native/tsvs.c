@@ -73,6 +73,37 @@ static void call_js(napi_env env, napi_ref cbref, napi_async_context ctx, napi_v
   }
 }
 
+
+/*
+ * libuv watches `fd` for reading and calls `on` with poll->data = `data`; `cb` is kept (a reference) and
+ * called through call_js as an asynchronous operation named `name`. 0, or libuv's error with everything
+ * undone: a handle that was initialised is closed with `closed` (which may free `data`; *closing says so).
+ */
+static int watch_fd(napi_env env, uv_poll_t *poll, void *data, int fd, napi_value cb, napi_ref *cbref, napi_async_context *ctx, const char *name, uv_poll_cb on,
+                    uv_close_cb closed, int *closing) {
+  napi_value n;
+  uv_loop_t *loop;
+  napi_create_reference(env, cb, 1, cbref);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &n);
+  napi_async_init(env, NULL, n, ctx);
+  napi_get_uv_event_loop(env, &loop);
+  int e = uv_poll_init(loop, poll, fd);
+  if (e != 0) {
+    napi_delete_reference(env, *cbref);
+    napi_async_destroy(env, *ctx);
+    return e;
+  }
+  poll->data = data;
+  e = uv_poll_start(poll, UV_READABLE, on);
+  if (e != 0) {
+    napi_delete_reference(env, *cbref);
+    napi_async_destroy(env, *ctx);
+    *closing = 1;
+    uv_close((uv_handle_t *)poll, closed);
+  }
+  return e;
+}
+
 static napi_value tun_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -157,21 +188,10 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   p->env = env;
   p->fd = fd;
   p->batch = batch;
-  napi_create_reference(env, argv[1], 1, &p->cb);
-  napi_value name;
-  napi_create_string_utf8(env, "tsvs.poll", NAPI_AUTO_LENGTH, &name);
-  napi_async_init(env, NULL, name, &p->ctx);
-  uv_loop_t *loop;
-  napi_get_uv_event_loop(env, &loop);
-  int e = uv_poll_init(loop, &p->poll, fd);
-  if (e == 0) {
-    p->poll.data = p;
-    e = uv_poll_start(&p->poll, UV_READABLE, on_readable);
-  }
+  int closing = 0;
+  int e = watch_fd(env, &p->poll, p, fd, argv[1], &p->cb, &p->ctx, "tsvs.poll", on_readable, on_closed, &closing);
   if (e != 0) {
-    napi_delete_reference(env, p->cb);
-    napi_async_destroy(env, p->ctx);
-    free(p);
+    if (!closing) free(p); /* (else on_closed frees it) */
     napi_throw_error(env, NULL, uv_strerror(e));
     return NULL;
   }
@@ -413,6 +433,8 @@ static void ring_readable(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(r->env, scope);
 }
 
+static void ring_keep(uv_handle_t *h) { (void)h; }
+
 static napi_value ring_start(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -428,17 +450,9 @@ static napi_value ring_start(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "ringStart(handle, cb): once, with a function");
     return NULL;
   }
-  napi_create_reference(env, argv[1], 1, &r->cb);
-  napi_value name;
-  napi_create_string_utf8(env, "tsvs.ring", NAPI_AUTO_LENGTH, &name);
-  napi_async_init(env, NULL, name, &r->ctx);
-  uv_loop_t *loop;
-  napi_get_uv_event_loop(env, &loop);
-  int e = uv_poll_init(loop, &r->poll, r->fd);
-  if (e == 0) {
-    r->poll.data = r;
-    e = uv_poll_start(&r->poll, UV_READABLE, ring_readable);
-  }
+  int closing = 0;
+  /* (on failure the ring stays: ringClose still closes its socket and mapping) */
+  int e = watch_fd(env, &r->poll, r, r->fd, argv[1], &r->cb, &r->ctx, "tsvs.ring", ring_readable, ring_keep, &closing);
   if (e != 0) {
     napi_throw_error(env, NULL, uv_strerror(e));
     return NULL;
