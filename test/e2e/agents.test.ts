@@ -11,9 +11,10 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { REPO, run } from '../helpers/corpus.js';
+import type { ChildProcess } from 'node:child_process';
+import { REPO } from '../helpers/corpus.js';
 import { requireRoot, sh, sleep } from '../helpers/netns.js';
+import { NsProcs, stopProc } from '../helpers/ns-procs.js';
 
 const P = `ta${process.pid % 100000}`;
 const TOPO = path.join(REPO, 'test', 'e2e', 'agents-topology.sh');
@@ -25,34 +26,18 @@ const VIP2 = '10.77.9.2';
 const NAT = '10.66.0.2';
 const KEYS = { a1: '1a'.repeat(32), a2: '2b'.repeat(32), a3: '3c'.repeat(32) };
 
-const started: ChildProcess[] = [];
+const procs = new NsProcs(P);
+const startIn = (ns: string, args: string[]) => procs.start(ns, args);
+const inNs = (ns: string, cmd: string, args: string[], timeout?: number) => procs.run(ns, cmd, args, timeout);
+const stop = stopProc;
 let tmp = '';
 let lbLog = '';
 let lb: ChildProcess | null = null;
 const agentLogs: Record<string, string> = {};
 const agentProcs: Record<string, ChildProcess> = {};
 
-function startIn(n: string, args: string[]): ChildProcess {
-  const p = spawn('ip', ['netns', 'exec', `${P}-${n}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(p);
-  return p;
-}
 
-function stop(p: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    const kill = setTimeout(() => p.kill('SIGKILL'), 10_000);
-    p.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    p.kill(sig);
-  });
-}
 
-async function inNs(n: string, cmd: string, args: string[], timeout = 60000) {
-  return run('ip', ['netns', 'exec', `${P}-${n}`, cmd, ...args], { timeout });
-}
 
 interface AgentView {
   id: string;
@@ -147,7 +132,7 @@ describe('agents: remote servers behind NAT, registered by authenticated heartbe
   });
 
   after(async function () {
-    await Promise.all(started.map((p) => stop(p)));
+    await procs.stopAll();
     if (tmp) {
       sh('bash', [TOPO, 'down', P]);
       fs.rmSync(tmp, { recursive: true, force: true });

@@ -9,9 +9,10 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { haveTool, REPO, run } from '../helpers/corpus.js';
 import { requireRoot, sh, sleep } from '../helpers/netns.js';
+import { NsProcs, stopProc } from '../helpers/ns-procs.js';
 import { dashboardAgainst, loadDashboard } from '../helpers/grafana.js';
 import { NOT_EMITTED_REASONS } from '../../src/xmit/xmit.js';
 import { DROP_REASONS } from '../../src/packet/status.js';
@@ -27,13 +28,10 @@ const CTSTAT_JS = path.join(REPO, 'dist', 'src', 'cli', 'ctstat.js');
 const VIP = '10.77.9.1';
 
 /** every process this file starts, stopped by PID at the end */
-const started: ChildProcess[] = [];
-
-function startIn(nsName: string, args: string[]): ChildProcess {
-  const p = spawn('ip', ['netns', 'exec', `${P}-${nsName}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(p);
-  return p;
-}
+const procs = new NsProcs(P);
+const startIn = (ns: string, args: string[]) => procs.start(ns, args);
+const inNs = (ns: string, cmd: string, args: string[], timeout?: number) => procs.run(ns, cmd, args, timeout);
+const stop = stopProc;
 
 function waitOutput(p: ChildProcess, re: RegExp, ms = 8000, stream: 'stdout' | 'stderr' = 'stdout'): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -53,23 +51,7 @@ function waitOutput(p: ChildProcess, re: RegExp, ms = 8000, stream: 'stdout' | '
   });
 }
 
-function stop(p: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): Promise<number> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve(0);
-    // a process that does not end on the signal in 10 s is killed (a hung daemon must not outlive the suite)
-    const kill = setTimeout(() => p.kill('SIGKILL'), 10_000);
-    p.once('exit', () => {
-      clearTimeout(kill);
-      resolve(Date.now() - t0);
-    });
-    p.kill(sig);
-  });
-}
 
-async function inNs(nsName: string, cmd: string, args: string[], timeout = 60000) {
-  return run('ip', ['netns', 'exec', `${P}-${nsName}`, cmd, ...args], { timeout });
-}
 
 /** n sequential requests from the client, one TCP connection each: the body of each (or FAIL) */
 async function requests(n: number, urlPath = '/id'): Promise<string[]> {
@@ -168,7 +150,7 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
   });
 
   after(async function () {
-    await Promise.all(started.map((p) => stop(p)));
+    await procs.stopAll();
     if (tmp) {
       sh('bash', [TOPO, 'down', P]);
       fs.rmSync(tmp, { recursive: true, force: true });
