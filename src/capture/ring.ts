@@ -6,10 +6,10 @@
  * returns. The daemon's classic BPF filter (libpcap's compiler, as for replay --filter) is attached in the
  * kernel before the socket is bound; outgoing packets are not captured.
  */
-import * as fs from 'node:fs';
 import { Bpf } from './bpf.js';
 import { loadNative } from '../native.js';
 import { NativeModuleError } from './live.js';
+import { ifaceAttr } from '../live/host.js';
 
 /** link type by the device's ARPHRD type (what its frames start with) */
 const LINKTYPE_OF_ARPHRD: Record<number, number> = { 1: 1, 772: 1, 65534: 101 };
@@ -39,12 +39,9 @@ export class RingCapture {
   ) {
     const n = loadNative();
     if (!n.mod) throw new NativeModuleError(`batched capture on ${iface}: ${n.why}`);
-    let arp = -1;
-    try {
-      arp = Number(fs.readFileSync(`/sys/class/net/${iface}/type`, 'utf8').trim());
-    } catch {
-      throw new NativeModuleError(`capture on ${iface}: no such interface`);
-    }
+    const type = ifaceAttr(iface, 'type');
+    if (type === null) throw new NativeModuleError(`capture on ${iface}: no such interface`);
+    const arp = Number(type);
     const lt = LINKTYPE_OF_ARPHRD[arp];
     if (lt === undefined) throw new NativeModuleError(`batched capture on ${iface}: device type ${arp} (ARPHRD) is not Ethernet, loopback or TUN`);
     this.linktype = lt;
@@ -53,12 +50,7 @@ export class RingCapture {
     try {
       // frames that hold the interface's largest frame (MTU, Ethernet header, two VLAN tags) and the ring's
       // header: 2 KiB for an MTU of 1500, 16 KiB for 9000
-      let mtu = 1500;
-      try {
-        mtu = Number(fs.readFileSync(`/sys/class/net/${iface}/mtu`, 'utf8').trim()) || 1500;
-      } catch {
-        /* (the default) */
-      }
+      const mtu = Number(ifaceAttr(iface, 'mtu')) || 1500;
       let frame = 2048;
       while (frame < mtu + 14 + 8 + 96) frame *= 2;
       this.frameSize = frame;
@@ -114,7 +106,7 @@ const ifindexes = new Map<string, number>();
 function ifindex(iface: string): number {
   let i = ifindexes.get(iface);
   if (i === undefined) {
-    i = Number(fs.readFileSync(`/sys/class/net/${iface}/ifindex`, 'utf8').trim());
+    i = Number(ifaceAttr(iface, 'ifindex'));
     ifindexes.set(iface, i);
   }
   return i;

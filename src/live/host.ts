@@ -8,9 +8,19 @@ import * as dgram from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { parseMac } from '../packet/addr.js';
 
-export function ifaceMac(iface: string): Uint8Array | null {
+/** an interface's attribute from /sys/class/net (address, type, mtu, ifindex...), or null when there is none */
+export function ifaceAttr(iface: string, name: string): string | null {
   try {
-    return parseMac(fs.readFileSync(`/sys/class/net/${iface}/address`, 'utf8').trim());
+    return fs.readFileSync(`/sys/class/net/${iface}/${name}`, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+export function ifaceMac(iface: string): Uint8Array | null {
+  const a = ifaceAttr(iface, 'address');
+  try {
+    return a === null ? null : parseMac(a);
   } catch {
     return null;
   }
