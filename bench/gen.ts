@@ -41,6 +41,8 @@ export interface GenOptions {
   v6?: number;
   /** packets per flow before it is closed and a new one opened (0 = keep flows open, round robin) */
   perFlow?: number;
+  /** no UDP flows (every fifth flow is UDP otherwise) */
+  tcpOnly?: boolean;
 }
 
 /** Write a synthetic capture; returns the number of packets written. */
@@ -67,7 +69,7 @@ export function generate(out: string, o: GenOptions): number {
     }
     const k = step[id]!++;
     const isV6 = v6share > 0 && id % Math.round(1 / v6share) === 0;
-    const isUdp = id % 5 === 4;
+    const isUdp = !o.tcpOnly && id % 5 === 4;
     const f = isUdp ? (isV6 ? udp6 : udp4) : isV6 ? tcp6 : tcp4;
     const l3 = 14;
     const l4 = l3 + (isV6 ? 40 : 20);
@@ -115,6 +117,6 @@ if (process.argv[1] && process.argv[1].endsWith('gen.js')) {
   const out = process.argv[2] ?? 'bench/data/bench.pcap';
   const packets = Number(process.argv[3] ?? 1_000_000);
   const flows = Number(process.argv[4] ?? 10_000);
-  generate(out, { packets, flows });
+  generate(out, { packets, flows, v6: Number(process.env.GEN_V6 ?? 0.1), tcpOnly: process.env.GEN_TCP_ONLY === '1' });
   console.log(`wrote ${packets} packets (${flows} flows) to ${out}`);
 }

@@ -130,6 +130,18 @@ export class Engine {
     return this.view;
   }
 
+  /**
+   * Whether this engine's table holds the connection of frame r now (no counter moves): a replay worker asks
+   * before it takes a packet that was dispatched to another (a redirect). The clock must be at r's time.
+   */
+  holds(r: PacketRecord): boolean {
+    const v = this.view;
+    decode(r.buf, r.off, r.caplen, r.wirelen, r.linktype, v);
+    const ct = this.ct;
+    if (!this.tracking || v.status !== 0 || !v.hasL4 || (v.proto !== IPPROTO_TCP && v.proto !== IPPROTO_UDP)) return false;
+    return ct.key(v) && ct.table.lookup(ct.k) >= 0;
+  }
+
   /** One captured frame: decoded, timed, checked, then the packet path. Returns its entry (2·handle + direction) or -1. */
   frame(r: PacketRecord): number {
     const v = this.view;

@@ -53,6 +53,8 @@ export interface ReplaySummary {
   /** connections open at the end, by protocol and by protocol/state */
   gauges?: { entries: number; by_proto: Record<string, number>; by_state: Record<string, number> };
   warnings: string[];
+  /** replay with workers (--workers N > 1): how many, how records were dispatched, the packets each processed, NAT replies redirected */
+  workers?: { n: number; dispatch: string; packets: number[]; redirected: number };
   /** set when the file could not be read to its end: the counts cover what was read before */
   error?: string;
 }
@@ -87,14 +89,7 @@ export interface ReplayOptions extends ReadOptions {
 }
 
 export async function replayFile(file: string, opts: ReplayOptions = {}): Promise<ReplaySummary> {
-  let firstSec = -1;
-  let firstFrac = 0;
-  let firstDigits = 6;
-  let lastSec = -1;
-  let lastFrac = 0;
-  let lastDigits = 6;
-  let firstNs = 0;
-  let lastNs = 0;
+  const range = new TimeRange();
   const onPacket = opts.onPacket;
   const tc = opts.track;
   const lb = tc ? opts.lb : undefined;
@@ -131,14 +126,14 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       format: res.format,
       compressed,
       linktypes: res.linktypes,
-      packets: res.packets - filteredOut,
-      bytes: res.bytes - filteredBytes,
-      ...(filterExpr !== undefined ? { read: res.packets } : {}),
-      first_ts: firstSec < 0 ? null : formatTs(firstSec, firstFrac, firstDigits),
-      last_ts: lastSec < 0 ? null : formatTs(lastSec, lastFrac, lastDigits),
+      packets: res.packets - (filter?.out ?? 0),
+      bytes: res.bytes - (filter?.outBytes ?? 0),
+      ...(filter !== null ? { read: res.packets } : {}),
+      first_ts: range.first(),
+      last_ts: range.last(),
       decoded: engine.stats.decoded(),
       drops: engine.stats.drops(),
-      warnings: [...res.warnings, ...filterWarnings],
+      warnings: [...res.warnings, ...(filter?.warnings ?? [])],
     };
     if (opts.verifyChecksums) summary.checksums = engine.checksums;
     if (engine.x) summary.lb = lbSummaryOf(engine);
@@ -154,7 +149,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
   const finishTracking = () => {
     writer?.close();
     if (!tc) return;
-    if (rep) opts.report!.done(rep.finish(file, firstSec < 0 ? null : formatTs(firstSec, firstFrac, firstDigits), lastSec < 0 ? null : formatTs(lastSec, lastFrac, lastDigits)));
+    if (rep) opts.report!.done(rep.finish(file, range.first(), range.last()));
     if (tc.drain) engine.drain();
     if (flows && flowsOut) for (const f of flows.handles()) flowsOut.line(JSON.stringify(flowRecord(flows, f, engine.time)));
     if (tc.conns) for (const c of ct.handles()) tc.conns.line(connLine(connRecord(ct, c, 'open')));
@@ -165,11 +160,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     }
   };
   // --filter: a program per link type (compiled when the type is first seen), and what it left out
-  const filterExpr = opts.filter;
-  const filters = new Map<number, Bpf>();
-  let filteredOut = 0;
-  let filteredBytes = 0;
-  const filterWarnings: string[] = [];
+  const filter = opts.filter !== undefined ? new RecordFilter(opts.filter) : null;
   // a fault injected at one record (TSVS_TEST_FAULT_RECORD=N): how the tests reach the internal-error path
   const faultAt = Number(process.env.TSVS_TEST_FAULT_RECORD ?? 0) || -1;
   let res;
@@ -178,38 +169,8 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
       file,
       (r) => {
         if (r.index === faultAt) throw new Error(`injected fault (TSVS_TEST_FAULT_RECORD=${faultAt})`);
-        if (filterExpr !== undefined) {
-          let bpf = filters.get(r.linktype);
-          if (bpf === undefined) {
-            try {
-              bpf = Bpf.compile(filterExpr, r.linktype);
-            } catch (e) {
-              // (checked on Ethernet before the replay: an expression that means nothing on this type matches nothing)
-              filterWarnings.push(`${(e as Error).message} (link type ${r.linktype}): no packet of that type matches`);
-              bpf = Bpf.never();
-            }
-            filters.set(r.linktype, bpf);
-          }
-          if (!bpf.matches(r.buf, r.off, r.caplen, r.wirelen)) {
-            filteredOut++;
-            filteredBytes += r.caplen;
-            return;
-          }
-        }
-        // earliest and latest timestamps (as capinfos reports them; captures can be out of order)
-        const fracNs = r.digits === 9 ? r.tsFrac : r.tsFrac * 1000;
-        if (firstSec < 0 || r.tsSec < firstSec || (r.tsSec === firstSec && fracNs < firstNs)) {
-          firstSec = r.tsSec;
-          firstNs = fracNs;
-          firstFrac = r.tsFrac;
-          firstDigits = r.digits;
-        }
-        if (lastSec < 0 || r.tsSec > lastSec || (r.tsSec === lastSec && fracNs > lastNs)) {
-          lastSec = r.tsSec;
-          lastNs = fracNs;
-          lastFrac = r.tsFrac;
-          lastDigits = r.digits;
-        }
+        if (filter !== null && !filter.matches(r)) return;
+        range.add(r);
         engine.frame(r);
         if (rep !== null) {
           rep.packets++;
@@ -251,5 +212,68 @@ export class ReplayError extends Error {
   ) {
     super(internal ? `internal error: ${cause.message}` : cause.message);
     this.name = 'ReplayError';
+  }
+}
+
+/** --filter: a program per link type (compiled when the type is first seen), and what it left out */
+export class RecordFilter {
+  private readonly progs = new Map<number, Bpf>();
+  out = 0;
+  outBytes = 0;
+  readonly warnings: string[] = [];
+  constructor(readonly expr: string) {}
+
+  matches(r: PacketRecord): boolean {
+    let bpf = this.progs.get(r.linktype);
+    if (bpf === undefined) {
+      try {
+        bpf = Bpf.compile(this.expr, r.linktype);
+      } catch (e) {
+        // (checked on Ethernet before the replay: an expression that means nothing on this type matches nothing)
+        this.warnings.push(`${(e as Error).message} (link type ${r.linktype}): no packet of that type matches`);
+        bpf = Bpf.never();
+      }
+      this.progs.set(r.linktype, bpf);
+    }
+    if (bpf.matches(r.buf, r.off, r.caplen, r.wirelen)) return true;
+    this.out++;
+    this.outBytes += r.caplen;
+    return false;
+  }
+}
+
+/** the earliest and latest timestamps (as capinfos reports them; captures can be out of order) */
+export class TimeRange {
+  private firstSec = -1;
+  private firstFrac = 0;
+  private firstDigits = 6;
+  private firstNs = 0;
+  lastSec = -1;
+  lastFrac = 0;
+  lastDigits = 6;
+  private lastNs = 0;
+
+  add(r: PacketRecord): void {
+    const fracNs = r.digits === 9 ? r.tsFrac : r.tsFrac * 1000;
+    if (this.firstSec < 0 || r.tsSec < this.firstSec || (r.tsSec === this.firstSec && fracNs < this.firstNs)) {
+      this.firstSec = r.tsSec;
+      this.firstNs = fracNs;
+      this.firstFrac = r.tsFrac;
+      this.firstDigits = r.digits;
+    }
+    if (this.lastSec < 0 || r.tsSec > this.lastSec || (r.tsSec === this.lastSec && fracNs > this.lastNs)) {
+      this.lastSec = r.tsSec;
+      this.lastNs = fracNs;
+      this.lastFrac = r.tsFrac;
+      this.lastDigits = r.digits;
+    }
+  }
+
+  first(): string | null {
+    return this.firstSec < 0 ? null : formatTs(this.firstSec, this.firstFrac, this.firstDigits);
+  }
+
+  last(): string | null {
+    return this.lastSec < 0 ? null : formatTs(this.lastSec, this.lastFrac, this.lastDigits);
   }
 }

@@ -35,6 +35,13 @@ export interface ReadOptions {
   beforeReuse?: () => void;
   /** read these bytes instead of the file (its name is still used in messages); not decompressed */
   data?: Uint8Array;
+  /**
+   * Windows come from here instead of one being reused: each time the reader needs room it takes a window of
+   * at least `min` bytes (after beforeReuse) and carries the unparsed tail over; the records handed out of
+   * the one before stay where they are (replay with workers hands whole windows to them). `first`: the
+   * first window.
+   */
+  windows?: { take(min: number): Buffer };
 }
 
 const MAX_WINDOW = 64 * 1024 * 1024;
@@ -207,7 +214,8 @@ function parseOrBlame(file: string, parser: FormatParser, win: Uint8Array, start
 /** Read every record of `file`, calling `onRecord` for each. Throws CaptureError on unreadable/corrupt input. */
 export async function readCapture(file: string, onRecord: RecordHandler, opts: ReadOptions = {}): Promise<ReadResult> {
   const { src, size, compressed } = opts.data ? { src: memorySource(opts.data), size: opts.data.length, compressed: false } : openSource(file);
-  let win = Buffer.allocUnsafe(opts.window ?? 4 * 1024 * 1024);
+  const windows = opts.windows;
+  let win = windows ? windows.take(opts.window ?? 4 * 1024 * 1024) : Buffer.allocUnsafe(opts.window ?? 4 * 1024 * 1024);
   let parser: FormatParser | null = null;
   let start = 0; // first unparsed byte in win
   let end = 0; // end of valid data in win
@@ -216,14 +224,27 @@ export async function readCapture(file: string, onRecord: RecordHandler, opts: R
   const beforeReuse = opts.beforeReuse;
   try {
     for (;;) {
-      if (beforeReuse && parser) beforeReuse();
-      if (start > 0) {
+      if (windows && parser) {
+        // a fresh window when this one is three-quarters full or cannot hold the next unit: the unparsed
+        // tail (a record cut by the last read) moves there; what was handed out of this one stays put
+        if (win.length - end < win.length >>> 2 || start + parser.need > win.length) {
+          if (beforeReuse) beforeReuse();
+          const next = windows.take(Math.min(Math.max(parser.need, win.length), MAX_WINDOW));
+          if (parser.need > next.length) throw new CaptureError(file, `byte offset ${base + start}`, `unit of ${parser.need} bytes is too large`, parser.packets);
+          win.copy(next, 0, start, end);
+          base += start;
+          end -= start;
+          start = 0;
+          win = next;
+        }
+      } else if (beforeReuse && parser) beforeReuse();
+      if (!windows && start > 0) {
         win.copyWithin(0, start, end);
         base += start;
         end -= start;
         start = 0;
       }
-      if (parser && parser.need > win.length) {
+      if (!windows && parser && parser.need > win.length) {
         if (parser.need > MAX_WINDOW) throw new CaptureError(file, `byte offset ${base}`, `unit of ${parser.need} bytes is too large`, parser.packets);
         const bigger = Buffer.allocUnsafe(Math.max(parser.need, win.length * 2));
         win.copy(bigger, 0, 0, end);

@@ -2,12 +2,15 @@
 /** `tsvs` entry point. User mistakes print one line and exit 2; never a stack trace (TSVS_DEBUG=1 shows one). */
 import '../runtime.js'; // first: V8 settings for the packet path
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { EXIT_INTERNAL, exitStatusFor, UsageError } from './errors.js';
 import { VERSION } from '../version.js';
 import { Bpf } from '../capture/bpf.js';
-import { replayFile, ReplayError, type ReplaySummary } from '../replay.js';
+import { replayFile, ReplayError, type ReplayOptions, type ReplaySummary } from '../replay.js';
+import { replayWorkers } from '../workers/replay.js';
+import type { DispatchMode } from '../workers/dispatch.js';
 import { LineWriter } from '../report/records.js';
 import { renderReport } from '../report/html.js';
 import { zeekFooter, zeekHeader, zeekLine } from '../report/zeek.js';
@@ -37,6 +40,8 @@ interface ReplayCliOptions {
   flows?: string;
   filter?: string;
   timeout: string[];
+  workers: string;
+  dispatch: string;
   config?: string;
   out?: string;
   report?: string;
@@ -205,6 +210,12 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   const flowsOut = openOutput('flows', opts.flows);
   const fc = cfg?.flows;
   const flows = flowsOut || fc?.enabled ? { idle: fc?.idle ?? 3600, max: fc?.max ?? 1 << 20, perSource: fc?.per_source ?? 100, out: flowsOut } : undefined;
+  const workers = opts.workers === 'auto' ? os.availableParallelism() : intOption('workers', opts.workers, 1, 64);
+  if (opts.dispatch !== 'service' && opts.dispatch !== 'tuple') throw new UsageError(`--dispatch: expected service or tuple, got "${opts.dispatch}"`);
+  if (workers > 1) {
+    const refused = opts.report ? '--report' : flows ? '--flows (flow accounting)' : opts.snapshot ? '--snapshot' : cfg?.services.some((x) => x.region_select) ? 'region_select services' : null;
+    if (refused) throw new UsageError(`--workers ${opts.workers}: ${refused} does not work with several workers yet (use --workers 1)`);
+  }
   // fail early if they cannot be written (one per input: "{}" in the name)
   for (const f of opts.out ? files : []) openOutput('out', perInput(opts.out!, f))?.close();
   for (const f of opts.snapshot ? files : []) openOutput('snapshot', perInput(opts.snapshot!, f))?.close();
@@ -236,7 +247,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
       w.close();
     };
     try {
-      const s = await replayFile(file, {
+      const ropts: ReplayOptions = {
         verifyChecksums: opts.verifyChecksums,
         track: { profile, seed, maxConns, drain: opts.drain, events, conns, connLine: zeek ? (r) => zeekLine(r, seed) : undefined, snapshotFile: opts.snapshot && perInput(opts.snapshot, file), tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
         // a fresh service table per file: schedulers and counters start anew
@@ -257,7 +268,8 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
         report: opts.report ? { done: (d) => (reportData = d) } : undefined,
         onPacket: showProgress ? () => void packets++ : undefined,
         onProgress: showProgress ? (done, total) => process.stderr.write(progressBar(done, total, packets)) : undefined,
-      });
+      };
+      const s = workers > 1 ? await replayWorkers(file, ropts, { workers, dispatch: opts.dispatch as DispatchMode, zeek }) : await replayFile(file, ropts);
       if (showProgress) process.stderr.write('\r\x1b[K');
       for (const w of s.warnings) process.stderr.write(`tsvs: warning: ${file}: ${w}\n`);
       writeReport(s);
@@ -336,6 +348,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--out <file>', 'write every packet the load balancer emits, rewritten, to this pcap (needs --config)')
     .option('--latency <file>', 'region_select: what each region\'s probes answer over time, JSON lines {"t": s, "region": "eu", "rtt_ms": 42.5}')
     .option('--report <file>', 'write a self-contained HTML report: charts over the capture\'s time, services, top flows and connections ({} per input)')
+    .option('--workers <n>', 'worker threads, each with its own connection table (auto: one per core); their results are merged', '1')
+    .option('--dispatch <mode>', 'with --workers: service (a client and its servers\' replies meet on one worker) or tuple (a symmetric hash of the tuple, as a NIC or PACKET_FANOUT spreads packets: NAT replies are redirected)', 'service')
     .option(
       '--timeout <name=secs>',
       'override a timeout (repeatable): a TCP state of the profile (e.g. established=3600), udp_unreplied, udp_replied, udp_oneway, udp_normal, icmp',

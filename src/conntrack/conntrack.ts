@@ -21,7 +21,7 @@ import { Rng } from '../timer/rng.js';
 import { TICK_US, type Timeline } from '../timer/timeline.js';
 import { TimerWheel } from '../timer/wheel.js';
 import { Acct } from './acct.js';
-import { ConnTable, TupleKey } from './table.js';
+import { ConnTable, jitterUs, TupleKey } from './table.js';
 import {
   STEP_REOPEN,
   C_DROP,
@@ -447,7 +447,10 @@ export class Conntrack {
       return;
     }
     let us = this.time.nowUs + secs * 1e6;
-    if (jitter && this.jitter) us += this.rng.below(1000000);
+    // the jitter of a connection is a function of its original tuple's (seeded) hash and the time, not the
+    // next draw of one generator: a connection gets the same timeout whatever else was tracked before it, so
+    // replays with several workers (each its own table) time out exactly what one would
+    if (jitter && this.jitter) us += jitterUs(this.table.tup[8 * c + 1]!, this.time.nowUs);
     this.wheel.extend(c, Math.ceil(us / TICK_US));
   }
 
@@ -580,3 +583,4 @@ const PROTO_NAMES = ['tcp', 'udp', 'icmp', 'icmpv6'];
 function protoRow(p: number): number {
   return p === IPPROTO_TCP ? 0 : p === IPPROTO_UDP ? STATE_STRIDE : p === IPPROTO_ICMP ? 2 * STATE_STRIDE : 3 * STATE_STRIDE;
 }
+

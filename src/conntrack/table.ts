@@ -158,7 +158,7 @@ export class ConnTable {
 
   /* ---------------- hashing ---------------- */
 
-  private static mix(h: number, k: number): number {
+  static mix(h: number, k: number): number {
     k = Math.imul(k, 0xcc9e2d51);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, 0x1b873593);
@@ -167,7 +167,7 @@ export class ConnTable {
     return (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
 
-  private static fmix(h: number): number {
+  static fmix(h: number): number {
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
@@ -575,4 +575,10 @@ export class ConnTable {
     }
     return -1;
   }
+}
+
+/** a jitter in [0, 1 s) in µs from a hash and a time: the same for the same connection made at the same time */
+export function jitterUs(hash: number, nowUs: number): number {
+  const t = ConnTable.fmix((nowUs % 4294967296) ^ Math.floor(nowUs / 4294967296) ^ 0x2545f491);
+  return (ConnTable.fmix(hash ^ t) >>> 0) % 1000000;
 }

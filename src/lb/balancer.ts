@@ -91,7 +91,7 @@ export class Balancer implements ConnExtension {
     let d: number;
     if (pers) {
       // persistent service: the client's template decides while it lives and its server is usable
-      const tm = (this.templates ??= new Templates(this.ct.table.capacity, this.ct.table.seed, this.ct.rng));
+      const tm = (this.templates ??= new Templates(this.ct.table.capacity, this.ct.table.seed));
       const prefix = pers.netmask === 32 && k.v6 ? 128 : pers.netmask;
       d = tm.find(k.proto, k.v6, k.src, s.vip, s.port, prefix, this.tOut);
       if (d >= 0 && s.keepsTemplate(d)) tmpl = this.tOut[0]!;

@@ -7,8 +7,7 @@
  * by the persistence timeout.
  * Templates live in their own table and timer wheel (typed arrays, integer handles).
  */
-import { ConnTable, TupleKey } from '../conntrack/table.js';
-import type { Rng } from '../timer/rng.js';
+import { ConnTable, jitterUs, TupleKey } from '../conntrack/table.js';
 import { TimerWheel } from '../timer/wheel.js';
 
 const TICK_US = 1000;
@@ -27,7 +26,6 @@ export class Templates {
   constructor(
     capacity: number,
     seed: number,
-    private readonly rng: Rng,
   ) {
     this.table = new ConnTable(capacity, (seed ^ 0x7f4a7c15) >>> 0);
     this.wheel = new TimerWheel(capacity);
@@ -43,7 +41,7 @@ export class Templates {
   private expire(t: number): void {
     if (this.refs[t]! > 0) {
       // still controls connections: re-arm (DPVS adds the random delay when the handler re-arms)
-      this.wheel.arm(t, this.wheel.expiry(t) + Math.ceil((this.timeoutS[t]! * 1e6 + this.rng.below(1000000)) / TICK_US));
+      this.wheel.arm(t, this.wheel.expiry(t) + Math.ceil((this.timeoutS[t]! * 1e6 + jitterUs(this.table.tup[8 * t + 1]!, this.wheel.expiry(t) * TICK_US)) / TICK_US));
       return;
     }
     this.expired++;
@@ -89,7 +87,7 @@ export class Templates {
     this.dest[t] = dest;
     this.refs[t] = 0;
     this.timeoutS[t] = timeoutS;
-    this.wheel.arm(t, Math.ceil((nowUs + timeoutS * 1e6 + this.rng.below(1000000)) / TICK_US));
+    this.wheel.arm(t, Math.ceil((nowUs + timeoutS * 1e6 + jitterUs(k.hash, nowUs)) / TICK_US));
     this.created++;
     return t;
   }

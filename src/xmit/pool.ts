@@ -10,10 +10,31 @@
 /** local ports: 1025-65535 (DPVS sa_pool) */
 export const LPORT_MIN = 1025;
 export const LPORT_MAX = 65535;
-const NPORTS = LPORT_MAX - LPORT_MIN + 1;
 
 /** a full stack of ports, copied for each address (a native copy, not a loop per port); popped from the end: lowest port first */
 let fullPool: Uint16Array | null = null;
+/** the ports of this thread's share (replay with workers: DPVS's per-lcore port masks): port % parts === part */
+let parts = 1;
+let part = 0;
+
+/**
+ * Lend only the ports p with p % n === w from now on (worker w of n): a reply to a local address then names
+ * its worker by its destination port. Called once, before any pool is made.
+ */
+export function setPortPartition(n: number, w: number): void {
+  parts = n;
+  part = w;
+  fullPool = null;
+}
+
+function full(): Uint16Array {
+  if (fullPool === null) {
+    const ports: number[] = [];
+    for (let p = LPORT_MAX; p >= LPORT_MIN; p--) if (p % parts === part) ports.push(p);
+    fullPool = Uint16Array.from(ports);
+  }
+  return fullPool;
+}
 
 export class LocalPool {
   private readonly free: Array<Uint16Array | null>;
@@ -26,18 +47,12 @@ export class LocalPool {
     readonly id: number,
   ) {
     this.free = addrs.map(() => null);
-    this.top = new Int32Array(addrs.length).fill(NPORTS);
+    this.top = new Int32Array(addrs.length).fill(full().length);
   }
 
   private stack(i: number): Uint16Array {
     let s = this.free[i];
-    if (!s) {
-      if (fullPool === null) {
-        fullPool = new Uint16Array(NPORTS);
-        for (let p = 0; p < NPORTS; p++) fullPool[p] = LPORT_MAX - p;
-      }
-      s = this.free[i] = fullPool.slice();
-    }
+    if (!s) s = this.free[i] = full().slice();
     return s;
   }
 
@@ -65,7 +80,8 @@ export class LocalPool {
   /** ports lent, over every address */
   get inUse(): number {
     let n = 0;
-    for (let i = 0; i < this.addrs.length; i++) n += NPORTS - this.top[i]!;
+    const all = full().length;
+    for (let i = 0; i < this.addrs.length; i++) n += all - this.top[i]!;
     return n;
   }
 }

@@ -1,0 +1,121 @@
+/**
+ * Shared memory between the replay's reader thread and its workers (no message per packet):
+ *
+ * - chunks: the reader's windows (SharedArrayBuffers). Records stay where the reader parsed them; the reader
+ *   writes one row of META_WORDS per record (where it lies, its times, link type, the worker it goes to) and
+ *   publishes the chunk; each worker walks every row and processes its own records in place (the engine
+ *   rewrites them there); the reader writes the output pcap from the chunk once the workers are past it.
+ * - the control words (Int32Array `ctl`): chunks published, the published queue, each worker's progress (chunks
+ *   done, rows done in the current one), its output ring's two ends, its state.
+ * - an output ring per worker (single producer: the worker; single consumer: the reader): what the engine
+ *   emitted for each record (in place, or copied bytes) and the lines of --events and --conns, each entry
+ *   tagged with the chunk and row it was made at, so the reader writes them in the capture's order.
+ */
+import type { PacketRecord } from '../capture/record.js';
+
+/** rows of a chunk: 14 words per record */
+export const META_WORDS = 14;
+export const M_OFF = 0;
+export const M_CAPLEN = 1;
+export const M_WIRELEN = 2;
+export const M_SEC = 3;
+export const M_FRAC = 4;
+/** linktype (16 bits) | nanoseconds << 16 | header little-endian << 17 | earlier than a record before << 18 */
+export const M_FLAGS = 5;
+export const M_HDR = 6;
+/** the worker the record goes to (SKIP: filtered out) */
+export const M_WORKER = 7;
+export const M_FILEOFF_LO = 8;
+export const M_FILEOFF_HI = 9;
+export const M_IFINDEX = 10;
+/** 0, or 1 + the worker that took this record as the owner of its connection (a redirect) */
+export const M_CLAIM = 11;
+/** with F_BEHIND: the latest time of the records so far (an earlier record's; the engine's clock never goes back) */
+export const M_MAXSEC = 12;
+export const M_MAXFRAC = 13;
+/** in M_WORKER: a NAT server's packet (tuple dispatch: the owner of its connection may be another worker) */
+export const W_NATREPLY = 0x100;
+/**
+ * Each chunk's lists, one per worker (so a worker touches only its own rows, not every row another core
+ * wrote): worker w's at w * listWords(rows): [count, entries...], an entry the row | L_* bits.
+ */
+export const L_OWNNAT = 1 << 29; // a NAT server's packet hashed to this worker
+export const L_FOREIGN = 1 << 30; // a NAT server's packet hashed to another: this worker takes it if it holds its connection
+export const L_ROW = (1 << 29) - 1;
+export function listWords(maxRows: number): number {
+  return maxRows + 16;
+}
+
+export const F_NS = 1 << 16;
+export const F_HDRLE = 1 << 17;
+export const F_BEHIND = 1 << 18;
+export const SKIP = 255;
+
+/** chunks in flight (the reader reads ahead by this many windows less one) */
+export const CHUNKS = 4;
+export const WINDOW = 4 << 20;
+
+/** set record `r` from row `m` of a chunk's rows (where it lies, its lengths, times, link type, header) */
+export function readRow(meta: Int32Array, m: number, r: PacketRecord): number {
+  const flags = meta[m + M_FLAGS]!;
+  r.off = meta[m + M_OFF]!;
+  r.caplen = meta[m + M_CAPLEN]!;
+  r.wirelen = meta[m + M_WIRELEN]!;
+  r.tsSec = meta[m + M_SEC]! >>> 0;
+  r.tsFrac = meta[m + M_FRAC]! >>> 0;
+  r.linktype = flags & 0xffff;
+  r.digits = flags & F_NS ? 9 : 6;
+  r.hdr = meta[m + M_HDR]!;
+  r.hdrLe = (flags & F_HDRLE) !== 0;
+  return flags;
+}
+
+/* control words */
+export const C_PUB = 0; // chunks published
+export const C_END = 1; // 1: no more chunks
+export const C_EPOCH = 2; // bumped when progress is published while someone waits for it
+export const C_WAITERS = 3; // threads waiting on C_EPOCH
+export const C_ABORT = 4; // 1: stop now (an error elsewhere)
+export const C_OUTLT = 5; // link type of the output pcap (the first record's)
+export const C_DONE = 6; // bumped (and notified) when a worker finishes a chunk or waits for room in its ring
+export const Q_BASE = 16; // published queue: [chunk id, rows] per slot
+export const Q_SLOTS = 64;
+export const W_BASE = Q_BASE + 2 * Q_SLOTS;
+/** each worker's words: two cache lines of their own, the reader's (W_HEAD) in the second (no false sharing) */
+export const W_WORDS = 32;
+export const W_SEQ = 0; // chunks done
+export const W_POS = 1; // rows done in chunk W_SEQ
+export const W_TAIL = 2; // output ring: produced (bytes, wrapping)
+export const W_WAITOUT = 3; // 1: waiting for room in the output ring
+export const W_STATE = 4; // 0 running, 1 finished, 2 failed
+export const W_HEAD = 16; // output ring: consumed (written by the reader)
+/** float64 view: the first record's index of each queue slot, then the capture's latest time (the end's clock) */
+export const FQ_BASE = 0;
+export const F_ENDSEC = Q_SLOTS;
+export const F_ENDFRAC = Q_SLOTS + 1;
+export const F_ENDDIGITS = Q_SLOTS + 2;
+
+export function ctlBytes(workers: number): number {
+  return (W_BASE + W_WORDS * workers) * 4;
+}
+export const CTL_F64_BYTES = (Q_SLOTS + 4) * 8;
+
+export function wbase(w: number): number {
+  return W_BASE + W_WORDS * w;
+}
+
+/* output ring entries: 8 words of header (+ payload, padded to 4 bytes) */
+export const E_WORDS = 8;
+export const E_PAD = 0; // skip to the ring's start
+export const E_INPLACE = 1; // the record itself, rewritten in place: [3] len, [4] wirelen
+export const E_COPY = 2; // bytes that follow: [3] len, [4] wirelen, [5] sec, [6] frac, [7] linktype | ns << 16
+export const E_EVENT = 3; // a line of --events: [3] byte length
+export const E_CONN = 4; // a line of --conns
+/** [0] kind | payload bytes << 8, [1] chunk sequence (END_SEQ after the last), [2] row */
+export const END_SEQ = 0x7fffffff;
+export const RING_BYTES = 8 << 20;
+
+/** a tag that orders entries: chunk sequence and row (rows < 2^24 in a window of at most 64 MiB / 16 bytes) */
+export function tagOf(seq: number, row: number): number {
+  return seq * 16777216 + row;
+}

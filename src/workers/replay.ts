@@ -1,0 +1,442 @@
+/**
+ * Replay with several workers (`tsvs replay --workers N`): this thread reads the capture into shared windows,
+ * says which worker each record goes to (dispatch.ts) and publishes each window; the workers (worker.ts)
+ * process their records where they lie; this thread then writes the output pcap and the lines in the
+ * capture's order from the windows and the workers' output rings, and sums the workers' counters into one
+ * summary. Layout and protocol: layout.ts.
+ */
+import { Worker } from 'node:worker_threads';
+import { readCapture } from '../capture/reader.js';
+import { CaptureError, PacketRecord, RecordHandlerError } from '../capture/record.js';
+import { PcapWriter } from '../capture/writer.js';
+import { RecordFilter, ReplayError, TimeRange, type ReplayOptions, type ReplaySummary } from '../replay.js';
+import { Dispatcher, type DispatchMode } from './dispatch.js';
+import * as L from './layout.js';
+import type { WorkerInit, WorkerResult } from './worker.js';
+
+export interface WorkersOptions {
+  workers: number;
+  dispatch?: DispatchMode;
+  /** --conns as Zeek conn.log lines */
+  zeek?: boolean;
+}
+
+interface Chunk {
+  id: number;
+  sab: SharedArrayBuffer;
+  buf: Buffer;
+  metaSab: SharedArrayBuffer;
+  meta: Int32Array;
+  listSab: SharedArrayBuffer;
+  /** each worker's list (its rows), and how many it holds so far */
+  lists: Int32Array[];
+  counts: Int32Array;
+  rows: number;
+  firstIndex: number;
+  seq: number;
+}
+
+/** what replay with workers does not do yet: said before anything is read */
+export function workersRefuse(opts: ReplayOptions): string | null {
+  if (opts.report) return '--report';
+  if (opts.flows) return '--flows (flow accounting)';
+  if (opts.track?.snapshotFile || opts.track?.onSnapshot) return '--snapshot';
+  if (opts.onEngine) return 'watching the engine';
+  if (opts.lb?.services.list.some((s) => s.regions !== null)) return 'region_select services';
+  if (!opts.track) return 'decoding without tracking';
+  return null;
+}
+
+/** numbers summed, strings and flags kept from the first, lists and objects merged by place and key; `keep`: keys not summed */
+export function sumInto(a: unknown, b: unknown, keep: ReadonlySet<string>): unknown {
+  if (typeof a === 'number' && typeof b === 'number') return a + b;
+  if (Array.isArray(a) && Array.isArray(b)) return a.map((x, i) => (i < b.length ? sumInto(x, b[i], keep) : x)).concat(b.slice(a.length));
+  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
+    const o: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(b as Record<string, unknown>)) o[k] = k in o ? (keep.has(k) ? o[k] : sumInto(o[k], v, keep)) : v;
+    return o;
+  }
+  return a === undefined ? b : a;
+}
+
+// (each worker's clock follows every record: each counts every clamped time)
+const KEEP = new Set(['weight', 'region', 'clamped']);
+
+export async function replayWorkers(file: string, opts: ReplayOptions, wo: WorkersOptions): Promise<ReplaySummary> {
+  const n = wo.workers;
+  const refused = workersRefuse(opts);
+  if (refused) throw new ReplayError(new Error(`${refused} does not work with --workers yet (use --workers 1)`), null);
+  const tc = opts.track!;
+  const lb = opts.lb;
+  const ctlSab = new SharedArrayBuffer(L.ctlBytes(n));
+  const ctl = new Int32Array(ctlSab);
+  const ctlFSab = new SharedArrayBuffer(L.CTL_F64_BYTES);
+  const ctlF = new Float64Array(ctlFSab);
+  const rings = Array.from({ length: n }, () => new SharedArrayBuffer(L.RING_BYTES));
+  const ringI = rings.map((r) => new Int32Array(r));
+  const ringU = rings.map((r) => Buffer.from(r));
+  let nextId = 0;
+  const makeChunk = (bytes: number): Chunk => {
+    const sab = new SharedArrayBuffer(bytes);
+    const maxRows = Math.floor(bytes / 16) + 1;
+    const metaSab = new SharedArrayBuffer(maxRows * L.META_WORDS * 4);
+    const words = L.listWords(maxRows);
+    const listSab = new SharedArrayBuffer(words * 4 * n);
+    const lists = Array.from({ length: n }, (_, w) => new Int32Array(listSab, w * words * 4, words));
+    return { id: nextId++, sab, buf: Buffer.from(sab), metaSab, meta: new Int32Array(metaSab), listSab, lists, counts: new Int32Array(n), rows: 0, firstIndex: 0, seq: -1 };
+  };
+  const free: Chunk[] = Array.from({ length: L.CHUNKS }, () => makeChunk(L.WINDOW));
+  const services = lb?.services ?? null;
+  const workers: Worker[] = [];
+  const results: Array<Promise<WorkerResult>> = [];
+  let failure: { worker: number; error: string; stack?: string; index: number; fileOffset: number } | null = null;
+  for (let me = 0; me < n; me++) {
+    const init: WorkerInit = {
+      me,
+      workers: n,
+      ctl: ctlSab,
+      ctlF: ctlFSab,
+      ring: rings[me]!,
+      chunks: free.map((c) => ({ id: c.id, buf: c.sab, meta: c.metaSab, lists: c.listSab })),
+      track: { profile: tc.profile, maxConns: tc.maxConns, seed: tc.seed, tcpTimeouts: tc.tcpTimeouts, udpTimeouts: tc.udpTimeouts, icmpTimeout: tc.icmpTimeout, jitter: tc.jitter, drain: tc.drain === true },
+      verifyChecksums: opts.verifyChecksums === true,
+      lb: lb ? { services: lb.services.list.map((s) => s.cfg), regions: lb.services.regionsCfg, decrementTtl: lb.decrementTtl === true, mtu: lb.mtu ?? 1500, synproxy: lb.synproxy!, out: lb.out !== undefined } : null,
+      events: tc.events !== undefined,
+      conns: tc.conns !== undefined,
+      zeek: wo.zeek === true,
+      faultAt: Number(process.env.TSVS_TEST_FAULT_RECORD ?? 0) || -1,
+    };
+    const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { tsvsWorker: init } });
+    workers.push(w);
+    results.push(
+      new Promise((resolve, reject) => {
+        w.on('message', (m: { ok?: WorkerResult; error?: string; stack?: string; index?: number; fileOffset?: number }) => {
+          if (m.ok) resolve(m.ok);
+          else {
+            failure ??= { worker: me, error: m.error!, stack: m.stack, index: m.index ?? -1, fileOffset: m.fileOffset ?? -1 };
+            reject(new Error(m.error));
+          }
+        });
+        w.on('error', (e) => {
+          failure ??= { worker: me, error: e.message, stack: e.stack, index: -1, fileOffset: -1 };
+          Atomics.store(ctl, L.wbase(me) + L.W_STATE, 2);
+          reject(e);
+        });
+        w.on('exit', () => reject(new Error(`worker ${me} ended without its counters`)));
+      }),
+    );
+  }
+  for (const p of results) p.catch(() => undefined);
+
+  const dispatcher = new Dispatcher(n, services, wo.dispatch ?? 'service');
+  dispatcher.full = opts.onPacket !== undefined;
+  const filter = opts.filter !== undefined ? new RecordFilter(opts.filter) : null;
+  const range = new TimeRange();
+  const onPacket = opts.onPacket;
+  let writer: PcapWriter | null = null;
+  const outFile = lb?.out;
+  const events = tc.events;
+  const conns = tc.conns;
+
+  /* ---- the workers' progress ---- */
+  const seqDone = new Int32Array(n);
+  const posDone = new Int32Array(n);
+  const past = (w: number, s: number, i: number): boolean => {
+    if (seqDone[w]! > s || (seqDone[w] === s && posDone[w]! > i)) return true;
+    const b = L.wbase(w);
+    const ws = Atomics.load(ctl, b + L.W_SEQ);
+    seqDone[w] = ws;
+    posDone[w] = ws === s ? Atomics.load(ctl, b + L.W_POS) : 0;
+    return ws > s || (ws === s && posDone[w]! > i);
+  };
+  const failed = (): boolean => {
+    for (let w = 0; w < n; w++) if (Atomics.load(ctl, L.wbase(w) + L.W_STATE) === 2) return true;
+    return false;
+  };
+  /** wait (drained of what is earlier than `tag`) until `cond` */
+  const waitFor = (cond: () => boolean, tag: number): void => {
+    while (!cond()) {
+      for (let w = 0; w < n; w++) consume(w, tag - 1);
+      const e = Atomics.load(ctl, L.C_EPOCH);
+      Atomics.add(ctl, L.C_WAITERS, 1);
+      if (!cond()) Atomics.wait(ctl, L.C_EPOCH, e, 50);
+      Atomics.sub(ctl, L.C_WAITERS, 1);
+      if (failed()) throw new WorkerFailed();
+    }
+  };
+
+  /* ---- the output rings ---- */
+  const heads = new Int32Array(n);
+  const tails = new Int32Array(n);
+  const cur = new PacketRecord();
+  const chunkBySeq = new Map<number, Chunk>();
+  /** write worker w's entries tagged up to `upto` */
+  const consume = (w: number, upto: number): void => {
+    const ri = ringI[w]!;
+    const size = L.RING_BYTES;
+    let head = heads[w]!;
+    let moved = false;
+    for (;;) {
+      if (head === tails[w]) {
+        tails[w] = Atomics.load(ctl, L.wbase(w) + L.W_TAIL);
+        if (head === tails[w]) break;
+      }
+      const pos = head & (size - 1);
+      const h = pos >>> 2;
+      const kind = ri[h]! & 0xff;
+      if (kind === L.E_PAD) {
+        head = (head + (size - pos)) | 0;
+        moved = true;
+        continue;
+      }
+      const seq = ri[h + 1]!;
+      const row = ri[h + 2]!;
+      if (L.tagOf(seq, row) > upto) break;
+      const payload = ri[h]! >>> 8;
+      if (kind === L.E_INPLACE) {
+        const ch = chunkBySeq.get(seq)!;
+        const m = row * L.META_WORDS;
+        const meta = ch.meta;
+        cur.buf = ch.buf;
+        L.readRow(meta, m, cur);
+        writer ??= new PcapWriter(outFile!, cur.linktype, cur.digits === 9 ? 9 : 6);
+        writer.writeRecord(cur, ch.buf, cur.off, ri[h + 3]!, ri[h + 4]!);
+      } else if (kind === L.E_COPY) {
+        const lt = ri[h + 7]!;
+        const digits = lt & L.F_NS ? 9 : 6;
+        writer ??= new PcapWriter(outFile!, lt & 0xffff, digits);
+        const frac = ri[h + 6]! >>> 0;
+        const f = digits === writer.digits ? frac : writer.digits === 9 ? frac * 1000 : Math.floor(frac / 1000);
+        writer.write(ri[h + 5]! >>> 0, f, ringU[w]!, pos + L.E_WORDS * 4, ri[h + 3]!, ri[h + 4]!);
+      } else {
+        const s = ringU[w]!.toString('utf8', pos + L.E_WORDS * 4, pos + L.E_WORDS * 4 + payload);
+        (kind === L.E_EVENT ? events : conns)!.line(s);
+      }
+      head = (head + L.E_WORDS * 4 + ((payload + 3) & ~3)) | 0;
+      moved = true;
+    }
+    if (moved) {
+      heads[w] = head;
+      const b = L.wbase(w);
+      Atomics.store(ctl, b + L.W_HEAD, head);
+      if (Atomics.load(ctl, b + L.W_WAITOUT) !== 0) {
+        Atomics.store(ctl, b + L.W_WAITOUT, 0);
+        Atomics.notify(ctl, b + L.W_HEAD);
+      }
+    }
+  };
+
+  /* ---- chunks ---- */
+  let pubSeq = 0;
+  let current: Chunk | null = null;
+  const inFlight: Chunk[] = [];
+  let firstRecord = true;
+  /** write what the workers made of the oldest chunk in flight, then let it be reused */
+  const retire = (): Chunk => {
+    const ch = inFlight.shift()!;
+    const s = ch.seq;
+    const meta = ch.meta;
+    const rows = ch.rows;
+    const all = (i: number) => () => {
+      for (let w = 0; w < n; w++) if (!past(w, s, i)) return false;
+      return true;
+    };
+    // first wait for every worker to be done with the chunk, unless one needs room in its ring first (then
+    // follow them row by row, writing as they go)
+    for (;;) {
+      if (all(rows - 1)()) break;
+      let stuck = false;
+      for (let w = 0; w < n; w++) if (Atomics.load(ctl, L.wbase(w) + L.W_WAITOUT) !== 0) stuck = true;
+      if (stuck) break;
+      const e = Atomics.load(ctl, L.C_DONE);
+      if (all(rows - 1)()) break;
+      Atomics.wait(ctl, L.C_DONE, e, 50);
+      if (failed()) throw new WorkerFailed();
+    }
+    for (let i = 0; i < rows; i++) {
+      const m = i * L.META_WORDS;
+      let w = meta[m + L.M_WORKER]!;
+      if (w === L.SKIP) continue;
+      const tag = L.tagOf(s, i);
+      if (w & L.W_NATREPLY) {
+        w &= 0xff;
+        // the hashed worker or the one that took it as its connection's owner (the others say first)
+        if (!all(i)()) waitFor(all(i), tag);
+        const c = Atomics.load(meta, m + L.M_CLAIM);
+        if (c !== 0) w = c - 1;
+      } else if (!past(w, s, i)) waitFor(() => past(w, s, i), tag);
+      consume(w, tag);
+    }
+    // every worker past the chunk (they read every row) before it is written over
+    if (!all(rows - 1)()) waitFor(all(Math.max(rows - 1, 0)), L.tagOf(s, rows));
+    writer?.flush();
+    chunkBySeq.delete(s);
+    return ch;
+  };
+  const publish = (ch: Chunk): void => {
+    ch.seq = pubSeq;
+    chunkBySeq.set(pubSeq, ch);
+    const slot = pubSeq % L.Q_SLOTS;
+    ctl[L.Q_BASE + 2 * slot] = ch.id;
+    ctl[L.Q_BASE + 2 * slot + 1] = ch.rows;
+    ctlF[L.FQ_BASE + slot] = ch.firstIndex;
+    for (let w = 0; w < n; w++) ch.lists[w]![0] = ch.counts[w]!;
+    inFlight.push(ch);
+    pubSeq++;
+    Atomics.store(ctl, L.C_PUB, pubSeq);
+    Atomics.notify(ctl, L.C_PUB);
+  };
+  const windows = {
+    take(min: number): Buffer {
+      let ch = free.pop() ?? null;
+      if (ch === null) ch = retire();
+      if (ch.buf.length < min) {
+        // a unit bigger than a window: a bigger one, sent to the workers before it is published
+        ch = makeChunk(min);
+        for (const w of workers) w.postMessage({ id: ch.id, buf: ch.sab, meta: ch.metaSab, lists: ch.listSab });
+      }
+      ch.rows = 0;
+      ch.counts.fill(0);
+      current = ch;
+      return ch.buf;
+    },
+  };
+  const beforeReuse = (): void => {
+    const ch = current;
+    if (ch === null) return;
+    current = null;
+    if (ch.rows === 0) free.push(ch);
+    else publish(ch);
+  };
+  const onRecord = (r: PacketRecord): void => {
+    const ch = current!;
+    if (ch.rows === 0) ch.firstIndex = r.index;
+    const m = ch.rows++ * L.META_WORDS;
+    const meta = ch.meta;
+    if (filter !== null && !filter.matches(r)) {
+      meta[m + L.M_WORKER] = L.SKIP;
+      meta[m + L.M_FLAGS] = 0;
+      return;
+    }
+    range.add(r);
+    if (firstRecord) {
+      firstRecord = false;
+      ctl[L.C_OUTLT] = r.linktype;
+    }
+    meta[m + L.M_OFF] = r.off;
+    meta[m + L.M_CAPLEN] = r.caplen;
+    meta[m + L.M_WIRELEN] = r.wirelen;
+    meta[m + L.M_SEC] = r.tsSec;
+    meta[m + L.M_FRAC] = r.tsFrac;
+    meta[m + L.M_HDR] = r.hdr;
+    meta[m + L.M_FILEOFF_LO] = r.fileOffset % 4294967296;
+    meta[m + L.M_FILEOFF_HI] = Math.floor(r.fileOffset / 4294967296);
+    meta[m + L.M_IFINDEX] = r.ifIndex;
+    meta[m + L.M_CLAIM] = 0;
+    const w = dispatcher.workerOf(r.buf, r.off, r.caplen, r.wirelen, r.linktype);
+    const row = ch.rows - 1;
+    if (dispatcher.natReply) {
+      meta[m + L.M_WORKER] = w | L.W_NATREPLY;
+      for (let x = 0; x < n; x++) ch.lists[x]![1 + ch.counts[x]!++] = row | (x === w ? L.L_OWNNAT : L.L_FOREIGN);
+    } else {
+      meta[m + L.M_WORKER] = w;
+      ch.lists[w]![1 + ch.counts[w]!++] = row;
+    }
+    let flags = r.linktype | (r.digits === 9 ? L.F_NS : 0) | (r.hdrLe ? L.F_HDRLE : 0);
+    if (range.lastSec !== r.tsSec || range.lastFrac !== r.tsFrac) {
+      // earlier than a record before: the clock stays at the latest time (in this record's precision)
+      flags |= L.F_BEHIND;
+      meta[m + L.M_MAXSEC] = range.lastSec;
+      meta[m + L.M_MAXFRAC] = range.lastDigits === r.digits ? range.lastFrac : r.digits === 9 ? range.lastFrac * 1000 : Math.floor(range.lastFrac / 1000);
+    }
+    meta[m + L.M_FLAGS] = flags;
+    if (onPacket) onPacket(r, dispatcher.view);
+    // a worker that failed stops the reading (checked once a window's worth of rows)
+    if ((ch.rows & 4095) === 0 && failed()) throw new WorkerFailed();
+  };
+
+  let res: Awaited<ReturnType<typeof readCapture>> | null = null;
+  let readError: Error | null = null;
+  try {
+    res = await readCapture(file, onRecord, { ...opts, windows, beforeReuse });
+  } catch (e) {
+    readError = e as Error;
+    beforeReuse(); // what was read before the error is still processed
+  }
+  // the end: every chunk written, then what the workers finish with (at the capture's latest time)
+  if (range.lastSec >= 0) {
+    ctlF[L.F_ENDSEC] = range.lastSec;
+    ctlF[L.F_ENDFRAC] = range.lastFrac;
+    ctlF[L.F_ENDDIGITS] = range.lastDigits;
+  }
+  Atomics.store(ctl, L.C_END, 1);
+  Atomics.notify(ctl, L.C_PUB);
+  let finished: WorkerResult[] | null = null;
+  try {
+    if (failed() || (readError instanceof RecordHandlerError && readError.cause instanceof WorkerFailed)) throw new WorkerFailed();
+    while (inFlight.length > 0) free.push(retire());
+    for (let w = 0; w < n; w++) {
+      const done = () => Atomics.load(ctl, L.wbase(w) + L.W_STATE) !== 0;
+      for (;;) {
+        consume(w, Infinity);
+        if (done()) {
+          consume(w, Infinity);
+          break;
+        }
+        waitFor(() => done() || Atomics.load(ctl, L.wbase(w) + L.W_TAIL) !== heads[w], Infinity);
+      }
+    }
+    finished = await Promise.all(results);
+  } catch (e) {
+    if (!(e instanceof WorkerFailed) && failure === null) throw e;
+    // a worker failed (a bug): the others stop; what was written stays
+    Atomics.store(ctl, L.C_ABORT, 1);
+    Atomics.notify(ctl, L.C_PUB);
+    Atomics.notify(ctl, L.C_EPOCH);
+    for (let w = 0; w < n; w++) Atomics.notify(ctl, L.wbase(w) + L.W_HEAD);
+  } finally {
+    (writer as PcapWriter | null)?.close();
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  const f = failure as { worker: number; error: string; stack?: string; index: number; fileOffset: number } | null;
+  if (f !== null || finished === null) {
+    const where = f && f.index > 0 ? `record ${f.index} at byte offset ${f.fileOffset}: ` : '';
+    const cause = new Error(`${file}: ${where}${f?.error ?? 'a worker failed'} (worker ${f?.worker ?? '?'} of ${n}; the counts of the workers are lost)`);
+    cause.stack = f?.stack;
+    throw new ReplayError(new RecordHandlerError(file, f?.index ?? -1, f?.fileOffset ?? -1, cause), null, true);
+  }
+
+  /* ---- one summary ---- */
+  const sum = finished.reduce((a, b) => sumInto(a, b, KEEP) as WorkerResult);
+  const partial = readError instanceof CaptureError || readError instanceof RecordHandlerError ? readError.partial : undefined;
+  if (readError && !partial) throw new ReplayError(readError, null, readError instanceof RecordHandlerError);
+  const rr = res ?? { format: partial!.format, linktypes: partial!.linktypes, packets: partial!.packets, bytes: partial!.bytes, warnings: partial!.warnings, compressed: false };
+  const summary: ReplaySummary = {
+    file,
+    format: rr.format,
+    compressed: res?.compressed ?? false,
+    linktypes: rr.linktypes,
+    packets: rr.packets - (filter?.out ?? 0),
+    bytes: rr.bytes - (filter?.outBytes ?? 0),
+    ...(filter !== null ? { read: rr.packets } : {}),
+    first_ts: range.first(),
+    last_ts: range.last(),
+    decoded: sum.decoded as unknown as ReplaySummary['decoded'],
+    drops: sum.drops,
+    warnings: [...rr.warnings, ...(filter?.warnings ?? [])],
+  };
+  if (opts.verifyChecksums) summary.checksums = sum.checksums;
+  if (sum.lb) summary.lb = sum.lb;
+  if (sum.clamped > 0) summary.warnings.push(`${sum.clamped} packet${sum.clamped === 1 ? '' : 's'} timed after the year 2112: the engine's clock stops there for them`);
+  summary.conns = sum.conns;
+  summary.conntrack = sum.conntrack;
+  summary.gauges = sum.gauges;
+  summary.workers = { n, dispatch: dispatcher.mode, packets: finished.map((x) => x.packets), redirected: sum.redirects.taken };
+  if (readError) {
+    summary.error = readError instanceof RecordHandlerError ? `internal error: ${readError.message}` : readError.message;
+    throw new ReplayError(readError, summary, readError instanceof RecordHandlerError);
+  }
+  return summary;
+}
+
+class WorkerFailed extends Error {}
