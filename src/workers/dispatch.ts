@@ -22,6 +22,7 @@ import { decode } from '../packet/decode.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketView } from '../packet/view.js';
 import type { Services } from '../service/services.js';
 import { FWD_NAT } from '../xmit/modes.js';
+import { SLOTS } from './layout.js';
 
 const R_LOCAL = 1;
 const R_SIDE = 2; // a VIP or a NAT server
@@ -118,7 +119,8 @@ export class Dispatcher {
   full = false;
 
   constructor(
-    readonly workers: number,
+    /** which lane each hash slot (and local port % SLOTS) belongs to */
+    readonly slots: Uint8Array,
     services: Services | null,
     readonly mode: DispatchMode = 'service',
   ) {
@@ -143,7 +145,7 @@ export class Dispatcher {
 
   /** the worker of the frame at b[off, off + caplen) */
   workerOf(b: Uint8Array, off: number, caplen: number, wirelen: number, linktype: number): number {
-    const n = this.workers;
+    const slots = this.slots;
     const v = this.view;
     this.natReply = false;
     // Ethernet, IPv4, TCP or UDP, not a fragment (almost every packet): read where it lies
@@ -162,10 +164,10 @@ export class Dispatcher {
       }
     }
     decode(b, off, caplen, wirelen, linktype, v);
-    if (v.status !== 0 || v.l3Off < 0) return this.rr++ % n;
+    if (v.status !== 0 || v.l3Off < 0) return slots[this.rr++ & (SLOTS - 1)]!;
     if (v.icmpIsError) {
       const q = v.inner;
-      if (!q.valid) return this.pair(v.src, v.dst, v.ipVersion === 6, 0, 0, 0) % n;
+      if (!q.valid) return slots[this.pair(v.src, v.dst, v.ipVersion === 6, 0, 0, 0) & (SLOTS - 1)]!;
       const l4 = q.proto === IPPROTO_TCP || q.proto === IPPROTO_UDP;
       const icmpQ = q.proto === IPPROTO_ICMP || q.proto === IPPROTO_ICMPV6;
       // the quoted packet went the other way: its worker is the connection's
@@ -180,38 +182,38 @@ export class Dispatcher {
   }
 
   private pick(src: Uint32Array, dst: Uint32Array, v6: boolean, proto: number, sport: number, dport: number, ports: boolean): number {
-    const n = this.workers;
+    const slots = this.slots;
     if (this.mode === 'service' && this.roles.count > 0) {
       const rs = this.roles.get(src, v6);
       const rd = this.roles.get(dst, v6);
       // a local port (or, through SNAT, an ICMP query id the pool lent) names the worker
       if (ports) {
-        if (rd & R_LOCAL) return dport % n;
-        if (rs & R_LOCAL) return sport % n;
+        if (rd & R_LOCAL) return slots[dport & (SLOTS - 1)]!;
+        if (rs & R_LOCAL) return slots[sport & (SLOTS - 1)]!;
       }
       const ds = (rd & R_SIDE) !== 0;
-      if (ds !== ((rs & R_SIDE) !== 0)) return this.host(ds ? src : dst, v6) % n;
+      if (ds !== ((rs & R_SIDE) !== 0)) return slots[this.host(ds ? src : dst, v6) & (SLOTS - 1)]!;
     }
-    return this.pair(src, dst, v6, proto, ports ? sport : 0, ports ? dport : 0) % n;
+    return slots[this.pair(src, dst, v6, proto, ports ? sport : 0, ports ? dport : 0) & (SLOTS - 1)]!;
   }
 
   /** pick() of an IPv4 TCP/UDP packet */
   private pick4(src: number, dst: number, proto: number, sport: number, dport: number): number {
-    const n = this.workers;
+    const slots = this.slots;
     const roles = this.roles;
     if (this.mode === 'service' && roles.count > 0) {
       const rs = roles.get4(src);
       const rd = roles.get4(dst);
-      if (rd & R_LOCAL) return dport % n;
-      if (rs & R_LOCAL) return sport % n;
+      if (rd & R_LOCAL) return slots[dport & (SLOTS - 1)]!;
+      if (rs & R_LOCAL) return slots[sport & (SLOTS - 1)]!;
       const ds = (rd & R_SIDE) !== 0;
-      if (ds !== ((rs & R_SIDE) !== 0)) return (fmix(mix(0x2545f491, (ds ? src : dst) & this.mask4)) >>> 0) % n;
+      if (ds !== ((rs & R_SIDE) !== 0)) return slots[fmix(mix(0x2545f491, (ds ? src : dst) & this.mask4)) & (SLOTS - 1)]!;
     }
     const swap = src !== dst ? src > dst : sport > dport;
     let h = mix(0x3c6ef372 ^ proto, swap ? dst : src);
     h = mix(h, swap ? src : dst);
     h = mix(h, swap ? (dport << 16) | sport : (sport << 16) | dport);
-    return (fmix(h) >>> 0) % n;
+    return slots[fmix(h) & (SLOTS - 1)]!;
   }
 
   /** a hash of one address, masked to the persistence netmask */

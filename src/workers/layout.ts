@@ -119,3 +119,24 @@ export const RING_BYTES = 8 << 20;
 export function tagOf(seq: number, row: number): number {
   return seq * 16777216 + row;
 }
+
+/** whether lane w is past row i of window s (its words: windows done, rows done in the next) */
+export function isPast(ctl: Int32Array, w: number, s: number, i: number): boolean {
+  const b = wbase(w);
+  const ws = Atomics.load(ctl, b + W_SEQ);
+  return ws > s || (ws === s && Atomics.load(ctl, b + W_POS) > i);
+}
+
+/** hash slots: a packet's lane is slots[hash % SLOTS] (a local port's: slots[port % SLOTS]) */
+export const SLOTS = 64;
+
+/** the slots of `lanes` lanes, lane 0 (on the reader thread) taking `share` of them (at least one) */
+export function slotTable(lanes: number, share: number): Uint8Array {
+  const t = new Uint8Array(SLOTS);
+  const first = lanes === 1 ? SLOTS : Math.max(1, Math.min(SLOTS - (lanes - 1), Math.round(SLOTS * share)));
+  for (let i = 0; i < SLOTS; i++) t[i] = i < first ? 0 : 1 + ((i - first) % (lanes - 1));
+  // interleaved, so consecutive ports and hashes do not all fall to one lane
+  const out = new Uint8Array(SLOTS);
+  for (let i = 0; i < SLOTS; i++) out[(i * 37) % SLOTS] = t[i]!;
+  return out;
+}

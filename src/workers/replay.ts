@@ -12,10 +12,15 @@ import { PcapWriter } from '../capture/writer.js';
 import { RecordFilter, ReplayError, TimeRange, type ReplayOptions, type ReplaySummary } from '../replay.js';
 import { Dispatcher, type DispatchMode } from './dispatch.js';
 import * as L from './layout.js';
-import type { WorkerInit, WorkerResult } from './worker.js';
+import { Lane, RecordError, type EntryOut, type LaneInit, type LaneResult } from './lane.js';
+import type { WorkerInit } from './worker.js';
+import { setPortPartition } from '../xmit/pool.js';
 
 export interface WorkersOptions {
+  /** lanes (engines): one on this thread, the others on worker threads */
   workers: number;
+  /** the share of the hash slots lane 0 (this thread, which also reads and writes) takes (default: LANE0_SHARE) */
+  share?: number;
   dispatch?: DispatchMode;
   /** --conns as Zeek conn.log lines */
   zeek?: boolean;
@@ -34,6 +39,8 @@ interface Chunk {
   rows: number;
   firstIndex: number;
   seq: number;
+  /** rows written out so far */
+  walked: number;
 }
 
 /** what replay with workers does not do yet: said before anything is read */
@@ -59,8 +66,49 @@ export function sumInto(a: unknown, b: unknown, keep: ReadonlySet<string>): unkn
   return a === undefined ? b : a;
 }
 
-// (each worker's clock follows every record: each counts every clamped time)
-const KEEP = new Set(['weight', 'region', 'clamped']);
+const KEEP = new Set(['weight', 'region']);
+
+/**
+ * The reader thread's lane's share of the packets with 2 lanes (measured, bench/workers.sh: the thread also
+ * reads, dispatches and writes); with more, an equal share of what this leaves.
+ */
+export function lane0Share(lanes: number): number {
+  const env = Number(process.env.TSVS_LANE0_SHARE);
+  if (env > 0 && env < 1) return env;
+  return lanes <= 1 ? 1 : 1 / (2 * lanes - 1);
+}
+
+/**
+ * Lane 0's entries: a buffer on this thread (appended to while it processes a window, read when the window
+ * is written; grown when it must be: it never waits for itself).
+ */
+class LocalOut implements EntryOut {
+  u8 = Buffer.alloc(1 << 20);
+  i32 = new Int32Array(this.u8.buffer, this.u8.byteOffset, this.u8.length >>> 2);
+  head = 0;
+  tail = 0;
+
+  reserve(bytes: number): number {
+    if (this.tail + bytes > this.u8.length) {
+      if (this.head > 0) {
+        this.u8.copyWithin(0, this.head, this.tail);
+        this.tail -= this.head;
+        this.head = 0;
+      }
+      if (this.tail + bytes > this.u8.length) {
+        const bigger = Buffer.alloc(Math.max(this.u8.length * 2, this.tail + bytes));
+        this.u8.copy(bigger, 0, 0, this.tail);
+        this.u8 = bigger;
+        this.i32 = new Int32Array(bigger.buffer, bigger.byteOffset, bigger.length >>> 2);
+      }
+    }
+    return this.tail;
+  }
+
+  commit(bytes: number): void {
+    this.tail += bytes;
+  }
+}
 
 export async function replayWorkers(file: string, opts: ReplayOptions, wo: WorkersOptions): Promise<ReplaySummary> {
   const n = wo.workers;
@@ -68,13 +116,16 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   if (refused) throw new ReplayError(new Error(`${refused} does not work with --workers yet (use --workers 1)`), null);
   const tc = opts.track!;
   const lb = opts.lb;
+  const slots = L.slotTable(n, wo.share ?? lane0Share(n));
   const ctlSab = new SharedArrayBuffer(L.ctlBytes(n));
   const ctl = new Int32Array(ctlSab);
   const ctlFSab = new SharedArrayBuffer(L.CTL_F64_BYTES);
   const ctlF = new Float64Array(ctlFSab);
-  const rings = Array.from({ length: n }, () => new SharedArrayBuffer(L.RING_BYTES));
-  const ringI = rings.map((r) => new Int32Array(r));
-  const ringU = rings.map((r) => Buffer.from(r));
+  // output rings of lanes 1.. (lane 0's entries stay on this thread)
+  const rings = Array.from({ length: n }, (_, w) => (w === 0 ? null : new SharedArrayBuffer(L.RING_BYTES)));
+  const local = new LocalOut();
+  const ringI = rings.map((r) => (r ? new Int32Array(r) : null));
+  const ringU = rings.map((r) => (r ? Buffer.from(r) : null));
   let nextId = 0;
   const makeChunk = (bytes: number): Chunk => {
     const sab = new SharedArrayBuffer(bytes);
@@ -83,34 +134,29 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     const words = L.listWords(maxRows);
     const listSab = new SharedArrayBuffer(words * 4 * n);
     const lists = Array.from({ length: n }, (_, w) => new Int32Array(listSab, w * words * 4, words));
-    return { id: nextId++, sab, buf: Buffer.from(sab), metaSab, meta: new Int32Array(metaSab), listSab, lists, counts: new Int32Array(n), rows: 0, firstIndex: 0, seq: -1 };
+    return { id: nextId++, sab, buf: Buffer.from(sab), metaSab, meta: new Int32Array(metaSab), listSab, lists, counts: new Int32Array(n), rows: 0, firstIndex: 0, seq: -1, walked: 0 };
   };
   const free: Chunk[] = Array.from({ length: L.CHUNKS }, () => makeChunk(L.WINDOW));
   const services = lb?.services ?? null;
+  const laneInit: LaneInit = {
+    track: { profile: tc.profile, maxConns: tc.maxConns, seed: tc.seed, tcpTimeouts: tc.tcpTimeouts, udpTimeouts: tc.udpTimeouts, icmpTimeout: tc.icmpTimeout, jitter: tc.jitter, drain: tc.drain === true },
+    verifyChecksums: opts.verifyChecksums === true,
+    lb: lb ? { services: lb.services.list.map((s) => s.cfg), regions: lb.services.regionsCfg, decrementTtl: lb.decrementTtl === true, mtu: lb.mtu ?? 1500, synproxy: lb.synproxy!, out: lb.out !== undefined } : null,
+    events: tc.events !== undefined,
+    conns: tc.conns !== undefined,
+    zeek: wo.zeek === true,
+    faultAt: Number(process.env.TSVS_TEST_FAULT_RECORD ?? 0) || -1,
+  };
   const workers: Worker[] = [];
-  const results: Array<Promise<WorkerResult>> = [];
+  const results: Array<Promise<LaneResult>> = [];
   let failure: { worker: number; error: string; stack?: string; index: number; fileOffset: number } | null = null;
-  for (let me = 0; me < n; me++) {
-    const init: WorkerInit = {
-      me,
-      workers: n,
-      ctl: ctlSab,
-      ctlF: ctlFSab,
-      ring: rings[me]!,
-      chunks: free.map((c) => ({ id: c.id, buf: c.sab, meta: c.metaSab, lists: c.listSab })),
-      track: { profile: tc.profile, maxConns: tc.maxConns, seed: tc.seed, tcpTimeouts: tc.tcpTimeouts, udpTimeouts: tc.udpTimeouts, icmpTimeout: tc.icmpTimeout, jitter: tc.jitter, drain: tc.drain === true },
-      verifyChecksums: opts.verifyChecksums === true,
-      lb: lb ? { services: lb.services.list.map((s) => s.cfg), regions: lb.services.regionsCfg, decrementTtl: lb.decrementTtl === true, mtu: lb.mtu ?? 1500, synproxy: lb.synproxy!, out: lb.out !== undefined } : null,
-      events: tc.events !== undefined,
-      conns: tc.conns !== undefined,
-      zeek: wo.zeek === true,
-      faultAt: Number(process.env.TSVS_TEST_FAULT_RECORD ?? 0) || -1,
-    };
+  for (let me = 1; me < n; me++) {
+    const init: WorkerInit = { me, lanes: n, slots, ctl: ctlSab, ctlF: ctlFSab, ring: rings[me]!, chunks: free.map((c) => ({ id: c.id, buf: c.sab, meta: c.metaSab, lists: c.listSab })), lane: laneInit };
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { tsvsWorker: init } });
     workers.push(w);
     results.push(
       new Promise((resolve, reject) => {
-        w.on('message', (m: { ok?: WorkerResult; error?: string; stack?: string; index?: number; fileOffset?: number }) => {
+        w.on('message', (m: { ok?: LaneResult; error?: string; stack?: string; index?: number; fileOffset?: number }) => {
           if (m.ok) resolve(m.ok);
           else {
             failure ??= { worker: me, error: m.error!, stack: m.stack, index: m.index ?? -1, fileOffset: m.fileOffset ?? -1 };
@@ -127,8 +173,16 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     );
   }
   for (const p of results) p.catch(() => undefined);
+  // lane 0, on this thread: its share of the local ports while it is made (its pools take them then)
+  setPortPartition(slots, 0);
+  let lane0: Lane;
+  try {
+    lane0 = new Lane(0, laneInit, local, () => ctl[L.C_OUTLT]!);
+  } finally {
+    setPortPartition(null);
+  }
 
-  const dispatcher = new Dispatcher(n, services, wo.dispatch ?? 'service');
+  const dispatcher = new Dispatcher(slots, services, wo.dispatch ?? 'service');
   dispatcher.full = opts.onPacket !== undefined;
   const filter = opts.filter !== undefined ? new RecordFilter(opts.filter) : null;
   const range = new TimeRange();
@@ -138,7 +192,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   const events = tc.events;
   const conns = tc.conns;
 
-  /* ---- the workers' progress ---- */
+  /* ---- the lanes' progress (lane 0's own rows are done when its window is published) ---- */
   const seqDone = new Int32Array(n);
   const posDone = new Int32Array(n);
   const past = (w: number, s: number, i: number): boolean => {
@@ -150,10 +204,10 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     return ws > s || (ws === s && posDone[w]! > i);
   };
   const failed = (): boolean => {
-    for (let w = 0; w < n; w++) if (Atomics.load(ctl, L.wbase(w) + L.W_STATE) === 2) return true;
+    for (let w = 1; w < n; w++) if (Atomics.load(ctl, L.wbase(w) + L.W_STATE) === 2) return true;
     return false;
   };
-  /** wait (drained of what is earlier than `tag`) until `cond` */
+  /** wait (writing what is earlier than `tag` meanwhile) until `cond` */
   const waitFor = (cond: () => boolean, tag: number): void => {
     while (!cond()) {
       for (let w = 0; w < n; w++) consume(w, tag - 1);
@@ -165,13 +219,47 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     }
   };
 
-  /* ---- the output rings ---- */
+  /* ---- the lanes' entries: rings of the worker threads, lane 0's local buffer ---- */
   const heads = new Int32Array(n);
   const tails = new Int32Array(n);
   const cur = new PacketRecord();
   const chunkBySeq = new Map<number, Chunk>();
-  /** write worker w's entries tagged up to `upto` */
+  /** write one entry at byte `pos` of (i32, u8); returns its length */
+  const entry = (ri: Int32Array, ru: Buffer, pos: number): number => {
+    const h = pos >>> 2;
+    const kind = ri[h]! & 0xff;
+    const payload = ri[h]! >>> 8;
+    if (kind === L.E_INPLACE) {
+      const ch = chunkBySeq.get(ri[h + 1]!)!;
+      cur.buf = ch.buf;
+      L.readRow(ch.meta, ri[h + 2]! * L.META_WORDS, cur);
+      writer ??= new PcapWriter(outFile!, cur.linktype, cur.digits === 9 ? 9 : 6);
+      writer.writeRecord(cur, ch.buf, cur.off, ri[h + 3]!, ri[h + 4]!);
+    } else if (kind === L.E_COPY) {
+      const lt = ri[h + 7]!;
+      const digits = lt & L.F_NS ? 9 : 6;
+      writer ??= new PcapWriter(outFile!, lt & 0xffff, digits);
+      const frac = ri[h + 6]! >>> 0;
+      const f = digits === writer.digits ? frac : writer.digits === 9 ? frac * 1000 : Math.floor(frac / 1000);
+      writer.write(ri[h + 5]! >>> 0, f, ru, pos + L.E_WORDS * 4, ri[h + 3]!, ri[h + 4]!);
+    } else {
+      const line = ru.toString('utf8', pos + L.E_WORDS * 4, pos + L.E_WORDS * 4 + payload);
+      (kind === L.E_EVENT ? events : conns)!.line(line);
+    }
+    return L.E_WORDS * 4 + ((payload + 3) & ~3);
+  };
+  /** write lane w's entries tagged up to `upto` */
   const consume = (w: number, upto: number): void => {
+    if (w === 0) {
+      const o = local;
+      while (o.head < o.tail) {
+        const h = o.head >>> 2;
+        if (L.tagOf(o.i32[h + 1]!, o.i32[h + 2]!) > upto) break;
+        o.head += entry(o.i32, o.u8, o.head);
+      }
+      if (o.head === o.tail) o.head = o.tail = 0;
+      return;
+    }
     const ri = ringI[w]!;
     const size = L.RING_BYTES;
     let head = heads[w]!;
@@ -183,36 +271,13 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
       }
       const pos = head & (size - 1);
       const h = pos >>> 2;
-      const kind = ri[h]! & 0xff;
-      if (kind === L.E_PAD) {
+      if ((ri[h]! & 0xff) === L.E_PAD) {
         head = (head + (size - pos)) | 0;
         moved = true;
         continue;
       }
-      const seq = ri[h + 1]!;
-      const row = ri[h + 2]!;
-      if (L.tagOf(seq, row) > upto) break;
-      const payload = ri[h]! >>> 8;
-      if (kind === L.E_INPLACE) {
-        const ch = chunkBySeq.get(seq)!;
-        const m = row * L.META_WORDS;
-        const meta = ch.meta;
-        cur.buf = ch.buf;
-        L.readRow(meta, m, cur);
-        writer ??= new PcapWriter(outFile!, cur.linktype, cur.digits === 9 ? 9 : 6);
-        writer.writeRecord(cur, ch.buf, cur.off, ri[h + 3]!, ri[h + 4]!);
-      } else if (kind === L.E_COPY) {
-        const lt = ri[h + 7]!;
-        const digits = lt & L.F_NS ? 9 : 6;
-        writer ??= new PcapWriter(outFile!, lt & 0xffff, digits);
-        const frac = ri[h + 6]! >>> 0;
-        const f = digits === writer.digits ? frac : writer.digits === 9 ? frac * 1000 : Math.floor(frac / 1000);
-        writer.write(ri[h + 5]! >>> 0, f, ringU[w]!, pos + L.E_WORDS * 4, ri[h + 3]!, ri[h + 4]!);
-      } else {
-        const s = ringU[w]!.toString('utf8', pos + L.E_WORDS * 4, pos + L.E_WORDS * 4 + payload);
-        (kind === L.E_EVENT ? events : conns)!.line(s);
-      }
-      head = (head + L.E_WORDS * 4 + ((payload + 3) & ~3)) | 0;
+      if (L.tagOf(ri[h + 1]!, ri[h + 2]!) > upto) break;
+      head = (head + entry(ri, ringU[w]!, pos)) | 0;
       moved = true;
     }
     if (moved) {
@@ -226,55 +291,82 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     }
   };
 
-  /* ---- chunks ---- */
+  /* ---- windows ---- */
   let pubSeq = 0;
   let current: Chunk | null = null;
   const inFlight: Chunk[] = [];
   let firstRecord = true;
-  /** write what the workers made of the oldest chunk in flight, then let it be reused */
-  const retire = (): Chunk => {
-    const ch = inFlight.shift()!;
+  const allPast = (s: number, i: number) => () => {
+    for (let w = 1; w < n; w++) if (!past(w, s, i)) return false;
+    return true;
+  };
+  /** write what the lanes made of window `ch`'s rows up to `upto` (following them as they go) */
+  const walk = (ch: Chunk, upto: number): void => {
     const s = ch.seq;
     const meta = ch.meta;
-    const rows = ch.rows;
-    const all = (i: number) => () => {
-      for (let w = 0; w < n; w++) if (!past(w, s, i)) return false;
-      return true;
-    };
-    // first wait for every worker to be done with the chunk, unless one needs room in its ring first (then
-    // follow them row by row, writing as they go)
-    for (;;) {
-      if (all(rows - 1)()) break;
-      let stuck = false;
-      for (let w = 0; w < n; w++) if (Atomics.load(ctl, L.wbase(w) + L.W_WAITOUT) !== 0) stuck = true;
-      if (stuck) break;
-      const e = Atomics.load(ctl, L.C_DONE);
-      if (all(rows - 1)()) break;
-      Atomics.wait(ctl, L.C_DONE, e, 50);
-      if (failed()) throw new WorkerFailed();
+    if (ch.walked === 0 && upto === ch.rows) {
+      // first wait for every lane to be done with the window, unless one needs room in its ring first (then
+      // follow them row by row, writing as they go)
+      for (;;) {
+        if (allPast(s, ch.rows - 1)()) break;
+        let stuck = false;
+        for (let w = 1; w < n; w++) if (Atomics.load(ctl, L.wbase(w) + L.W_WAITOUT) !== 0) stuck = true;
+        if (stuck) break;
+        const e = Atomics.load(ctl, L.C_DONE);
+        if (allPast(s, ch.rows - 1)()) break;
+        Atomics.wait(ctl, L.C_DONE, e, 50);
+        if (failed()) throw new WorkerFailed();
+      }
     }
-    for (let i = 0; i < rows; i++) {
+    for (let i = ch.walked; i < upto; i++) {
       const m = i * L.META_WORDS;
       let w = meta[m + L.M_WORKER]!;
       if (w === L.SKIP) continue;
       const tag = L.tagOf(s, i);
       if (w & L.W_NATREPLY) {
+        // the hashed lane or the one that took it as its connection's owner (the others say first)
         w &= 0xff;
-        // the hashed worker or the one that took it as its connection's owner (the others say first)
-        if (!all(i)()) waitFor(all(i), tag);
+        if (!allPast(s, i)()) waitFor(allPast(s, i), tag);
         const c = Atomics.load(meta, m + L.M_CLAIM);
         if (c !== 0) w = c - 1;
-      } else if (!past(w, s, i)) waitFor(() => past(w, s, i), tag);
+      } else if (w !== 0 && !past(w, s, i)) waitFor(() => past(w, s, i), tag);
       consume(w, tag);
     }
-    // every worker past the chunk (they read every row) before it is written over
-    if (!all(rows - 1)()) waitFor(all(Math.max(rows - 1, 0)), L.tagOf(s, rows));
+    ch.walked = Math.max(ch.walked, upto);
+  };
+  /** write the oldest window in flight, then let it be reused */
+  const retire = (): Chunk => {
+    const ch = inFlight[0]!;
+    walk(ch, ch.rows);
+    // every lane past the window (they read its rows) before it is written over
+    const s = ch.seq;
+    if (!allPast(s, ch.rows)()) waitFor(allPast(s, Math.max(ch.rows - 1, 0)), L.tagOf(s, ch.rows));
     writer?.flush();
     chunkBySeq.delete(s);
+    inFlight.shift();
     return ch;
+  };
+  /** lane 0's hooks: its progress for the others; a redirect's wait, writing what is before it meanwhile */
+  const wb0 = L.wbase(0);
+  const hooks0 = {
+    progress(row: number) {
+      Atomics.store(ctl, wb0 + L.W_POS, row);
+      if (Atomics.load(ctl, L.C_WAITERS) > 0) {
+        Atomics.add(ctl, L.C_EPOCH, 1);
+        Atomics.notify(ctl, L.C_EPOCH);
+      }
+    },
+    waitOthers(s: number, i: number) {
+      hooks0.progress(i);
+      while (inFlight.length > 0 && inFlight[0]!.seq < s) free.push(retire());
+      const ch = chunkBySeq.get(s)!;
+      walk(ch, i); // (lane 0's rows before i are done: it is at row i)
+      if (!allPast(s, i)()) waitFor(allPast(s, i), L.tagOf(s, i));
+    },
   };
   const publish = (ch: Chunk): void => {
     ch.seq = pubSeq;
+    ch.walked = 0;
     chunkBySeq.set(pubSeq, ch);
     const slot = pubSeq % L.Q_SLOTS;
     ctl[L.Q_BASE + 2 * slot] = ch.id;
@@ -285,6 +377,12 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     pubSeq++;
     Atomics.store(ctl, L.C_PUB, pubSeq);
     Atomics.notify(ctl, L.C_PUB);
+    // lane 0's rows of it, here and now (the workers take theirs meanwhile)
+    Atomics.store(ctl, wb0 + L.W_POS, 0);
+    lane0.process({ buf: ch.buf, meta: ch.meta, list: ch.lists[0]! }, ch.seq, ch.firstIndex, hooks0);
+    Atomics.store(ctl, wb0 + L.W_POS, 0);
+    Atomics.store(ctl, wb0 + L.W_SEQ, ch.seq + 1);
+    hooks0.progress(0);
   };
   const windows = {
     take(min: number): Buffer {
@@ -371,11 +469,14 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   }
   Atomics.store(ctl, L.C_END, 1);
   Atomics.notify(ctl, L.C_PUB);
-  let finished: WorkerResult[] | null = null;
+  let finished: LaneResult[] | null = null;
+  if (readError instanceof RecordError) failure ??= { worker: 0, error: readError.message, stack: readError.inner.stack, index: readError.index, fileOffset: readError.fileOffset };
   try {
-    if (failed() || (readError instanceof RecordHandlerError && readError.cause instanceof WorkerFailed)) throw new WorkerFailed();
+    if (failure !== null || failed() || (readError instanceof RecordHandlerError && readError.cause instanceof WorkerFailed)) throw new WorkerFailed();
     while (inFlight.length > 0) free.push(retire());
-    for (let w = 0; w < n; w++) {
+    const lane0Result = lane0.finish(range.lastSec >= 0 ? { sec: range.lastSec, frac: range.lastFrac, digits: range.lastDigits } : null);
+    consume(0, Infinity);
+    for (let w = 1; w < n; w++) {
       const done = () => Atomics.load(ctl, L.wbase(w) + L.W_STATE) !== 0;
       for (;;) {
         consume(w, Infinity);
@@ -386,7 +487,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
         waitFor(() => done() || Atomics.load(ctl, L.wbase(w) + L.W_TAIL) !== heads[w], Infinity);
       }
     }
-    finished = await Promise.all(results);
+    finished = [lane0Result, ...(await Promise.all(results))];
   } catch (e) {
     if (!(e instanceof WorkerFailed) && failure === null) throw e;
     // a worker failed (a bug): the others stop; what was written stays
@@ -400,14 +501,13 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   }
   const f = failure as { worker: number; error: string; stack?: string; index: number; fileOffset: number } | null;
   if (f !== null || finished === null) {
-    const where = f && f.index > 0 ? `record ${f.index} at byte offset ${f.fileOffset}: ` : '';
-    const cause = new Error(`${file}: ${where}${f?.error ?? 'a worker failed'} (worker ${f?.worker ?? '?'} of ${n}; the counts of the workers are lost)`);
-    cause.stack = f?.stack;
-    throw new ReplayError(new RecordHandlerError(file, f?.index ?? -1, f?.fileOffset ?? -1, cause), null, true);
+    const what = `${f?.error ?? 'a lane failed'} (lane ${f?.worker ?? '?'} of ${n}; the counts of the lanes are lost)`;
+    const cause = f && f.index > 0 ? new RecordHandlerError(file, f.index, f.fileOffset, Object.assign(new Error(what), { stack: f.stack })) : new Error(`${file}: ${what}`);
+    throw new ReplayError(cause, null, true);
   }
 
   /* ---- one summary ---- */
-  const sum = finished.reduce((a, b) => sumInto(a, b, KEEP) as WorkerResult);
+  const sum = finished.reduce((a, b) => sumInto(a, b, KEEP) as LaneResult);
   const partial = readError instanceof CaptureError || readError instanceof RecordHandlerError ? readError.partial : undefined;
   if (readError && !partial) throw new ReplayError(readError, null, readError instanceof RecordHandlerError);
   const rr = res ?? { format: partial!.format, linktypes: partial!.linktypes, packets: partial!.packets, bytes: partial!.bytes, warnings: partial!.warnings, compressed: false };

@@ -13,16 +13,17 @@ export const LPORT_MAX = 65535;
 
 /** a full stack of ports, copied for each address (a native copy, not a loop per port); popped from the end: lowest port first */
 let fullPool: Uint16Array | null = null;
-/** the ports of this thread's share (replay with workers: DPVS's per-lcore port masks): port % parts === part */
-let parts = 1;
+/** the ports of this thread's share (replay with workers: DPVS's per-lcore port masks): slots[port % slots.length] === part */
+let slots: Uint8Array | null = null;
 let part = 0;
 
 /**
- * Lend only the ports p with p % n === w from now on (worker w of n): a reply to a local address then names
- * its worker by its destination port. Called once, before any pool is made.
+ * Lend only the ports p with slotsOf[p % slotsOf.length] === w from now on (lane w of a replay with workers):
+ * a reply to a local address then names its lane by its destination port. null: every port again. Called
+ * before any pool is made.
  */
-export function setPortPartition(n: number, w: number): void {
-  parts = n;
+export function setPortPartition(slotsOf: Uint8Array | null, w = 0): void {
+  slots = slotsOf;
   part = w;
   fullPool = null;
 }
@@ -30,7 +31,7 @@ export function setPortPartition(n: number, w: number): void {
 function full(): Uint16Array {
   if (fullPool === null) {
     const ports: number[] = [];
-    for (let p = LPORT_MAX; p >= LPORT_MIN; p--) if (p % parts === part) ports.push(p);
+    for (let p = LPORT_MAX; p >= LPORT_MIN; p--) if (slots === null || slots[p % slots.length] === part) ports.push(p);
     fullPool = Uint16Array.from(ports);
   }
   return fullPool;

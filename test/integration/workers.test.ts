@@ -146,3 +146,36 @@ describe('replay with workers (tsvs replay --workers N)', function () {
     assert.match(bad.stderr, /--workers/);
   });
 });
+
+describe('replay with workers: bad input and failures', function () {
+  this.timeout(60000);
+  const wiki = path.join(CORPUS, 'mixed/zeek-wikipedia.pcap');
+
+  it('a capture cut short: what was read is replayed, the same counts as one worker, exit 0', async () => {
+    const cut = path.join(tmp, 'cut.pcap');
+    fs.writeFileSync(cut, fs.readFileSync(wiki).subarray(0, 20000)); // (of 27,460 bytes)
+    const a = await tsvs(['replay', cut, '--json', '--profile', 'netfilter']);
+    const b = await tsvs(['replay', cut, '--json', '--profile', 'netfilter', '--workers', '2']);
+    assert.equal(a.code, 0);
+    assert.equal(b.code, 0, b.stderr);
+    const sb = JSON.parse(b.stdout) as Record<string, unknown>;
+    delete sb.workers;
+    assert.deepEqual(sb, JSON.parse(a.stdout)); // (its warnings too)
+    assert.ok((sb.warnings as string[]).some((w) => /cut/.test(w)), JSON.stringify(sb.warnings));
+  });
+
+  it('a record the engine fails on in a worker: one line naming the record, exit 70, no hang', async () => {
+    const r = await tsvs(['replay', wiki, '--workers', '2', '--json'], { ...process.env, TSVS_TEST_FAULT_RECORD: '50' });
+    assert.equal(r.code, 70);
+    assert.match(r.stderr, /^tsvs: internal error: .*zeek-wikipedia\.pcap: record 50 at byte offset \d+: injected fault/m);
+    assert.equal((r.stderr.match(/record 50/g) ?? []).length, 1);
+  });
+
+  it('not a capture: one line, exit 2', async () => {
+    const g = path.join(tmp, 'g.pcap');
+    fs.writeFileSync(g, 'garbage-not-a-pcap-file');
+    const r = await tsvs(['replay', g, '--workers', '2']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /not a pcap or pcapng file/);
+  });
+});

@@ -1,0 +1,240 @@
+/**
+ * One engine of a replay with workers (a "lane"): its own connection table, timer wheel, counters,
+ * schedulers and share of the local ports. It processes the rows of a published window that are its own
+ * (the window's list for it), in place, and writes what the engine emits and the lines it makes as entries
+ * (layout.ts) to an EntryOut: the shared output ring of a worker thread, or the reader thread's own buffer for
+ * the lane that runs there. Both run this same code.
+ */
+import { PacketRecord } from '../capture/record.js';
+import type { ConntrackConfig } from '../conntrack/conntrack.js';
+import { Engine, type Sink } from '../engine.js';
+import { connRecord, counterObject, eventJson, gauges, type ConnRecord } from '../report/records.js';
+import { lbSummaryOf, type LbSummary } from '../report/summary.js';
+import { zeekLine } from '../report/zeek.js';
+import { Services } from '../service/services.js';
+import type { ServiceConfig, SynproxyConfig } from '../config.js';
+import type { RegionsConfig } from '../lb/regions.js';
+import * as L from './layout.js';
+
+/** what every lane is made from (structured-cloneable: sent to the worker threads) */
+export interface LaneInit {
+  track: ConntrackConfig & { drain: boolean };
+  verifyChecksums: boolean;
+  lb: null | { services: ServiceConfig[]; regions: RegionsConfig; decrementTtl: boolean; mtu: number; synproxy: { cfg: SynproxyConfig; secret: Uint8Array }; out: boolean };
+  events: boolean;
+  conns: boolean;
+  zeek: boolean;
+  /** TSVS_TEST_FAULT_RECORD: fail at this record (the internal-error path) */
+  faultAt: number;
+}
+
+export interface LaneResult {
+  decoded: Record<string, number>;
+  drops: Record<string, number>;
+  checksums: { ipv4_bad: number; l4_bad: number; l4_unverified: number };
+  lb?: LbSummary;
+  clamped: number;
+  conns: { total: number; tcp: number; udp: number; icmp: number; open_at_end: number };
+  conntrack: Record<string, number>;
+  gauges: { entries: number; by_proto: Record<string, number>; by_state: Record<string, number> };
+  packets: number;
+  redirects: { taken: number; given: number };
+}
+
+/** where a lane's entries go */
+export interface EntryOut {
+  i32: Int32Array;
+  u8: Buffer;
+  /** room for an entry of `bytes` (a multiple of 4); returns its byte offset in i32/u8 */
+  reserve(bytes: number): number;
+  commit(bytes: number): void;
+}
+
+/** what a lane asks of the thread it runs on while it walks a window */
+export interface LaneHooks {
+  /** every few hundred rows: `row` is the row being processed (every row before it is done) */
+  progress(row: number): void;
+  /** block until every other lane is past row `row` of window `seq` (a redirect's answer is known then) */
+  waitOthers(seq: number, row: number): void;
+}
+
+/** a window as a lane sees it */
+export interface LaneWindow {
+  buf: Buffer;
+  meta: Int32Array;
+  /** this lane's list: [count, row | L_* bits ...] */
+  list: Int32Array;
+}
+
+/** a record the engine failed on (a bug): which one, where */
+export class RecordError extends Error {
+  readonly index: number;
+  readonly fileOffset: number;
+  constructor(
+    r: PacketRecord,
+    readonly inner: Error,
+  ) {
+    super(inner.message);
+    this.index = r.index;
+    this.fileOffset = r.fileOffset;
+  }
+}
+
+export class Lane {
+  readonly engine: Engine;
+  readonly r = new PacketRecord();
+  private outSeq = 0;
+  private outRow = 0;
+  private packets = 0;
+  private taken = 0;
+  private given = 0;
+  private sincePublish = 0;
+  private readonly connLine: (x: ConnRecord) => string;
+
+  constructor(
+    readonly me: number,
+    private readonly init: LaneInit,
+    private readonly out: EntryOut,
+    /** the output pcap's link type (the first record's) */
+    private readonly outLinktype: () => number,
+  ) {
+    const r = this.r;
+    let lt = -1;
+    const writes = init.lb?.out === true;
+    const sink: Sink = {
+      send: (rec, buf, off, len, wirelen) => {
+        if (!writes) return null; // (no output pcap: emitted, written nowhere)
+        if (lt < 0) lt = this.outLinktype();
+        if (rec.linktype !== lt) return 'other_linktype';
+        const o = this.out;
+        if (buf === r.buf && rec === r && off === r.off && len <= r.caplen) {
+          const p = o.reserve(L.E_WORDS * 4);
+          this.header(p, L.E_INPLACE, 0);
+          o.i32[(p >>> 2) + 3] = len;
+          o.i32[(p >>> 2) + 4] = wirelen;
+          o.commit(L.E_WORDS * 4);
+          return null;
+        }
+        const bytes = L.E_WORDS * 4 + ((len + 3) & ~3);
+        const p = o.reserve(bytes);
+        this.header(p, L.E_COPY, len);
+        const w = p >>> 2;
+        const ri = o.i32;
+        ri[w + 3] = len;
+        ri[w + 4] = wirelen;
+        ri[w + 5] = rec.tsSec;
+        ri[w + 6] = rec.tsFrac;
+        ri[w + 7] = rec.linktype | (rec.digits === 9 ? L.F_NS : 0);
+        o.u8.set(buf.subarray(off, off + len), p + L.E_WORDS * 4);
+        o.commit(bytes);
+        return null;
+      },
+    };
+    const lbo = init.lb;
+    this.engine = new Engine({
+      conntrack: init.track,
+      lb: lbo ? { services: new Services(lbo.services, lbo.regions), decrementTtl: lbo.decrementTtl, mtu: lbo.mtu, synproxy: lbo.synproxy } : undefined,
+      sink: lbo ? sink : undefined,
+      verifyChecksums: init.verifyChecksums,
+    });
+    const ct = this.engine.ct;
+    if (init.events) ct.onEvent = (type, c, tsUs) => this.line(L.E_EVENT, eventJson(ct, type, c, tsUs));
+    this.connLine = init.zeek ? (x: ConnRecord) => zeekLine(x, init.track.seed) : (x: ConnRecord) => JSON.stringify(x);
+    if (init.conns) ct.extend({ destroyed: (c, _tsUs, reason) => this.line(L.E_CONN, this.connLine(connRecord(ct, c, reason))) });
+  }
+
+  private header(p: number, kind: number, payload: number): void {
+    const ri = this.out.i32;
+    const w = p >>> 2;
+    ri[w] = kind | (payload << 8);
+    ri[w + 1] = this.outSeq;
+    ri[w + 2] = this.outRow;
+  }
+
+  private line(kind: number, s: string): void {
+    const o = this.out;
+    const len = Buffer.byteLength(s);
+    const bytes = L.E_WORDS * 4 + ((len + 3) & ~3);
+    const p = o.reserve(bytes);
+    this.header(p, kind, len);
+    o.i32[(p >>> 2) + 3] = len;
+    o.u8.write(s, p + L.E_WORDS * 4, len, 'utf8');
+    o.commit(bytes);
+  }
+
+  /** r: row m, with the engine's clock at the latest time so far (the capture may be out of order) */
+  private fill(meta: Int32Array, m: number, index: number): void {
+    const r = this.r;
+    const flags = L.readRow(meta, m, r);
+    r.ifIndex = meta[m + L.M_IFINDEX]!;
+    r.index = index;
+    r.fileOffset = (meta[m + L.M_FILEOFF_HI]! >>> 0) * 4294967296 + (meta[m + L.M_FILEOFF_LO]! >>> 0);
+    if (flags & L.F_BEHIND) this.engine.time.set(meta[m + L.M_MAXSEC]! >>> 0, meta[m + L.M_MAXFRAC]! >>> 0, r.digits);
+    else this.engine.time.set(r.tsSec, r.tsFrac, r.digits);
+  }
+
+  /** this lane's rows of window `seq` */
+  process(win: LaneWindow, seq: number, firstIndex: number, hooks: LaneHooks): void {
+    const { meta, list } = win;
+    const engine = this.engine;
+    const r = this.r;
+    const me = this.me;
+    const count = list[0]!;
+    r.buf = win.buf;
+    this.outSeq = seq;
+    const faultAt = this.init.faultAt;
+    for (let k = 1; k <= count; k++) {
+      const e = list[k]!;
+      const row = e & L.L_ROW;
+      const m = row * L.META_WORDS;
+      this.fill(meta, m, firstIndex + row);
+      this.outRow = row;
+      if (e & (L.L_FOREIGN | L.L_OWNNAT)) {
+        // a NAT server's packet: whoever holds its connection takes it (a redirect when that is not the
+        // lane its tuple hashed to); the hashed lane waits to hear from the others before it takes it as new
+        if (e & L.L_FOREIGN) {
+          if (!engine.holds(r)) continue;
+          Atomics.store(meta, m + L.M_CLAIM, me + 1);
+          this.taken++;
+        } else if (!engine.holds(r)) {
+          hooks.waitOthers(seq, row);
+          if (Atomics.load(meta, m + L.M_CLAIM) !== 0) {
+            this.given++;
+            continue;
+          }
+        }
+      }
+      if (r.index === faultAt) throw new RecordError(r, new Error(`injected fault (TSVS_TEST_FAULT_RECORD=${faultAt})`));
+      try {
+        engine.frame(r);
+      } catch (err) {
+        throw new RecordError(r, err as Error);
+      }
+      this.packets++;
+      if ((++this.sincePublish & 255) === 0) hooks.progress(row);
+    }
+  }
+
+  /** the end: the clock at the capture's latest time (as one engine's), what finishes, the counters */
+  finish(end: { sec: number; frac: number; digits: number } | null): LaneResult {
+    const engine = this.engine;
+    const ct = engine.ct;
+    this.outSeq = L.END_SEQ;
+    this.outRow = 0;
+    if (end) engine.time.set(end.sec, end.frac, end.digits);
+    if (this.init.track.drain) engine.drain();
+    if (this.init.conns) for (const c of ct.handles()) this.line(L.E_CONN, this.connLine(connRecord(ct, c, 'open')));
+    return {
+      decoded: engine.stats.decoded() as unknown as Record<string, number>,
+      drops: engine.stats.drops(),
+      checksums: engine.checksums,
+      lb: engine.x ? lbSummaryOf(engine) : undefined,
+      clamped: engine.time.clamped,
+      conns: { total: ct.created, ...ct.createdByProto, open_at_end: ct.table.count },
+      conntrack: counterObject(ct, engine.lb),
+      gauges: gauges(ct),
+      packets: this.packets,
+      redirects: { taken: this.taken, given: this.given },
+    };
+  }
+}
