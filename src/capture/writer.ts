@@ -95,8 +95,8 @@ export class PcapWriter {
     else this.writeInPlace(r.tsSec, frac, buf, r.hdr, len, wirelen);
   }
 
-  /** add data[hdr, hdr + 16 + len) to the run written from the window, starting a new run unless it follows on */
-  private appendInPlace(data: Uint8Array, hdr: number, len: number): void {
+  /** add data[hdr, hdr + 16 + len) to the run written from the window, starting a new run unless it follows on (its header as this writer would write it) */
+  appendInPlace(data: Uint8Array, hdr: number, len: number): void {
     if (this.runBuf !== data || this.runEnd !== hdr) {
       this.flush();
       if (this.runDv === null || this.runDv.buffer !== data.buffer || this.runDv.byteOffset !== data.byteOffset) {

@@ -62,6 +62,8 @@ export interface LaneHooks {
 export interface LaneWindow {
   buf: Buffer;
   meta: Int32Array;
+  /** emit slots (layout.ts) */
+  emit: Int32Array;
   /** this lane's list: [count, row | L_* bits ...] */
   list: Int32Array;
 }
@@ -89,6 +91,10 @@ export class Lane {
   private taken = 0;
   private given = 0;
   private sincePublish = 0;
+  /** the window's emit slots; the row whose slot this lane set last; the row it last wrote an entry for */
+  private emit: Int32Array = new Int32Array(0);
+  private slotRow = -1;
+  private entryRow = -1;
   private readonly connLine: (x: ConnRecord) => string;
 
   constructor(
@@ -107,7 +113,15 @@ export class Lane {
         if (lt < 0) lt = this.outLinktype();
         if (rec.linktype !== lt) return 'other_linktype';
         const o = this.out;
+        const row = this.outRow;
         if (buf === r.buf && rec === r && off === r.off && len <= r.caplen) {
+          if (len === r.caplen && wirelen === r.wirelen && r.hdr >= 0 && this.entryRow !== row) {
+            // the common case: the record as it lies, its pcap header still right: a slot, no entry
+            this.emit[row] = len + 1;
+            this.slotRow = row;
+            return null;
+          }
+          this.noteEntry();
           const p = o.reserve(L.E_WORDS * 4);
           this.header(p, L.E_INPLACE, 0);
           o.i32[(p >>> 2) + 3] = len;
@@ -115,6 +129,7 @@ export class Lane {
           o.commit(L.E_WORDS * 4);
           return null;
         }
+        this.noteEntry();
         const bytes = L.E_WORDS * 4 + ((len + 3) & ~3);
         const p = o.reserve(bytes);
         this.header(p, L.E_COPY, len);
@@ -143,6 +158,25 @@ export class Lane {
     if (init.conns) ct.extend({ destroyed: (c, _tsUs, reason) => this.line(L.E_CONN, this.connLine(connRecord(ct, c, reason))) });
   }
 
+  /**
+   * A packet entry for the current row follows: a slot this row already has must come before it, so it
+   * becomes an entry too (the reader writes a row's slot before its entries)
+   */
+  private noteEntry(): void {
+    const row = this.outRow;
+    if (this.slotRow === row && this.outSeq !== L.END_SEQ) {
+      const len = this.emit[row]! - 1;
+      this.emit[row] = 0;
+      this.slotRow = -1;
+      const p = this.out.reserve(L.E_WORDS * 4);
+      this.header(p, L.E_INPLACE, 0);
+      this.out.i32[(p >>> 2) + 3] = len;
+      this.out.i32[(p >>> 2) + 4] = this.r.wirelen;
+      this.out.commit(L.E_WORDS * 4);
+    }
+    this.entryRow = row;
+  }
+
   private header(p: number, kind: number, payload: number): void {
     const ri = this.out.i32;
     const w = p >>> 2;
@@ -168,9 +202,8 @@ export class Lane {
     const flags = L.readRow(meta, m, r);
     r.ifIndex = meta[m + L.M_IFINDEX]!;
     r.index = index;
-    r.fileOffset = (meta[m + L.M_FILEOFF_HI]! >>> 0) * 4294967296 + (meta[m + L.M_FILEOFF_LO]! >>> 0);
+    // (frame() sets the clock to the record's time; one behind the latest keeps the latest, as one engine would)
     if (flags & L.F_BEHIND) this.engine.time.set(meta[m + L.M_MAXSEC]! >>> 0, meta[m + L.M_MAXFRAC]! >>> 0, r.digits);
-    else this.engine.time.set(r.tsSec, r.tsFrac, r.digits);
   }
 
   /** this lane's rows of window `seq` */
@@ -181,6 +214,8 @@ export class Lane {
     const me = this.me;
     const count = list[0]!;
     r.buf = win.buf;
+    this.emit = win.emit;
+    this.slotRow = this.entryRow = -1;
     this.outSeq = seq;
     const faultAt = this.init.faultAt;
     for (let k = 1; k <= count; k++) {
@@ -192,11 +227,13 @@ export class Lane {
       if (e & (L.L_FOREIGN | L.L_OWNNAT)) {
         // a NAT server's packet: whoever holds its connection takes it (a redirect when that is not the
         // lane its tuple hashed to); the hashed lane waits to hear from the others before it takes it as new
+        engine.time.set(r.tsSec, r.tsFrac, r.digits);
+        const held = engine.holds(r);
         if (e & L.L_FOREIGN) {
-          if (!engine.holds(r)) continue;
+          if (!held) continue;
           Atomics.store(meta, m + L.M_CLAIM, me + 1);
           this.taken++;
-        } else if (!engine.holds(r)) {
+        } else if (!held) {
           hooks.waitOthers(seq, row);
           if (Atomics.load(meta, m + L.M_CLAIM) !== 0) {
             this.given++;
@@ -204,10 +241,11 @@ export class Lane {
           }
         }
       }
-      if (r.index === faultAt) throw new RecordError(r, new Error(`injected fault (TSVS_TEST_FAULT_RECORD=${faultAt})`));
       try {
+        if (r.index === faultAt) throw new Error(`injected fault (TSVS_TEST_FAULT_RECORD=${faultAt})`);
         engine.frame(r);
       } catch (err) {
+        r.fileOffset = (meta[m + L.M_FILEOFF_HI]! >>> 0) * 4294967296 + (meta[m + L.M_FILEOFF_LO]! >>> 0);
         throw new RecordError(r, err as Error);
       }
       this.packets++;
@@ -221,6 +259,7 @@ export class Lane {
     const ct = engine.ct;
     this.outSeq = L.END_SEQ;
     this.outRow = 0;
+    this.slotRow = this.entryRow = -1;
     if (end) engine.time.set(end.sec, end.frac, end.digits);
     if (this.init.track.drain) engine.drain();
     if (this.init.conns) for (const c of ct.handles()) this.line(L.E_CONN, this.connLine(connRecord(ct, c, 'open')));

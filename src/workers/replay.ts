@@ -33,6 +33,8 @@ interface Chunk {
   metaSab: SharedArrayBuffer;
   meta: Int32Array;
   listSab: SharedArrayBuffer;
+  emitSab: SharedArrayBuffer;
+  emit: Int32Array;
   /** each worker's list (its rows), and how many it holds so far */
   lists: Int32Array[];
   counts: Int32Array;
@@ -69,13 +71,14 @@ export function sumInto(a: unknown, b: unknown, keep: ReadonlySet<string>): unkn
 const KEEP = new Set(['weight', 'region']);
 
 /**
- * The reader thread's lane's share of the packets with 2 lanes (measured, bench/workers.sh: the thread also
- * reads, dispatches and writes); with more, an equal share of what this leaves.
+ * The reader thread's lane's share of the packets (the thread also reads, dispatches and writes): a quarter
+ * with 2 lanes, 1/(2N) with N. Measured (bench/lb-5m-v4.pcap, 2 lanes, medians of 3 alternating runs): 1/3
+ * 1360 ms, 1/4 1312 ms, 0.18 1289 ms. TSVS_LANE0_SHARE (0 to 1) sets it, for measuring.
  */
 export function lane0Share(lanes: number): number {
   const env = Number(process.env.TSVS_LANE0_SHARE);
   if (env > 0 && env < 1) return env;
-  return lanes <= 1 ? 1 : 1 / (2 * lanes - 1);
+  return lanes <= 1 ? 1 : 1 / (2 * lanes);
 }
 
 /**
@@ -134,7 +137,8 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     const words = L.listWords(maxRows);
     const listSab = new SharedArrayBuffer(words * 4 * n);
     const lists = Array.from({ length: n }, (_, w) => new Int32Array(listSab, w * words * 4, words));
-    return { id: nextId++, sab, buf: Buffer.from(sab), metaSab, meta: new Int32Array(metaSab), listSab, lists, counts: new Int32Array(n), rows: 0, firstIndex: 0, seq: -1, walked: 0 };
+    const emitSab = new SharedArrayBuffer(maxRows * 4);
+    return { id: nextId++, sab, buf: Buffer.from(sab), metaSab, meta: new Int32Array(metaSab), listSab, emitSab, emit: new Int32Array(emitSab), lists, counts: new Int32Array(n), rows: 0, firstIndex: 0, seq: -1, walked: 0 };
   };
   const free: Chunk[] = Array.from({ length: L.CHUNKS }, () => makeChunk(L.WINDOW));
   const services = lb?.services ?? null;
@@ -151,7 +155,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   const results: Array<Promise<LaneResult>> = [];
   let failure: { worker: number; error: string; stack?: string; index: number; fileOffset: number } | null = null;
   for (let me = 1; me < n; me++) {
-    const init: WorkerInit = { me, lanes: n, slots, ctl: ctlSab, ctlF: ctlFSab, ring: rings[me]!, chunks: free.map((c) => ({ id: c.id, buf: c.sab, meta: c.metaSab, lists: c.listSab })), lane: laneInit };
+    const init: WorkerInit = { me, lanes: n, slots, ctl: ctlSab, ctlF: ctlFSab, ring: rings[me]!, chunks: free.map((c) => ({ id: c.id, buf: c.sab, meta: c.metaSab, lists: c.listSab, emit: c.emitSab })), lane: laneInit };
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { tsvsWorker: init } });
     workers.push(w);
     results.push(
@@ -304,6 +308,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   const walk = (ch: Chunk, upto: number): void => {
     const s = ch.seq;
     const meta = ch.meta;
+    const emit = ch.emit;
     if (ch.walked === 0 && upto === ch.rows) {
       // first wait for every lane to be done with the window, unless one needs room in its ring first (then
       // follow them row by row, writing as they go)
@@ -330,6 +335,19 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
         const c = Atomics.load(meta, m + L.M_CLAIM);
         if (c !== 0) w = c - 1;
       } else if (w !== 0 && !past(w, s, i)) waitFor(() => past(w, s, i), tag);
+      const ev = emit[i]!;
+      if (ev !== 0) {
+        // the record as it lies (its slot): from the window, its header as it is when this writer would write it
+        const flags = meta[m + L.M_FLAGS]!;
+        const digits = flags & L.F_NS ? 9 : 6;
+        writer ??= new PcapWriter(outFile!, flags & 0xffff, digits);
+        if (flags & L.F_HDRLE && digits === writer.digits) writer.appendInPlace(ch.buf, meta[m + L.M_HDR]!, ev - 1);
+        else {
+          cur.buf = ch.buf;
+          L.readRow(meta, m, cur);
+          writer.writeRecord(cur, ch.buf, cur.off, ev - 1, cur.wirelen);
+        }
+      }
       consume(w, tag);
     }
     ch.walked = Math.max(ch.walked, upto);
@@ -379,7 +397,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     Atomics.notify(ctl, L.C_PUB);
     // lane 0's rows of it, here and now (the workers take theirs meanwhile)
     Atomics.store(ctl, wb0 + L.W_POS, 0);
-    lane0.process({ buf: ch.buf, meta: ch.meta, list: ch.lists[0]! }, ch.seq, ch.firstIndex, hooks0);
+    lane0.process({ buf: ch.buf, meta: ch.meta, emit: ch.emit, list: ch.lists[0]! }, ch.seq, ch.firstIndex, hooks0);
     Atomics.store(ctl, wb0 + L.W_POS, 0);
     Atomics.store(ctl, wb0 + L.W_SEQ, ch.seq + 1);
     hooks0.progress(0);
@@ -391,8 +409,9 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
       if (ch.buf.length < min) {
         // a unit bigger than a window: a bigger one, sent to the workers before it is published
         ch = makeChunk(min);
-        for (const w of workers) w.postMessage({ id: ch.id, buf: ch.sab, meta: ch.metaSab, lists: ch.listSab });
+        for (const w of workers) w.postMessage({ id: ch.id, buf: ch.sab, meta: ch.metaSab, lists: ch.listSab, emit: ch.emitSab });
       }
+      ch.emit.fill(0, 0, ch.rows);
       ch.rows = 0;
       ch.counts.fill(0);
       current = ch;

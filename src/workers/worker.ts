@@ -27,6 +27,7 @@ export interface WindowMemory {
   buf: SharedArrayBuffer;
   meta: SharedArrayBuffer;
   lists: SharedArrayBuffer;
+  emit: SharedArrayBuffer;
 }
 
 /**
@@ -101,10 +102,10 @@ function run(init: WorkerInit): LaneResult {
   const ctlF = new Float64Array(init.ctlF);
   const wb = L.wbase(me);
   setPortPartition(init.slots, me);
-  const chunks = new Map<number, { buf: Buffer; meta: Int32Array; list: Int32Array }>();
+  const chunks = new Map<number, { buf: Buffer; meta: Int32Array; emit: Int32Array; list: Int32Array }>();
   const addChunk = (c: WindowMemory) => {
     const words = c.lists.byteLength / 4 / n;
-    chunks.set(c.id, { buf: Buffer.from(c.buf), meta: new Int32Array(c.meta), list: new Int32Array(c.lists, me * words * 4, words) });
+    chunks.set(c.id, { buf: Buffer.from(c.buf), meta: new Int32Array(c.meta), emit: new Int32Array(c.emit), list: new Int32Array(c.lists, me * words * 4, words) });
   };
   for (const c of init.chunks) addChunk(c);
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CORPUS, haveTool, REPO, run, tsvs } from '../helpers/corpus.js';
-import { eth, ipv4, pcapFile, tcp, type Rec } from '../helpers/packets.js';
+import { eth, ipv4, pcapFile, tcp, udp, type Rec } from '../helpers/packets.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-workers-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -169,6 +169,22 @@ describe('replay with workers: bad input and failures', function () {
     assert.equal(r.code, 70);
     assert.match(r.stderr, /^tsvs: internal error: .*zeek-wikipedia\.pcap: record 50 at byte offset \d+: injected fault/m);
     assert.equal((r.stderr.match(/record 50/g) ?? []).length, 1);
+  });
+
+  it('records larger than a window (up to the 262,144-byte snap length) among small ones: the same as one worker', async () => {
+    const recs: Rec[] = [];
+    for (let i = 0; i < 200; i++) {
+      const big = i % 50 === 7;
+      const payload = new Uint8Array(big ? 262144 - 14 - 20 - 8 : 60);
+      recs.push({ sec: 1700000000 + i, frac: 0, data: eth(0x0800, ipv4({ src: `10.0.${i % 7}.1`, dst: '10.9.9.9', proto: 17 }, udp({ src: `10.0.${i % 7}.1`, dst: '10.9.9.9', sport: 1000 + (i % 13), dport: 53 }, payload))) });
+    }
+    const cap = path.join(tmp, 'big.pcap');
+    fs.writeFileSync(cap, pcapFile(recs, { snaplen: 262144 }));
+    const one = await replay(cap, 1, ['--profile', 'netfilter']);
+    const two = await replay(cap, 2, ['--profile', 'netfilter']);
+    assert.equal(one.summary.packets, 200);
+    assert.deepEqual(two.records, one.records);
+    assert.deepEqual(two.summary, one.summary);
   });
 
   it('not a capture: one line, exit 2', async () => {
