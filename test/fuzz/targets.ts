@@ -36,6 +36,8 @@ import { encodeControl, openControl, T_CTL_UP } from '../../src/agents/control.j
 import { Kcp } from '../../src/agents/kcp.js';
 import { ReplayWindow } from '../../src/agents/window.js';
 import { LatencyModel } from '../../src/lb/region-driver.js';
+import { Dispatcher } from '../../src/workers/dispatch.js';
+import { slotTable } from '../../src/workers/layout.js';
 
 export class FuzzFailure extends Error {
   override name = 'FuzzFailure';
@@ -196,6 +198,12 @@ export function readerTarget(): Target {
 export function decodeTarget(): Target {
   const frames = pool().map((p) => p.frame);
   const shared = new PacketView();
+  // replay with workers: which lane a packet goes to, read in place (the fast path) and through decode() must agree
+  const svcs = new Services(CONFIG_DOCS.flatMap((d, i) => parseConfig(d, `fuzz config ${i}`).services));
+  const slots = slotTable(3, 0.2);
+  const fast = new Dispatcher(slots, svcs, 'service');
+  const full = new Dispatcher(slots, svcs, 'service');
+  full.full = true;
   const lts = [1, 1, 1, 101, 228, 229, 113, 276, 0, 108, 12, 147];
   return {
     name: 'decode',
@@ -218,10 +226,20 @@ export function decodeTarget(): Target {
           const b = JSON.stringify(viewSnap(fresh));
           if (a !== b) throw new FuzzFailure(`the reused view differs from a fresh one:\n${a}\n${b}`);
           if (shared.hasL4 && (shared.l4Off < off || shared.l4Off > off + caplen)) throw new FuzzFailure(`L4 offset ${shared.l4Off} outside the frame`);
+          const a1 = fast.workerOf(buf, off, caplen, wire, lt);
+          const a2 = full.workerOf(buf, off, caplen, wire, lt);
+          if (!(a1 >= 0 && a1 < 3) || (a1 !== a2 && fullDecodes(buf, off, caplen, wire, lt))) throw new FuzzFailure(`lane ${a1} read in place, ${a2} through decode()`);
         },
       };
     },
   };
+}
+
+/** a packet the general decoder tracks (the lane of one it drops is only counted: any lane will do) */
+function fullDecodes(buf: Uint8Array, off: number, caplen: number, wire: number, lt: number): boolean {
+  const v = new PacketView();
+  decode(buf, off, caplen, wire, lt, v);
+  return v.status === 0 && v.hasL4;
 }
 
 export function engineTarget(): Target {

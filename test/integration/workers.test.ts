@@ -187,6 +187,23 @@ describe('replay with workers: bad input and failures', function () {
     assert.deepEqual(two.summary, one.summary);
   });
 
+  it('a gzip-compressed capture and one on standard input: the same as one worker', async () => {
+    const src = path.join(CORPUS, 'mixed/ndpi-1kxun.pcap');
+    const gz = path.join(tmp, 'k.pcap.gz');
+    await run('sh', ['-c', `gzip -c '${src}' > '${gz}'`]);
+    const one = await replay(src, 1, ['--profile', 'netfilter']);
+    const zipped = await replay(gz, 2, ['--profile', 'netfilter']);
+    assert.equal(zipped.summary.compressed, true);
+    zipped.summary.compressed = false;
+    zipped.summary.file = one.summary.file;
+    assert.deepEqual(zipped.records, one.records);
+    assert.deepEqual(zipped.summary, one.summary);
+    const piped = await run('sh', ['-c', `cat '${src}' | '${path.join(REPO, 'bin/tsvs')}' replay - --json --profile netfilter --workers 3`]);
+    assert.equal(piped.code, 0, piped.stderr);
+    const sp = JSON.parse(piped.stdout) as Record<string, unknown>;
+    assert.deepEqual([sp.packets, sp.conns, sp.conntrack], [one.summary.packets, one.summary.conns, one.summary.conntrack]);
+  });
+
   it('not a capture: one line, exit 2', async () => {
     const g = path.join(tmp, 'g.pcap');
     fs.writeFileSync(g, 'garbage-not-a-pcap-file');
