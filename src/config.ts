@@ -2,6 +2,7 @@
  * Configuration: YAML or JSON (YAML is a superset), validated with a zod schema. The only home of tunables.
  * Every error is one line naming the file and the key path ("lb.yaml: services[1].servers[0].weight: ...").
  */
+import { CONHASH_REPLICAS } from './sched/conhash.js';
 import { REGION_DEFAULTS } from './lb/regions.js';
 import * as fs from 'node:fs';
 import { isIP } from 'node:net';
@@ -17,8 +18,8 @@ export const MAX_TIMEOUT_S = 30 * 86400;
 /** mh: the largest lookup table (IPVS's largest, 2^17 - 1), and the slots all services' tables may add up to (128 MiB) */
 export const MH_MAX_TABLE = 131071;
 export const MH_TOTAL_SLOTS = 1 << 25;
-/** conhash: virtual nodes per unit of weight (after dividing by the weights' gcd), and at most this many per service */
-export const CONHASH_REPLICAS = 160;
+/** conhash: virtual nodes per unit of weight (sched/conhash.ts), and at most this many per service */
+export { CONHASH_REPLICAS };
 export const CONHASH_MAX_NODES = 1 << 20;
 
 const timeout = z.number().min(0).max(MAX_TIMEOUT_S);

@@ -6,8 +6,11 @@
  */
 import { addrHash, gcd, strHash, type SchedOptions, type Scheduler } from './types.js';
 
+/** virtual nodes per unit of weight (after dividing by the weights' gcd) */
+export const CONHASH_REPLICAS = 160;
+
 export function conhash(o: SchedOptions = {}): Scheduler {
-  const replicas = o.replicas ?? 160;
+  const replicas = o.replicas ?? CONHASH_REPLICAS;
   let pos = new Uint32Array(0);
   let owner = new Int32Array(0);
   return {

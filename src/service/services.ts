@@ -4,7 +4,8 @@
  * service / per server counters.
  */
 import { REGION_DEFAULTS, RegionSelector, type RegionsConfig } from '../lb/regions.js';
-import { CONHASH_REPLICAS, type ServiceConfig } from '../config.js';
+import type { ServiceConfig } from '../config.js';
+import { CONHASH_REPLICAS } from '../sched/conhash.js';
 import { createScheduler, Dests, type SchedKey, type Scheduler } from '../sched/index.js';
 import { Estimator, EstimatorClock } from '../stats/estimator.js';
 import { addrToWords, inPrefix, parseMac, parsePrefix, type Prefix } from '../packet/addr.js';
