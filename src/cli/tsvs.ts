@@ -213,7 +213,7 @@ async function replayCmd(files: string[], opts: ReplayCliOptions, given: (name: 
   const workers = opts.workers === 'auto' ? os.availableParallelism() : intOption('workers', opts.workers, 1, 64);
   if (opts.dispatch !== 'service' && opts.dispatch !== 'tuple') throw new UsageError(`--dispatch: expected service or tuple, got "${opts.dispatch}"`);
   if (workers > 1) {
-    const refused = opts.report ? '--report' : flows ? '--flows (flow accounting)' : opts.snapshot ? '--snapshot' : cfg?.services.some((x) => x.region_select) ? 'region_select services' : null;
+    const refused = opts.report ? '--report' : flows ? '--flows (flow accounting)' : cfg?.services.some((x) => x.region_select) ? 'region_select services' : null;
     if (refused) throw new UsageError(`--workers ${opts.workers}: ${refused} does not work with several workers yet (use --workers 1)`);
   }
   // fail early if they cannot be written (one per input: "{}" in the name)

@@ -8,7 +8,7 @@
 import { PacketRecord } from '../capture/record.js';
 import type { ConntrackConfig } from '../conntrack/conntrack.js';
 import { Engine, type Sink } from '../engine.js';
-import { connRecord, counterObject, eventJson, gauges, type ConnRecord } from '../report/records.js';
+import { connRecord, counterObject, eventJson, gauges, snapshotConn, type ConnRecord } from '../report/records.js';
 import { lbSummaryOf, type LbSummary } from '../report/summary.js';
 import { zeekLine } from '../report/zeek.js';
 import { Services } from '../service/services.js';
@@ -23,6 +23,8 @@ export interface LaneInit {
   lb: null | { services: ServiceConfig[]; regions: RegionsConfig; decrementTtl: boolean; mtu: number; synproxy: { cfg: SynproxyConfig; secret: Uint8Array }; out: boolean };
   events: boolean;
   conns: boolean;
+  /** --snapshot: each open connection at the end */
+  snapshot: boolean;
   zeek: boolean;
   /** TSVS_TEST_FAULT_RECORD: fail at this record (the internal-error path) */
   faultAt: number;
@@ -39,6 +41,9 @@ export interface LaneResult {
   gauges: { entries: number; by_proto: Record<string, number>; by_state: Record<string, number> };
   packets: number;
   redirects: { taken: number; given: number };
+  /** the clock at the end, as a snapshot gives it */
+  time: string;
+  synproxy?: Record<string, number>;
 }
 
 /** where a lane's entries go */
@@ -263,6 +268,7 @@ export class Lane {
     if (end) engine.time.set(end.sec, end.frac, end.digits);
     if (this.init.track.drain) engine.drain();
     if (this.init.conns) for (const c of ct.handles()) this.line(L.E_CONN, this.connLine(connRecord(ct, c, 'open')));
+    if (this.init.snapshot) for (const c of ct.handles()) this.line(L.E_SNAP, JSON.stringify(snapshotConn(ct, engine.lb, c)));
     return {
       decoded: engine.stats.decoded() as unknown as Record<string, number>,
       drops: engine.stats.drops(),
@@ -274,6 +280,8 @@ export class Lane {
       gauges: gauges(ct),
       packets: this.packets,
       redirects: { taken: this.taken, given: this.given },
+      time: engine.time.nowString(),
+      ...(engine.sp ? { synproxy: engine.sp.counterObject() } : {}),
     };
   }
 }

@@ -122,6 +122,7 @@ export const E_INPLACE = 1; // the record itself, rewritten in place: [3] len, [
 export const E_COPY = 2; // bytes that follow: [3] len, [4] wirelen, [5] sec, [6] frac, [7] linktype | ns << 16
 export const E_EVENT = 3; // a line of --events: [3] byte length
 export const E_CONN = 4; // a line of --conns
+export const E_SNAP = 5; // a connection of --snapshot (at the end)
 /** [0] kind | payload bytes << 8, [1] chunk sequence (END_SEQ after the last), [2] row */
 export const END_SEQ = 0x7fffffff;
 export const RING_BYTES = 8 << 20;

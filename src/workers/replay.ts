@@ -10,6 +10,7 @@ import { readCapture } from '../capture/reader.js';
 import { CaptureError, PacketRecord, RecordHandlerError } from '../capture/record.js';
 import { PcapWriter } from '../capture/writer.js';
 import { RecordFilter, ReplayError, TimeRange, type ReplayOptions, type ReplaySummary } from '../replay.js';
+import { LineWriter } from '../report/records.js';
 import { Dispatcher, type DispatchMode } from './dispatch.js';
 import * as L from './layout.js';
 import { Lane, RecordError, type EntryOut, type LaneInit, type LaneResult } from './lane.js';
@@ -49,7 +50,7 @@ interface Chunk {
 export function workersRefuse(opts: ReplayOptions): string | null {
   if (opts.report) return '--report';
   if (opts.flows) return '--flows (flow accounting)';
-  if (opts.track?.snapshotFile || opts.track?.onSnapshot) return '--snapshot';
+  if (opts.track?.onSnapshot) return 'a snapshot given back in memory';
   if (opts.onEngine) return 'watching the engine';
   if (opts.lb?.services.list.some((s) => s.regions !== null)) return 'region_select services';
   if (!opts.track) return 'decoding without tracking';
@@ -68,7 +69,7 @@ export function sumInto(a: unknown, b: unknown, keep: ReadonlySet<string>): unkn
   return a === undefined ? b : a;
 }
 
-const KEEP = new Set(['weight', 'region']);
+const KEEP = new Set(['weight', 'region', 'time']);
 
 /**
  * The reader thread's lane's share of the packets (the thread also reads, dispatches and writes): a quarter
@@ -148,6 +149,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     lb: lb ? { services: lb.services.list.map((s) => s.cfg), regions: lb.services.regionsCfg, decrementTtl: lb.decrementTtl === true, mtu: lb.mtu ?? 1500, synproxy: lb.synproxy!, out: lb.out !== undefined } : null,
     events: tc.events !== undefined,
     conns: tc.conns !== undefined,
+    snapshot: tc.snapshotFile !== undefined,
     zeek: wo.zeek === true,
     faultAt: Number(process.env.TSVS_TEST_FAULT_RECORD ?? 0) || -1,
   };
@@ -195,6 +197,10 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   const outFile = lb?.out;
   const events = tc.events;
   const conns = tc.conns;
+  // --snapshot: the lanes' connections as they finish, then the summed counters (a JSON object's keys in any order)
+  const snap = tc.snapshotFile !== undefined ? new LineWriter(tc.snapshotFile) : null;
+  let snapFirst = true;
+  snap?.line('{"conns":[');
 
   /* ---- the lanes' progress (lane 0's own rows are done when its window is published) ---- */
   const seqDone = new Int32Array(n);
@@ -248,7 +254,10 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
       writer.write(ri[h + 5]! >>> 0, f, ru, pos + L.E_WORDS * 4, ri[h + 3]!, ri[h + 4]!);
     } else {
       const line = ru.toString('utf8', pos + L.E_WORDS * 4, pos + L.E_WORDS * 4 + payload);
-      (kind === L.E_EVENT ? events : conns)!.line(line);
+      if (kind === L.E_SNAP) {
+        snap!.line(snapFirst ? line : `,${line}`);
+        snapFirst = false;
+      } else (kind === L.E_EVENT ? events : conns)!.line(line);
     }
     return L.E_WORDS * 4 + ((payload + 3) & ~3);
   };
@@ -516,6 +525,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     for (let w = 0; w < n; w++) Atomics.notify(ctl, L.wbase(w) + L.W_HEAD);
   } finally {
     (writer as PcapWriter | null)?.close();
+    if (finished === null) snap?.close(); // (a lane failed: what was written stays)
     await Promise.all(workers.map((w) => w.terminate()));
   }
   const f = failure as { worker: number; error: string; stack?: string; index: number; fileOffset: number } | null;
@@ -544,6 +554,11 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     drops: sum.drops,
     warnings: [...rr.warnings, ...(filter?.warnings ?? [])],
   };
+  if (snap) {
+    const head = { version: 1, source: file, profile: tc.profile, time: finished[0]!.time, counters: sum.conntrack, gauges: sum.gauges, services: sum.lb?.services ?? [], ...(sum.synproxy ? { synproxy: sum.synproxy } : {}) };
+    snap.line(`],${JSON.stringify(head).slice(1)}`);
+    snap.close();
+  }
   if (opts.verifyChecksums) summary.checksums = sum.checksums;
   if (sum.lb) summary.lb = sum.lb;
   if (sum.clamped > 0) summary.warnings.push(`${sum.clamped} packet${sum.clamped === 1 ? '' : 's'} timed after the year 2112: the engine's clock stops there for them`);

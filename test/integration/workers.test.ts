@@ -135,6 +135,28 @@ describe('replay with workers (tsvs replay --workers N)', function () {
     assert.deepEqual(svc.records, one.records);
   });
 
+  it('--snapshot: the union of the lanes\' tables and their summed counters, as one worker writes it (ctstat -S, -L)', async () => {
+    const file = path.join(CORPUS, 'mixed/ndpi-1kxun.pcap');
+    const snaps: Array<Record<string, unknown>> = [];
+    const stats: string[] = [];
+    const lists: string[] = [];
+    for (const n of [1, 2]) {
+      const out = path.join(tmp, `snap-${n}.json`);
+      const r = await tsvs(['replay', file, '--profile', 'netfilter', '--snapshot', out, '--workers', String(n)]);
+      assert.equal(r.code, 0, r.stderr);
+      const doc = JSON.parse(fs.readFileSync(out, 'utf8')) as Record<string, unknown> & { conns: unknown[] };
+      doc.conns = doc.conns.map((c) => JSON.stringify(c)).sort();
+      snaps.push(doc);
+      const ctstat = path.join(REPO, 'bin/ctstat');
+      stats.push((await run(ctstat, ['-S', '-o', 'json', '--snapshot', out])).stdout);
+      lists.push((await run(ctstat, ['-L', '--snapshot', out])).stdout.split('\n').sort().join('\n'));
+    }
+    assert.ok((snaps[0]!.conns as unknown[]).length > 50);
+    assert.deepEqual(snaps[1], snaps[0]);
+    assert.equal(stats[1], stats[0]);
+    assert.equal(lists[1], lists[0]);
+  });
+
   it('refuses what it does not do yet, before writing anything', async () => {
     const out = path.join(tmp, 'never.html');
     const r = await tsvs(['replay', path.join(CORPUS, 'mixed/zeek-wikipedia.pcap'), '--workers', '2', '--report', out]);
