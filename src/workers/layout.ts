@@ -1,15 +1,17 @@
 /**
- * Shared memory between the replay's reader thread and its workers (no message per packet):
+ * Shared memory between the replay's reader thread and its lanes (no message per packet):
  *
- * - chunks: the reader's windows (SharedArrayBuffers). Records stay where the reader parsed them; the reader
- *   writes one row of META_WORDS per record (where it lies, its times, link type, the worker it goes to) and
- *   publishes the chunk; each worker walks every row and processes its own records in place (the engine
- *   rewrites them there); the reader writes the output pcap from the chunk once the workers are past it.
- * - the control words (Int32Array `ctl`): chunks published, the published queue, each worker's progress (chunks
- *   done, rows done in the current one), its output ring's two ends, its state.
- * - an output ring per worker (single producer: the worker; single consumer: the reader): what the engine
- *   emitted for each record (in place, or copied bytes) and the lines of --events and --conns, each entry
- *   tagged with the chunk and row it was made at, so the reader writes them in the capture's order.
+ * - windows ("chunks"): the reader's windows (SharedArrayBuffers). Records stay where the reader parsed them;
+ *   the reader writes one row of META_WORDS per record (where it lies, its times, link type, the lane it goes
+ *   to), a list of rows per lane, and publishes the window; each lane processes the rows of its list in place
+ *   (the engine rewrites them there) and sets the emit slot of a record it sends on as it lies; the reader
+ *   writes the output pcap from the window once the lanes are past it.
+ * - the control words (Int32Array `ctl`): windows published, the published queue, each lane's progress
+ *   (windows done, rows done in the current one), its output ring's two ends, its state.
+ * - an output ring per worker thread (single producer: the worker; single consumer: the reader; lane 0 on
+ *   the reader's thread keeps its own buffer): what the engine emitted otherwise (copies, rewritten headers)
+ *   and the lines of --events, --conns and --snapshot, each entry tagged with the window and row it was made
+ *   at, so the reader writes them in the capture's order.
  */
 import type { PacketRecord } from '../capture/record.js';
 
@@ -23,24 +25,24 @@ export const M_FRAC = 4;
 /** linktype (16 bits) | nanoseconds << 16 | header little-endian << 17 | earlier than a record before << 18 */
 export const M_FLAGS = 5;
 export const M_HDR = 6;
-/** the worker the record goes to (SKIP: filtered out) */
+/** the lane the record goes to (SKIP: filtered out) | W_NATREPLY */
 export const M_WORKER = 7;
 export const M_FILEOFF_LO = 8;
 export const M_FILEOFF_HI = 9;
 export const M_IFINDEX = 10;
-/** 0, or 1 + the worker that took this record as the owner of its connection (a redirect) */
+/** 0, or 1 + the lane that took this record as the owner of its connection (a redirect) */
 export const M_CLAIM = 11;
 /** with F_BEHIND: the latest time of the records so far (an earlier record's; the engine's clock never goes back) */
 export const M_MAXSEC = 12;
 export const M_MAXFRAC = 13;
-/** in M_WORKER: a NAT server's packet (tuple dispatch: the owner of its connection may be another worker) */
+/** in M_WORKER: a NAT server's packet (tuple dispatch: the owner of its connection may be another lane) */
 export const W_NATREPLY = 0x100;
 /**
- * Each chunk's lists, one per worker (so a worker touches only its own rows, not every row another core
- * wrote): worker w's at w * listWords(rows): [count, entries...], an entry the row | L_* bits.
+ * Each window's lists, one per lane (so a lane touches only its own rows, not every row another core
+ * wrote): lane w's at w * listWords(rows): [count, entries...], an entry the row | L_* bits.
  */
-export const L_OWNNAT = 1 << 29; // a NAT server's packet hashed to this worker
-export const L_FOREIGN = 1 << 30; // a NAT server's packet hashed to another: this worker takes it if it holds its connection
+export const L_OWNNAT = 1 << 29; // a NAT server's packet hashed to this lane
+export const L_FOREIGN = 1 << 30; // a NAT server's packet hashed to another: this lane takes it if it holds its connection
 export const L_ROW = (1 << 29) - 1;
 export function listWords(maxRows: number): number {
   return maxRows + 16;
@@ -61,7 +63,7 @@ export const SKIP = 255;
  * Windows in flight (the reader reads ahead by this many less one) and their size. Small windows keep what
  * the reader just read and dispatched in the cache when a lane processes it: with 4 MiB windows (4 in flight)
  * the reader thread's lane cost twice the CPU of one thread doing the same packets (tracking alone,
- * lb-5m-v4.pcap: 2.1 s against 1.4 s); with 256 KiB, 1.4-1.6 s. 16 in flight keep the workers fed.
+ * lb-5m-v4.pcap: 2.1 s against 1.4 s); with 256 KiB, 1.4-1.6 s. 16 in flight keep the worker threads fed.
  */
 export const CHUNKS = 16;
 export const WINDOW = 1 << 18;
@@ -88,11 +90,11 @@ export const C_EPOCH = 2; // bumped when progress is published while someone wai
 export const C_WAITERS = 3; // threads waiting on C_EPOCH
 export const C_ABORT = 4; // 1: stop now (an error elsewhere)
 export const C_OUTLT = 5; // link type of the output pcap (the first record's)
-export const C_DONE = 6; // bumped (and notified) when a worker finishes a chunk or waits for room in its ring
+export const C_DONE = 6; // bumped (and notified) when a lane finishes a window or a worker waits for room in its ring
 export const Q_BASE = 16; // published queue: [chunk id, rows] per slot
 export const Q_SLOTS = 64;
 export const W_BASE = Q_BASE + 2 * Q_SLOTS;
-/** each worker's words: two cache lines of their own, the reader's (W_HEAD) in the second (no false sharing) */
+/** each lane's words: two cache lines of their own, the reader's (W_HEAD) in the second (no false sharing) */
 export const W_WORDS = 32;
 export const W_SEQ = 0; // chunks done
 export const W_POS = 1; // rows done in chunk W_SEQ
@@ -106,8 +108,8 @@ export const F_ENDSEC = Q_SLOTS;
 export const F_ENDFRAC = Q_SLOTS + 1;
 export const F_ENDDIGITS = Q_SLOTS + 2;
 
-export function ctlBytes(workers: number): number {
-  return (W_BASE + W_WORDS * workers) * 4;
+export function ctlBytes(lanes: number): number {
+  return (W_BASE + W_WORDS * lanes) * 4;
 }
 export const CTL_F64_BYTES = (Q_SLOTS + 4) * 8;
 

@@ -1,9 +1,10 @@
 /**
- * Replay with several workers (`tsvs replay --workers N`): this thread reads the capture into shared windows,
- * says which worker each record goes to (dispatch.ts) and publishes each window; the workers (worker.ts)
- * process their records where they lie; this thread then writes the output pcap and the lines in the
- * capture's order from the windows and the workers' output rings, and sums the workers' counters into one
- * summary. Layout and protocol: layout.ts.
+ * Replay with several engines (`tsvs replay --workers N`: N lanes, lane.ts): this thread reads the capture
+ * into shared windows, says which lane each record goes to (dispatch.ts), publishes each window and processes
+ * its own lane's rows of it; the worker threads (worker.ts) process theirs meanwhile, where they lie. This
+ * thread then writes the output pcap and the lines in the capture's order from the windows, their emit
+ * slots and the lanes' entries, and sums the lanes' counters into one summary. Layout and protocol:
+ * layout.ts.
  */
 import { Worker } from 'node:worker_threads';
 import { readCapture } from '../capture/reader.js';
@@ -20,13 +21,14 @@ import { setPortPartition } from '../xmit/pool.js';
 export interface WorkersOptions {
   /** lanes (engines): one on this thread, the others on worker threads */
   workers: number;
-  /** the share of the hash slots lane 0 (this thread, which also reads and writes) takes (default: LANE0_SHARE) */
+  /** the share of the hash slots lane 0 (this thread, which also reads and writes) takes (default: lane0Share()) */
   share?: number;
   dispatch?: DispatchMode;
   /** --conns as Zeek conn.log lines */
   zeek?: boolean;
 }
 
+/** a window and what goes with it: its rows, each lane's list of them, their emit slots */
 interface Chunk {
   id: number;
   sab: SharedArrayBuffer;
@@ -36,7 +38,7 @@ interface Chunk {
   listSab: SharedArrayBuffer;
   emitSab: SharedArrayBuffer;
   emit: Int32Array;
-  /** each worker's list (its rows), and how many it holds so far */
+  /** each lane's list (its rows), and how many it holds so far */
   lists: Int32Array[];
   counts: Int32Array;
   rows: number;
