@@ -240,6 +240,8 @@ typedef struct {
   int32_t *desc;
   uint32_t desc_cap;
   uint64_t packets, drops;
+  /* the device's ARPHRD_* type: on Ethernet, a VLAN tag the kernel took off is put back */
+  int arptype;
 } ring_t;
 
 static napi_value ring_open(napi_env env, napi_callback_info info) {
@@ -293,6 +295,10 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   /* (kernels before 4.20 have no PACKET_IGNORE_OUTGOING: the filter's "inbound" still holds) */
   setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
   if (!what && setsockopt(fd, SOL_PACKET, PACKET_VERSION, &ver, sizeof ver) < 0) what = "PACKET_VERSION";
+  /* room before each frame for the 4 bytes of a VLAN tag the kernel took off (put back in ring_readable_v2,
+   * as libpcap does: the engine sees the frame as it was on the wire) */
+  unsigned reserve = 4;
+  if (!what && setsockopt(fd, SOL_PACKET, PACKET_RESERVE, &reserve, sizeof reserve) < 0) what = "PACKET_RESERVE";
   /* frames as the caller asks (a power of two that holds the interface's largest frame and the ring's own
    * header: 2048 for an MTU of 1500; a longer packet is truncated), at most a block */
   uint32_t frame_size = 2048;
@@ -363,6 +369,7 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
     if (fscanf(ft, "%d", &at) != 1) at = -1;
     fclose(ft);
   }
+  r->arptype = at;
   napi_create_int32(env, at, &arptype);
   napi_set_named_property(env, obj, "handle", ext);
   napi_set_named_property(env, obj, "ring", ab);
@@ -406,9 +413,24 @@ static void ring_readable_v2(ring_t *r) {
     while (n < r->desc_cap && n < r->frame_nr) {
       struct tpacket2_hdr *ph = (struct tpacket2_hdr *)(r->map + (size_t)r->cur * r->frame_size);
       if (!(__atomic_load_n(&ph->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
-      r->desc[3 * n] = (int32_t)((size_t)r->cur * r->frame_size + ph->tp_mac);
-      r->desc[3 * n + 1] = (int32_t)ph->tp_snaplen;
-      r->desc[3 * n + 2] = (int32_t)ph->tp_len;
+      size_t at = (size_t)r->cur * r->frame_size + ph->tp_mac;
+      uint32_t snap = ph->tp_snaplen, len = ph->tp_len;
+      if (r->arptype == 1 && ((ph->tp_status & TP_STATUS_VLAN_VALID) || ph->tp_vlan_tci != 0) && snap >= 12) {
+        /* the tag the kernel took off (skb_vlan_untag) back between the addresses and the type */
+        uint8_t *mac = r->map + at;
+        uint16_t tpid = (ph->tp_status & TP_STATUS_VLAN_TPID_VALID) && ph->tp_vlan_tpid ? ph->tp_vlan_tpid : 0x8100;
+        memmove(mac - 4, mac, 12);
+        mac[8] = (uint8_t)(tpid >> 8);
+        mac[9] = (uint8_t)tpid;
+        mac[10] = (uint8_t)(ph->tp_vlan_tci >> 8);
+        mac[11] = (uint8_t)ph->tp_vlan_tci;
+        at -= 4;
+        snap += 4;
+        len += 4;
+      }
+      r->desc[3 * n] = (int32_t)at;
+      r->desc[3 * n + 1] = (int32_t)snap;
+      r->desc[3 * n + 2] = (int32_t)len;
       n++;
       r->cur = (r->cur + 1) % r->frame_nr;
     }

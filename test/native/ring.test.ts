@@ -63,6 +63,13 @@ describe('native module: the receive ring and the TUN device', function () {
     }
   });
 
+  it('a VLAN tag the kernel takes off (skb_vlan_untag) is put back where it was on the wire, as libpcap does', async function () {
+    const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', path.join(REPO, 'test', 'native', 'vlan-rx.mjs'), MOD, 'v0', `${P}-b`, 'v1'], { timeout: 30000 });
+    assert.equal(r.code, 0, r.stderr);
+    // 0x8100, priority 5 and VID 10 (0xa00a), then IPv4; 14 + 4 + 20 + 12 bytes
+    assert.deepEqual(JSON.parse(r.stdout), [{ at12: '8100a00a0800', caplen: 50, wirelen: 50 }]);
+  });
+
   it('a TUN device: a packet routed to it is read (in a batch), a packet written to it is received by the stack', async function () {
     const tun = path.join(REPO, 'test', 'native', 'tun-echo.cjs');
     const r = await run('ip', ['netns', 'exec', `${P}-a`, 'sh', '-c', `node ${tun} ${MOD} & sleep 0.5; ping -c 1 -W 2 10.98.0.2; wait`], { timeout: 20000 });
