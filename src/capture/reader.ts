@@ -38,8 +38,8 @@ export interface ReadOptions {
   /**
    * Windows come from here instead of one being reused: each time the reader needs room it takes a window of
    * at least `min` bytes (after beforeReuse) and carries the unparsed tail over; the records handed out of
-   * the one before stay where they are (replay with workers hands whole windows to them). `first`: the
-   * first window.
+   * the one before stay where they are (replay with workers hands whole windows to its lanes). The first
+   * window comes from here too.
    */
   windows?: { take(min: number): Buffer };
 }

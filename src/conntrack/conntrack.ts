@@ -17,7 +17,6 @@
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type PacketView } from '../packet/view.js';
 import { icmpInverse, icmpIsRequest } from '../proto/icmp.js';
 import { machines, type Machines, type Profile } from '../proto/index.js';
-import { Rng } from '../timer/rng.js';
 import { TICK_US, type Timeline } from '../timer/timeline.js';
 import { TimerWheel } from '../timer/wheel.js';
 import { Acct } from './acct.js';
@@ -101,7 +100,6 @@ export class Conntrack {
   readonly tcpNames: string[];
   readonly udpT: { unreplied: number; replied: number; oneway: number; normal: number };
   readonly icmpT: number;
-  readonly rng: Rng;
   private readonly jitter: boolean;
   private readonly dpvs: boolean;
   /** the lookup key of the packet being tracked (filled by key()) */
@@ -147,7 +145,6 @@ export class Conntrack {
     this.tcpLast = new Uint8Array(cap);
     this.lastEnd = new Uint32Array(cap);
     this.counted = new Uint8Array(cap);
-    this.rng = new Rng(cfg.seed);
     this.jitter = cfg.jitter !== false;
     this.m = machines(cfg.profile, this);
     this.tcpNames = this.m.tcpNames;
@@ -583,4 +580,3 @@ const PROTO_NAMES = ['tcp', 'udp', 'icmp', 'icmpv6'];
 function protoRow(p: number): number {
   return p === IPPROTO_TCP ? 0 : p === IPPROTO_UDP ? STATE_STRIDE : p === IPPROTO_ICMP ? 2 * STATE_STRIDE : 3 * STATE_STRIDE;
 }
-
