@@ -43,6 +43,7 @@ export function formatSummary(s: ReplaySummary, color: boolean): string {
   const drops = kv(s.drops);
   lines.push(`${label('drops')}${drops === 'none' ? c.green(drops) : c.yellow(drops)}`);
   if (s.checksums) lines.push(`${label('checksums')}${kv(s.checksums)}`);
+  if (s.workers) lines.push(`${label('workers')}${s.workers.n} lanes (${s.workers.dispatch} dispatch), packets ${s.workers.packets.map(n).join(' / ')}${s.workers.dispatch === 'tuple' ? `, NAT replies redirected ${n(s.workers.redirected)}` : ''}`);
   if (s.conns && s.conntrack) {
     const ct = s.conntrack;
     lines.push(`${label('conns')}${n(s.conns.total)} tracked (tcp ${n(s.conns.tcp)}, udp ${n(s.conns.udp)}, icmp ${n(s.conns.icmp)}), ${n(s.conns.open_at_end)} open at the end`);

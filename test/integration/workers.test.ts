@@ -157,6 +157,14 @@ describe('replay with workers (tsvs replay --workers N)', function () {
     assert.equal(lists[1], lists[0]);
   });
 
+  it('the text summary says how many lanes and what each processed', async () => {
+    const r = await tsvs(['replay', path.join(REPO, 'pcaps/http-dns.pcap'), '--workers', '3', '--profile', 'netfilter', '--no-color']);
+    assert.equal(r.code, 0, r.stderr);
+    const m = /^workers\s+3 lanes \(service dispatch\), packets (\d+) \/ (\d+) \/ (\d+)$/m.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    assert.equal(Number(m[1]) + Number(m[2]) + Number(m[3]), 43);
+  });
+
   it('refuses what it does not do yet, before writing anything', async () => {
     const out = path.join(tmp, 'never.html');
     const r = await tsvs(['replay', path.join(CORPUS, 'mixed/zeek-wikipedia.pcap'), '--workers', '2', '--report', out]);
