@@ -38,6 +38,8 @@ class Roles {
   private roles = new Uint8Array(16);
   private mask = 15;
   count = 0;
+  /** a bit per low 16 bits of an IPv4 address that has a role: most addresses (clients) are told apart here */
+  private readonly low = new Uint8Array(8192);
 
   static hash(w: Uint32Array | ArrayLike<number>, v6: boolean): number {
     let h = mix(0x1234567, w[0]!);
@@ -53,6 +55,7 @@ class Roles {
       i = (i + 1) & this.mask;
     }
     if (this.roles[i] === 0) this.count++;
+    if (!v6) this.low[(w[0]! & 0xffff) >>> 3]! |= 1 << (w[0]! & 7);
     for (let j = 0; j < 4; j++) this.keys[4 * i + j] = v6 || j === 0 ? w[j]! : 0;
     this.roles[i]! |= role | (v6 ? 0x80 : 0);
   }
@@ -79,7 +82,7 @@ class Roles {
 
   /** get() of an IPv4 address given as a number */
   get4(a: number): number {
-    if (this.count === 0) return 0;
+    if ((this.low[(a & 0xffff) >>> 3]! & (1 << (a & 7))) === 0) return 0;
     let i = fmix(mix(0x1234567, a)) & this.mask;
     const k = this.keys;
     for (;;) {
