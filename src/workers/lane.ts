@@ -98,6 +98,9 @@ export class Lane {
   private sincePublish = 0;
   /** the window's emit slots; the row whose slot this lane set last; the row it last wrote an entry for */
   private emit: Int32Array = new Int32Array(0);
+  /** a DataView of the window being processed (made once per window buffer) */
+  private dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private dvBuf: Buffer | null = null;
   private slotRow = -1;
   private entryRow = -1;
   private readonly connLine: (x: ConnRecord) => string;
@@ -211,6 +214,23 @@ export class Lane {
     if (flags & L.F_BEHIND) this.engine.time.set(meta[m + L.M_MAXSEC]! >>> 0, meta[m + L.M_MAXFRAC]! >>> 0, r.digits);
   }
 
+  /** r: the classic pcap record whose header is at `hdr` (times and lengths from there), `pf` the window's pcap flags */
+  private fillPcap(dv: DataView<ArrayBufferLike>, hdr: number, pf: number, index: number): void {
+    const r = this.r;
+    const le = (pf & L.F_HDRLE) !== 0;
+    r.tsSec = dv.getUint32(hdr, le);
+    r.tsFrac = dv.getUint32(hdr + 4, le);
+    r.caplen = dv.getUint32(hdr + 8, le);
+    r.wirelen = dv.getUint32(hdr + 12, le);
+    r.off = hdr + 16;
+    r.hdr = hdr;
+    r.hdrLe = le;
+    r.linktype = pf & 0xffff;
+    r.digits = pf & L.F_NS ? 9 : 6;
+    r.ifIndex = 0;
+    r.index = index;
+  }
+
   /** this lane's rows of window `seq` */
   process(win: LaneWindow, seq: number, firstIndex: number, hooks: LaneHooks): void {
     const { meta, list } = win;
@@ -218,16 +238,27 @@ export class Lane {
     const r = this.r;
     const me = this.me;
     const count = list[0]!;
+    const pf = list[1]!;
     r.buf = win.buf;
+    if (this.dvBuf !== win.buf) {
+      this.dvBuf = win.buf;
+      this.dv = new DataView(win.buf.buffer, win.buf.byteOffset, win.buf.byteLength);
+    }
+    const dv = this.dv;
     this.emit = win.emit;
     this.slotRow = this.entryRow = -1;
     this.outSeq = seq;
     const faultAt = this.init.faultAt;
-    for (let k = 1; k <= count; k++) {
+    const end = L.L_HEAD + 2 * count;
+    for (let k = L.L_HEAD; k < end; k += 2) {
       const e = list[k]!;
+      const hdr = list[k + 1]!;
       const row = e & L.L_ROW;
       const m = row * L.META_WORDS;
-      this.fill(meta, m, firstIndex + row);
+      if (hdr >= 0) {
+        this.fillPcap(dv, hdr, pf, firstIndex + row);
+        if (e & L.L_BEHIND) engine.time.set(meta[m + L.M_MAXSEC]! >>> 0, meta[m + L.M_MAXFRAC]! >>> 0, r.digits);
+      } else this.fill(meta, m, firstIndex + row);
       this.outRow = row;
       if (e & (L.L_FOREIGN | L.L_OWNNAT)) {
         // a NAT server's packet: whoever holds its connection takes it (a redirect when that is not the

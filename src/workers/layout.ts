@@ -39,13 +39,19 @@ export const M_MAXFRAC = 13;
 export const W_NATREPLY = 0x100;
 /**
  * Each window's lists, one per lane (so a lane touches only its own rows, not every row another core
- * wrote): lane w's at w * listWords(rows): [count, entries...], an entry the row | L_* bits.
+ * wrote): lane w's at w * listWords(rows): [count, pcap flags, entries...], an entry two words: the row | L_*
+ * bits, and where the record's classic pcap header lies in the window (-1: none, pcapng; the lane then reads
+ * the row). With a header the lane reads the record's times and lengths from it, beside the packet it reads
+ * anyway: no row's cache line to bring over from the reader's core. The pcap flags: the link type | F_NS |
+ * F_HDRLE of the window's classic pcap records (one file: all alike).
  */
+export const L_HEAD = 2;
 export const L_OWNNAT = 1 << 29; // a NAT server's packet hashed to this lane
 export const L_FOREIGN = 1 << 30; // a NAT server's packet hashed to another: this lane takes it if it holds its connection
-export const L_ROW = (1 << 29) - 1;
+export const L_BEHIND = 1 << 28; // earlier than a record before (the row has the latest time)
+export const L_ROW = (1 << 28) - 1;
 export function listWords(maxRows: number): number {
-  return maxRows + 16;
+  return L_HEAD + 2 * maxRows + 16;
 }
 /**
  * Each window's emit slots, one word per row: 1 + the length the record left with when the engine sent it on

@@ -46,6 +46,9 @@ interface Chunk {
   seq: number;
   /** rows written out so far */
   walked: number;
+  /** the window's classic pcap records' link type | F_NS | F_HDRLE (-1: none yet), and a view to read their headers */
+  pf: number;
+  dv: DataView;
 }
 
 /** what replay with workers does not do yet: said before anything is read */
@@ -141,7 +144,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     const listSab = new SharedArrayBuffer(words * 4 * n);
     const lists = Array.from({ length: n }, (_, w) => new Int32Array(listSab, w * words * 4, words));
     const emitSab = new SharedArrayBuffer(maxRows * 4);
-    return { id: nextId++, sab, buf: Buffer.from(sab), metaSab, meta: new Int32Array(metaSab), listSab, emitSab, emit: new Int32Array(emitSab), lists, counts: new Int32Array(n), rows: 0, firstIndex: 0, seq: -1, walked: 0 };
+    return { id: nextId++, sab, buf: Buffer.from(sab), metaSab, meta: new Int32Array(metaSab), listSab, emitSab, emit: new Int32Array(emitSab), lists, counts: new Int32Array(n), rows: 0, firstIndex: 0, seq: -1, walked: 0, pf: -1, dv: new DataView(sab) };
   };
   const free: Chunk[] = Array.from({ length: L.CHUNKS }, () => makeChunk(L.WINDOW));
   const services = lb?.services ?? null;
@@ -401,7 +404,10 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     ctl[L.Q_BASE + 2 * slot] = ch.id;
     ctl[L.Q_BASE + 2 * slot + 1] = ch.rows;
     ctlF[L.FQ_BASE + slot] = ch.firstIndex;
-    for (let w = 0; w < n; w++) ch.lists[w]![0] = ch.counts[w]!;
+    for (let w = 0; w < n; w++) {
+      ch.lists[w]![0] = ch.counts[w]!;
+      ch.lists[w]![1] = ch.pf;
+    }
     inFlight.push(ch);
     pubSeq++;
     Atomics.store(ctl, L.C_PUB, pubSeq);
@@ -424,6 +430,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
       }
       ch.emit.fill(0, 0, ch.rows);
       ch.rows = 0;
+      ch.pf = -1;
       ch.counts.fill(0);
       current = ch;
       return ch.buf;
@@ -463,21 +470,42 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     meta[m + L.M_CLAIM] = 0;
     const w = dispatcher.workerOf(r.buf, r.off, r.caplen, r.wirelen, r.linktype);
     const row = ch.rows - 1;
-    if (dispatcher.natReply) {
-      meta[m + L.M_WORKER] = w | L.W_NATREPLY;
-      for (let x = 0; x < n; x++) ch.lists[x]![1 + ch.counts[x]!++] = row | (x === w ? L.L_OWNNAT : L.L_FOREIGN);
-    } else {
-      meta[m + L.M_WORKER] = w;
-      ch.lists[w]![1 + ch.counts[w]!++] = row;
-    }
     let flags = r.linktype | (r.digits === 9 ? L.F_NS : 0) | (r.hdrLe ? L.F_HDRLE : 0);
+    let bits = 0;
     if (range.lastSec !== r.tsSec || range.lastFrac !== r.tsFrac) {
       // earlier than a record before: the clock stays at the latest time (in this record's precision)
       flags |= L.F_BEHIND;
+      bits = L.L_BEHIND;
       meta[m + L.M_MAXSEC] = range.lastSec;
       meta[m + L.M_MAXFRAC] = range.lastDigits === r.digits ? range.lastFrac : r.digits === 9 ? range.lastFrac * 1000 : Math.floor(range.lastFrac / 1000);
     }
     meta[m + L.M_FLAGS] = flags;
+    // a lane reads a classic pcap record's times and lengths from its header when they are what the parser
+    // made of them (and the window's records share link type, precision and byte order); else from the row
+    let hdr = -1;
+    if (r.hdr >= 0 && r.buf === ch.buf) {
+      const pf = flags & (0xffff | L.F_NS | L.F_HDRLE);
+      if (ch.pf === -1) ch.pf = pf;
+      const dv = ch.dv;
+      const le = r.hdrLe;
+      const h = r.hdr;
+      if (pf === ch.pf && dv.getUint32(h, le) === r.tsSec && dv.getUint32(h + 4, le) === r.tsFrac && dv.getUint32(h + 8, le) === r.caplen && dv.getUint32(h + 12, le) === r.wirelen && h + 16 === r.off) hdr = h;
+    }
+    if (dispatcher.natReply) {
+      meta[m + L.M_WORKER] = w | L.W_NATREPLY;
+      for (let x = 0; x < n; x++) {
+        const list = ch.lists[x]!;
+        const k = L.L_HEAD + 2 * ch.counts[x]!++;
+        list[k] = row | bits | (x === w ? L.L_OWNNAT : L.L_FOREIGN);
+        list[k + 1] = hdr;
+      }
+    } else {
+      meta[m + L.M_WORKER] = w;
+      const list = ch.lists[w]!;
+      const k = L.L_HEAD + 2 * ch.counts[w]!++;
+      list[k] = row | bits;
+      list[k + 1] = hdr;
+    }
     if (onPacket) onPacket(r, dispatcher.view);
     // a worker that failed stops the reading (checked once a window's worth of rows)
     if ((ch.rows & 4095) === 0 && failed()) throw new WorkerFailed();
