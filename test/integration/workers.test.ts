@@ -135,6 +135,18 @@ describe('replay with workers (tsvs replay --workers N)', function () {
     assert.deepEqual(svc.records, one.records);
   });
 
+  it('synproxy (NAT, the README\'s example over a SYN flood): the output pcap byte for byte that of one worker', async () => {
+    const outs: Buffer[] = [];
+    for (const n of [1, 2]) {
+      const out = path.join(tmp, `sp-${n}.pcap`);
+      const r = await tsvs(['replay', path.join(REPO, 'pcaps/stopddos-dominate-syn.pcap'), '--config', path.join(REPO, 'examples/sp.yaml'), '--out', out, '--workers', String(n)]);
+      assert.equal(r.code, 0, r.stderr);
+      outs.push(fs.readFileSync(out));
+    }
+    assert.ok(outs[0]!.length > 100000, `${outs[0]!.length} bytes`); // (thousands of SYN-ACKs the synproxy made)
+    assert.ok(outs[1]!.equals(outs[0]!), 'the same bytes');
+  });
+
   it('--snapshot: the union of the lanes\' tables and their summed counters, as one worker writes it (ctstat -S, -L)', async () => {
     const file = path.join(CORPUS, 'mixed/ndpi-1kxun.pcap');
     const snaps: Array<Record<string, unknown>> = [];
