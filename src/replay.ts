@@ -121,20 +121,7 @@ export async function replayFile(file: string, opts: ReplayOptions = {}): Promis
     ct.extend({ destroyed: (c, _tsUs, reason) => w.line(connLine(connRecord(ct, c, reason))) });
   }
   const build = (res: { format: 'pcap' | 'pcapng'; linktypes: number[]; packets: number; bytes: number; warnings: string[] }, compressed: boolean): ReplaySummary => {
-    const summary: ReplaySummary = {
-      file,
-      format: res.format,
-      compressed,
-      linktypes: res.linktypes,
-      packets: res.packets - (filter?.out ?? 0),
-      bytes: res.bytes - (filter?.outBytes ?? 0),
-      ...(filter !== null ? { read: res.packets } : {}),
-      first_ts: range.first(),
-      last_ts: range.last(),
-      decoded: engine.stats.decoded(),
-      drops: engine.stats.drops(),
-      warnings: [...res.warnings, ...(filter?.warnings ?? [])],
-    };
+    const summary = summaryOf(file, res, compressed, filter, range, engine.stats.decoded(), engine.stats.drops());
     if (opts.verifyChecksums) summary.checksums = engine.checksums;
     if (engine.x) summary.lb = lbSummaryOf(engine);
     if (flows) summary.flows = flowsSummary(flows, engine.time);
@@ -213,6 +200,32 @@ export class ReplayError extends Error {
     super(internal ? `internal error: ${cause.message}` : cause.message);
     this.name = 'ReplayError';
   }
+}
+
+/** what was read (packets, bytes: without what --filter left out), its times, and the decode counts and drops */
+export function summaryOf(
+  file: string,
+  res: { format: 'pcap' | 'pcapng'; linktypes: number[]; packets: number; bytes: number; warnings: string[] },
+  compressed: boolean,
+  filter: RecordFilter | null,
+  range: TimeRange,
+  decoded: DecodedCounts,
+  drops: Record<string, number>,
+): ReplaySummary {
+  return {
+    file,
+    format: res.format,
+    compressed,
+    linktypes: res.linktypes,
+    packets: res.packets - (filter?.out ?? 0),
+    bytes: res.bytes - (filter?.outBytes ?? 0),
+    ...(filter !== null ? { read: res.packets } : {}),
+    first_ts: range.first(),
+    last_ts: range.last(),
+    decoded,
+    drops,
+    warnings: [...res.warnings, ...(filter?.warnings ?? [])],
+  };
 }
 
 /** --filter: a program per link type (compiled when the type is first seen), and what it left out */

@@ -390,10 +390,15 @@ export function snapshot(t: Conntrack, lb: Balancer | null, source: string): Sna
   return { version: 1, source, profile: t.profile, time: t.time.nowString(), counters: counterObject(t, lb), gauges: gauges(t), conns };
 }
 
+/** a snapshot document but its connections (and flows): also what replay with workers writes after theirs */
+export function snapshotHead(source: string, profile: string, time: string, counters: Record<string, number>, g: Snapshot['gauges'], services?: unknown[], synproxy?: Record<string, number>) {
+  return { version: 1, source, profile, time, counters, gauges: g, services: services ?? [], ...(synproxy ? { synproxy } : {}) };
+}
+
 /** Write the snapshot JSON (same document as `snapshot()`) connection by connection, without building it. */
 export function writeSnapshot(t: Conntrack, lb: Balancer | null, source: string, path: string, services?: unknown[], synproxy?: Record<string, number>, flows?: Iterable<FlowRecord>): void {
   const w = new LineWriter(path);
-  const head = { version: 1, source, profile: t.profile, time: t.time.nowString(), counters: counterObject(t, lb), gauges: gauges(t), services: services ?? [], ...(synproxy ? { synproxy } : {}) };
+  const head = snapshotHead(source, t.profile, t.time.nowString(), counterObject(t, lb), gauges(t), services, synproxy);
   w.line(`${JSON.stringify(head).slice(0, -1)},"conns":[`);
   let first = true;
   for (const c of t.handles()) {

@@ -10,8 +10,8 @@ import { Worker } from 'node:worker_threads';
 import { readCapture } from '../capture/reader.js';
 import { CaptureError, PacketRecord, RecordHandlerError } from '../capture/record.js';
 import { PcapWriter } from '../capture/writer.js';
-import { RecordFilter, ReplayError, TimeRange, type ReplayOptions, type ReplaySummary } from '../replay.js';
-import { LineWriter } from '../report/records.js';
+import { RecordFilter, ReplayError, summaryOf, TimeRange, type ReplayOptions, type ReplaySummary } from '../replay.js';
+import { LineWriter, snapshotHead } from '../report/records.js';
 import { Dispatcher, type DispatchMode } from './dispatch.js';
 import * as L from './layout.js';
 import { Lane, RecordError, type EntryOut, type LaneInit, type LaneResult } from './lane.js';
@@ -569,23 +569,9 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   const sum = finished.reduce((a, b) => sumInto(a, b, KEEP) as LaneResult);
   const partial = readError instanceof CaptureError || readError instanceof RecordHandlerError ? readError.partial : undefined;
   if (readError && !partial) throw new ReplayError(readError, null, readError instanceof RecordHandlerError);
-  const rr = res ?? { format: partial!.format, linktypes: partial!.linktypes, packets: partial!.packets, bytes: partial!.bytes, warnings: partial!.warnings, compressed: false };
-  const summary: ReplaySummary = {
-    file,
-    format: rr.format,
-    compressed: res?.compressed ?? false,
-    linktypes: rr.linktypes,
-    packets: rr.packets - (filter?.out ?? 0),
-    bytes: rr.bytes - (filter?.outBytes ?? 0),
-    ...(filter !== null ? { read: rr.packets } : {}),
-    first_ts: range.first(),
-    last_ts: range.last(),
-    decoded: sum.decoded as unknown as ReplaySummary['decoded'],
-    drops: sum.drops,
-    warnings: [...rr.warnings, ...(filter?.warnings ?? [])],
-  };
+  const summary = summaryOf(file, res ?? partial!, res?.compressed ?? false, filter, range, sum.decoded as unknown as ReplaySummary['decoded'], sum.drops);
   if (snap) {
-    const head = { version: 1, source: file, profile: tc.profile, time: finished[0]!.time, counters: sum.conntrack, gauges: sum.gauges, services: sum.lb?.services ?? [], ...(sum.synproxy ? { synproxy: sum.synproxy } : {}) };
+    const head = snapshotHead(file, tc.profile, finished[0]!.time, sum.conntrack, sum.gauges, sum.lb?.services, sum.synproxy);
     snap.line(`],${JSON.stringify(head).slice(1)}`);
     snap.close();
   }
