@@ -87,6 +87,8 @@ export class RecordError extends Error {
   }
 }
 
+const COPY = Buffer.prototype.copy;
+
 export class Lane {
   readonly engine: Engine;
   readonly r = new PacketRecord();
@@ -130,11 +132,7 @@ export class Lane {
             return null;
           }
           this.noteEntry();
-          const p = o.reserve(L.E_WORDS * 4);
-          this.header(p, L.E_INPLACE, 0);
-          o.i32[(p >>> 2) + 3] = len;
-          o.i32[(p >>> 2) + 4] = wirelen;
-          o.commit(L.E_WORDS * 4);
+          this.inPlace(len, wirelen);
           return null;
         }
         this.noteEntry();
@@ -148,7 +146,8 @@ export class Lane {
         ri[w + 5] = rec.tsSec;
         ri[w + 6] = rec.tsFrac;
         ri[w + 7] = rec.linktype | (rec.digits === 9 ? L.F_NS : 0);
-        o.u8.set(buf.subarray(off, off + len), p + L.E_WORDS * 4);
+        // (Buffer's copy takes any Uint8Array as its source: no view object per packet, as subarray() would make)
+        COPY.call(buf, o.u8, p + L.E_WORDS * 4, off, off + len);
         o.commit(bytes);
         return null;
       },
@@ -176,13 +175,19 @@ export class Lane {
       const len = this.emit[row]! - 1;
       this.emit[row] = 0;
       this.slotRow = -1;
-      const p = this.out.reserve(L.E_WORDS * 4);
-      this.header(p, L.E_INPLACE, 0);
-      this.out.i32[(p >>> 2) + 3] = len;
-      this.out.i32[(p >>> 2) + 4] = this.r.wirelen;
-      this.out.commit(L.E_WORDS * 4);
+      this.inPlace(len, this.r.wirelen);
     }
     this.entryRow = row;
+  }
+
+  /** an entry for the record itself, `len` bytes of it where it lies (the reader rewrites its pcap header) */
+  private inPlace(len: number, wirelen: number): void {
+    const o = this.out;
+    const p = o.reserve(L.E_WORDS * 4);
+    this.header(p, L.E_INPLACE, 0);
+    o.i32[(p >>> 2) + 3] = len;
+    o.i32[(p >>> 2) + 4] = wirelen;
+    o.commit(L.E_WORDS * 4);
   }
 
   private header(p: number, kind: number, payload: number): void {

@@ -314,10 +314,13 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   let current: Chunk | null = null;
   const inFlight: Chunk[] = [];
   let firstRecord = true;
-  const allPast = (s: number, i: number) => () => {
+  /** every worker thread's lane past row i of window s (lane 0's rows are done when it is published) */
+  const allPastNow = (s: number, i: number): boolean => {
     for (let w = 1; w < n; w++) if (!past(w, s, i)) return false;
     return true;
   };
+  /** the same as a condition to wait for (made only when there is waiting to do) */
+  const allPast = (s: number, i: number) => () => allPastNow(s, i);
   /** write what the lanes made of window `ch`'s rows up to `upto` (following them as they go) */
   const walk = (ch: Chunk, upto: number): void => {
     const s = ch.seq;
@@ -327,12 +330,12 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
       // first wait for every lane to be done with the window, unless one needs room in its ring first (then
       // follow them row by row, writing as they go)
       for (;;) {
-        if (allPast(s, ch.rows - 1)()) break;
+        if (allPastNow(s, ch.rows - 1)) break;
         let stuck = false;
         for (let w = 1; w < n; w++) if (Atomics.load(ctl, L.wbase(w) + L.W_WAITOUT) !== 0) stuck = true;
         if (stuck) break;
         const e = Atomics.load(ctl, L.C_DONE);
-        if (allPast(s, ch.rows - 1)()) break;
+        if (allPastNow(s, ch.rows - 1)) break;
         Atomics.wait(ctl, L.C_DONE, e, 50);
         if (failed()) throw new WorkerFailed();
       }
@@ -345,7 +348,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
       if (w & L.W_NATREPLY) {
         // the hashed lane or the one that took it as its connection's owner (the others say first)
         w &= 0xff;
-        if (!allPast(s, i)()) waitFor(allPast(s, i), tag);
+        if (!allPastNow(s, i)) waitFor(allPast(s, i), tag);
         const c = Atomics.load(meta, m + L.M_CLAIM);
         if (c !== 0) w = c - 1;
       } else if (w !== 0 && !past(w, s, i)) waitFor(() => past(w, s, i), tag);
@@ -372,7 +375,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     walk(ch, ch.rows);
     // every lane past the window (they read its rows) before it is written over
     const s = ch.seq;
-    if (!allPast(s, ch.rows)()) waitFor(allPast(s, Math.max(ch.rows - 1, 0)), L.tagOf(s, ch.rows));
+    if (!allPastNow(s, ch.rows)) waitFor(allPast(s, ch.rows), L.tagOf(s, ch.rows));
     writer?.flush();
     chunkBySeq.delete(s);
     inFlight.shift();
@@ -393,7 +396,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
       while (inFlight.length > 0 && inFlight[0]!.seq < s) free.push(retire());
       const ch = chunkBySeq.get(s)!;
       walk(ch, i); // (lane 0's rows before i are done: it is at row i)
-      if (!allPast(s, i)()) waitFor(allPast(s, i), L.tagOf(s, i));
+      if (!allPastNow(s, i)) waitFor(allPast(s, i), L.tagOf(s, i));
     },
   };
   const publish = (ch: Chunk): void => {
