@@ -94,6 +94,7 @@ class Roles {
   }
 
   get(w: Uint32Array, v6: boolean): number {
+    if (!v6) return this.get4(w[0]!);
     if (this.count === 0) return 0;
     let i = Roles.hash(w, v6) & this.mask;
     for (;;) {
@@ -185,6 +186,7 @@ export class Dispatcher {
   }
 
   private pick(src: Uint32Array, dst: Uint32Array, v6: boolean, proto: number, sport: number, dport: number, ports: boolean): number {
+    if (!v6) return this.pick4(src[0]!, dst[0]!, proto, sport, dport, ports);
     const slots = this.slots;
     if (this.mode === 'service' && this.roles.count > 0) {
       const rs = this.roles.get(src, v6);
@@ -201,31 +203,32 @@ export class Dispatcher {
   }
 
   /** pick() of an IPv4 TCP/UDP packet */
-  private pick4(src: number, dst: number, proto: number, sport: number, dport: number): number {
+  /** pick() of an IPv4 packet, its addresses as numbers */
+  private pick4(src: number, dst: number, proto: number, sport: number, dport: number, ports = true): number {
     const slots = this.slots;
     const roles = this.roles;
     if (this.mode === 'service' && roles.count > 0) {
       const rs = roles.get4(src);
       const rd = roles.get4(dst);
-      if (rd & R_LOCAL) return slots[dport & (SLOTS - 1)]!;
-      if (rs & R_LOCAL) return slots[sport & (SLOTS - 1)]!;
+      if (ports) {
+        if (rd & R_LOCAL) return slots[dport & (SLOTS - 1)]!;
+        if (rs & R_LOCAL) return slots[sport & (SLOTS - 1)]!;
+      }
       const ds = (rd & R_SIDE) !== 0;
-      if (ds !== ((rs & R_SIDE) !== 0)) return slots[fmix(mix(0x2545f491, (ds ? src : dst) & this.mask4)) & (SLOTS - 1)]!;
+      if (ds !== ((rs & R_SIDE) !== 0)) return slots[this.host4(ds ? src : dst) & (SLOTS - 1)]!;
     }
-    const swap = src !== dst ? src > dst : sport > dport;
-    let h = mix(0x3c6ef372 ^ proto, swap ? dst : src);
-    h = mix(h, swap ? src : dst);
-    h = mix(h, swap ? (dport << 16) | sport : (sport << 16) | dport);
-    return slots[fmix(h) & (SLOTS - 1)]!;
+    return slots[this.pair4(src, dst, proto, ports ? sport : 0, ports ? dport : 0) & (SLOTS - 1)]!;
+  }
+
+  /** a hash of one IPv4 address, masked to the persistence netmask */
+  private host4(a: number): number {
+    return fmix(mix(0x2545f491, a & this.mask4)) >>> 0;
   }
 
   /** a hash of one address, masked to the persistence netmask */
   private host(a: Uint32Array, v6: boolean): number {
+    if (!v6) return this.host4(a[0]!);
     const m = this.m;
-    if (!v6) {
-      m[0] = a[0]! & this.mask4;
-      return fmix(mix(0x2545f491, m[0]!)) >>> 0;
-    }
     let bits = this.prefix6;
     for (let i = 0; i < 4; i++) {
       const take = Math.max(0, Math.min(32, bits));
@@ -235,23 +238,32 @@ export class Dispatcher {
     return fmix(mix(mix(mix(mix(0x2545f491, m[0]!), m[1]!), m[2]!), m[3]!)) >>> 0;
   }
 
+  /** a symmetric hash of IPv4 (addresses, ports): the endpoints in a fixed order */
+  private pair4(src: number, dst: number, proto: number, sport: number, dport: number): number {
+    const swap = src !== dst ? src > dst : sport > dport;
+    let h = mix(0x3c6ef372 ^ proto, swap ? dst : src);
+    h = mix(h, swap ? src : dst);
+    h = mix(h, swap ? (dport << 16) | sport : (sport << 16) | dport);
+    return fmix(h) >>> 0;
+  }
+
   /** a symmetric hash of (addresses, ports): the endpoints in a fixed order */
   private pair(src: Uint32Array, dst: Uint32Array, v6: boolean, proto: number, sport: number, dport: number): number {
+    if (!v6) return this.pair4(src[0]!, dst[0]!, proto, sport, dport);
     let swap = false;
-    const words = v6 ? 4 : 1;
     let i = 0;
-    for (; i < words; i++) {
+    for (; i < 4; i++) {
       if (src[i] !== dst[i]) {
         swap = src[i]! > dst[i]!;
         break;
       }
     }
-    if (i === words) swap = sport > dport;
+    if (i === 4) swap = sport > dport;
     const a = swap ? dst : src;
     const b = swap ? src : dst;
     let h = mix(0x3c6ef372 ^ proto, a[0]!);
     h = mix(h, b[0]!);
-    if (v6) for (let j = 1; j < 4; j++) h = mix(mix(h, a[j]!), b[j]!);
+    for (let j = 1; j < 4; j++) h = mix(mix(h, a[j]!), b[j]!);
     h = mix(h, swap ? (dport << 16) | sport : (sport << 16) | dport);
     return fmix(h) >>> 0;
   }
