@@ -19,12 +19,15 @@
  *          rewrites the frames in place, without a copy
  *   ringStats(handle) -> { packets, drops }   cumulative (packets handed to JavaScript; the kernel's drops)
  *   ringClose(handle)
- *   txOpen() -> handle       raw IPv4 and IPv6 sockets (IPPROTO_RAW: the IP header is the packet's own) and a
- *          packet socket for L2 frames
+ *   txOpen(threads = 0) -> handle   raw IPv4 and IPv6 sockets (IPPROTO_RAW: the IP header is the packet's own)
+ *          and a packet socket for L2 frames; `threads` transmit threads (0: sends on the caller's thread)
  *   txSend(handle, arena, desc, n) -> [sent, failed, lastErrno]   n packets from `arena` (Buffer), desc per
  *          packet: offset, length, kind (4, 6: IP packets routed by the kernel to their destination; 2: an
  *          Ethernet frame on interface index desc[3]), ifindex; consecutive packets of one kind leave in one
- *          sendmmsg
+ *          sendmmsg. With transmit threads the packets are copied for the thread of their destination and
+ *          the counts returned are only those known at once (bad descriptors); the threads' come from
+ *   txCollect(handle) -> [sent, failed, lastErrno]   sent and failed by the threads since the last call
+ *   txDrain(handle, ms) -> boolean   wait up to ms for the threads to send all they were given
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +37,7 @@
 #include <linux/filter.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
@@ -539,33 +543,54 @@ static napi_value ring_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* ---------------- transmit: sendmmsg ---------------- */
+/* ---------------- transmit: sendmmsg, on the caller's thread or on transmit threads ---------------- */
 
-typedef struct {
-  int fd4, fd6, fdl2;
-} tx_t;
+/*
+ * A packet sent on a raw socket is carried through the kernel's whole path in the sender's own context: the
+ * LB's routing and output, and, on a veth or a bridge, the receiving side's softirq too (a namespace's server
+ * and its TCP, whose ACKs come back through the LB). In bench/live.sh that is ~95% of the capture thread's
+ * time (perf: __sys_sendmmsg -> ... -> process_backlog). With transmit threads the capture thread only copies
+ * a batch's packets into a job for the thread that owns their destination (a hash of the destination
+ * address, so one destination's packets keep their order) and goes back to its ring; the threads' sends —
+ * and the kernel's work they carry — run on the other cores.
+ */
 
 #define TX_BATCH 256
+#define TX_THREADS_MAX 16
+/* bytes queued for one thread beyond which the caller waits for it (the ring holds what arrives meanwhile) */
+#define TXQ_BYTES (8 << 20)
 
-static napi_value tx_open(napi_env env, napi_callback_info info) {
-  (void)info;
-  tx_t *t = (tx_t *)calloc(1, sizeof(tx_t));
-  int big = 4 << 20;
-  t->fd4 = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
-  if (t->fd4 < 0) {
-    int e = errno;
-    free(t);
-    return throw_errno(env, "socket(AF_INET, SOCK_RAW, IPPROTO_RAW)", e);
-  }
-  t->fd6 = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
-  t->fdl2 = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  setsockopt(t->fd4, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-  if (t->fd6 >= 0) setsockopt(t->fd6, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-  if (t->fdl2 >= 0) setsockopt(t->fdl2, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-  napi_value ext;
-  napi_create_external(env, t, NULL, NULL, &ext);
-  return ext;
-}
+typedef struct txjob {
+  struct txjob *next;
+  uint32_t n;
+  size_t len;
+  int32_t *d;
+  uint8_t *data;
+} txjob_t;
+
+struct tx;
+typedef struct {
+  struct tx *t;
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t work, room;
+  txjob_t *head, *tail;
+  size_t bytes;
+  int busy, stop;
+  /* this batch's packets for the thread: count and bytes (the caller's scratch) */
+  uint32_t cn;
+  size_t cb;
+  txjob_t *cj;
+} txq_t;
+
+typedef struct tx {
+  int fd4, fd6, fdl2;
+  int nq;
+  txq_t q[TX_THREADS_MAX];
+  /* what the threads sent and failed since the last txCollect, and the last error */
+  uint32_t sent, failed;
+  int last;
+} tx_t;
 
 typedef union {
   struct sockaddr_in in4;
@@ -573,41 +598,35 @@ typedef union {
   struct sockaddr_ll ll;
 } txaddr_t;
 
-static napi_value tx_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  void *tp = NULL, *arena = NULL, *ddata = NULL;
-  size_t alen = 0, dlen = 0;
-  uint32_t n = 0;
-  napi_typedarray_type dt;
-  if (argc < 4 || napi_get_value_external(env, argv[0], &tp) != napi_ok || !tp || napi_get_buffer_info(env, argv[1], &arena, &alen) != napi_ok ||
-      napi_get_typedarray_info(env, argv[2], &dt, &dlen, &ddata, NULL, NULL) != napi_ok || dt != napi_int32_array || napi_get_value_uint32(env, argv[3], &n) != napi_ok || (size_t)n * 4 > dlen) {
-    napi_throw_type_error(env, NULL, "txSend(handle, arena: Buffer, desc: Int32Array, n)");
-    return NULL;
-  }
-  tx_t *t = (tx_t *)tp;
-  int32_t *d = (int32_t *)ddata;
-  static struct mmsghdr msgs[TX_BATCH];
-  static struct iovec iov[TX_BATCH];
-  static txaddr_t addr[TX_BATCH];
+static int tx_fd(tx_t *t, int kind) { return kind == 4 ? t->fd4 : kind == 6 ? t->fd6 : kind == 2 ? t->fdl2 : -1; }
+
+/* a packet's descriptor is usable: inside the arena and long enough for its kind */
+static int tx_ok(int kind, int32_t off, int32_t len, size_t alen) {
+  return off >= 0 && len > 0 && (size_t)off + (size_t)len <= alen && !(kind == 4 && len < 20) && !(kind == 6 && len < 40) && !(kind == 2 && len < 14);
+}
+
+/* n packets of `arena` (descriptors d: offset, length, kind, ifindex), consecutive ones of a kind in one sendmmsg */
+static void tx_run(tx_t *t, uint8_t *arena, size_t alen, const int32_t *d, uint32_t n, uint32_t *sentp, uint32_t *failedp, int *lastp) {
+  struct mmsghdr msgs[TX_BATCH];
+  struct iovec iov[TX_BATCH];
+  txaddr_t addr[TX_BATCH];
   uint32_t sent = 0, failed = 0;
   int last = 0;
   uint32_t i = 0;
   while (i < n) {
     int kind = d[4 * i + 2];
-    int fd = kind == 4 ? t->fd4 : kind == 6 ? t->fd6 : kind == 2 ? t->fdl2 : -1;
+    int fd = tx_fd(t, kind);
     /* a run of packets of one kind, each checked against the arena */
     uint32_t m = 0;
     int bad = 0;
     while (i + m < n && m < TX_BATCH && d[4 * (i + m) + 2] == kind) {
       uint32_t k = i + m;
       int32_t off = d[4 * k], len = d[4 * k + 1];
-      if (off < 0 || len <= 0 || (size_t)off + (size_t)len > alen || (kind == 4 && len < 20) || (kind == 6 && len < 40) || (kind == 2 && len < 14)) {
+      if (!tx_ok(kind, off, len, alen)) {
         bad = 1;
         break;
       }
-      uint8_t *p = (uint8_t *)arena + off;
+      uint8_t *p = arena + off;
       memset(&msgs[m], 0, sizeof msgs[m]);
       memset(&addr[m], 0, sizeof addr[m]);
       iov[m].iov_base = p;
@@ -662,6 +681,96 @@ static napi_value tx_send(napi_env env, napi_callback_info info) {
     }
     i += m;
   }
+  *sentp += sent;
+  *failedp += failed;
+  if (last) *lastp = last;
+}
+
+static void *tx_thread(void *arg) {
+  txq_t *q = (txq_t *)arg;
+  tx_t *t = q->t;
+  pthread_mutex_lock(&q->mu);
+  for (;;) {
+    while (!q->head && !q->stop) pthread_cond_wait(&q->work, &q->mu);
+    if (!q->head) break;
+    /* every job queued so far, in order */
+    txjob_t *j = q->head;
+    q->head = q->tail = NULL;
+    q->busy = 1;
+    pthread_mutex_unlock(&q->mu);
+    size_t freed = 0;
+    while (j) {
+      uint32_t sent = 0, failed = 0;
+      int last = 0;
+      tx_run(t, j->data, j->len, j->d, j->n, &sent, &failed, &last);
+      __atomic_add_fetch(&t->sent, sent, __ATOMIC_RELAXED);
+      if (failed) {
+        __atomic_add_fetch(&t->failed, failed, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->last, last, __ATOMIC_RELAXED);
+      }
+      txjob_t *next = j->next;
+      freed += j->len;
+      free(j);
+      j = next;
+    }
+    pthread_mutex_lock(&q->mu);
+    q->busy = 0;
+    q->bytes -= freed;
+    pthread_cond_broadcast(&q->room);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return NULL;
+}
+
+static napi_value tx_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  uint32_t threads = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) {
+    napi_valuetype vt;
+    napi_typeof(env, argv[0], &vt);
+    if (vt != napi_undefined && (napi_get_value_uint32(env, argv[0], &threads) != napi_ok || threads > TX_THREADS_MAX)) {
+      napi_throw_range_error(env, NULL, "txOpen(threads): 0 to 16");
+      return NULL;
+    }
+  }
+  tx_t *t = (tx_t *)calloc(1, sizeof(tx_t));
+  int big = 4 << 20;
+  t->fd4 = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (t->fd4 < 0) {
+    int e = errno;
+    free(t);
+    return throw_errno(env, "socket(AF_INET, SOCK_RAW, IPPROTO_RAW)", e);
+  }
+  t->fd6 = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  t->fdl2 = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  setsockopt(t->fd4, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  if (t->fd6 >= 0) setsockopt(t->fd6, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  if (t->fdl2 >= 0) setsockopt(t->fdl2, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  for (uint32_t k = 0; k < threads; k++) {
+    txq_t *q = &t->q[k];
+    q->t = t;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->work, NULL);
+    pthread_cond_init(&q->room, NULL);
+    if (pthread_create(&q->th, NULL, tx_thread, q) != 0) break;
+    t->nq++;
+  }
+  napi_value ext;
+  napi_create_external(env, t, NULL, NULL, &ext);
+  return ext;
+}
+
+/* the transmit thread for a packet: by its destination (IPv4, IPv6 address; a frame's destination MAC) */
+static uint32_t tx_pick(const tx_t *t, int kind, const uint8_t *p) {
+  uint32_t h = 2166136261u;
+  int from = kind == 4 ? 16 : kind == 6 ? 24 : 0, len = kind == 4 ? 4 : kind == 6 ? 16 : 6;
+  for (int k = 0; k < len; k++) h = (h ^ p[from + k]) * 16777619u;
+  return (h ^ (h >> 16)) % (uint32_t)t->nq;
+}
+
+static napi_value tx_result(napi_env env, uint32_t sent, uint32_t failed, int last) {
   napi_value arr, v;
   napi_create_array_with_length(env, 3, &arr);
   napi_create_uint32(env, sent, &v);
@@ -671,6 +780,142 @@ static napi_value tx_send(napi_env env, napi_callback_info info) {
   napi_create_int32(env, last, &v);
   napi_set_element(env, arr, 2, v);
   return arr;
+}
+
+/* the transmit handle that is a call's first argument (its other arguments in argv, up to max), or NULL and a TypeError */
+static tx_t *tx_call(napi_env env, napi_callback_info info, napi_value *argv, size_t max, const char *usage) {
+  size_t argc = max;
+  void *tp = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  for (size_t k = argc; k < max; k++) napi_get_undefined(env, &argv[k]);
+  if (argc < 1 || napi_get_value_external(env, argv[0], &tp) != napi_ok || !tp) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  return (tx_t *)tp;
+}
+
+static napi_value tx_send(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *tp = NULL, *arena = NULL, *ddata = NULL;
+  size_t alen = 0, dlen = 0;
+  uint32_t n = 0;
+  napi_typedarray_type dt;
+  if (argc < 4 || napi_get_value_external(env, argv[0], &tp) != napi_ok || !tp || napi_get_buffer_info(env, argv[1], &arena, &alen) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &dt, &dlen, &ddata, NULL, NULL) != napi_ok || dt != napi_int32_array || napi_get_value_uint32(env, argv[3], &n) != napi_ok || (size_t)n * 4 > dlen) {
+    napi_throw_type_error(env, NULL, "txSend(handle, arena: Buffer, desc: Int32Array, n)");
+    return NULL;
+  }
+  tx_t *t = (tx_t *)tp;
+  int32_t *d = (int32_t *)ddata;
+  uint32_t sent = 0, failed = 0;
+  int last = 0;
+  if (t->nq == 0) {
+    tx_run(t, (uint8_t *)arena, alen, d, n, &sent, &failed, &last);
+    return tx_result(env, sent, failed, last);
+  }
+  /* the transmit threads: each packet's size counted for its thread, a job per thread, the packets copied */
+  for (int k = 0; k < t->nq; k++) t->q[k].cn = 0, t->q[k].cb = 0, t->q[k].cj = NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    int kind = d[4 * i + 2];
+    if (!tx_ok(kind, d[4 * i], d[4 * i + 1], alen) || tx_fd(t, kind) < 0) continue;
+    txq_t *q = &t->q[tx_pick(t, kind, (uint8_t *)arena + d[4 * i])];
+    q->cn++;
+    q->cb += (size_t)d[4 * i + 1];
+  }
+  for (int k = 0; k < t->nq; k++) {
+    txq_t *q = &t->q[k];
+    if (q->cn == 0) continue;
+    size_t dbytes = (size_t)q->cn * 4 * sizeof(int32_t);
+    txjob_t *j = (txjob_t *)malloc(sizeof(txjob_t) + dbytes + q->cb);
+    if (!j) {
+      failed += q->cn;
+      last = ENOBUFS;
+      q->cn = 0;
+      continue;
+    }
+    j->next = NULL;
+    j->n = 0;
+    j->len = 0;
+    j->d = (int32_t *)(j + 1);
+    j->data = (uint8_t *)j->d + dbytes;
+    q->cj = j;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    int kind = d[4 * i + 2];
+    int32_t off = d[4 * i], len = d[4 * i + 1];
+    if (!tx_ok(kind, off, len, alen)) {
+      failed++;
+      last = EINVAL;
+      continue;
+    }
+    if (tx_fd(t, kind) < 0) {
+      failed++;
+      last = EAFNOSUPPORT;
+      continue;
+    }
+    txq_t *q = &t->q[tx_pick(t, kind, (uint8_t *)arena + off)];
+    txjob_t *j = q->cj;
+    if (!j) continue; /* (counted above: no memory for its job) */
+    memcpy(j->data + j->len, (uint8_t *)arena + off, (size_t)len);
+    j->d[4 * j->n] = (int32_t)j->len;
+    j->d[4 * j->n + 1] = len;
+    j->d[4 * j->n + 2] = kind;
+    j->d[4 * j->n + 3] = d[4 * i + 3];
+    j->n++;
+    j->len += (size_t)len;
+  }
+  for (int k = 0; k < t->nq; k++) {
+    txq_t *q = &t->q[k];
+    txjob_t *j = q->cj;
+    if (!j) continue;
+    q->cj = NULL;
+    pthread_mutex_lock(&q->mu);
+    /* (a thread far behind: wait for it, as a synchronous send would; the receive ring holds what arrives) */
+    while (q->bytes > TXQ_BYTES) pthread_cond_wait(&q->room, &q->mu);
+    if (q->tail) q->tail->next = j;
+    else q->head = j;
+    q->tail = j;
+    q->bytes += j->len;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->mu);
+  }
+  return tx_result(env, sent, failed, last);
+}
+
+/* txCollect(handle) -> [sent, failed, lastErrno]: what the transmit threads did since the last call */
+static napi_value tx_collect(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  tx_t *t = tx_call(env, info, argv, 1, "txCollect(handle)");
+  if (!t) return NULL;
+  uint32_t sent = __atomic_exchange_n(&t->sent, 0, __ATOMIC_RELAXED);
+  uint32_t failed = __atomic_exchange_n(&t->failed, 0, __ATOMIC_RELAXED);
+  return tx_result(env, sent, failed, failed ? __atomic_load_n(&t->last, __ATOMIC_RELAXED) : 0);
+}
+
+/* txDrain(handle, ms) -> true when every transmit thread has sent all it was given (within ms) */
+static napi_value tx_drain(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  uint32_t ms = 1000;
+  tx_t *t = tx_call(env, info, argv, 2, "txDrain(handle, ms)");
+  if (!t) return NULL;
+  napi_get_value_uint32(env, argv[1], &ms);
+  int idle = 0;
+  for (uint32_t waited = 0;; waited++) {
+    idle = 1;
+    for (int k = 0; k < t->nq && idle; k++) {
+      pthread_mutex_lock(&t->q[k].mu);
+      if (t->q[k].head || t->q[k].busy) idle = 0;
+      pthread_mutex_unlock(&t->q[k].mu);
+    }
+    if (idle || waited >= ms) break;
+    usleep(1000);
+  }
+  napi_value v;
+  napi_get_boolean(env, idle, &v);
+  return v;
 }
 
 NAPI_MODULE_INIT() {
@@ -684,6 +929,8 @@ NAPI_MODULE_INIT() {
       {"ringClose", NULL, ring_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"txOpen", NULL, tx_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"txSend", NULL, tx_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"txCollect", NULL, tx_collect, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"txDrain", NULL, tx_drain, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -17,7 +17,7 @@ else if (process.platform !== 'linux') console.log(`native module: not built (Li
 else if (!include) console.log("native module: not built (no node_api.h: install Node's headers, e.g. Debian's nodejs-dev or libnode-dev)");
 else {
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  const r = spawnSync(cc, ['-O2', '-shared', '-fPIC', '-Wall', '-Wextra', '-Werror', `-I${include}`, path.join(root, 'native', 'tsvs.c'), '-o', out], { encoding: 'utf8' });
+  const r = spawnSync(cc, ['-O2', '-shared', '-fPIC', '-pthread', '-Wall', '-Wextra', '-Werror', `-I${include}`, path.join(root, 'native', 'tsvs.c'), '-o', out], { encoding: 'utf8' });
   if (r.error || r.status !== 0) console.log(`native module: not built (${cc}: ${r.error?.message ?? r.stderr.trim().split('\n').slice(0, 3).join(' / ')})`);
   else console.log(`native module: ${path.relative(root, out)}`);
 }

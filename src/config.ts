@@ -259,6 +259,12 @@ const liveConfig = z
       .default(8192),
     /** libpcap read timeout (ms): how long the kernel may hold packets to deliver them in batches */
     buffer_timeout_ms: z.number().int().min(0).max(1000).default(1),
+    /**
+     * the batched path's transmit threads: the capture thread hands each batch's packets to them (by
+     * destination) and the kernel's work for a send — on veth and bridges, the receivers' too — runs on the
+     * other cores; 0: sendmmsg on the capture thread
+     */
+    tx_threads: z.number().int().min(0).max(16).default(2),
     /** packets queued on the raw socket beyond which new ones are dropped (tx_queue_full) */
     tx_queue: z.number().int().min(1).max(1 << 20).default(4096),
     /**

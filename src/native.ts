@@ -14,9 +14,14 @@ export interface Native {
   ringStart(handle: unknown, cb: (count: number) => void): void;
   ringStats(handle: unknown): { packets: number; drops: number };
   ringClose(handle: unknown): void;
-  txOpen(): unknown;
-  /** [sent, failed, errno of the last failure] */
+  /** `threads` transmit threads (0: txSend sends on the caller's thread) */
+  txOpen(threads?: number): unknown;
+  /** [sent, failed, errno of the last failure] (with transmit threads: only the failures known at once) */
   txSend(handle: unknown, arena: Buffer, desc: Int32Array, n: number): [number, number, number];
+  /** what the transmit threads sent and failed since the last call: [sent, failed, errno of the last failure] */
+  txCollect(handle: unknown): [number, number, number];
+  /** wait up to `ms` for the transmit threads to send all they were given (true when they have) */
+  txDrain(handle: unknown, ms: number): boolean;
 }
 
 let cached: { mod: Native | null; why: string } | null = null;

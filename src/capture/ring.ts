@@ -96,9 +96,9 @@ export class RingCapture {
 }
 
 let tx: unknown = null;
-/** one set of transmit sockets for the process */
-export function txHandle(): unknown {
-  tx ??= loadNative().mod!.txOpen();
+/** one set of transmit sockets for the process, with `threads` transmit threads (the first call decides) */
+export function txHandle(threads = 0): unknown {
+  tx ??= loadNative().mod!.txOpen(threads);
   return tx;
 }
 

@@ -76,7 +76,7 @@ export class Daemon implements CtlTarget {
     if (want === 'batched' && !native.mod) throw new ConfigError(`live.io: batched needs tsvs's native module: ${native.why}`);
     this.io = want !== 'pcap' && native.mod ? 'batched' : 'pcap';
     this.ioWhy = want === 'pcap' ? (process.env.TSVS_LIVE_IO ? 'TSVS_LIVE_IO=pcap' : 'live.io: pcap') : native.why;
-    if (this.io === 'batched') this.sink.openBatched(txHandle(), native.mod!.txSend);
+    if (this.io === 'batched') this.sink.openBatched(txHandle(live.tx_threads), native.mod!);
     // the cookie secret: configured, or fresh random bytes at every start
     const secret = cfg.synproxy.secret ? Buffer.from(cfg.synproxy.secret, 'hex') : randomBytes(16);
     const reserve = live.tx_reserve ?? Math.floor(live.tx_queue / 2);

@@ -10,6 +10,7 @@ import { PacketRecord } from '../capture/record.js';
 import type { Sink } from '../engine.js';
 import type { NotEmittedReason } from './xmit.js';
 import { loadNative } from '../capture/live.js';
+import type { Native } from '../native.js';
 
 interface RawSocketLike {
   send(b: Buffer, off: number, len: number, addr: string, after: (err: Error | null) => void): void;
@@ -36,9 +37,6 @@ export class LiveSink implements Sink {
   private sock4: RawSocketLike | null = null;
   private sock6: RawSocketLike | null = null;
   inFlight = 0;
-  sent = 0;
-  errors = 0;
-  lastError = '';
   /** DR: the port each server MAC is reached by (key: the MAC as text) */
   readonly l2Ports = new Map<string, L2Port>();
   /** copies waiting to be sent, in order (raw-socket sends and calls back first in, first out) */
@@ -56,9 +54,9 @@ export class LiveSink implements Sink {
     const b = this.queued.shift();
     if (b && !err && b.length === POOLED) this.pool.push(b);
     if (err) {
-      this.errors++;
-      this.lastError = err.message;
-    } else this.sent++;
+      this.errorsNow++;
+      this.lastErrorNow = err.message;
+    } else this.sentNow++;
   };
 
   constructor(private readonly txQueue: number) {}
@@ -68,7 +66,7 @@ export class LiveSink implements Sink {
    * emitted and leave together with sendmmsg when the batch ends (flush(): after each capture batch, and
    * soon after an emit outside one — a timer's, the control socket's)
    */
-  private batch: { tx: unknown; send: (tx: unknown, arena: Buffer, desc: Int32Array, n: number) => [number, number, number]; arena: Buffer; desc: Int32Array; n: number; used: number; scheduled: boolean } | null = null;
+  private batch: { tx: unknown; mod: BatchedTx; arena: Buffer; desc: Int32Array; n: number; used: number; scheduled: boolean } | null = null;
   /** sendmmsg batches and the packets they carried */
   txBatches = 0;
   txPackets = 0;
@@ -79,8 +77,41 @@ export class LiveSink implements Sink {
   }
 
   /** send in batches through the native module's sockets (instead of raw-socket's one asynchronous send per packet) */
-  openBatched(tx: unknown, send: (tx: unknown, arena: Buffer, desc: Int32Array, n: number) => [number, number, number]): void {
-    this.batch = { tx, send, arena: Buffer.allocUnsafe(ARENA), desc: new Int32Array(4 * Math.min(this.txQueue, 65536)), n: 0, used: 0, scheduled: false };
+  openBatched(tx: unknown, mod: BatchedTx): void {
+    this.batch = { tx, mod, arena: Buffer.allocUnsafe(ARENA), desc: new Int32Array(4 * Math.min(this.txQueue, 65536)), n: 0, used: 0, scheduled: false };
+  }
+
+  /** packets sent, and failed (socket buffer full, no route...): with transmit threads, what they have done so far */
+  get sent(): number {
+    this.collect();
+    return this.sentNow;
+  }
+  get errors(): number {
+    this.collect();
+    return this.errorsNow;
+  }
+  get lastError(): string {
+    this.collect();
+    return this.lastErrorNow;
+  }
+  private sentNow = 0;
+  private errorsNow = 0;
+  private lastErrorNow = '';
+
+  /** the transmit threads' counts since the last look */
+  private collect(): void {
+    const b = this.batch;
+    if (!b) return;
+    const [sent, failed, errno] = b.mod.txCollect(b.tx);
+    this.count(sent, failed, errno);
+  }
+
+  private count(sent: number, failed: number, errno: number): void {
+    this.sentNow += sent;
+    if (failed > 0) {
+      this.errorsNow += failed;
+      this.lastErrorNow = errnoName(errno);
+    }
   }
 
   get batched(): boolean {
@@ -91,14 +122,10 @@ export class LiveSink implements Sink {
   flush(): void {
     const b = this.batch;
     if (!b || b.n === 0) return;
-    const [sent, failed, errno] = b.send(b.tx, b.arena, b.desc, b.n);
-    this.sent += sent;
+    const [sent, failed, errno] = b.mod.txSend(b.tx, b.arena, b.desc, b.n);
+    this.count(sent, failed, errno);
     this.txBatches++;
     this.txPackets += b.n;
-    if (failed > 0) {
-      this.errors += failed;
-      this.lastError = errnoName(errno);
-    }
     b.n = 0;
     b.used = 0;
   }
@@ -154,7 +181,7 @@ export class LiveSink implements Sink {
       if (this.batch !== null && port.ifindex !== undefined) return this.queue(buf, off, len, 2, port.ifindex);
       // libpcap injects synchronously: the frame goes from where it is, with this interface's MAC as source
       port.inject(Buffer.from(buf.buffer, buf.byteOffset + off, len));
-      this.sent++;
+      this.sentNow++;
       return null;
     }
     const l3 = off + l2len;
@@ -195,6 +222,8 @@ export class LiveSink implements Sink {
 
   close(): void {
     this.flush();
+    // (what the transmit threads still hold leaves before the process does)
+    if (this.batch) this.batch.mod.txDrain(this.batch.tx, 1000);
     this.sock4?.close();
     this.sock6?.close();
     this.sock4 = this.sock6 = null;
@@ -211,6 +240,9 @@ function errnoName(e: number): string {
   for (const [k, v] of Object.entries(os.constants.errno)) if (v === e) return k;
   return `errno ${e}`;
 }
+
+/** the native module's batched transmit (src/native.ts) */
+type BatchedTx = Pick<Native, 'txSend' | 'txCollect' | 'txDrain'>;
 
 /** (send() reads the record only for L2 frames) */
 const NO_RECORD = new PacketRecord();

@@ -70,6 +70,25 @@ describe('native module: the receive ring and the TUN device', function () {
     assert.deepEqual(JSON.parse(r.stdout), [{ at12: '8100a00a0800', caplen: 50, wirelen: 50 }]);
   });
 
+  for (const threads of [2, 0]) {
+    it(`transmit ${threads ? `on ${threads} threads` : "on the caller's thread"}: 2000 datagrams to two destinations arrive, each destination's in order; a bad descriptor fails at once`, async function () {
+      sh('ip', ['netns', 'exec', `${P}-b`, 'ip', 'addr', 'replace', '10.99.1.3/24', 'dev', 'v1']);
+      const dir = path.join(REPO, 'test', 'native');
+      const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', path.join(dir, 'tx-threads.mjs'), MOD, String(threads), `${P}-b`, path.join(dir, 'udp-recv.cjs'), '10.99.1.2', '10.99.1.1', '10.99.1.3'], { timeout: 30000 });
+      assert.equal(r.code, 0, r.stderr);
+      const o = JSON.parse(r.stdout) as { received: Record<string, number[]>; now: { sent: number; failed: number; errnos: number[] }; collected: { sent: number; failed: number }; drained: boolean };
+      const even = Array.from({ length: 1000 }, (_, i) => 2 * i);
+      assert.deepEqual(o.received['10.99.1.1'], even, 'the first destination: every datagram, in order');
+      assert.deepEqual(o.received['10.99.1.3'], even.map((x) => x + 1), 'the second destination: every datagram, in order');
+      // the bad descriptors (one per batch) fail at once with EINVAL; the sends are counted by whoever made them
+      assert.deepEqual({ failed: o.now.failed, errnos: o.now.errnos }, { failed: 20, errnos: [22] });
+      assert.equal(o.now.sent + o.collected.sent, 2000);
+      assert.equal(threads ? o.collected.sent : o.now.sent, 2000, 'threads report through txCollect, the caller through txSend');
+      assert.equal(o.collected.failed, 0);
+      assert.equal(o.drained, true);
+    });
+  }
+
   it('a TUN device: a packet routed to it is read (in a batch), a packet written to it is received by the stack', async function () {
     const tun = path.join(REPO, 'test', 'native', 'tun-echo.cjs');
     const r = await run('ip', ['netns', 'exec', `${P}-a`, 'sh', '-c', `node ${tun} ${MOD} & sleep 0.5; ping -c 1 -W 2 10.98.0.2; wait`], { timeout: 20000 });
