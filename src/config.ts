@@ -257,6 +257,17 @@ const liveConfig = z
       .max(1 << 20)
       .refine((n) => (n & (n - 1)) === 0, 'a power of two')
       .default(8192),
+    /**
+     * batched: while the ring is busy, how long (µs) an empty ring is given to fill before the capture thread
+     * waits on its socket again (a thread woken by the kernel per packet costs more than the packet); the
+     * delay a packet may wait under load (0: none)
+     */
+    rx_coalesce_us: z.number().int().min(0).max(100000).default(1000),
+    /**
+     * drop what tsvs captures at the interfaces' tc ingress (after the capture's copy), so the kernel's own
+     * stack does not also route it only to drop it (src/live/tc-drop.ts; needs tc)
+     */
+    kernel_drop: z.boolean().default(true),
     /** libpcap read timeout (ms): how long the kernel may hold packets to deliver them in batches */
     buffer_timeout_ms: z.number().int().min(0).max(1000).default(1),
     /**

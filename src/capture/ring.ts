@@ -33,6 +33,8 @@ export class RingCapture {
     readonly iface: string,
     filter: string,
     ringKb: number,
+    /** while busy, how long an empty ring is given to fill before the socket is waited on again (µs) */
+    coalesceUs: number,
     onPacket: (buf: Buffer, off: number, caplen: number, wirelen: number, linktype: number) => void,
     /** after each batch (the sink sends what the batch emitted) */
     onBatchEnd: () => void,
@@ -56,7 +58,7 @@ export class RingCapture {
       this.frameSize = frame;
       const block = Math.max(frame, Math.min(BLOCK, (ringKb * 1024) / 2));
       if ((ringKb * 1024) / block < 2) throw new Error(`live.ring_kb ${ringKb} holds fewer than two blocks of ${block / 1024} KiB frames (MTU ${mtu}): make it larger`);
-      r = n.mod.ringOpen(iface, prog, block, (ringKb * 1024) / block, this.desc, frame);
+      r = n.mod.ringOpen(iface, prog, block, (ringKb * 1024) / block, this.desc, frame, coalesceUs);
     } catch (e) {
       throw new NativeModuleError(`batched capture on ${iface}: ${(e as Error).message}`);
     }

@@ -7,6 +7,7 @@
 import { PacketRecord } from '../capture/record.js';
 import { LiveCapture } from '../capture/live.js';
 import { RingCapture, txHandle } from '../capture/ring.js';
+import { clearKernelDrop, setKernelDrop } from './tc-drop.js';
 import { loadNative } from '../native.js';
 import type { Profile } from '../conntrack/conntrack.js';
 import { Engine } from '../engine.js';
@@ -228,14 +229,25 @@ export class Daemon implements CtlTarget {
     for (const iface of this.cfg.live!.interfaces) {
       const cap =
         this.io === 'batched'
-          ? new RingCapture(iface, filter, this.cfg.live!.ring_kb, (buf, off, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt, off), this.batchEnd)
+          ? new RingCapture(iface, filter, this.cfg.live!.ring_kb, this.cfg.live!.rx_coalesce_us, (buf, off, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt, off), this.batchEnd)
           : new LiveCapture(iface, { filter, bufferTimeoutMs: this.cfg.live!.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
       this.captures.push(cap);
       if (old.length === 0) this.log.info('capturing', { iface, linktype: cap.linktype });
     }
     for (const c of old) c.close();
     this.sink.l2Ports.clear();
+    if (this.cfg.live!.kernel_drop) {
+      for (const cap of this.captures) {
+        const why = setKernelDrop(cap.iface, filter, cap.linktype);
+        if (why === null) this.kernelDrop.add(cap.iface);
+        else this.log.warn('kernel drop not set: the kernel also sees what tsvs captures (and drops it, with ip_forward off)', { iface: cap.iface, why });
+      }
+      if (old.length === 0 && this.kernelDrop.size) this.log.info('kernel drop', { interfaces: [...this.kernelDrop], tc: 'ingress clsact, pref 4953' });
+    }
   }
+
+  /** interfaces whose tc ingress drops what tsvs captures (src/live/tc-drop.ts) */
+  private readonly kernelDrop = new Set<string>();
 
   /** a capture batch ended: what it emitted leaves together */
   private readonly batchEnd = (): void => this.sink.flush();
@@ -491,6 +503,8 @@ export class Daemon implements CtlTarget {
     for (const t of this.neighSoon) clearTimeout(t);
     for (const c of this.captures) c.close();
     this.captures.length = 0;
+    for (const i of this.kernelDrop) clearKernelDrop(i);
+    this.kernelDrop.clear();
     this.sink.close();
     closeProbes();
     this.hub?.close();

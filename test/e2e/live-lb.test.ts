@@ -75,7 +75,7 @@ interface Lb {
   log: () => string;
 }
 
-function config(mode: string, extra: { synproxy?: boolean; port?: number; health?: string; servers?: string; flowsMax?: number; ringKb?: number } = {}): string {
+function config(mode: string, extra: { synproxy?: boolean; port?: number; health?: string; servers?: string; flowsMax?: number; ringKb?: number; kernelDrop?: boolean } = {}): string {
   const port = extra.port ?? 8080;
   const servers = extra.servers ?? `      - { addr: 10.77.2.11, port: ${port}, weight: 3 }\n      - { addr: 10.77.2.12, port: ${port}, weight: 1 }\n`;
   return [
@@ -85,6 +85,7 @@ function config(mode: string, extra: { synproxy?: boolean; port?: number; health
     '  metrics: 127.0.0.1:9640',
     `  health: ${extra.health ?? '{ interval: 1, timeout: 0.5, rise: 1, fall: 1 }'}`,
     ...(extra.ringKb ? [`  ring_kb: ${extra.ringKb}`] : []),
+    ...(extra.kernelDrop === false ? ['  kernel_drop: false'] : []),
     ...(extra.flowsMax ? [`flows: { max: ${extra.flowsMax} }`] : []),
     'services:',
     '  - proto: tcp',
@@ -190,6 +191,33 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       }
     });
   }
+
+  it('kernel drop: while tsvs runs, the LB kernel\'s IP input never sees the VIP traffic tsvs takes (its InAddrErrors stay still over 30 requests, as they grow with kernel_drop: false); the tc filter is gone after stop', async function () {
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    const addrErrors = (): number => {
+      const rows = sh('ip', ['netns', 'exec', `${P}-l`, 'cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Ip:'));
+      const names = rows[0]!.split(/\s+/);
+      return Number(rows[1]!.split(/\s+/)[names.indexOf('InAddrErrors')]);
+    };
+    const tcShow = () => sh('ip', ['netns', 'exec', `${P}-l`, 'tc', 'filter', 'show', 'dev', 'eth0', 'ingress']);
+    const seen: Record<string, number> = {};
+    for (const drop of [true, false]) {
+      const lb = await startLb(config('nat', { kernelDrop: drop }));
+      try {
+        assert.equal(/pref 4953 bpf/.test(tcShow()), drop, tcShow());
+        const before = addrErrors();
+        const c = count(await requests(30));
+        assert.equal((c.s1 ?? 0) + (c.s2 ?? 0), 30, JSON.stringify(c));
+        seen[String(drop)] = addrErrors() - before;
+      } finally {
+        await stopLb(lb);
+      }
+      assert.doesNotMatch(tcShow(), /pref 4953/, 'the filter is taken off at stop');
+    }
+    // (30 requests: 5+ packets each to the VIP, and the servers' replies, routed by the kernel to nowhere)
+    assert.equal(seen.true, 0, JSON.stringify(seen));
+    assert.ok(seen.false! >= 150, JSON.stringify(seen));
+  });
 
   it('ctstat -E streams a running daemon\'s events as conntrack -E (filters, -e mask, JSON); -C counts; -D deletes what matches, and -E shows it go; -o extended', async function () {
     sh('bash', [TOPO, 'gw', P, 'nat']);
