@@ -58,7 +58,7 @@ table ip tsvsbench {
 NFT
 for par in 1 4; do read -r "R[nft-tcp-$par]" "R[nft-udp-$par]" < <(measure $par); done
 ratio() { node -e "console.log(($1/$2).toFixed(3))"; }
-echo "live (bash bench/live.sh $T): iperf3 through the LB namespace, ${T} s each; tsvs batched (TPACKET_V2 ring, sendmmsg), tsvs pcap (libpcap, raw-socket), the kernel's nftables DNAT"
+echo "live (bash bench/live.sh $T): iperf3 through the LB namespace, ${T} s each; tsvs batched (TPACKET_V2 ring, coalescing, sendmmsg on transmit threads), tsvs pcap (libpcap, raw-socket), the kernel's nftables DNAT"
 for par in 1 4; do
   printf '  %d stream%s TCP Gbit/s        batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-tcp-$par]}" "${R[pcap-tcp-$par]}" "${R[nft-tcp-$par]}" "$(ratio ${R[batched-tcp-$par]} ${R[nft-tcp-$par]})" "$(ratio ${R[pcap-tcp-$par]} ${R[nft-tcp-$par]})"
   printf '  %d stream%s UDP 64-byte pkt/s  batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-udp-$par]}" "${R[pcap-udp-$par]}" "${R[nft-udp-$par]}" "$(ratio ${R[batched-udp-$par]} ${R[nft-udp-$par]})" "$(ratio ${R[pcap-udp-$par]} ${R[nft-udp-$par]})"
