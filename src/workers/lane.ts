@@ -5,6 +5,7 @@
  * (layout.ts) to an EntryOut: the shared output ring of a worker thread, or the reader thread's own buffer for
  * the lane that runs there. Both run this same code.
  */
+import { isMainThread } from 'node:worker_threads';
 import { PacketRecord } from '../capture/record.js';
 import type { ConntrackConfig } from '../conntrack/conntrack.js';
 import { Engine, type Sink } from '../engine.js';
@@ -28,6 +29,8 @@ export interface LaneInit {
   zeek: boolean;
   /** TSVS_TEST_FAULT_RECORD: fail at this record (the internal-error path) */
   faultAt: number;
+  /** TSVS_TEST_EXIT_RECORD: a worker thread ends at once at its first record from this one on (test) */
+  exitAt: number;
 }
 
 export interface LaneResult {
@@ -284,6 +287,8 @@ export class Lane {
       }
       try {
         if (r.index === faultAt) throw new Error(`injected fault (TSVS_TEST_FAULT_RECORD=${faultAt})`);
+        // (a worker thread that ends at once, as one whose isolate hits its heap limit: no word to the reader)
+        if (r.index >= this.init.exitAt && this.init.exitAt > 0 && !isMainThread) process.exit(3);
         engine.frame(r);
       } catch (err) {
         r.fileOffset = (meta[m + L.M_FILEOFF_HI]! >>> 0) * 4294967296 + (meta[m + L.M_FILEOFF_LO]! >>> 0);

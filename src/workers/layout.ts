@@ -107,6 +107,7 @@ export const W_POS = 1; // rows done in chunk W_SEQ
 export const W_TAIL = 2; // output ring: produced (bytes, wrapping)
 export const W_WAITOUT = 3; // 1: waiting for room in the output ring
 export const W_STATE = 4; // 0 running, 1 finished, 2 failed
+export const W_TID = 5; // the worker's thread id (Linux; 0 where unknown): the reader checks it is alive
 export const W_HEAD = 16; // output ring: consumed (written by the reader)
 /** float64 view: the first record's index of each queue slot, then the capture's latest time (the end's clock) */
 export const FQ_BASE = 0;

@@ -6,6 +6,7 @@
  * slots and the lanes' entries, and sums the lanes' counters into one summary. Layout and protocol:
  * layout.ts.
  */
+import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { readCapture } from '../capture/reader.js';
 import { CaptureError, PacketRecord, RecordHandlerError } from '../capture/record.js';
@@ -157,6 +158,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     snapshot: tc.snapshotFile !== undefined,
     zeek: wo.zeek === true,
     faultAt: Number(process.env.TSVS_TEST_FAULT_RECORD ?? 0) || -1,
+    exitAt: Number(process.env.TSVS_TEST_EXIT_RECORD ?? 0) || -1,
   };
   const workers: Worker[] = [];
   const results: Array<Promise<LaneResult>> = [];
@@ -218,8 +220,21 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     posDone[w] = ws === s ? Atomics.load(ctl, b + L.W_POS) : 0;
     return ws > s || (ws === s && posDone[w]! > i);
   };
+  let lookedAlive = Date.now();
   const failed = (): boolean => {
     for (let w = 1; w < n; w++) if (Atomics.load(ctl, L.wbase(w) + L.W_STATE) === 2) return true;
+    // a worker thread that ended without a word (its isolate at its heap limit, or killed): its thread is
+    // gone from /proc; looked for at most every 200 ms (the 'exit' event cannot reach a thread that waits)
+    const now = Date.now();
+    if (now - lookedAlive < 200) return false;
+    lookedAlive = now;
+    for (let w = 1; w < n; w++) {
+      const tid = Atomics.load(ctl, L.wbase(w) + L.W_TID);
+      if (tid > 0 && Atomics.load(ctl, L.wbase(w) + L.W_STATE) === 0 && !fs.existsSync(`/proc/self/task/${tid}`)) {
+        failure ??= { worker: w, error: `worker ${w}'s thread ended without a word (its heap limit, or killed)`, index: -1, fileOffset: -1 };
+        return true;
+      }
+    }
     return false;
   };
   /** wait (writing what is earlier than `tag` meanwhile) until `cond` */

@@ -8,6 +8,7 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { Lane, RecordError, type LaneInit, type LaneResult } from './lane.js';
 import { setPortPartition } from '../xmit/pool.js';
 import * as L from './layout.js';
+import * as fs from 'node:fs';
 
 export interface WorkerInit {
   /** this worker's lane (1..lanes-1; lane 0 runs on the reader thread) */
@@ -177,10 +178,20 @@ function run(init: WorkerInit): LaneResult {
   return res;
 }
 
+/** this thread's id in the kernel (/proc/thread-self -> PID/task/TID), 0 where there is none */
+function threadId(): number {
+  try {
+    return Number(fs.readlinkSync('/proc/thread-self').split('/').pop()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 if (parentPort && workerData?.tsvsWorker) {
   const init = workerData.tsvsWorker as WorkerInit;
   const ctl = new Int32Array(init.ctl);
   const wb = L.wbase(init.me);
+  Atomics.store(ctl, wb + L.W_TID, threadId());
   try {
     const res = run(init);
     parentPort.postMessage({ ok: res });

@@ -213,6 +213,14 @@ describe('replay with workers: bad input and failures', function () {
     assert.equal((r.stderr.match(/record 50/g) ?? []).length, 1);
   });
 
+  it('a worker thread that ends without a word (as at its heap limit): one line naming the lane, exit 70, no hang', async () => {
+    const t = Date.now();
+    const r = await tsvs(['replay', wiki, '--workers', '2', '--json'], { ...process.env, TSVS_TEST_EXIT_RECORD: '50' });
+    assert.equal(r.code, 70, r.stderr);
+    assert.match(r.stderr, /^tsvs: internal error: .*zeek-wikipedia\.pcap: worker 1's thread ended without a word .*\(lane 1 of 2;/m);
+    assert.ok(Date.now() - t < 20000, 'the reader noticed');
+  });
+
   it('records larger than a window (up to the 262,144-byte snap length) among small ones: the same as one worker', async () => {
     const recs: Rec[] = [];
     for (let i = 0; i < 200; i++) {
