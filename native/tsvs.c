@@ -27,7 +27,8 @@
  *          Ethernet frame on interface index desc[3]), ifindex; consecutive packets of one kind leave in one
  *          sendmmsg. With transmit threads the packets are copied for the thread of their destination and
  *          the counts returned are only those known at once (bad descriptors); the threads' come from
- *   txCollect(handle) -> [sent, failed, lastErrno]   sent and failed by the threads since the last call
+ *   txCollect(handle) -> [sent, failed, lastErrno, queued]   sent and failed by the threads since the last
+ *          call, and the packets still queued on them
  *   txDrain(handle, ms) -> boolean   wait up to ms for the threads to send all they were given
  */
 #define _GNU_SOURCE
@@ -620,9 +621,10 @@ typedef struct tx {
   int fd4, fd6, fdl2;
   int nq;
   txq_t q[TX_THREADS_MAX];
-  /* what the threads sent and failed since the last txCollect, and the last error */
+  /* what the threads sent and failed since the last txCollect, and the last error; packets queued on them */
   uint32_t sent, failed;
   int last;
+  uint32_t queued;
 } tx_t;
 
 typedef union {
@@ -741,6 +743,7 @@ static void *tx_thread(void *arg) {
         __atomic_add_fetch(&t->failed, failed, __ATOMIC_RELAXED);
         __atomic_store_n(&t->last, last, __ATOMIC_RELAXED);
       }
+      __atomic_sub_fetch(&t->queued, j->n, __ATOMIC_RELAXED);
       txjob_t *next = j->next;
       freed += j->len;
       free(j);
@@ -912,20 +915,24 @@ static napi_value tx_send(napi_env env, napi_callback_info info) {
     else q->head = j;
     q->tail = j;
     q->bytes += j->len;
+    __atomic_add_fetch(&t->queued, j->n, __ATOMIC_RELAXED);
     pthread_cond_signal(&q->work);
     pthread_mutex_unlock(&q->mu);
   }
   return tx_result(env, sent, failed, last);
 }
 
-/* txCollect(handle) -> [sent, failed, lastErrno]: what the transmit threads did since the last call */
+/* txCollect(handle) -> [sent, failed, lastErrno, queued]: what the transmit threads did since the last call, and hold */
 static napi_value tx_collect(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   tx_t *t = tx_call(env, info, argv, 1, "txCollect(handle)");
   if (!t) return NULL;
   uint32_t sent = __atomic_exchange_n(&t->sent, 0, __ATOMIC_RELAXED);
   uint32_t failed = __atomic_exchange_n(&t->failed, 0, __ATOMIC_RELAXED);
-  return tx_result(env, sent, failed, failed ? __atomic_load_n(&t->last, __ATOMIC_RELAXED) : 0);
+  napi_value arr = tx_result(env, sent, failed, failed ? __atomic_load_n(&t->last, __ATOMIC_RELAXED) : 0), v;
+  napi_create_uint32(env, __atomic_load_n(&t->queued, __ATOMIC_RELAXED), &v);
+  napi_set_element(env, arr, 3, v);
+  return arr;
 }
 
 /* txDrain(handle, ms) -> true when every transmit thread has sent all it was given (within ms) */

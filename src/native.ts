@@ -18,8 +18,8 @@ export interface Native {
   txOpen(threads?: number): unknown;
   /** [sent, failed, errno of the last failure] (with transmit threads: only the failures known at once) */
   txSend(handle: unknown, arena: Buffer, desc: Int32Array, n: number): [number, number, number];
-  /** what the transmit threads sent and failed since the last call: [sent, failed, errno of the last failure] */
-  txCollect(handle: unknown): [number, number, number];
+  /** what the transmit threads sent and failed since the last call, and hold: [sent, failed, errno of the last failure, packets queued] */
+  txCollect(handle: unknown): [number, number, number, number];
   /** wait up to `ms` for the transmit threads to send all they were given (true when they have) */
   txDrain(handle: unknown, ms: number): boolean;
 }

@@ -336,7 +336,7 @@ export class Daemon implements CtlTarget {
       emitted: this.engine.x!.emitted,
       not_emitted: this.engine.x!.notEmitted,
       io: this.io,
-      tx: { sent: this.sink.sent, errors: this.sink.errors, in_flight: this.sink.inFlight, ...(this.sink.batched ? { batches: this.sink.txBatches, packets: this.sink.txPackets } : {}) },
+      tx: { sent: this.sink.sent, errors: this.sink.errors, in_flight: this.sink.pending, ...(this.sink.batched ? { batches: this.sink.txBatches, packets: this.sink.txPackets } : {}) },
       passive_failures_ignored: this.passiveIgnored,
       capture: this.captures.map((x) => ({ iface: x.iface, ...x.stats() })),
     };

@@ -102,8 +102,17 @@ export class LiveSink implements Sink {
   private collect(): void {
     const b = this.batch;
     if (!b) return;
-    const [sent, failed, errno] = b.mod.txCollect(b.tx);
+    const [sent, failed, errno, queued] = b.mod.txCollect(b.tx);
     this.count(sent, failed, errno);
+    this.queuedNow = queued;
+  }
+  private queuedNow = 0;
+
+  /** packets handed to the kernel's send but not yet through it: raw-socket's in flight, or those queued on the transmit threads */
+  get pending(): number {
+    if (!this.batch) return this.inFlight;
+    this.collect();
+    return this.queuedNow;
   }
 
   private count(sent: number, failed: number, errno: number): void {

@@ -76,7 +76,7 @@ describe('native module: the receive ring and the TUN device', function () {
       const dir = path.join(REPO, 'test', 'native');
       const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', path.join(dir, 'tx-threads.mjs'), MOD, String(threads), `${P}-b`, path.join(dir, 'udp-recv.cjs'), '10.99.1.2', '10.99.1.1', '10.99.1.3'], { timeout: 30000 });
       assert.equal(r.code, 0, r.stderr);
-      const o = JSON.parse(r.stdout) as { received: Record<string, number[]>; now: { sent: number; failed: number; errnos: number[] }; collected: { sent: number; failed: number }; drained: boolean };
+      const o = JSON.parse(r.stdout) as { received: Record<string, number[]>; now: { sent: number; failed: number; errnos: number[] }; collected: { sent: number; failed: number; queued: number }; drained: boolean };
       const even = Array.from({ length: 1000 }, (_, i) => 2 * i);
       assert.deepEqual(o.received['10.99.1.1'], even, 'the first destination: every datagram, in order');
       assert.deepEqual(o.received['10.99.1.3'], even.map((x) => x + 1), 'the second destination: every datagram, in order');
@@ -85,6 +85,7 @@ describe('native module: the receive ring and the TUN device', function () {
       assert.equal(o.now.sent + o.collected.sent, 2000);
       assert.equal(threads ? o.collected.sent : o.now.sent, 2000, 'threads report through txCollect, the caller through txSend');
       assert.equal(o.collected.failed, 0);
+      assert.equal(o.collected.queued, 0, 'nothing left queued once drained');
       assert.equal(o.drained, true);
     });
   }

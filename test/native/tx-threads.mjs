@@ -45,8 +45,8 @@ for (let b = 0; b < 20; b++) {
   await new Promise((r) => setTimeout(r, 2));
 }
 const drained = m.txDrain(tx, 2000);
-const [cs, cf] = m.txCollect(tx);
+const [cs, cf, , queued] = m.txCollect(tx);
 await new Promise((r) => setTimeout(r, 300));
 rx.kill();
 await new Promise((r) => rx.once('exit', r));
-console.log(JSON.stringify({ received: JSON.parse(out), now: { ...now, errnos: [...now.errnos] }, collected: { sent: cs, failed: cf }, drained }));
+console.log(JSON.stringify({ received: JSON.parse(out), now: { ...now, errnos: [...now.errnos] }, collected: { sent: cs, failed: cf, queued }, drained }));
