@@ -70,6 +70,18 @@ describe('native module: the receive ring and the TUN device', function () {
     assert.deepEqual(JSON.parse(r.stdout), [{ at12: '8100a00a0800', caplen: 50, wirelen: 50 }]);
   });
 
+  it('receive coalescing (100 ms): a light load is handed over as it comes; packets arriving while the ring is busy wait out the nap together', async function () {
+    const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', path.join(REPO, 'test', 'native', 'coalesce-rx.mjs'), MOD, 'v0', `${P}-b`, '10.99.1.2'], { timeout: 30000 });
+    assert.equal(r.code, 0, r.stderr);
+    const o = JSON.parse(r.stdout) as { lightGaps: Array<number | null>; lightCalls: number; burst: number; spacedCalls: number | null };
+    // sent 40 ms apart: never held for the 100 ms nap, each in a call of its own
+    assert.ok(o.lightGaps.every((g) => g !== null && g < 80), JSON.stringify(o));
+    assert.equal(o.lightCalls, 8, JSON.stringify(o));
+    assert.equal(o.burst, 50, JSON.stringify(o));
+    // sent 15 ms apart after the burst: together after the nap (one call per packet without coalescing)
+    assert.ok(o.spacedCalls !== null && o.spacedCalls <= 2, JSON.stringify(o));
+  });
+
   for (const threads of [2, 0]) {
     it(`transmit ${threads ? `on ${threads} threads` : "on the caller's thread"}: 2000 datagrams to two destinations arrive, each destination's in order; a bad descriptor fails at once`, async function () {
       sh('ip', ['netns', 'exec', `${P}-b`, 'ip', 'addr', 'replace', '10.99.1.3/24', 'dev', 'v1']);
