@@ -625,7 +625,13 @@ typedef struct tx {
   uint32_t sent, failed;
   int last;
   uint32_t queued;
+  /* the caller's scratch: each packet's thread, or PICK_BAD / PICK_NOFD (grown as batches need) */
+  uint8_t *pick;
+  uint32_t pick_cap;
 } tx_t;
+
+#define PICK_BAD 0xff
+#define PICK_NOFD 0xfe
 
 typedef union {
   struct sockaddr_in in4;
@@ -832,19 +838,19 @@ static tx_t *tx_call(napi_env env, napi_callback_info info, napi_value *argv, si
 }
 
 static napi_value tx_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  void *tp = NULL, *arena = NULL, *ddata = NULL;
+  void *arena = NULL, *ddata = NULL;
   size_t alen = 0, dlen = 0;
   uint32_t n = 0;
   napi_typedarray_type dt;
-  if (argc < 4 || napi_get_value_external(env, argv[0], &tp) != napi_ok || !tp || napi_get_buffer_info(env, argv[1], &arena, &alen) != napi_ok ||
-      napi_get_typedarray_info(env, argv[2], &dt, &dlen, &ddata, NULL, NULL) != napi_ok || dt != napi_int32_array || napi_get_value_uint32(env, argv[3], &n) != napi_ok || (size_t)n * 4 > dlen) {
-    napi_throw_type_error(env, NULL, "txSend(handle, arena: Buffer, desc: Int32Array, n)");
+  const char *usage = "txSend(handle, arena: Buffer, desc: Int32Array, n)";
+  tx_t *t = tx_call(env, info, argv, 4, usage);
+  if (!t) return NULL;
+  if (napi_get_buffer_info(env, argv[1], &arena, &alen) != napi_ok || napi_get_typedarray_info(env, argv[2], &dt, &dlen, &ddata, NULL, NULL) != napi_ok || dt != napi_int32_array ||
+      napi_get_value_uint32(env, argv[3], &n) != napi_ok || (size_t)n * 4 > dlen) {
+    napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
-  tx_t *t = (tx_t *)tp;
   int32_t *d = (int32_t *)ddata;
   uint32_t sent = 0, failed = 0;
   int last = 0;
@@ -852,14 +858,31 @@ static napi_value tx_send(napi_env env, napi_callback_info info) {
     tx_run(t, (uint8_t *)arena, alen, d, n, &sent, &failed, &last);
     return tx_result(env, sent, failed, last);
   }
-  /* the transmit threads: each packet's size counted for its thread, a job per thread, the packets copied */
+  if (n > t->pick_cap) {
+    uint8_t *p = (uint8_t *)realloc(t->pick, n);
+    if (!p) {
+      napi_throw_error(env, NULL, "txSend: out of memory");
+      return NULL;
+    }
+    t->pick = p;
+    t->pick_cap = n;
+  }
+  /* the transmit threads: each packet checked and its thread picked once, a job per thread, the packets copied */
   for (int k = 0; k < t->nq; k++) t->q[k].cn = 0, t->q[k].cb = 0, t->q[k].cj = NULL;
   for (uint32_t i = 0; i < n; i++) {
     int kind = d[4 * i + 2];
-    if (!tx_ok(kind, d[4 * i], d[4 * i + 1], alen) || tx_fd(t, kind) < 0) continue;
-    txq_t *q = &t->q[tx_pick(t, kind, (uint8_t *)arena + d[4 * i])];
-    q->cn++;
-    q->cb += (size_t)d[4 * i + 1];
+    if (!tx_ok(kind, d[4 * i], d[4 * i + 1], alen)) {
+      t->pick[i] = PICK_BAD;
+      continue;
+    }
+    if (tx_fd(t, kind) < 0) {
+      t->pick[i] = PICK_NOFD;
+      continue;
+    }
+    uint32_t k = tx_pick(t, kind, (uint8_t *)arena + d[4 * i]);
+    t->pick[i] = (uint8_t)k;
+    t->q[k].cn++;
+    t->q[k].cb += (size_t)d[4 * i + 1];
   }
   for (int k = 0; k < t->nq; k++) {
     txq_t *q = &t->q[k];
@@ -880,25 +903,18 @@ static napi_value tx_send(napi_env env, napi_callback_info info) {
     q->cj = j;
   }
   for (uint32_t i = 0; i < n; i++) {
-    int kind = d[4 * i + 2];
     int32_t off = d[4 * i], len = d[4 * i + 1];
-    if (!tx_ok(kind, off, len, alen)) {
+    if (t->pick[i] >= PICK_NOFD) {
       failed++;
-      last = EINVAL;
+      last = t->pick[i] == PICK_BAD ? EINVAL : EAFNOSUPPORT;
       continue;
     }
-    if (tx_fd(t, kind) < 0) {
-      failed++;
-      last = EAFNOSUPPORT;
-      continue;
-    }
-    txq_t *q = &t->q[tx_pick(t, kind, (uint8_t *)arena + off)];
-    txjob_t *j = q->cj;
+    txjob_t *j = t->q[t->pick[i]].cj;
     if (!j) continue; /* (counted above: no memory for its job) */
     memcpy(j->data + j->len, (uint8_t *)arena + off, (size_t)len);
     j->d[4 * j->n] = (int32_t)j->len;
     j->d[4 * j->n + 1] = len;
-    j->d[4 * j->n + 2] = kind;
+    j->d[4 * j->n + 2] = d[4 * i + 2];
     j->d[4 * j->n + 3] = d[4 * i + 3];
     j->n++;
     j->len += (size_t)len;
