@@ -15,7 +15,7 @@ declare -a t1 t2
 for i in $(seq "$runs"); do
   for n in 1 2; do
     s=$(date +%s.%N)
-    bin/tsvs replay $cap --config "$cfg" --out "$out/o$n.pcap" --json > "$out/s$n.json"
+    bin/tsvs replay $cap --workers $n --config "$cfg" --out "$out/o$n.pcap" --json > "$out/s$n.json"
     e=$(echo "$(date +%s.%N) - $s" | bc)
     if [ $n = 1 ]; then t1+=("$e"); else t2+=("$e"); fi
     rm -f "$out/o$n.pcap"
