@@ -19,6 +19,37 @@ function keyHash(words: Uint32Array, v6: boolean, port: number, seed: number): n
   return h >>> 0;
 }
 
+/**
+ * Maglev's populate (the paper's Pseudocode 1): user u's preferred slots are (offset[u] + j * skip[u]) mod M,
+ * j = 0, 1, ...; users take turns claiming their next free one (`turns[u]` of them per round: the weight over
+ * the weights' gcd) until all M = table.length slots hold a user's number. Each user's position is kept as a
+ * running sum (one add and a compare per probe, small integers: no product past 2^31, no modulo of a double).
+ */
+export function maglevPopulate(offset: Int32Array, skip: Int32Array, turns: Int32Array, table: Int32Array): void {
+  const M = table.length;
+  const n = offset.length;
+  table.fill(-1);
+  const pos = Int32Array.from(offset);
+  let filled = 0;
+  while (filled < M) {
+    for (let u = 0; u < n && filled < M; u++) {
+      const sk = skip[u]!;
+      let c = pos[u]!;
+      for (let t = 0; t < turns[u]! && filled < M; t++) {
+        while (table[c]! >= 0) {
+          c += sk;
+          if (c >= M) c -= M;
+        }
+        table[c] = u;
+        c += sk;
+        if (c >= M) c -= M;
+        filled++;
+      }
+      pos[u] = c;
+    }
+  }
+}
+
 export function mh(o: SchedOptions = {}): Scheduler {
   const M = o.tableSize ?? 65537;
   const table = new Int32Array(M).fill(-1);
@@ -35,25 +66,18 @@ export function mh(o: SchedOptions = {}): Scheduler {
         }
       }
       if (users.length === 0) return;
-      const offset = users.map((i) => strHash(d.ids[i]!, 0x811c9dc5) % M);
-      const skip = users.map((i) => (strHash(d.ids[i]!, 0x01000193) % (M - 1)) + 1);
-      const next = users.map(() => 0);
-      const turns = users.map((i) => d.weight[i]! / g);
-      let filled = 0;
-      while (filled < M) {
-        for (let u = 0; u < users.length && filled < M; u++) {
-          for (let t = 0; t < turns[u]! && filled < M; t++) {
-            let c = (offset[u]! + next[u]! * skip[u]!) % M;
-            while (table[c]! >= 0) {
-              next[u]!++;
-              c = (offset[u]! + next[u]! * skip[u]!) % M;
-            }
-            table[c] = users[u]!;
-            next[u]!++;
-            filled++;
-          }
-        }
+      const n = users.length;
+      const offset = new Int32Array(n);
+      const skip = new Int32Array(n);
+      const turns = new Int32Array(n);
+      for (let u = 0; u < n; u++) {
+        const id = d.ids[users[u]!]!;
+        offset[u] = strHash(id, 0x811c9dc5) % M;
+        skip[u] = (strHash(id, 0x01000193) % (M - 1)) + 1;
+        turns[u] = d.weight[users[u]!]! / g;
       }
+      maglevPopulate(offset, skip, turns, table);
+      for (let c = 0; c < M; c++) table[c] = users[table[c]!]!;
     },
     pick(d, k) {
       const port = o.port ? k.sport : 0;

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import { createScheduler, Dests, SCHEDULER_NAMES, type SchedKey } from '../../src/sched/index.js';
 import { Service } from '../../src/service/services.js';
+import { maglevPopulate } from '../../src/sched/mh.js';
 
 function key(src: number, sport = 1000, dst = 0xc0a80001): SchedKey {
   return { v6: false, src: Uint32Array.of(src, 0, 0, 0), dst: Uint32Array.of(dst, 0, 0, 0), sport, dport: 80 };
@@ -125,6 +126,23 @@ describe('schedulers', function () {
     const strict = createScheduler('sh');
     strict.update(d);
     assert.ok(Array.from({ length: 100 }, (_, i) => strict.pick(d, key(0x0b000000 + i * 2654435))).includes(-1), 'no fallback: the unusable server’s sources get none');
+  });
+
+  it("mh: the populate of the Maglev paper's example (M = 7, three backends) gives its lookup table", function () {
+    // Eisenbud et al., NSDI 2016, Table 1: B0 offset 3 skip 4, B1 offset 0 skip 2, B2 offset 3 skip 1;
+    // the lookup table before B1 is removed: B1 B0 B1 B0 B2 B2 B0
+    const t = new Int32Array(7);
+    maglevPopulate(Int32Array.of(3, 0, 3), Int32Array.of(4, 2, 1), Int32Array.of(1, 1, 1), t);
+    assert.deepEqual([...t], [1, 0, 1, 0, 2, 2, 0]);
+    // B1 removed (B0, B2), worked by hand: B0 takes 3, B2 4 (3 is taken); B0 0, B2 5; B0 1 (4 taken), B2 6;
+    // B0 2 (5 taken): B0 B0 B0 B0 B2 B2 B2
+    const t2 = new Int32Array(7);
+    maglevPopulate(Int32Array.of(3, 3), Int32Array.of(4, 1), Int32Array.of(1, 1), t2);
+    assert.deepEqual([...t2], [0, 0, 0, 0, 1, 1, 1]);
+    // a weight of 2 takes two slots per turn: B0 (weight 2) 3 and 0, B2 4; B0 1 and 5... -> B0 B0 B0 B0 B2 B0 B2
+    const t3 = new Int32Array(7);
+    maglevPopulate(Int32Array.of(3, 3), Int32Array.of(4, 1), Int32Array.of(2, 1), t3);
+    assert.deepEqual([...t3], [0, 0, 0, 0, 1, 0, 1]);
   });
 
   it('mh: table shares follow the weights; removing 1 of N servers moves at most ~1/N of the keys', function () {
