@@ -162,10 +162,16 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
   };
   const workers: Worker[] = [];
   const results: Array<Promise<LaneResult>> = [];
-  let failure: { worker: number; error: string; stack?: string; index: number; fileOffset: number } | null = null;
+  /** the first lane that failed and why (`silent`: only its thread's end was seen; its own error, when it comes, says more) */
+  let failure: { worker: number; error: string; stack?: string; index: number; fileOffset: number; silent?: boolean } | null = null;
   for (let me = 1; me < n; me++) {
     const init: WorkerInit = { me, lanes: n, slots, ctl: ctlSab, ctlF: ctlFSab, ring: rings[me]!, chunks: free.map((c) => ({ id: c.id, buf: c.sab, meta: c.metaSab, lists: c.listSab, emit: c.emitSab })), lane: laneInit };
+    // the kernel's id of the worker's thread, known at once (it is made in the constructor), so that a worker
+    // that ends before it runs a line of its own (its file missing or broken) is seen to be gone, not awaited
+    const before = threadIds();
     const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { tsvsWorker: init } });
+    const made = [...threadIds()].filter((t) => !before.has(t));
+    if (made.length === 1) Atomics.store(ctl, L.wbase(me) + L.W_TID, made[0]!);
     workers.push(w);
     results.push(
       new Promise((resolve, reject) => {
@@ -177,7 +183,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
           }
         });
         w.on('error', (e) => {
-          failure ??= { worker: me, error: e.message, stack: e.stack, index: -1, fileOffset: -1 };
+          if (failure === null || (failure.silent && failure.worker === me)) failure = { worker: me, error: `worker thread: ${e.message}`, stack: e.stack, index: -1, fileOffset: -1 };
           Atomics.store(ctl, L.wbase(me) + L.W_STATE, 2);
           reject(e);
         });
@@ -231,7 +237,7 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
     for (let w = 1; w < n; w++) {
       const tid = Atomics.load(ctl, L.wbase(w) + L.W_TID);
       if (tid > 0 && Atomics.load(ctl, L.wbase(w) + L.W_STATE) === 0 && !fs.existsSync(`/proc/self/task/${tid}`)) {
-        failure ??= { worker: w, error: `worker ${w}'s thread ended without a word (its heap limit, or killed)`, index: -1, fileOffset: -1 };
+        failure ??= { worker: w, error: `worker ${w}'s thread ended without a word (its heap limit, or killed)`, index: -1, fileOffset: -1, silent: true };
         return true;
       }
     }
@@ -608,3 +614,12 @@ export async function replayWorkers(file: string, opts: ReplayOptions, wo: Worke
 }
 
 class WorkerFailed extends Error {}
+
+/** this process's threads (their kernel ids; empty where there is no /proc) */
+function threadIds(): Set<number> {
+  try {
+    return new Set(fs.readdirSync('/proc/self/task').map(Number));
+  } catch {
+    return new Set();
+  }
+}

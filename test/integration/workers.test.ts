@@ -221,6 +221,23 @@ describe('replay with workers: bad input and failures', function () {
     assert.ok(Date.now() - t < 20000, 'the reader noticed');
   });
 
+  it("a worker thread that cannot start (its file missing from the install): the module's error in one line, exit 70, no hang", async () => {
+    // a copy of the built program without worker.js; before the reader knew the worker thread's id from its
+    // start, it waited for that worker for ever (the thread ended before it could say who it was)
+    const inst = fs.mkdtempSync(path.join(tmp, 'inst-'));
+    fs.cpSync(path.join(REPO, 'dist/bundle'), path.join(inst, 'bundle'), { recursive: true });
+    fs.rmSync(path.join(inst, 'bundle/worker.js'));
+    fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(inst, 'node_modules'));
+    fs.copyFileSync(path.join(REPO, 'package.json'), path.join(inst, 'package.json'));
+    const t = Date.now();
+    for (const cap of [path.join(REPO, 'pcaps/http-get.pcap'), wiki]) {
+      const r = await run(process.execPath, [path.join(inst, 'bundle/tsvs.js'), 'replay', cap, '--workers', '2'], { timeout: 30000 });
+      assert.equal(r.code, 70, r.stderr);
+      assert.match(r.stderr, /^tsvs: internal error: .*: worker thread: Cannot find module '.*worker\.js' \(lane 1 of 2;/m);
+    }
+    assert.ok(Date.now() - t < 20000, 'the reader noticed');
+  });
+
   it('records larger than a window (up to the 262,144-byte snap length) among small ones: the same as one worker', async () => {
     const recs: Rec[] = [];
     for (let i = 0; i < 200; i++) {
