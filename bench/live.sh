@@ -4,7 +4,8 @@
 # DNAT in the same LB namespace, on both of tsvs's packet I/O paths (batched: the native module's ring and
 # sendmmsg; pcap: libpcap and raw-socket), with 1 and 4 parallel streams. Prints TCP Gbit/s and 64-byte UDP
 # packets/s received for each, and the
-# ratios. Needs iperf3 and nft (apt-get install iperf3 nftables). Usage: bash bench/live.sh [SECONDS]
+# ratios; the UDP rows also say how many datagrams the server's socket refused (UdpRcvbufErrors), and one more
+# row runs 1 UDP stream with a 2 MiB server socket buffer (iperf3 -w 2M) on every path. Needs iperf3 and nft (apt-get install iperf3 nftables). Usage: bash bench/live.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-5}
@@ -30,11 +31,18 @@ services:
   - { proto: udp, vip: $VIP, port: 5201, scheduler: rr, forward: nat, servers: [{ addr: 10.77.2.11, port: 5201 }] }
 YAML
 sleep 0.5
-measure() { # measure PARALLEL: "tcp_gbit udp_pps"
-  local tcp udp
+rcvbuf() { ip netns exec $P-s1 nstat -az UdpRcvbufErrors | awk '/UdpRcvbufErrors/ {print $2}'; }
+udp() { # udp PARALLEL [IPERF3 OPTIONS]: "pps refused_per_s"
+  local a r b
+  a=$(rcvbuf)
+  r=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -P "$1" -u -l 64 -b 0 -t "$T" ${2:-} -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const u=j.end.sum;console.log(Math.round((u.packets-u.lost_packets)/u.seconds))})')
+  b=$(rcvbuf)
+  echo "$r $(( (b - a) / T ))"
+}
+measure() { # measure PARALLEL: "tcp_gbit udp_pps udp_refused_per_s"
+  local tcp
   tcp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -P "$1" -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3))})')
-  udp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -P "$1" -u -l 64 -b 0 -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const u=j.end.sum;console.log(Math.round((u.packets-u.lost_packets)/u.seconds))})')
-  echo "$tcp $udp"
+  echo "$tcp $(udp "$1")"
 }
 declare -A R
 for io in batched pcap; do
@@ -42,7 +50,8 @@ for io in batched pcap; do
   lb=$!
   pids+=($lb)
   sleep 2
-  for par in 1 4; do read -r "R[$io-tcp-$par]" "R[$io-udp-$par]" < <(measure $par); done
+  for par in 1 4; do read -r "R[$io-tcp-$par]" "R[$io-udp-$par]" "R[$io-ref-$par]" < <(measure $par); done
+  read -r "R[$io-udpw-1]" "R[$io-refw-1]" < <(udp 1 "-w 2M")
   kill $lb
   wait $lb 2>/dev/null || true
 done
@@ -56,11 +65,13 @@ table ip tsvsbench {
   }
 }
 NFT
-for par in 1 4; do read -r "R[nft-tcp-$par]" "R[nft-udp-$par]" < <(measure $par); done
+for par in 1 4; do read -r "R[nft-tcp-$par]" "R[nft-udp-$par]" "R[nft-ref-$par]" < <(measure $par); done
+read -r "R[nft-udpw-1]" "R[nft-refw-1]" < <(udp 1 "-w 2M")
 ratio() { node -e "console.log(($1/$2).toFixed(3))"; }
 echo "live (bash bench/live.sh $T): iperf3 through the LB namespace, ${T} s each; tsvs batched (TPACKET_V2 ring, coalescing, sendmmsg on transmit threads), tsvs pcap (libpcap, raw-socket), the kernel's nftables DNAT"
 for par in 1 4; do
   printf '  %d stream%s TCP Gbit/s        batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-tcp-$par]}" "${R[pcap-tcp-$par]}" "${R[nft-tcp-$par]}" "$(ratio ${R[batched-tcp-$par]} ${R[nft-tcp-$par]})" "$(ratio ${R[pcap-tcp-$par]} ${R[nft-tcp-$par]})"
-  printf '  %d stream%s UDP 64-byte pkt/s  batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-udp-$par]}" "${R[pcap-udp-$par]}" "${R[nft-udp-$par]}" "$(ratio ${R[batched-udp-$par]} ${R[nft-udp-$par]})" "$(ratio ${R[pcap-udp-$par]} ${R[nft-udp-$par]})"
+  printf '  %d stream%s UDP 64-byte pkt/s  batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s   (server socket refused/s: %s %s %s)\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-udp-$par]}" "${R[pcap-udp-$par]}" "${R[nft-udp-$par]}" "$(ratio ${R[batched-udp-$par]} ${R[nft-udp-$par]})" "$(ratio ${R[pcap-udp-$par]} ${R[nft-udp-$par]})" "${R[batched-ref-$par]}" "${R[pcap-ref-$par]}" "${R[nft-ref-$par]}"
 done
+printf '  1 stream  UDP, server -w 2M     batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s   (server socket refused/s: %s %s %s)\n' "${R[batched-udpw-1]}" "${R[pcap-udpw-1]}" "${R[nft-udpw-1]}" "$(ratio ${R[batched-udpw-1]} ${R[nft-udpw-1]})" "$(ratio ${R[pcap-udpw-1]} ${R[nft-udpw-1]})" "${R[batched-refw-1]}" "${R[pcap-refw-1]}" "${R[nft-refw-1]}"
 grep -h "packet i/o" "$tmp"/tsvs-*.log | sed 's/^/  /'
