@@ -149,8 +149,21 @@ typedef struct {
   int fd;
   uint32_t batch;
   int stopped;
+  /* holders: the JavaScript handle (until collected) and libuv's poll handle (until closed), as ring_t's */
+  int refs;
   unsigned char buf[MAX_PACKET];
 } poller_t;
+
+static void poller_unref(poller_t *p) {
+  if (--p->refs == 0) free(p);
+}
+
+static void poller_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  poller_t *p = (poller_t *)data;
+  if (p->stopped) poller_unref(p);
+}
 
 static void on_readable(uv_poll_t *h, int status, int events) {
   poller_t *p = (poller_t *)h->data;
@@ -174,7 +187,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-static void on_closed(uv_handle_t *h) { free(h->data); }
+static void on_closed(uv_handle_t *h) { poller_unref((poller_t *)h->data); }
 
 static napi_value poll_start(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -194,6 +207,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   p->env = env;
   p->fd = fd;
   p->batch = batch;
+  p->refs = 1; /* libuv's */
   int closing = 0;
   int e = watch_fd(env, &p->poll, p, fd, argv[1], &p->cb, &p->ctx, "tsvs.poll", on_readable, on_closed, &closing);
   if (e != 0) {
@@ -202,7 +216,8 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value ext;
-  napi_create_external(env, p, NULL, NULL, &ext);
+  p->refs++; /* the handle's */
+  napi_create_external(env, p, poller_finalize, NULL, &ext);
   return ext;
 }
 
@@ -250,7 +265,22 @@ typedef struct {
   uint64_t packets, drops;
   /* the device's ARPHRD_* type: on Ethernet, a VLAN tag the kernel took off is put back */
   int arptype;
+  /* holders of this struct: the JavaScript handle (until it is collected) and libuv's poll handle (until it
+   * is closed); freed by the last, so a handle used after ringClose finds `closed`, never freed memory */
+  int refs;
 } ring_t;
+
+static void ring_unref(ring_t *r) {
+  if (--r->refs == 0) free(r);
+}
+
+/* the JavaScript handle was collected: its hold goes (a ring never closed stays open: nothing frees it) */
+static void ring_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  ring_t *r = (ring_t *)data;
+  if (r->closed) ring_unref(r);
+}
 
 static napi_value ring_open(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -359,10 +389,11 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   r->frame_nr = frame_nr;
   r->desc = (int32_t *)ddata;
   r->desc_cap = (uint32_t)(dlen / 3);
+  r->refs = 1;
   napi_create_reference(env, argv[4], 1, &r->desc_ref);
   napi_value obj, ext, ab, arptype;
   napi_create_object(env, &obj);
-  napi_create_external(env, r, NULL, NULL, &ext);
+  napi_create_external(env, r, ring_finalize, NULL, &ext);
   if (napi_create_external_arraybuffer(env, map, map_len, NULL, NULL, &ab) != napi_ok) {
     napi_delete_reference(env, r->desc_ref);
     munmap(map, map_len);
@@ -518,6 +549,7 @@ static napi_value ring_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   r->polling = 1;
+  r->refs++;
   return NULL;
 }
 
@@ -551,7 +583,7 @@ static napi_value ring_stats(napi_env env, napi_callback_info info) {
 static void ring_closed(uv_handle_t *h) {
   ring_t *r = (ring_t *)h->data;
   close(r->fd);
-  free(r);
+  ring_unref(r);
 }
 
 static napi_value ring_close(napi_env env, napi_callback_info info) {
@@ -572,7 +604,6 @@ static napi_value ring_close(napi_env env, napi_callback_info info) {
     uv_close((uv_handle_t *)&r->poll, ring_closed);
   } else {
     close(r->fd);
-    /* (r stays allocated: the external may still be used, and says closed) */
   }
   return NULL;
 }

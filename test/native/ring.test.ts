@@ -102,6 +102,13 @@ describe('native module: the receive ring and the TUN device', function () {
     });
   }
 
+  it('handles outlive what they name: 300 rings and pollers opened, closed twice, used after close (an error, not freed memory) and collected; no crash or double free', async function () {
+    // (each struct is freed by the last of its holders, the JavaScript handle's finalizer or libuv's close)
+    const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', '--expose-gc', path.join(REPO, 'test', 'native', 'handle-life.mjs'), MOD, 'lo'], { timeout: 30000, env: { ...process.env, MALLOC_CHECK_: '3' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), ['ringStats after close: the ring is closed']);
+  });
+
   it('a TUN device: a packet routed to it is read (in a batch), a packet written to it is received by the stack', async function () {
     const tun = path.join(REPO, 'test', 'native', 'tun-echo.cjs');
     const r = await run('ip', ['netns', 'exec', `${P}-a`, 'sh', '-c', `node ${tun} ${MOD} & sleep 0.5; ping -c 1 -W 2 10.98.0.2; wait`], { timeout: 20000 });
