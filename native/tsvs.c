@@ -141,34 +141,43 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+/*
+ * The first member of a struct a JavaScript handle names (a poller, a ring): how many hold it — the handle
+ * (until it is collected) and libuv's poll handle (until it is closed) — and whether it is closed. The last
+ * holder frees it, so a handle used after close finds `closed`, never freed memory. (A handle collected while
+ * its struct is still open lets go of nothing: nothing could close it any more.)
+ */
 typedef struct {
+  int refs;
+  int closed;
+} hold_t;
+
+static void hold_release(hold_t *h) {
+  if (--h->refs == 0) free(h);
+}
+
+static void hold_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  hold_t *h = (hold_t *)data;
+  if (h->closed) hold_release(h);
+}
+
+typedef struct {
+  hold_t hold;
   uv_poll_t poll;
   napi_env env;
   napi_ref cb;
   napi_async_context ctx;
   int fd;
   uint32_t batch;
-  int stopped;
-  /* holders: the JavaScript handle (until collected) and libuv's poll handle (until closed), as ring_t's */
-  int refs;
   unsigned char buf[MAX_PACKET];
 } poller_t;
-
-static void poller_unref(poller_t *p) {
-  if (--p->refs == 0) free(p);
-}
-
-static void poller_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  poller_t *p = (poller_t *)data;
-  if (p->stopped) poller_unref(p);
-}
 
 static void on_readable(uv_poll_t *h, int status, int events) {
   poller_t *p = (poller_t *)h->data;
   (void)events;
-  if (p->stopped || status < 0) return;
+  if (p->hold.closed || status < 0) return;
   napi_env env = p->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
@@ -187,7 +196,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-static void on_closed(uv_handle_t *h) { poller_unref((poller_t *)h->data); }
+static void on_closed(uv_handle_t *h) { hold_release(&((poller_t *)h->data)->hold); }
 
 static napi_value poll_start(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -207,7 +216,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   p->env = env;
   p->fd = fd;
   p->batch = batch;
-  p->refs = 1; /* libuv's */
+  p->hold.refs = 1; /* libuv's */
   int closing = 0;
   int e = watch_fd(env, &p->poll, p, fd, argv[1], &p->cb, &p->ctx, "tsvs.poll", on_readable, on_closed, &closing);
   if (e != 0) {
@@ -216,8 +225,8 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value ext;
-  p->refs++; /* the handle's */
-  napi_create_external(env, p, poller_finalize, NULL, &ext);
+  p->hold.refs++; /* the handle's */
+  napi_create_external(env, p, hold_finalize, NULL, &ext);
   return ext;
 }
 
@@ -231,8 +240,8 @@ static napi_value poll_stop(napi_env env, napi_callback_info info) {
     return NULL;
   }
   poller_t *p = (poller_t *)ptr;
-  if (!p->stopped) {
-    p->stopped = 1;
+  if (!p->hold.closed) {
+    p->hold.closed = 1;
     uv_poll_stop(&p->poll);
     napi_delete_reference(env, p->cb);
     napi_async_destroy(env, p->ctx);
@@ -245,6 +254,7 @@ static napi_value poll_stop(napi_env env, napi_callback_info info) {
 /* ---------------- receive: a TPACKET_V2 ring ---------------- */
 
 typedef struct {
+  hold_t hold;
   uv_poll_t poll;
   napi_env env;
   napi_ref cb;
@@ -252,7 +262,6 @@ typedef struct {
   napi_async_context ctx;
   int fd;
   int polling;
-  int closed;
   uint8_t *map;
   size_t map_len;
   uint32_t block_size, block_nr, cur;
@@ -265,22 +274,7 @@ typedef struct {
   uint64_t packets, drops;
   /* the device's ARPHRD_* type: on Ethernet, a VLAN tag the kernel took off is put back */
   int arptype;
-  /* holders of this struct: the JavaScript handle (until it is collected) and libuv's poll handle (until it
-   * is closed); freed by the last, so a handle used after ringClose finds `closed`, never freed memory */
-  int refs;
 } ring_t;
-
-static void ring_unref(ring_t *r) {
-  if (--r->refs == 0) free(r);
-}
-
-/* the JavaScript handle was collected: its hold goes (a ring never closed stays open: nothing frees it) */
-static void ring_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  ring_t *r = (ring_t *)data;
-  if (r->closed) ring_unref(r);
-}
 
 static napi_value ring_open(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -389,16 +383,16 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   r->frame_nr = frame_nr;
   r->desc = (int32_t *)ddata;
   r->desc_cap = (uint32_t)(dlen / 3);
-  r->refs = 1;
+  r->hold.refs = 1;
   napi_create_reference(env, argv[4], 1, &r->desc_ref);
   napi_value obj, ext, ab, arptype;
   napi_create_object(env, &obj);
-  napi_create_external(env, r, ring_finalize, NULL, &ext);
+  napi_create_external(env, r, hold_finalize, NULL, &ext);
   if (napi_create_external_arraybuffer(env, map, map_len, NULL, NULL, &ab) != napi_ok) {
     napi_delete_reference(env, r->desc_ref);
     munmap(map, map_len);
     close(fd);
-    free(r);
+    r->hold.closed = 1; /* (the handle made above frees it when it is collected) */
     napi_throw_error(env, NULL, "ringOpen: this Node cannot wrap the ring in an ArrayBuffer");
     return NULL;
   }
@@ -426,7 +420,7 @@ static ring_t *ring_arg(napi_env env, napi_value v) {
     return NULL;
   }
   ring_t *r = (ring_t *)p;
-  if (r->closed) {
+  if (r->hold.closed) {
     napi_throw_error(env, NULL, "the ring is closed");
     return NULL;
   }
@@ -473,7 +467,7 @@ static int ring_more(ring_t *r, uint32_t so_far) {
 
 static void ring_readable_v2(ring_t *r) {
   uint32_t so_far = 0;
-  for (int call = 0; call < RING_CALLS_PER_WAKE && !r->closed; call++) {
+  for (int call = 0; call < RING_CALLS_PER_WAKE && !r->hold.closed; call++) {
     uint32_t n = 0, start = r->cur;
     if (call > 0 && !ring_more(r, so_far)) break;
     /* (never past a whole ring: the frames read are the kernel's again only once released) */
@@ -503,7 +497,7 @@ static void ring_readable_v2(ring_t *r) {
     }
     if (n == 0) break;
     ring_call(r, n);
-    if (r->closed) break;
+    if (r->hold.closed) break;
     for (uint32_t k = 0; k < n; k++) {
       struct tpacket2_hdr *ph = (struct tpacket2_hdr *)(r->map + (size_t)((start + k) % r->frame_nr) * r->frame_size);
       __atomic_store_n(&ph->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
@@ -517,7 +511,7 @@ static void ring_readable_v2(ring_t *r) {
 static void ring_readable(uv_poll_t *h, int status, int events) {
   ring_t *r = (ring_t *)h->data;
   (void)events;
-  if (r->closed || status < 0) return;
+  if (r->hold.closed || status < 0) return;
   napi_handle_scope scope;
   napi_open_handle_scope(r->env, &scope);
   ring_readable_v2(r);
@@ -549,7 +543,7 @@ static napi_value ring_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   r->polling = 1;
-  r->refs++;
+  r->hold.refs++;
   return NULL;
 }
 
@@ -583,7 +577,7 @@ static napi_value ring_stats(napi_env env, napi_callback_info info) {
 static void ring_closed(uv_handle_t *h) {
   ring_t *r = (ring_t *)h->data;
   close(r->fd);
-  ring_unref(r);
+  hold_release(&r->hold);
 }
 
 static napi_value ring_close(napi_env env, napi_callback_info info) {
@@ -593,8 +587,8 @@ static napi_value ring_close(napi_env env, napi_callback_info info) {
   void *p = NULL;
   if (argc < 1 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return NULL;
   ring_t *r = (ring_t *)p;
-  if (r->closed) return NULL;
-  r->closed = 1;
+  if (r->hold.closed) return NULL;
+  r->hold.closed = 1;
   munmap(r->map, r->map_len);
   napi_delete_reference(env, r->desc_ref);
   if (r->polling) {
