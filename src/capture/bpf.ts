@@ -52,6 +52,14 @@ export class Bpf {
 
   /** the program over `caplen` captured bytes at `off` of a packet `wirelen` long: accepted (non-zero return) */
   matches(b: Uint8Array, off: number, caplen: number, wirelen: number): boolean {
+    return this.run(b, off, caplen, wirelen) !== 0;
+  }
+
+  /**
+   * What the program returns for the packet (unsigned), as the kernel runs it: a load beyond the captured
+   * bytes or a division by zero ends it with 0 (a socket filter drops; a fanout program names member 0).
+   */
+  run(b: Uint8Array, off: number, caplen: number, wirelen: number): number {
     const p = this.prog;
     const m = this.mem;
     let a = 0;
@@ -71,12 +79,12 @@ export class Bpf {
           else if (mode === 0x60) v = m[k & 15]!; // MEM
           else if (mode === 0xa0 && (code & 7) === 0x01) {
             // LDX MSH: 4 * (P[k] & 0xf)
-            if (k < 0 || k >= caplen) return false;
+            if (k < 0 || k >= caplen) return 0;
             v = (b[off + k]! & 0xf) << 2;
           } else {
             const at = mode === 0x40 ? x + k : k; // IND or ABS
             const w = size === 0x00 ? 4 : size === 0x08 ? 2 : 1;
-            if (at < 0 || at + w > caplen) return false;
+            if (at < 0 || at + w > caplen) return 0;
             const o = off + at;
             v = w === 4 ? ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) : w === 2 ? (b[o]! << 8) | b[o + 1]! : b[o]!;
           }
@@ -97,15 +105,15 @@ export class Bpf {
             case 0x00: a = (a + s) | 0; break;
             case 0x10: a = (a - s) | 0; break;
             case 0x20: a = Math.imul(a, s); break;
-            case 0x30: if (s === 0) return false; a = ((a >>> 0) / (s >>> 0)) | 0; break;
+            case 0x30: if (s === 0) return 0; a = ((a >>> 0) / (s >>> 0)) | 0; break;
             case 0x40: a |= s; break;
             case 0x50: a &= s; break;
             case 0x60: a = s >>> 0 >= 32 ? 0 : a << s; break;
             case 0x70: a = s >>> 0 >= 32 ? 0 : (a >>> s) | 0; break;
             case 0x80: a = -a | 0; break;
-            case 0x90: if (s === 0) return false; a = ((a >>> 0) % (s >>> 0)) | 0; break;
+            case 0x90: if (s === 0) return 0; a = ((a >>> 0) % (s >>> 0)) | 0; break;
             case 0xa0: a ^= s; break;
-            default: return false;
+            default: return 0;
           }
           break;
         }
@@ -123,13 +131,13 @@ export class Bpf {
           break;
         }
         case 0x06: // RET
-          return ((code & 0x18) === 0x10 ? a : k) !== 0;
+          return ((code & 0x18) === 0x10 ? a : k) >>> 0;
         case 0x07: // MISC: TAX / TXA
           if ((code & 0xf8) === 0x00) x = a;
           else a = x;
           break;
       }
     }
-    return false;
+    return 0;
   }
 }

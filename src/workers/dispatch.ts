@@ -23,6 +23,7 @@ import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, PacketView } fr
 import type { Services } from '../service/services.js';
 import { FWD_NAT } from '../xmit/modes.js';
 import { SLOTS } from './layout.js';
+import type { DispatchRule } from './fanout.js';
 
 const R_LOCAL = 1;
 const R_SIDE = 2; // a VIP or a NAT server
@@ -78,6 +79,18 @@ class Roles {
       const r = oldRoles[i]!;
       if (r !== 0) this.add(oldKeys.subarray(4 * i, 4 * i + 4), (r & 0x80) !== 0, r & 0x7f);
     }
+  }
+
+  /** every address with its roles (R_* bits), an IPv6 address's words in order */
+  entries(): Array<{ words: number[]; v6: boolean; role: number }> {
+    const out: Array<{ words: number[]; v6: boolean; role: number }> = [];
+    for (let i = 0; i <= this.mask; i++) {
+      const r = this.roles[i]!;
+      if (r === 0) continue;
+      const v6 = (r & 0x80) !== 0;
+      out.push({ words: Array.from(this.keys.subarray(4 * i, 4 * i + (v6 ? 4 : 1)), (w) => w >>> 0), v6, role: r & 0x7f });
+    }
+    return out;
   }
 
   /** get() of an IPv4 address given as a number */
@@ -145,6 +158,11 @@ export class Dispatcher {
     }
     this.mask4 = p4 === 0 ? 0 : (0xffffffff << (32 - p4)) >>> 0;
     this.prefix6 = p6;
+  }
+
+  /** the rule in numbers, for the same decisions elsewhere (fanout.ts: a BPF program for the kernel) */
+  rule(): DispatchRule {
+    return { slots: this.slots, mode: this.mode, roles: this.roles.entries(), mask4: this.mask4, prefix6: this.prefix6 };
   }
 
   /** the worker of the frame at b[off, off + caplen) */
