@@ -276,9 +276,22 @@ typedef struct {
   int arptype;
 } ring_t;
 
+/* a classic BPF program's words (4 per instruction, as an Int32Array holds them) as the kernel takes them */
+static struct sock_filter *bpf_copy(const int32_t *w, size_t n) {
+  struct sock_filter *f = (struct sock_filter *)calloc(n, sizeof *f);
+  if (!f) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    f[i].code = (uint16_t)w[4 * i];
+    f[i].jt = (uint8_t)w[4 * i + 1];
+    f[i].jf = (uint8_t)w[4 * i + 2];
+    f[i].k = (uint32_t)w[4 * i + 3];
+  }
+  return f;
+}
+
 static napi_value ring_open(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 9;
+  napi_value argv[9];
   char ifname[IFNAMSIZ];
   size_t len = 0;
   uint32_t block_size = 0, block_nr = 0;
@@ -286,6 +299,28 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_typedarray_type pt, dt;
   size_t plen = 0, dlen = 0;
+  /* a fanout group to join (PACKET_FANOUT_CBPF): its id and the program that picks each packet's member */
+  int64_t fanout_id = -1;
+  const int32_t *fanout_w = NULL;
+  size_t fanout_n = 0;
+  if (argc >= 9) {
+    napi_valuetype ft;
+    napi_typeof(env, argv[7], &ft);
+    if (ft != napi_undefined && ft != napi_null) {
+      napi_typedarray_type fpt;
+      size_t flen = 0;
+      void *fdata = NULL;
+      bool is = false;
+      napi_is_typedarray(env, argv[8], &is);
+      if (napi_get_value_int64(env, argv[7], &fanout_id) != napi_ok || fanout_id < 0 || fanout_id > 0xffff || !is ||
+          napi_get_typedarray_info(env, argv[8], &fpt, &flen, &fdata, NULL, NULL) != napi_ok || fpt != napi_int32_array || flen % 4 != 0 || flen == 0 || flen / 4 > 4096) {
+        napi_throw_type_error(env, NULL, "ringOpen: a fanout group (0 to 65535) and its program (4 words per instruction, at most 4096)");
+        return NULL;
+      }
+      fanout_w = (const int32_t *)fdata;
+      fanout_n = flen / 4;
+    }
+  }
   void *pdata = NULL, *ddata = NULL;
   bool has_prog = false;
   if (argc < 5 || napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &len) != napi_ok || napi_get_value_uint32(env, argv[2], &block_size) != napi_ok ||
@@ -310,14 +345,7 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   const char *what = NULL;
   if (has_prog) {
     size_t n = plen / 4;
-    struct sock_filter *f = (struct sock_filter *)calloc(n, sizeof *f);
-    int32_t *w = (int32_t *)pdata;
-    for (size_t i = 0; i < n; i++) {
-      f[i].code = (uint16_t)w[4 * i];
-      f[i].jt = (uint8_t)w[4 * i + 1];
-      f[i].jf = (uint8_t)w[4 * i + 2];
-      f[i].k = (uint32_t)w[4 * i + 3];
-    }
+    struct sock_filter *f = bpf_copy((int32_t *)pdata, n);
     struct sock_fprog fp = {(unsigned short)n, f};
     int r = setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp);
     free(f);
@@ -365,6 +393,16 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   sll.sll_protocol = htons(ETH_P_ALL);
   sll.sll_ifindex = (int)ifindex;
   if (!what && bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) what = "bind";
+  if (!what && fanout_w) {
+    /* join the group (every member the same type), then give it the program that picks each packet's member
+     * (its return value modulo the members: af_packet.c fanout_demux_bpf) */
+    int val = (int)(fanout_id & 0xffff) | (PACKET_FANOUT_CBPF << 16);
+    if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof val) < 0) what = "PACKET_FANOUT";
+    struct sock_filter *f = what ? NULL : bpf_copy(fanout_w, fanout_n);
+    struct sock_fprog fp = {(unsigned short)fanout_n, f};
+    if (!what && (!f || setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &fp, sizeof fp) < 0)) what = "PACKET_FANOUT_DATA";
+    free(f);
+  }
   if (what) {
     int e = errno;
     if (map) munmap(map, map_len);

@@ -8,6 +8,12 @@ import * as path from 'node:path';
 import { REPO, run } from '../helpers/corpus.js';
 import { requireRoot, sh } from '../helpers/netns.js';
 import { loadNative } from '../../src/native.js';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { Bpf } from '../../src/capture/bpf.js';
+import { Dispatcher } from '../../src/workers/dispatch.js';
+import { fanoutProgram } from '../../src/workers/fanout.js';
+import { slotTable } from '../../src/workers/layout.js';
 
 const P = `tn${process.pid % 100000}`;
 const MOD = path.join(REPO, 'native', 'build', 'tsvs.node');
@@ -107,6 +113,34 @@ describe('native module: the receive ring and the TUN device', function () {
     const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', '--expose-gc', path.join(REPO, 'test', 'native', 'handle-life.mjs'), MOD, 'lo'], { timeout: 30000, env: { ...process.env, MALLOC_CHECK_: '3' } });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), ['ringStats after close: the ring is closed']);
+  });
+
+  it("a fanout group of 3 rings with tsvs's dispatch program (PACKET_FANOUT_CBPF): each datagram reaches the one ring the program names, as tsvs's BPF interpreter runs it", async function () {
+    // the dispatch rule's program (tuple mode: a symmetric hash of the tuple over 3 workers' slots), in its
+    // raw-IP form: the kernel runs a fanout program from the network header (the Ethernet header is pulled
+    // by then; the Ethernet form sent everything to member 0, its "not IP")
+    const d = new Dispatcher(slotTable(3, 1 / 3), null, 'tuple');
+    const prog = fanoutProgram(d.rule(), 101);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-fanout-')), 'prog.json');
+    fs.writeFileSync(file, JSON.stringify([...prog]));
+    const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', path.join(REPO, 'test', 'native', 'fanout-rx.mjs'), MOD, 'v0', `${P}-b`, path.join(REPO, 'test', 'native', 'fanout-send.cjs'), '10.99.1.2', file, '3', '150'], { timeout: 30000 });
+    fs.rmSync(path.dirname(file), { recursive: true });
+    assert.equal(r.code, 0, r.stderr);
+    const o = JSON.parse(r.stdout) as { got: Array<[number, string]>; stats: Array<{ packets: number; drops: number }> };
+    // every datagram once (300: 2 from each of 150 source ports)
+    const nums = o.got.map(([, hex]) => Buffer.from(hex, 'hex').readUInt32BE(42)).sort((a, b) => a - b);
+    assert.deepEqual(nums, Array.from({ length: 300 }, (_, i) => i));
+    // each in the ring the program names (the kernel takes its value modulo the members) and the dispatcher too
+    const bpf = new Bpf(prog);
+    const per = [0, 0, 0];
+    for (const [ring, hex] of o.got) {
+      const f = Buffer.from(hex, 'hex');
+      assert.equal(ring, bpf.run(f, 14, f.length - 14, f.length - 14) % 3, hex);
+      assert.equal(ring, d.workerOf(f, 0, f.length, f.length, 1), hex);
+      per[ring]!++;
+    }
+    // the 150 source ports spread over the three rings
+    assert.ok(per.every((n) => n >= 40), JSON.stringify(per));
   });
 
   it('a TUN device: a packet routed to it is read (in a batch), a packet written to it is received by the stack', async function () {
