@@ -14,6 +14,8 @@ import { Bpf } from '../../src/capture/bpf.js';
 import { Dispatcher } from '../../src/workers/dispatch.js';
 import { fanoutProgram } from '../../src/workers/fanout.js';
 import { slotTable } from '../../src/workers/layout.js';
+import { parseConfig } from '../../src/config.js';
+import { Services } from '../../src/service/services.js';
 
 const P = `tn${process.pid % 100000}`;
 const MOD = path.join(REPO, 'native', 'build', 'tsvs.node');
@@ -141,6 +143,27 @@ describe('native module: the receive ring and the TUN device', function () {
     }
     // the 150 source ports spread over the three rings
     assert.ok(per.every((n) => n >= 40), JSON.stringify(per));
+  });
+
+  it('the kernel takes the dispatch program of service mode (VIPs, NAT servers, local addresses, IPv4 and IPv6, persistence) for a fanout group', async function () {
+    const services: unknown[] = [];
+    for (let i = 0; i < 20; i++) {
+      services.push({ proto: 'tcp', vip: `10.1.${i}.1`, port: 80, scheduler: 'rr', forward: 'fnat', laddrs: [`10.2.${i}.1`], servers: [{ addr: `10.3.${i}.1`, port: 80 }], persistence: { timeout: 60, netmask: 24 } });
+      services.push({ proto: 'udp', vip: `2001:db8:1::${i + 1}`, port: 53, scheduler: 'rr', forward: 'nat', servers: [{ addr: `2001:db8:3::${i + 1}`, port: 53 }], persistence: { timeout: 60, netmask: 24 } });
+    }
+    const cfg = parseConfig({ services }, 'test');
+    const d = new Dispatcher(slotTable(4, 1 / 4), new Services(cfg.services, cfg.regions), 'service');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvs-fanout-'));
+    const out: string[] = [];
+    for (const [name, prog] of [['service', fanoutProgram(d.rule(), 101)], ['reading a scratch word never stored', Int32Array.of(0x60, 0, 0, 3, 0x16, 0, 0, 0)]] as const) {
+      const file = path.join(dir, 'prog.json');
+      fs.writeFileSync(file, JSON.stringify([...prog]));
+      const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', path.join(REPO, 'test', 'native', 'fanout-accept.mjs'), MOD, 'v0', file], { timeout: 30000 });
+      out.push(`${name}: ${r.stdout.trim()}`);
+    }
+    fs.rmSync(dir, { recursive: true });
+    // (a program the kernel's checker refuses — one reading a scratch word never stored — fails the open)
+    assert.deepEqual(out, ['service: ok', 'reading a scratch word never stored: PACKET_FANOUT_DATA: Invalid argument']);
   });
 
   it('a TUN device: a packet routed to it is read (in a batch), a packet written to it is received by the stack', async function () {
