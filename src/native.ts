@@ -10,7 +10,8 @@ export interface Native {
   tunOpen(name: string): { fd: number; name: string };
   pollStart(fd: number, cb: (packets: Buffer[]) => void, batch?: number): unknown;
   pollStop(handle: unknown): void;
-  ringOpen(ifname: string, prog: Int32Array | null, blockSize: number, blockCount: number, desc: Int32Array, frameSize?: number, coalesceUs?: number): { handle: unknown; ring: ArrayBuffer; arptype: number };
+  /** `fanoutGroup` and `fanoutProg`: join that packet fanout group, whose BPF program (workers/fanout.ts) picks each packet's member */
+  ringOpen(ifname: string, prog: Int32Array | null, blockSize: number, blockCount: number, desc: Int32Array, frameSize?: number, coalesceUs?: number, fanoutGroup?: number, fanoutProg?: Int32Array): { handle: unknown; ring: ArrayBuffer; arptype: number };
   ringStart(handle: unknown, cb: (count: number) => void): void;
   ringStats(handle: unknown): { packets: number; drops: number };
   ringClose(handle: unknown): void;
