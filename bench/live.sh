@@ -3,12 +3,15 @@
 # VIP whose one NAT server runs iperf3 -s, through `tsvs run` and then through the kernel's own nftables
 # DNAT in the same LB namespace, on both of tsvs's packet I/O paths (batched: the native module's ring and
 # sendmmsg; pcap: libpcap and raw-socket), with 1 and 4 parallel streams. Prints TCP Gbit/s and 64-byte UDP
-# packets/s received for each, and the
-# ratios; the UDP rows also say how many datagrams the server's socket refused (UdpRcvbufErrors), and one more
-# row runs 1 UDP stream with a 2 MiB server socket buffer (iperf3 -w 2M) on every path. Needs iperf3 and nft (apt-get install iperf3 nftables). Usage: bash bench/live.sh [SECONDS]
+# packets/s received for each, and the ratios; the UDP rows also say how many datagrams the server's socket
+# refused (UdpRcvbufErrors), and one more row runs 1 UDP stream with a 2 MiB server socket buffer (iperf3
+# -w 2M) on every path. With ROUNDS > 1 the three paths take turns ROUNDS times (a fresh tsvs each time) and
+# each figure is the median of its rounds (the ratios: of the medians). Needs iperf3 and nft (apt-get install
+# iperf3 nftables). Usage: bash bench/live.sh [SECONDS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-5}
+ROUNDS=${2:-1}
 P=tvb$$
 VIP=10.77.9.1
 tmp=$(mktemp -d)
@@ -45,18 +48,12 @@ measure() { # measure PARALLEL: "tcp_gbit udp_pps udp_refused_per_s"
   echo "$tcp $(udp "$1")"
 }
 declare -A R
-for io in batched pcap; do
-  TSVS_LIVE_IO=$io ip netns exec $P-l bin/tsvs run --config "$tmp/lb.yaml" 2> "$tmp/tsvs-$io.log" &
-  lb=$!
-  pids+=($lb)
-  sleep 2
-  for par in 1 4; do read -r "R[$io-tcp-$par]" "R[$io-udp-$par]" "R[$io-ref-$par]" < <(measure $par); done
-  read -r "R[$io-udpw-1]" "R[$io-refw-1]" < <(udp 1 "-w 2M")
-  kill $lb
-  wait $lb 2>/dev/null || true
-done
-ip netns exec $P-l sysctl -qw net.ipv4.ip_forward=1
-ip netns exec $P-l nft -f - <<NFT
+add() { R[$1]="${R[$1]:-} $2"; } # add KEY VALUE: one more round's figure
+run_path() { # run_path batched|pcap|nft: one round of every measurement on that path
+  local io=$1 lb=0 par t u r uw rw
+  if [ "$io" = nft ]; then
+    ip netns exec $P-l sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec $P-l nft -f - <<NFT
 table ip tsvsbench {
   chain pre {
     type nat hook prerouting priority -100;
@@ -65,10 +62,36 @@ table ip tsvsbench {
   }
 }
 NFT
-for par in 1 4; do read -r "R[nft-tcp-$par]" "R[nft-udp-$par]" "R[nft-ref-$par]" < <(measure $par); done
-read -r "R[nft-udpw-1]" "R[nft-refw-1]" < <(udp 1 "-w 2M")
+  else
+    TSVS_LIVE_IO=$io ip netns exec $P-l bin/tsvs run --config "$tmp/lb.yaml" 2> "$tmp/tsvs-$io.log" &
+    lb=$!
+    pids+=($lb)
+    sleep 2
+  fi
+  for par in 1 4; do
+    read -r t u r < <(measure $par)
+    add "$io-tcp-$par" "$t"
+    add "$io-udp-$par" "$u"
+    add "$io-ref-$par" "$r"
+  done
+  read -r uw rw < <(udp 1 "-w 2M")
+  add "$io-udpw-1" "$uw"
+  add "$io-refw-1" "$rw"
+  if [ "$io" = nft ]; then
+    ip netns exec $P-l nft delete table ip tsvsbench
+    ip netns exec $P-l sysctl -qw net.ipv4.ip_forward=0
+  else
+    kill $lb
+    wait $lb 2>/dev/null || true
+  fi
+}
+for round in $(seq "$ROUNDS"); do
+  for io in batched pcap nft; do run_path $io; done
+done
+# each figure: the median of its rounds
+for k in "${!R[@]}"; do R[$k]=$(printf '%s\n' ${R[$k]} | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'); done
 ratio() { node -e "console.log(($1/$2).toFixed(3))"; }
-echo "live (bash bench/live.sh $T): iperf3 through the LB namespace, ${T} s each; tsvs batched (TPACKET_V2 ring, coalescing, sendmmsg on transmit threads), tsvs pcap (libpcap, raw-socket), the kernel's nftables DNAT"
+echo "live (bash bench/live.sh $T $ROUNDS): iperf3 through the LB namespace, ${T} s each, $( [ "$ROUNDS" = 1 ] && echo 'one round' || echo "medians of $ROUNDS rounds" ); tsvs batched (TPACKET_V2 ring, coalescing, sendmmsg on transmit threads), tsvs pcap (libpcap, raw-socket), the kernel's nftables DNAT"
 for par in 1 4; do
   printf '  %d stream%s TCP Gbit/s        batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-tcp-$par]}" "${R[pcap-tcp-$par]}" "${R[nft-tcp-$par]}" "$(ratio ${R[batched-tcp-$par]} ${R[nft-tcp-$par]})" "$(ratio ${R[pcap-tcp-$par]} ${R[nft-tcp-$par]})"
   printf '  %d stream%s UDP 64-byte pkt/s  batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s   (server socket refused/s: %s %s %s)\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-udp-$par]}" "${R[pcap-udp-$par]}" "${R[nft-udp-$par]}" "$(ratio ${R[batched-udp-$par]} ${R[nft-udp-$par]})" "$(ratio ${R[pcap-udp-$par]} ${R[nft-udp-$par]})" "${R[batched-ref-$par]}" "${R[pcap-ref-$par]}" "${R[nft-ref-$par]}"
