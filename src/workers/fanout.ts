@@ -312,6 +312,7 @@ export function fanoutProgram(rule: DispatchRule, linktype: number): Int32Array 
       a.op(JA, 'slot');
       a.label(same);
     }
+    a.label(`${f}.pair`);
     pair(a, v6);
     a.op(JA, 'slot');
   }
@@ -330,7 +331,7 @@ export function fanoutProgram(rule: DispatchRule, linktype: number): Int32Array 
   return a.assemble();
 }
 
-/** an IPv4 header's addresses and protocol at `off` into the scratch, and A = its fragment word */
+/** an IPv4 header's addresses and protocol at `off` into the scratch, and A = its flags and fragment offset */
 function header4(a: Asm, word: number, byte: number, half: number, off: number): void {
   a.op(word, off + 12);
   a.op(ST, S);
@@ -438,13 +439,12 @@ function quoted(a: Asm, base: number, outer: 4 | 6): void {
   a.op(JGT_X, 0, bad, 0);
   quoteV6(a, base, outer);
 
-  // a quote that cannot be read: the error's own addresses, protocol 0, no ports
+  // a quote that cannot be read: the symmetric hash of the error's own addresses, protocol 0, no ports (no
+  // role rule: the dispatcher hashes the pair alone then)
   a.label(bad);
   a.op(LD_IMM, 0);
   a.op(ST, PROTO);
-  a.op(ST, SP);
-  a.op(ST, DP);
-  a.op(JA, outer === 4 ? 'v4.pick.noports' : 'v6.pick.noports');
+  zeroPorts(a, outer === 4 ? 'v4.pair' : 'v6.pair');
 }
 
 /** X = the outer IP header's length again (IPv4: from its first byte; IPv6: 40) */
@@ -459,10 +459,11 @@ function outerX(a: Asm, base: number, outer: 4 | 6): void {
 function quoteV4(a: Asm, base: number, outer: 4 | 6, bad: string): void {
   const q = base + 8;
   outerX(a, base, outer);
+  // a quoted fragment after the first is not read: checked before the scratch takes the quote's addresses
+  // (the error then goes by its own)
+  a.op(LD_H_IND, q + 6);
+  a.op(JSET_K, 0x1fff, bad, 0);
   header4(a, LD_W_IND, LD_B_IND, LD_H_IND, q);
-  const whole = a.fresh('quote.whole');
-  a.op(JSET_K, 0x1fff, bad, whole);
-  a.label(whole);
   // X = outer header + quote header: its L4 header at X + q
   a.op(LD_B_IND, q);
   a.op(AND_K, 15);

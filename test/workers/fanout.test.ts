@@ -21,6 +21,7 @@ import { Dispatcher, type DispatchMode } from '../../src/workers/dispatch.js';
 import { fanoutProgram } from '../../src/workers/fanout.js';
 import { slotTable } from '../../src/workers/layout.js';
 import { CORPUS, REPO } from '../helpers/corpus.js';
+import { eth, icmp, ipv4, udp } from '../helpers/packets.js';
 
 interface Pkt {
   b: Uint8Array;
@@ -129,6 +130,35 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
       if (mode === 'service') assert.ok(seen.local >= 20 && seen.side >= 100, JSON.stringify(seen));
     });
   }
+
+  it('ICMP errors quoting a whole datagram, a first fragment, a later fragment, a truncated header: as the dispatcher', function () {
+    // (the corpus has no error quoting a later fragment: the dispatcher goes by the error's own addresses
+    // then, and a first version of the program went by the quote's)
+    const cfg = parseConfig({ services: [{ proto: 'udp', vip: '10.9.9.9', port: 53, scheduler: 'rr', forward: 'nat', servers: [{ addr: '10.8.0.1', port: 53 }] }] }, 'test');
+    for (const mode of ['service', 'tuple'] as const) {
+      const d = new Dispatcher(slotTable(4, 0.25), new Services(cfg.services, cfg.regions), mode);
+      const prog = new Bpf(fanoutProgram(d.rule(), 1));
+      let differ = 0;
+      for (let i = 0; i < 200; i++) {
+        const client = `10.${i % 7}.${i % 13}.${(i % 250) + 1}`;
+        const dg = udp({ src: '10.9.9.9', dst: client, sport: 53, dport: 1000 + i }, new Uint8Array(8));
+        const quotes = [
+          ipv4({ src: '10.9.9.9', dst: client, proto: 17 }, dg),
+          ipv4({ src: '10.9.9.9', dst: client, proto: 17, mf: true }, dg),
+          ipv4({ src: '10.9.9.9', dst: client, proto: 17, fragOffset: 8 * (1 + (i % 5)) }, dg.subarray(0, 8)),
+          ipv4({ src: '10.9.9.9', dst: client, proto: 17 }, dg).subarray(0, 24),
+        ];
+        for (const q of quotes) {
+          const f = eth(0x0800, ipv4({ src: `192.0.2.${(i % 200) + 1}`, dst: '10.9.9.9', proto: 1 }, icmp({ src: `192.0.2.${(i % 200) + 1}`, dst: '10.9.9.9', type: 3, code: 3 }, q)));
+          const want = d.workerOf(f, 0, f.length, f.length, 1);
+          assert.equal(prog.run(f, 0, f.length, f.length) % 4, want, `${mode}: quote ${quotes.indexOf(q)} of ${client}`);
+          // (the later fragment's worker is the error's own addresses': mostly not the quote's)
+          if (quotes.indexOf(q) === 2 && want !== d.workerOf(eth(0x0800, quotes[0]!), 0, 14 + quotes[0]!.length, 14 + quotes[0]!.length, 1)) differ++;
+        }
+      }
+      assert.ok(differ > 50, `${mode}: the later fragments went elsewhere than their datagrams ${differ} times`);
+    }
+  });
 
   it('a program fits the kernel: within 4096 instructions with many role addresses, and refused for a link type it cannot read', function () {
     const services: unknown[] = [];
