@@ -257,6 +257,8 @@ export class Lane {
     this.slotRow = this.entryRow = -1;
     this.outSeq = seq;
     const faultAt = this.init.faultAt;
+    // (TSVS_TEST_EXIT_RECORD, on a worker thread only; -1 otherwise: one compare per record)
+    const exitAt = this.init.exitAt > 0 && !isMainThread ? this.init.exitAt : Infinity;
     const end = L.L_HEAD + 2 * count;
     for (let k = L.L_HEAD; k < end; k += 2) {
       const e = list[k]!;
@@ -288,7 +290,7 @@ export class Lane {
       try {
         if (r.index === faultAt) throw new Error(`injected fault (TSVS_TEST_FAULT_RECORD=${faultAt})`);
         // (a worker thread that ends at once, as one whose isolate hits its heap limit: no word to the reader)
-        if (r.index >= this.init.exitAt && this.init.exitAt > 0 && !isMainThread) process.exit(3);
+        if (r.index >= exitAt) process.exit(3);
         engine.frame(r);
       } catch (err) {
         r.fileOffset = (meta[m + L.M_FILEOFF_HI]! >>> 0) * 4294967296 + (meta[m + L.M_FILEOFF_LO]! >>> 0);
