@@ -191,7 +191,8 @@ if (parentPort && workerData?.tsvsWorker) {
   const init = workerData.tsvsWorker as WorkerInit;
   const ctl = new Int32Array(init.ctl);
   const wb = L.wbase(init.me);
-  Atomics.store(ctl, wb + L.W_TID, threadId());
+  // (the reader took this thread's id when it made it; where it could not tell it from another new thread, say it)
+  Atomics.compareExchange(ctl, wb + L.W_TID, 0, threadId());
   try {
     const res = run(init);
     parentPort.postMessage({ ok: res });
