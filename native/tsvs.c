@@ -612,6 +612,37 @@ static napi_value ring_stats(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+/* ringSetProgram(handle, which, prog): replace the socket's filter (which 0: SO_ATTACH_FILTER replaces the one
+ * attached) or its fanout group's program (which 1: PACKET_FANOUT_DATA, for every member) while the ring runs:
+ * live workers keep their places in the group (a member's index is its order of joining) across reloads */
+static napi_value ring_set_program(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t which = 0;
+  napi_typedarray_type pt;
+  size_t plen = 0;
+  void *pdata = NULL;
+  bool is = false;
+  if (argc >= 3) napi_is_typedarray(env, argv[2], &is);
+  if (argc < 3 || napi_get_value_uint32(env, argv[1], &which) != napi_ok || which > 1 || !is ||
+      napi_get_typedarray_info(env, argv[2], &pt, &plen, &pdata, NULL, NULL) != napi_ok || pt != napi_int32_array || plen % 4 != 0 || plen == 0 || plen / 4 > 4096) {
+    napi_throw_type_error(env, NULL, "ringSetProgram(handle, which: 0 filter | 1 fanout, prog: Int32Array of 4 words per instruction)");
+    return NULL;
+  }
+  ring_t *r = ring_arg(env, argv[0]);
+  if (!r) return NULL;
+  size_t n = plen / 4;
+  struct sock_filter *f = bpf_copy((const int32_t *)pdata, n);
+  if (!f) return throw_errno(env, "ringSetProgram", ENOMEM);
+  struct sock_fprog fp = {(unsigned short)n, f};
+  int rc = which == 0 ? setsockopt(r->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof fp) : setsockopt(r->fd, SOL_PACKET, PACKET_FANOUT_DATA, &fp, sizeof fp);
+  int e = errno;
+  free(f);
+  if (rc < 0) return throw_errno(env, which == 0 ? "SO_ATTACH_FILTER" : "PACKET_FANOUT_DATA", e);
+  return NULL;
+}
+
 static void ring_closed(uv_handle_t *h) {
   ring_t *r = (ring_t *)h->data;
   close(r->fd);
@@ -1045,6 +1076,7 @@ NAPI_MODULE_INIT() {
       {"ringOpen", NULL, ring_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringStart", NULL, ring_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringStats", NULL, ring_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ringSetProgram", NULL, ring_set_program, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ringClose", NULL, ring_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"txOpen", NULL, tx_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"txSend", NULL, tx_send, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -14,6 +14,8 @@ export interface Native {
   ringOpen(ifname: string, prog: Int32Array | null, blockSize: number, blockCount: number, desc: Int32Array, frameSize?: number, coalesceUs?: number, fanoutGroup?: number, fanoutProg?: Int32Array): { handle: unknown; ring: ArrayBuffer; arptype: number };
   ringStart(handle: unknown, cb: (count: number) => void): void;
   ringStats(handle: unknown): { packets: number; drops: number };
+  /** replace a running ring's socket filter (0) or its fanout group's program (1) */
+  ringSetProgram(handle: unknown, which: 0 | 1, prog: Int32Array): void;
   ringClose(handle: unknown): void;
   /** `threads` transmit threads (0: txSend sends on the caller's thread) */
   txOpen(threads?: number): unknown;

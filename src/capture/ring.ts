@@ -38,6 +38,8 @@ export class RingCapture {
     onPacket: (buf: Buffer, off: number, caplen: number, wirelen: number, linktype: number) => void,
     /** after each batch (the sink sends what the batch emitted) */
     onBatchEnd: () => void,
+    /** live workers: join this PACKET_FANOUT group, whose program (raw-IP form, fanout.ts) names each packet's member */
+    fanout?: { group: number; prog: Int32Array },
   ) {
     const n = loadNative();
     if (!n.mod) throw new NativeModuleError(`batched capture on ${iface}: ${n.why}`);
@@ -58,7 +60,9 @@ export class RingCapture {
       this.frameSize = frame;
       const block = Math.max(frame, Math.min(BLOCK, (ringKb * 1024) / 2));
       if ((ringKb * 1024) / block < 2) throw new Error(`live.ring_kb ${ringKb} holds fewer than two blocks of ${block / 1024} KiB frames (MTU ${mtu}): make it larger`);
-      r = n.mod.ringOpen(iface, prog, block, (ringKb * 1024) / block, this.desc, frame, coalesceUs);
+      r = fanout
+        ? n.mod.ringOpen(iface, prog, block, (ringKb * 1024) / block, this.desc, frame, coalesceUs, fanout.group, fanout.prog)
+        : n.mod.ringOpen(iface, prog, block, (ringKb * 1024) / block, this.desc, frame, coalesceUs);
     } catch (e) {
       throw new NativeModuleError(`batched capture on ${iface}: ${(e as Error).message}`);
     }
@@ -72,6 +76,16 @@ export class RingCapture {
       for (let i = 0; i < count; i++) onPacket(ring, desc[3 * i]!, desc[3 * i + 1]!, desc[3 * i + 2]!, lt);
       onBatchEnd();
     });
+  }
+
+  /** replace the filter while the ring runs (live workers keep their places in the fanout group) */
+  setFilter(filter: string): void {
+    loadNative().mod!.ringSetProgram(this.handle, 0, Bpf.compile(filter, this.linktype).program);
+  }
+
+  /** replace the fanout group's program (for every member) */
+  setFanout(prog: Int32Array): void {
+    loadNative().mod!.ringSetProgram(this.handle, 1, prog);
   }
 
   stats(): { received: number; dropped: number; ifdropped: number; batches: number; per_batch: number } {
