@@ -20,7 +20,7 @@
 import * as esbuild from 'esbuild';
 
 await esbuild.build({
-  entryPoints: ['dist/src/cli/tsvs.js', 'dist/src/cli/ctstat.js', 'dist/src/workers/worker.js', 'dist/bench/run.js', 'dist/bench/mem.js', 'dist/bench/flows-mem.js'],
+  entryPoints: ['dist/src/cli/tsvs.js', 'dist/src/cli/ctstat.js', 'dist/src/workers/worker.js', 'dist/src/live/live-worker.js', 'dist/bench/run.js', 'dist/bench/mem.js', 'dist/bench/flows-mem.js'],
   entryNames: '[name]',
   outdir: 'dist/bundle',
   bundle: true,

@@ -276,6 +276,12 @@ const liveConfig = z
      * other cores; 0: sendmmsg on the capture thread
      */
     tx_threads: z.number().int().min(0).max(16).default(2),
+    /**
+     * engines (worker threads, the main thread's included), each with its own connection table, timers and
+     * counters; the kernel hands each its packets (a PACKET_FANOUT group whose program is the replay's
+     * dispatch rule); auto: one per core; the environment's TSVS_LIVE_WORKERS overrides it; batched I/O only
+     */
+    workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
     /** packets queued on the raw socket beyond which new ones are dropped (tx_queue_full) */
     tx_queue: z.number().int().min(1).max(1 << 20).default(4096),
     /**

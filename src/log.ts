@@ -4,8 +4,8 @@ export type Level = keyof typeof LEVELS;
 
 export class Logger {
   constructor(
-    private readonly level: Level = 'info',
-    private readonly json = false,
+    readonly level: Level = 'info',
+    readonly json = false,
     private readonly out: (line: string) => void = (l) => void process.stderr.write(l),
   ) {}
 

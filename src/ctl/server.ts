@@ -24,28 +24,34 @@ export const EVENTS_BACKLOG = 4 << 20;
 /** table entries looked at per `conns` request at most (a page may come back short, with a cursor to go on) */
 export const SCAN_BUDGET = 65_536;
 
-/** What the control socket reads and changes: the daemon's side, narrowed to what requests need. */
+/** a value, or (live workers: asked of every worker thread) its promise */
+export type Awaitable<T> = T | Promise<T>;
+
+/**
+ * What the control socket reads and changes: the daemon's side, narrowed to what requests need. What reads
+ * or changes the engines' tables may answer later (with live workers, each worker thread's engine is asked).
+ */
 export interface CtlTarget {
-  status(): unknown;
+  status(): Awaitable<unknown>;
   /** the table's snapshot without its connections (those come through `conns`) */
-  snapshot(): unknown;
+  snapshot(): Awaitable<unknown>;
   /** services and servers as listed (deleted ones hidden, each server's health) */
-  serviceList(): SnapshotService[];
-  counters(): unknown;
+  serviceList(): Awaitable<SnapshotService[]>;
+  counters(): Awaitable<unknown>;
   /**
    * Up to `limit` connections matching `filter` from table position `from` on, looking at no more than
    * `budget` entries: the page and the position to go on from (null at the end). Throws for a bad filter.
    */
-  connPage(from: number, limit: number, budget: number, filter: ConnFilter): { conns: SnapshotConn[]; next: number | null; total: number };
+  connPage(from: number, limit: number, budget: number, filter: ConnFilter): Awaitable<{ conns: SnapshotConn[]; next: number | null; total: number }>;
   /**
    * Flows (null: flow accounting is off): a page from handle `from` as connPage, the `limit` largest by
    * `sort` among those looked at when given; or the last destinations of source `recent`. Throws for a bad filter.
    */
-  flowPage(from: number, limit: number, budget: number, filter: FlowFilter, sort?: FlowSort, recent?: string): { flows: FlowRecord[]; next: number | null; total: number } | null;
-  zero(): number;
-  flush(): number;
+  flowPage(from: number, limit: number, budget: number, filter: FlowFilter, sort?: FlowSort, recent?: string): Awaitable<{ flows: FlowRecord[]; next: number | null; total: number } | null>;
+  zero(): Awaitable<number>;
+  flush(): Awaitable<number>;
   /** conntrack -D: destroy the connections matching `filter` (throws for a bad filter); how many */
-  deleteConns(filter: ConnFilter): number;
+  deleteConns(filter: ConnFilter): Awaitable<number>;
   /**
    * conntrack -E: call `send` with each event (a JSON object's text) of the types asked for, of connections
    * matching `filter` (throws for a bad filter), until the returned function is called
@@ -59,7 +65,7 @@ export interface CtlTarget {
   /** set them (0 or absent: unchanged, as ipvsadm --set); connections take a new value when their timer is next armed */
   setTimeouts(t: Partial<IpvsTimeouts>): IpvsTimeouts;
   /** persistence templates, for ipvsadm -Lnc */
-  templates(): TemplateEntry[];
+  templates(): Awaitable<TemplateEntry[]>;
   /** the agents the hub knows (null: no agents: section) */
   agents(): unknown;
   /** validate a whole new service list as the configuration file is (throws ConfigError) and apply it */
@@ -216,13 +222,25 @@ export class CtlServer {
     c.setEncoding('utf8');
     c.on('error', () => c.destroy());
     c.on('close', () => this.clients.delete(c));
+    // replies in the order of the requests: one that waits for the workers holds back those after it
+    let tail: Promise<void> | null = null;
     c.on('data', (d: string) => {
       buf += d;
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        if (line.trim()) this.send(c, this.answer(line, c));
+        if (!line.trim()) continue;
+        const out = this.answer(line, c);
+        if (typeof out === 'string' && tail === null) {
+          this.send(c, out);
+          continue;
+        }
+        const p: Promise<void> = (tail ?? Promise.resolve()).then(() => out).then((l) => this.send(c, l));
+        tail = p;
+        void p.then(() => {
+          if (tail === p) tail = null;
+        });
       }
       if (buf.length > MAX_LINE) {
         this.send(c, this.reply(null, new CtlError('TOO_LONG', `request longer than ${MAX_LINE} bytes`)));
@@ -248,8 +266,17 @@ export class CtlServer {
     }
   }
 
-  /** the reply line to one request line (`c`: the client's socket, for a subscription to events) */
-  answer(line: string, c?: net.Socket): string {
+  /** an error reply for what a request threw */
+  private failed(reqId: unknown, e: unknown): string {
+    this.errors++;
+    return this.reply(reqId, e instanceof CtlError ? e : new CtlError(e instanceof ConfigError ? 'INVALID' : 'INTERNAL', (e as Error).message));
+  }
+
+  /**
+   * The reply line to one request line (`c`: the client's socket, for a subscription to events); its promise
+   * when the answer waits for live workers.
+   */
+  answer(line: string, c?: net.Socket): string | Promise<string> {
     this.requests++;
     let reqId: unknown = null;
     try {
@@ -272,10 +299,12 @@ export class CtlServer {
       const req = schema.safeParse(raw);
       if (!req.success) throw new CtlError('BAD_REQUEST', zodMessage(req.error));
       if (env.data.cmd === 'events') return this.reply(reqId, this.events(req.data as { filter?: ConnFilter; types?: string[] }, c));
-      return this.reply(reqId, this.handle(req.data as Record<string, unknown> & { cmd: string }));
+      const r = this.handle(req.data as Record<string, unknown> & { cmd: string });
+      const id = reqId;
+      if (r instanceof Promise) return r.then((v) => this.reply(id, v), (e: unknown) => this.failed(id, e));
+      return this.reply(reqId, r);
     } catch (e) {
-      this.errors++;
-      return this.reply(reqId, e instanceof CtlError ? e : new CtlError(e instanceof ConfigError ? 'INVALID' : 'INTERNAL', (e as Error).message));
+      return this.failed(reqId, e);
     }
   }
 
@@ -285,7 +314,7 @@ export class CtlServer {
       case 'hello':
         return { server: 'tsvs', version: CTL_VERSION, pid: process.pid };
       case 'status':
-        return { ...(d.status() as object), ctl: { requests: this.requests, errors: this.errors } };
+        return then(d.status(), (x) => ({ ...(x as object), ctl: { requests: this.requests, errors: this.errors } }));
       case 'snapshot':
         return d.snapshot();
       case 'services':
@@ -297,15 +326,15 @@ export class CtlServer {
       case 'flows':
         return this.flows(req as { limit?: number; cursor?: string; filter?: FlowFilter; sort?: FlowSort; recent?: string });
       case 'zero':
-        return { zeroed: d.zero() };
+        return then(d.zero(), (n) => ({ zeroed: n }));
       case 'flush':
-        return { flushed: d.flush() };
+        return then(d.flush(), (n) => ({ flushed: n }));
       case 'delete':
-        try {
-          return { deleted: d.deleteConns((req.filter as ConnFilter | undefined) ?? {}) };
-        } catch (e) {
-          throw new CtlError('BAD_REQUEST', `filter: ${(e as Error).message}`);
-        }
+        return guard(
+          () => d.deleteConns((req.filter as ConnFilter | undefined) ?? {}),
+          (n) => ({ deleted: n }),
+          (e) => new CtlError('BAD_REQUEST', `filter: ${e.message}`),
+        );
       case 'reload':
         return { services: d.reload() };
       case 'services.config':
@@ -364,26 +393,24 @@ export class CtlServer {
   /** a page of connections from the cursor's position (the first page: from the start) */
   private conns(req: { limit?: number; cursor?: string; filter?: ConnFilter }): unknown {
     const from = req.cursor ? Number(req.cursor.slice(1)) : 0;
-    let page;
-    try {
-      page = this.d.connPage(from, req.limit ?? 1000, SCAN_BUDGET, req.filter ?? {});
-    } catch (e) {
-      throw new CtlError('BAD_REQUEST', `filter: ${(e as Error).message}`);
-    }
-    return { conns: page.conns, next: page.next === null ? null : `c${page.next}`, total: page.total };
+    return guard(
+      () => this.d.connPage(from, req.limit ?? 1000, SCAN_BUDGET, req.filter ?? {}),
+      (page) => ({ conns: page.conns, next: page.next === null ? null : `c${page.next}`, total: page.total }),
+      (e) => new CtlError('BAD_REQUEST', `filter: ${e.message}`),
+    );
   }
 
   /** a page of flows (see CtlTarget.flowPage); cursors are "f" + a handle */
   private flows(req: { limit?: number; cursor?: string; filter?: FlowFilter; sort?: FlowSort; recent?: string }): unknown {
     const from = req.cursor ? Number(req.cursor.slice(1)) : 0;
-    let page;
-    try {
-      page = this.d.flowPage(from, req.limit ?? 1000, SCAN_BUDGET, req.filter ?? {}, req.sort, req.recent);
-    } catch (e) {
-      throw new CtlError('BAD_REQUEST', (e as Error).message);
-    }
-    if (page === null) throw new CtlError('NOT_FOUND', 'flow accounting is off (flows: { enabled: false } in the configuration)');
-    return { flows: page.flows, next: page.next === null ? null : `f${page.next}`, total: page.total };
+    return guard(
+      () => this.d.flowPage(from, req.limit ?? 1000, SCAN_BUDGET, req.filter ?? {}, req.sort, req.recent),
+      (page) => {
+        if (page === null) throw new CtlError('NOT_FOUND', 'flow accounting is off (flows: { enabled: false } in the configuration)');
+        return { flows: page.flows, next: page.next === null ? null : `f${page.next}`, total: page.total };
+      },
+      (e) => (e instanceof CtlError ? e : new CtlError('BAD_REQUEST', e.message)),
+    );
   }
 
   /** add/edit/delete services and servers: a new service list, validated like the configuration file */
@@ -438,4 +465,24 @@ export class CtlServer {
       }
     });
   }
+}
+
+/** f of a value, or of its promise's value */
+function then<T, U>(v: Awaitable<T>, f: (x: T) => U): Awaitable<U> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+/** then(get(), f), what get throws (at once or later) made an error by `err` (what f throws stays as it is) */
+function guard<T, U>(get: () => Awaitable<T>, f: (x: T) => U, err: (e: Error) => Error): Awaitable<U> {
+  let v: Awaitable<T>;
+  try {
+    v = get();
+  } catch (e) {
+    throw err(e as Error);
+  }
+  if (v instanceof Promise)
+    return v.then(f, (e: Error) => {
+      throw err(e);
+    });
+  return f(v);
 }

@@ -30,6 +30,25 @@ import { HealthChecker } from '../service/health.js';
 import { closeProbes, LiveRegionProber, rtt } from './region-probe.js';
 import { LINKTYPE_RAW } from '../packet/decode.js';
 import { fromOwnVip, Hub, membershipOf } from './hub.js';
+import { Dispatcher } from '../workers/dispatch.js';
+import { fanoutProgram } from '../workers/fanout.js';
+import { setPortPartition } from '../xmit/pool.js';
+import type { Flows } from '../flows/flows.js';
+
+/**
+ * A daemon's place among live workers: engine `me` of `n` (0: the main thread, which also runs the health
+ * checks, region probes, the agents' hub, the control socket and metrics; the others only their engines)
+ */
+export interface DaemonRole {
+  me: number;
+  n: number;
+  /** the PACKET_FANOUT group of the first interface (the next ones: +1, ...: a group is one device's) */
+  group: number;
+  /** which worker each of the SLOTS hash slots and local ports (% SLOTS) belongs to */
+  slots: Uint8Array;
+  /** a worker thread's way to the main thread: passive health outcomes; packets for an agent (through the hub) */
+  up?: { passive(si: number, d: number, ok: boolean): void; agent(id: string, buf: Uint8Array, off: number, len: number): 'agent_down' | null };
+}
 
 /** passive health ignores failures for this long after the engine last dropped a packet for want of room */
 const OVERLOAD_BLIND_US = 10e6;
@@ -52,7 +71,11 @@ export class Daemon implements CtlTarget {
   private readonly driver: WheelDriver;
   private neighTimer: NodeJS.Timeout | null = null;
   readonly health: HealthChecker;
-  readonly regionProber: LiveRegionProber;
+  readonly regionProber: LiveRegionProber | null;
+  /** the synproxy's cookie secret (live workers share it) */
+  readonly secret: Buffer;
+  /** not the main thread: another worker's engine, its control-plane state sent by the main thread */
+  readonly follower: boolean;
   readonly hub: Hub | null;
   /** changes of home region (every service) */
   homeChanges = 0;
@@ -64,22 +87,25 @@ export class Daemon implements CtlTarget {
     readonly cfg: Config,
     readonly log: Logger,
     readonly configFile?: string,
+    readonly role: DaemonRole = { me: 0, n: 1, group: 0, slots: new Uint8Array(0) },
   ) {
+    this.follower = role.me > 0;
+    // each worker lends only its own local ports (FNAT, SNAT): the servers' replies name the worker that made the connection
+    if (role.n > 1) setPortPartition(role.slots, role.me);
     const live = cfg.live!;
     const profile: Profile = cfg.profile ?? 'dpvs';
     const t = splitTimeouts(cfg.timeouts);
     this.serviceCfgs = cfg.services;
     this.services = new Services(cfg.services, cfg.regions);
     this.sink = new LiveSink(live.tx_queue);
-    const want = (process.env.TSVS_LIVE_IO ?? live.io) as 'auto' | 'batched' | 'pcap';
-    if (!['auto', 'batched', 'pcap'].includes(want)) throw new ConfigError(`TSVS_LIVE_IO: auto, batched or pcap, not "${want}"`);
-    const native = loadNative();
-    if (want === 'batched' && !native.mod) throw new ConfigError(`live.io: batched needs tsvs's native module: ${native.why}`);
-    this.io = want !== 'pcap' && native.mod ? 'batched' : 'pcap';
-    this.ioWhy = want === 'pcap' ? (process.env.TSVS_LIVE_IO ? 'TSVS_LIVE_IO=pcap' : 'live.io: pcap') : native.why;
-    if (this.io === 'batched') this.sink.openBatched(txHandle(live.tx_threads), native.mod!);
+    const io = ioChoice(cfg);
+    this.io = io.io;
+    this.ioWhy = io.why;
+    if (this.io === 'batched') this.sink.openBatched(txHandle(live.tx_threads), loadNative().mod!);
+    if (role.n > 1 && this.io !== 'batched') throw new ConfigError(`live.workers: ${role.n} workers need the batched path (${io.why})`);
     // the cookie secret: configured, or fresh random bytes at every start
     const secret = cfg.synproxy.secret ? Buffer.from(cfg.synproxy.secret, 'hex') : randomBytes(16);
+    this.secret = secret;
     const reserve = live.tx_reserve ?? Math.floor(live.tx_queue / 2);
     this.engine = new Engine({
       conntrack: { profile, seed: cfg.seed, maxConns: cfg.max_conns, tcpTimeouts: t.tcp, udpTimeouts: t.udp, icmpTimeout: t.icmp },
@@ -90,7 +116,9 @@ export class Daemon implements CtlTarget {
     });
     this.driver = new WheelDriver(this.clock, () => this.setTime(), 10);
     // remote servers as agents: their heartbeats on agents.listen
-    this.hub = cfg.agents ? new Hub(cfg.agents, this.log) : null;
+    this.hub = cfg.agents && !this.follower ? new Hub(cfg.agents, this.log) : null;
+    // (a worker thread's packets for an agent go through the main thread's hub)
+    if (role.up) this.sink.agent = role.up.agent;
     if (this.hub) {
       const hub = this.hub;
       this.sink.agent = (id, buf, off, len) => hub.sendData(id, buf, off, len);
@@ -100,15 +128,10 @@ export class Daemon implements CtlTarget {
           hub.dataRefused++;
           return;
         }
-        // through the engine like a captured packet: the reply direction of its connection is tracked (states,
-        // counters, flows), and it goes on to the client only as a reply of a connection scheduled to this agent
-        const x = this.engine.x!;
-        x.agentFrom = id;
-        try {
-          this.packet(b, b.length, b.length, LINKTYPE_RAW);
-        } finally {
-          x.agentFrom = null;
-        }
+        // (with live workers: the worker whose engine holds its connection)
+        const w = this.dispatcher && this.toWorker ? this.dispatcher.workerOf(b, 0, b.length, b.length, LINKTYPE_RAW) : 0;
+        if (w !== 0) this.toWorker!(w, id, b);
+        else this.agentPacket(b, id);
       };
       // each heartbeat's answer tells the agent the VIPs it serves (the services of the moment: reloads change them)
       hub.membership = (id) => membershipOf(id, this.services.list.filter((s) => !this.services.deleted.has(s.index)));
@@ -118,7 +141,7 @@ export class Daemon implements CtlTarget {
       };
     }
     // region_select: probe plans on the engine's timeline (the services of the moment: a reload may add some)
-    this.regionProber = new LiveRegionProber(
+    this.regionProber = this.follower ? null : new LiveRegionProber(
       () => this.services.list.filter((s) => s.regions !== null && !this.services.deleted.has(s.index)),
       cfg.regions,
       this.engine.time,
@@ -135,14 +158,41 @@ export class Daemon implements CtlTarget {
     // passive signals from the state machine feed the same rise/fall counts as the probes; a failure seen while
     // the LB itself was dropping packets for want of transmit room (or shortly after) says nothing of the server
     if (live.health.enabled && live.health.passive) {
+      const up = role.up;
       this.engine.lb!.onOutcome = (si, d, ok) => {
         // (not for an agent's server: no probe reaches it to bring it back; its agent's heartbeats say if it is up)
         if (this.services.list[si]?.agentOf[d] != null) return;
         const o = this.engine.x!.overloadAtUs;
         if (!ok && o >= 0 && this.engine.time.nowUs - o < OVERLOAD_BLIND_US) this.passiveIgnored++;
+        else if (up) up.passive(si, d, ok);
         else this.health.passive(si, d, ok);
       };
     }
+  }
+
+  /** live workers (main thread): the dispatch rule, for the agents' packets; how one reaches another worker */
+  private dispatcher: Dispatcher | null = null;
+  toWorker: ((w: number, agent: string, b: Buffer) => void) | null = null;
+  /** live workers (main thread): told the services after each change (the workers apply the same) */
+  onServices: ((cfgs: ServiceConfig[]) => void) | null = null;
+
+  /** a packet from an agent (its reply to a client), into this engine */
+  agentPacket(b: Buffer, id: string): void {
+    // through the engine like a captured packet: the reply direction of its connection is tracked (states,
+    // counters, flows), and it goes on to the client only as a reply of a connection scheduled to this agent
+    const x = this.engine.x!;
+    x.agentFrom = id;
+    try {
+      this.packet(b, b.length, b.length, LINKTYPE_RAW);
+    } finally {
+      x.agentFrom = null;
+    }
+  }
+
+  /** the fanout program of the services of the moment (live workers: the kernel's choice of worker per packet) */
+  private fanoutProg(): Int32Array {
+    this.dispatcher = new Dispatcher(this.role.slots, this.services, 'service');
+    return fanoutProgram(this.dispatcher.rule(), LINKTYPE_RAW);
   }
 
   /** µs since the epoch, advancing with the monotonic clock */
@@ -198,8 +248,10 @@ export class Daemon implements CtlTarget {
   }
 
   start(): void {
-    for (const w of this.hostChecks()) this.log.warn(w);
-    this.log.info('packet i/o', { path: this.ioStats().path });
+    if (!this.follower) {
+      for (const w of this.hostChecks()) this.log.warn(w);
+      this.log.info('packet i/o', { path: this.ioStats().path });
+    }
     this.sink.open();
     this.openCaptures();
     this.resolveNeighbours();
@@ -209,7 +261,7 @@ export class Daemon implements CtlTarget {
     this.neighTimer = setInterval(() => this.resolveNeighbours(), 5000);
     this.neighTimer.unref();
     this.driver.start();
-    this.health.start();
+    if (!this.follower) this.health.start();
   }
 
   private currentFilter = '';
@@ -222,19 +274,29 @@ export class Daemon implements CtlTarget {
    */
   private openCaptures(): void {
     const filter = this.filter();
+    const multi = this.role.n > 1;
+    // live workers: the kernel's choice of worker follows the services (one member sets it for the group)
+    const prog = multi ? this.fanoutProg() : null;
+    if (multi && this.captures.length > 0 && !this.follower) for (const c of this.captures) (c as RingCapture).setFanout(prog!);
     if (filter === this.currentFilter) return;
     this.currentFilter = filter;
-    this.log.info('capture filter', { filter });
+    if (!this.follower) this.log.info('capture filter', { filter });
+    if (multi && this.captures.length > 0) {
+      // (replaced in place: a member's place in the fanout group is its order of joining, which a new ring would lose)
+      for (const c of this.captures) (c as RingCapture).setFilter(filter);
+      return;
+    }
     const old = this.captures.splice(0);
-    for (const iface of this.cfg.live!.interfaces) {
+    this.cfg.live!.interfaces.forEach((iface, i) => {
       const cap =
         this.io === 'batched'
-          ? new RingCapture(iface, filter, this.cfg.live!.ring_kb, this.cfg.live!.rx_coalesce_us, (buf, off, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt, off), this.batchEnd)
+          ? new RingCapture(iface, filter, this.cfg.live!.ring_kb, this.cfg.live!.rx_coalesce_us, (buf, off, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt, off), this.batchEnd, multi ? { group: this.role.group + i, prog: prog! } : undefined)
           : new LiveCapture(iface, { filter, bufferTimeoutMs: this.cfg.live!.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
       this.captures.push(cap);
-      if (old.length === 0) this.log.info('capturing', { iface, linktype: cap.linktype });
-    }
+      if (old.length === 0) this.log.info('capturing', { iface, linktype: cap.linktype, ...(multi ? { worker: this.role.me, fanout_group: this.role.group + i } : {}) });
+    });
     for (const c of old) c.close();
+    if (this.follower) return;
     this.sink.l2Ports.clear();
     if (this.cfg.live!.kernel_drop) {
       for (const cap of this.captures) {
@@ -309,6 +371,7 @@ export class Daemon implements CtlTarget {
     this.serviceCfgs = cfgs;
     this.openCaptures();
     this.resolveNeighbours();
+    this.onServices?.(cfgs);
     return r;
   }
 
@@ -324,6 +387,48 @@ export class Daemon implements CtlTarget {
       out.push({ ...x, servers });
     });
     return out;
+  }
+
+  /** what a scrape of the metrics reads of this engine (live workers: summed over them, cluster.ts) */
+  metricsData(): MetricsData {
+    const f: Flows | null = this.engine.flows;
+    return {
+      packets: this.packets,
+      io: this.ioStats(),
+      emitted: this.engine.x!.emitted,
+      not_emitted: { ...this.engine.x!.notEmitted },
+      decode_by_status: Array.from(this.engine.stats.byStatus),
+      counters: counterObject(this.engine.ct, this.engine.lb),
+      synproxy: this.engine.sp?.counterObject() ?? {},
+      flows: f ? { count: f.count, evicted: f.evicted, evicted_full: f.evictedFull, drops: Object.fromEntries(f.dropTotals), unattributed: f.unattributed, unaccounted: f.unaccounted } : null,
+      open_by_state: this.engine.ct.openByState(true),
+      services: this.serviceList(),
+    };
+  }
+
+  /** live workers: what the main thread decides for every engine, per service: each server's health, the home region */
+  serviceState(): ServiceState[] {
+    return this.services.list.map((s) => ({ healthy: Array.from(s.dests.healthy), home: s.regions?.home ?? null }));
+  }
+
+  /** a worker thread takes the main thread's serviceState() */
+  applyServiceState(st: ServiceState[]): void {
+    st.forEach((x, si) => {
+      const s = this.services.list[si];
+      if (!s || s.dests.healthy.length !== x.healthy.length) return; // (services changing: the next state fits)
+      let changed = false;
+      x.healthy.forEach((h, i) => {
+        if (s.dests.healthy[i] !== h) {
+          s.dests.healthy[i] = h;
+          changed = true;
+        }
+      });
+      if (changed) s.sched.update(s.dests);
+      if (s.regions && s.regions.home !== x.home) {
+        s.regions.home = x.home;
+        s.setHome(x.home);
+      }
+    });
   }
 
   /* ---------------- the control socket's side (CtlTarget) ---------------- */
@@ -372,9 +477,11 @@ export class Daemon implements CtlTarget {
     const per = (p: number, b: number) => (b ? Math.round((p / b) * 10) / 10 : 0);
     return {
       path: this.io === 'batched' ? 'batched (TPACKET_V2 ring, sendmmsg)' : `pcap (libpcap, raw-socket${this.ioWhy ? `: ${this.ioWhy}` : ''})`,
+      rx_packets: rxPackets,
       rx_batches: rxBatches,
       rx_per_batch: per(rxPackets, rxBatches),
       ring_drops: drops,
+      tx_packets: this.sink.txPackets,
       tx_batches: this.sink.txBatches,
       tx_per_batch: per(this.sink.txPackets, this.sink.txBatches),
       tx_errors: this.sink.errors,
@@ -390,6 +497,16 @@ export class Daemon implements CtlTarget {
       drops: this.engine.stats.drops(),
       ...(this.engine.sp ? { synproxy: this.engine.sp.counterObject() } : {}),
     };
+  }
+
+  /** connections in this engine's table */
+  connCount(): number {
+    return this.engine.ct.table.count;
+  }
+
+  /** flows in this engine's table */
+  flowCount(): number {
+    return this.engine.flows?.count ?? 0;
   }
 
   connPage(from: number, limit: number, budget: number, filter: ConnFilter) {
@@ -455,7 +572,7 @@ export class Daemon implements CtlTarget {
     return { tcp: ct.tcpTimeouts[ct.stEstablished]!, tcpfin: ct.tcpTimeouts[ct.tcpNames.indexOf('FIN_WAIT')]!, udp: dpvs ? ct.udpT.normal : ct.udpT.replied };
   }
 
-  setTimeouts(t: Partial<IpvsTimeouts>): IpvsTimeouts {
+  setTimeouts(t: Partial<IpvsTimeouts>, log = true): IpvsTimeouts {
     const ct = this.engine.ct;
     if (t.tcp) ct.tcpTimeouts[ct.stEstablished] = t.tcp;
     if (t.tcpfin) ct.tcpTimeouts[ct.tcpNames.indexOf('FIN_WAIT')] = t.tcpfin;
@@ -464,7 +581,7 @@ export class Daemon implements CtlTarget {
       else ct.udpT.replied = t.udp;
     }
     const now = this.timeouts();
-    this.log.info('timeouts set', { by: 'ctl', ...now });
+    if (log) this.log.info('timeouts set', { by: 'ctl', ...now });
     return now;
   }
 
@@ -511,8 +628,19 @@ export class Daemon implements CtlTarget {
   }
 }
 
+/** how packets will move (batched or pcap), and why not batched; throws ConfigError for a bad setting */
+export function ioChoice(cfg: Config): { io: 'batched' | 'pcap'; why: string } {
+  const want = (process.env.TSVS_LIVE_IO ?? cfg.live!.io) as 'auto' | 'batched' | 'pcap';
+  if (!['auto', 'batched', 'pcap'].includes(want)) throw new ConfigError(`TSVS_LIVE_IO: auto, batched or pcap, not "${want}"`);
+  const native = loadNative();
+  if (want === 'batched' && !native.mod) throw new ConfigError(`live.io: batched needs tsvs's native module: ${native.why}`);
+  return { io: want !== 'pcap' && native.mod ? 'batched' : 'pcap', why: want === 'pcap' ? (process.env.TSVS_LIVE_IO ? 'TSVS_LIVE_IO=pcap' : 'live.io: pcap') : native.why };
+}
+
 export interface IoStats {
   path: string;
+  rx_packets: number;
+  tx_packets: number;
   rx_batches: number;
   rx_per_batch: number;
   ring_drops: number;
@@ -520,4 +648,23 @@ export interface IoStats {
   tx_per_batch: number;
   tx_errors: number;
   tx_last_error: string;
+}
+
+/** per service: each server's health (1 up), the home region (region_select) */
+export interface ServiceState {
+  healthy: number[];
+  home: string | null;
+}
+
+export interface MetricsData {
+  packets: number;
+  io: IoStats;
+  emitted: number;
+  not_emitted: Record<string, number>;
+  decode_by_status: number[];
+  counters: Record<string, number>;
+  synproxy: Record<string, number>;
+  flows: { count: number; evicted: number; evicted_full: number; drops: Record<string, number>; unattributed: number; unaccounted: number } | null;
+  open_by_state: Record<string, number>;
+  services: SnapshotService[];
 }

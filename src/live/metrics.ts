@@ -4,8 +4,7 @@
  */
 import * as http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Daemon } from './daemon.js';
-import { counterObject } from '../report/records.js';
+import type { Daemon, MetricsData } from './daemon.js';
 import { DROP_REASONS } from '../packet/status.js';
 import { NOT_EMITTED_REASONS } from '../xmit/xmit.js';
 
@@ -13,8 +12,16 @@ export class Metrics {
   readonly registry = new Registry();
   private server: http.Server | null = null;
 
-  constructor(private readonly d: Daemon) {
+  /** what the scrape in progress reads (taken at its start) */
+  private m: MetricsData | null = null;
+
+  constructor(
+    private readonly d: Daemon,
+    /** the engines' counters (live workers: every engine's, summed) */
+    private readonly data: () => MetricsData | Promise<MetricsData> = () => d.metricsData(),
+  ) {
     const r = this.registry;
+    const m = () => this.m!;
     const total = (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, v: number) => void) => void) =>
       new Counter({
         name,
@@ -38,49 +45,49 @@ export class Metrics {
           fill((l, v) => this.set(l, v));
         },
       });
-    total('tsvs_packets_total', 'packets captured', [], (set) => set({}, d.packets));
+    total('tsvs_packets_total', 'packets captured', [], (set) => set({}, m().packets));
     // packet I/O (issue 19): batches in and out, packets the capture lost (the ring full, or libpcap's drops), sends that failed
     total('tsvs_io_batches_total', 'calls into the engine with captured packets (rx) and sendmmsg batches (tx): batched I/O only', ['direction'], (set) => {
-      const io = d.ioStats();
+      const io = m().io;
       set({ direction: 'rx' }, io.rx_batches);
       set({ direction: 'tx' }, io.tx_batches);
     });
-    total('tsvs_capture_drops_total', 'packets the capture lost before the engine saw them (ring full; libpcap: ps_drop)', [], (set) => set({}, d.ioStats().ring_drops));
-    total('tsvs_tx_errors_total', 'packets whose send failed (socket buffer full, no route...)', [], (set) => set({}, d.sink.errors));
-    total('tsvs_emitted_total', 'packets the load balancer sent', [], (set) => set({}, d.engine.x!.emitted));
+    total('tsvs_capture_drops_total', 'packets the capture lost before the engine saw them (ring full; libpcap: ps_drop)', [], (set) => set({}, m().io.ring_drops));
+    total('tsvs_tx_errors_total', 'packets whose send failed (socket buffer full, no route...)', [], (set) => set({}, m().io.tx_errors));
+    total('tsvs_emitted_total', 'packets the load balancer sent', [], (set) => set({}, m().emitted));
     total('tsvs_not_emitted_total', 'packets not sent, by reason', ['reason'], (set) => {
       // every reason from the start, zero-valued
-      const ne = d.engine.x!.notEmitted;
+      const ne = m().not_emitted;
       for (const k of NOT_EMITTED_REASONS) set({ reason: k }, ne[k] ?? 0);
     });
     total('tsvs_decode_drops_total', 'packets that did not decode, by reason', ['reason'], (set) => {
       // every reason from the start, zero-valued
-      const by = d.engine.stats.byStatus;
+      const by = m().decode_by_status;
       DROP_REASONS.forEach((r, i) => {
         if (r !== 'ok' && r !== 'not_ip') set({ reason: r }, by[i]!);
       });
     });
     total('tsvs_conntrack_total', 'connection tracking counters', ['counter'], (set) => {
-      for (const [k, v] of Object.entries(counterObject(d.engine.ct, d.engine.lb))) set({ counter: k }, v);
+      for (const [k, v] of Object.entries(m().counters)) set({ counter: k }, v);
     });
     total('tsvs_synproxy_total', 'synproxy counters (DPVS names)', ['counter'], (set) => {
-      for (const [k, v] of Object.entries(d.engine.sp?.counterObject() ?? {})) set({ counter: k }, v);
+      for (const [k, v] of Object.entries(m().synproxy)) set({ counter: k }, v);
     });
     // flow accounting (when on): flows now, evictions by why, and drops by reason summed over every flow
-    gauge('tsvs_flows', 'flows per (source, destination) in the table', [], (set) => set({}, d.engine.flows?.count ?? 0));
+    gauge('tsvs_flows', 'flows per (source, destination) in the table', [], (set) => set({}, m().flows?.count ?? 0));
     total('tsvs_flow_evictions_total', 'flows evicted: idle too long, or the least recently active when the table was full', ['why'], (set) => {
-      const f = d.engine.flows;
+      const f = m().flows;
       if (!f) return;
-      set({ why: 'idle' }, f.evicted - f.evictedFull);
-      set({ why: 'full' }, f.evictedFull);
+      set({ why: 'idle' }, f.evicted - f.evicted_full);
+      set({ why: 'full' }, f.evicted_full);
     });
     total('tsvs_flow_drops_total', 'packets dropped on a flow, by reason (summed over flows, evicted ones included)', ['reason'], (set) => {
-      for (const [k, v] of d.engine.flows?.dropTotals ?? []) set({ reason: k }, v);
+      for (const [k, v] of Object.entries(m().flows?.drops ?? {})) set({ reason: k }, v);
     });
-    total('tsvs_flow_drops_unattributed_total', 'of those, drops on no flow (under overload a packet without a connection makes none; or the drop-record pool was full)', [], (set) => set({}, d.engine.flows?.unattributed ?? 0));
-    total('tsvs_flow_packets_unaccounted_total', 'packets that made no flow: without a connection while the LB dropped for want of transmit room', [], (set) => set({}, d.engine.flows?.unaccounted ?? 0));
+    total('tsvs_flow_drops_unattributed_total', 'of those, drops on no flow (under overload a packet without a connection makes none; or the drop-record pool was full)', [], (set) => set({}, m().flows?.unattributed ?? 0));
+    total('tsvs_flow_packets_unaccounted_total', 'packets that made no flow: without a connection while the LB dropped for want of transmit room', [], (set) => set({}, m().flows?.unaccounted ?? 0));
     // region_select: each service's home, each region's last latency, the changes of home
-    const regional = () => d.serviceList().filter((x) => x.region);
+    const regional = () => m().services.filter((x) => x.region);
     gauge('tsvs_region_home', '1 for the home region of each service with region_select, 0 for its other regions', ['service', 'region'], (set) => {
       for (const x of regional()) for (const r of Object.keys(x.region!.latency)) set({ service: x.service, region: r }, x.region!.home === r ? 1 : 0);
     });
@@ -118,13 +125,13 @@ export class Metrics {
     });
     gauge('tsvs_connections', 'connections in the table, by protocol and state', ['proto', 'state'], (set) => {
       // (kept on transitions: a scrape reads 64 counters, not the table; every state from the start)
-      for (const [k, v] of Object.entries(d.engine.ct.openByState(true))) {
+      for (const [k, v] of Object.entries(m().open_by_state)) {
         const [proto, state] = k.split('/');
         set({ proto: proto ?? k, state: state ?? '' }, v);
       }
     });
     const perServer = (field: 'conns' | 'in_pkts' | 'out_pkts' | 'in_bytes' | 'out_bytes') => (set: (l: Record<string, string>, v: number) => void) => {
-      for (const s of d.serviceList()) for (const x of s.servers) set({ service: s.service, server: x.server }, x[field] ?? 0);
+      for (const s of m().services) for (const x of s.servers) set({ service: s.service, server: x.server }, x[field] ?? 0);
     };
     total('tsvs_server_connections_total', 'connections scheduled to each real server', ['service', 'server'], perServer('conns'));
     total('tsvs_server_in_packets_total', 'packets toward each real server', ['service', 'server'], perServer('in_pkts'));
@@ -132,13 +139,13 @@ export class Metrics {
     total('tsvs_server_in_bytes_total', 'bytes toward each real server', ['service', 'server'], perServer('in_bytes'));
     total('tsvs_server_out_bytes_total', 'bytes from each real server', ['service', 'server'], perServer('out_bytes'));
     gauge('tsvs_server_active_connections', 'ESTABLISHED connections per real server', ['service', 'server'], (set) => {
-      for (const s of d.serviceList()) for (const x of s.servers) set({ service: s.service, server: x.server }, x.active);
+      for (const s of m().services) for (const x of s.servers) set({ service: s.service, server: x.server }, x.active);
     });
     gauge('tsvs_server_up', '1 when the health checks say up', ['service', 'server'], (set) => {
-      for (const s of d.serviceList()) for (const x of s.servers) set({ service: s.service, server: x.server }, x.health === 'down' ? 0 : 1);
+      for (const s of m().services) for (const x of s.servers) set({ service: s.service, server: x.server }, x.health === 'down' ? 0 : 1);
     });
     gauge('tsvs_server_weight', 'weight of each real server', ['service', 'server'], (set) => {
-      for (const s of d.serviceList()) for (const x of s.servers) set({ service: s.service, server: x.server }, x.weight);
+      for (const s of m().services) for (const x of s.servers) set({ service: s.service, server: x.server }, x.weight);
     });
   }
 
@@ -152,7 +159,12 @@ export class Metrics {
           res.writeHead(404).end('not found: GET /metrics\n');
           return;
         }
-        this.registry.metrics().then(
+        Promise.resolve()
+          .then(async () => {
+            this.m = await this.data();
+            return this.registry.metrics();
+          })
+          .then(
           (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
           (e: Error) => res.writeHead(500).end(`${e.message}\n`),
         );

@@ -111,7 +111,15 @@ async function startLb(text: string): Promise<Lb> {
   // the packet I/O path under test: batched (the native module's ring and sendmmsg) unless the environment
   // forces the fallback (CI runs this file both ways)
   const want = process.env.TSVS_LIVE_IO === 'pcap' ? /packet i\/o path="pcap \(libpcap, raw-socket: TSVS_LIVE_IO=pcap\)"/ : /packet i\/o path="batched \(TPACKET_V2 ring, sendmmsg\)"/;
-  assert.match(log, want);
+  // and the engines: TSVS_LIVE_WORKERS=2 runs this file with two (CI runs it so as well)
+  const workers = Number(process.env.TSVS_LIVE_WORKERS ?? 1);
+  try {
+    assert.match(log, want);
+    if (workers > 1) assert.match(log, new RegExp(`INFO {2}workers workers=${workers} `));
+  } catch (e) {
+    await stop(proc);
+    throw e;
+  }
   return { proc, cfg, sock: path.join(tmp, 'tsvs.sock'), log: () => log };
 }
 

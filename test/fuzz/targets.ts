@@ -434,6 +434,7 @@ export function ctlTarget(): Target {
           const srv = new CtlServer(target, '/nonexistent');
           for (const line of lines) {
             const out = srv.answer(line);
+            if (typeof out !== 'string') throw new FuzzFailure('a synchronous target answered later');
             if (!out.endsWith('\n') || out.indexOf('\n') !== out.length - 1) throw new FuzzFailure(`the reply is not one line: ${out.slice(0, 200)}`);
             const j = JSON.parse(out) as { v: number; ok: boolean; error?: { code: string } };
             if (j.v !== 1 || typeof j.ok !== 'boolean') throw new FuzzFailure(`not a reply: ${out.slice(0, 200)}`);
