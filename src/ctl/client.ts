@@ -44,8 +44,13 @@ export class CtlClient {
     const s = this.sock;
     if (!s) throw new Error('not connected');
     const reply = await new Promise<Reply>((resolve, reject) => {
-      this.waiting.push(resolve);
-      s.once('close', () => reject(new Error(`${this.path}: the daemon closed the connection`)));
+      const closed = () => reject(new Error(`${this.path}: the daemon closed the connection`));
+      // (one listener while the call waits, not one left behind per call)
+      this.waiting.push((r) => {
+        s.off('close', closed);
+        resolve(r);
+      });
+      s.once('close', closed);
       s.write(`${JSON.stringify({ v: CTL_VERSION, id: this.nextId++, cmd, ...args })}\n`);
     });
     if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.message}`);
