@@ -274,7 +274,12 @@ typedef struct {
   uint64_t packets, drops;
   /* the device's ARPHRD_* type: on Ethernet, a VLAN tag the kernel took off is put back */
   int arptype;
+  /* closes the ring when its environment (a worker thread) ends while it is open: see ring_cleanup */
+  napi_async_cleanup_hook_handle cleanup;
 } ring_t;
+
+static void ring_closed(uv_handle_t *h);
+static void ring_cleanup(napi_async_cleanup_hook_handle h, void *arg);
 
 /* a classic BPF program's words (4 per instruction, as an Int32Array holds them) as the kernel takes them */
 static struct sock_filter *bpf_copy(const int32_t *w, size_t n) {
@@ -422,6 +427,7 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
   r->desc = (int32_t *)ddata;
   r->desc_cap = (uint32_t)(dlen / 3);
   r->hold.refs = 1;
+  napi_add_async_cleanup_hook(env, ring_cleanup, r, &r->cleanup);
   napi_create_reference(env, argv[4], 1, &r->desc_ref);
   napi_value obj, ext, ab, arptype;
   napi_create_object(env, &obj);
@@ -430,6 +436,7 @@ static napi_value ring_open(napi_env env, napi_callback_info info) {
     napi_delete_reference(env, r->desc_ref);
     munmap(map, map_len);
     close(fd);
+    napi_remove_async_cleanup_hook(r->cleanup);
     r->hold.closed = 1; /* (the handle made above frees it when it is collected) */
     napi_throw_error(env, NULL, "ringOpen: this Node cannot wrap the ring in an ArrayBuffer");
     return NULL;
@@ -649,6 +656,32 @@ static void ring_closed(uv_handle_t *h) {
   hold_release(&r->hold);
 }
 
+/* the environment's end waits for this: the poll handle closed, the socket with it */
+static void ring_cleanup_closed(uv_handle_t *h) {
+  ring_t *r = (ring_t *)h->data;
+  napi_async_cleanup_hook_handle c = r->cleanup;
+  ring_closed(h);
+  napi_remove_async_cleanup_hook(c);
+}
+
+/*
+ * The ring's environment ends (a worker thread that exits or is terminated) with the ring open: close it
+ * here. Node refuses to end a thread whose loop still has a handle (uv_loop_close: the whole process
+ * aborts), and the socket would stay in its fanout group, taking its share of the packets for nobody.
+ */
+static void ring_cleanup(napi_async_cleanup_hook_handle c, void *arg) {
+  ring_t *r = (ring_t *)arg;
+  r->hold.closed = 1;
+  munmap(r->map, r->map_len);
+  if (r->polling) {
+    uv_poll_stop(&r->poll);
+    uv_close((uv_handle_t *)&r->poll, ring_cleanup_closed);
+  } else {
+    close(r->fd);
+    napi_remove_async_cleanup_hook(c);
+  }
+}
+
 static napi_value ring_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -658,6 +691,7 @@ static napi_value ring_close(napi_env env, napi_callback_info info) {
   ring_t *r = (ring_t *)p;
   if (r->hold.closed) return NULL;
   r->hold.closed = 1;
+  napi_remove_async_cleanup_hook(r->cleanup);
   munmap(r->map, r->map_len);
   napi_delete_reference(env, r->desc_ref);
   if (r->polling) {

@@ -117,6 +117,16 @@ describe('native module: the receive ring and the TUN device', function () {
     assert.deepEqual(JSON.parse(r.stdout), ['ringStats after close: the ring is closed']);
   });
 
+  for (const how of ['exit', 'terminate']) {
+    it(`a worker thread with a running ring in a fanout group that ends without closing it (${how}): the process goes on, the ring's socket is closed with the thread`, async function () {
+      // (live workers: Node aborts the whole process when a thread's loop still has a handle at its end)
+      const r = await run('ip', ['netns', 'exec', `${P}-a`, 'node', path.join(REPO, 'test', 'native', 'worker-exit.mjs'), MOD, how], { timeout: 30000 });
+      assert.equal(r.code, 0, r.stderr.slice(0, 1500));
+      const o = JSON.parse(r.stdout) as { before: number; running: number; code: number; after: number };
+      assert.deepEqual(o, { before: o.before, running: o.before + 1, code: how === 'exit' ? 3 : 1, after: o.before });
+    });
+  }
+
   it("a fanout group of 3 rings with tsvs's dispatch program (PACKET_FANOUT_CBPF): each datagram reaches the one ring the program names, as tsvs's BPF interpreter runs it", async function () {
     // the dispatch rule's program (tuple mode: a symmetric hash of the tuple over 3 workers' slots), in its
     // raw-IP form: the kernel runs a fanout program from the network header (the Ethernet header is pulled
