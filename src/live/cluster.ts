@@ -9,7 +9,7 @@
  * the group's program in place.
  *
  * The main thread decides what every engine must agree on and sends it: the services (each change), each
- * server's health and each service's home region (every 100 ms when changed), the timeouts. It also owns what
+ * server's health and each service's home region (as they change), the timeouts. It also owns what
  * exists once: the health checks, region probes, the agents' hub (packets for an agent come to it from the
  * workers; an agent's packets go to the worker the rule names), the control socket and metrics. Requests that
  * read or change the tables are asked of every worker and merged here (counters summed, listings concatenated,
@@ -137,6 +137,8 @@ export class Cluster implements CtlTarget {
       this.tell({ t: 'services', cfgs });
       this.sync(true);
     };
+    // (at once on a change of health or home region; every STATE_MS too, for what changes them otherwise)
+    d.onState = () => this.sync(false);
     this.sync(true);
     this.stateTimer = setInterval(() => this.sync(false), STATE_MS);
     this.stateTimer.unref();

@@ -138,6 +138,7 @@ export class Daemon implements CtlTarget {
       // an agent's servers take new connections while it is up
       hub.onAgent = (id, up) => {
         for (const s of this.services.list) s.agentOf.forEach((a, i) => a === id && (s.dests.healthy[i] = up ? 1 : 0));
+        this.onState?.();
       };
     }
     // region_select: probe plans on the engine's timeline (the services of the moment: a reload may add some)
@@ -148,13 +149,15 @@ export class Daemon implements CtlTarget {
       (s, c) => {
         this.homeChanges++;
         this.log.info('home region', { service: s.label, from: c.from, to: c.to, why: c.why });
+        this.onState?.();
       },
       rtt,
       (id) => this.hub?.rttOf(id) ?? null,
     );
-    this.health = new HealthChecker(() => this.services, live.health, (service, server, up, why) =>
-      this.log[up ? 'info' : 'warn'](up ? 'server up' : 'server down', { service, server, why }),
-    );
+    this.health = new HealthChecker(() => this.services, live.health, (service, server, up, why) => {
+      this.log[up ? 'info' : 'warn'](up ? 'server up' : 'server down', { service, server, why });
+      this.onState?.();
+    });
     // passive signals from the state machine feed the same rise/fall counts as the probes; a failure seen while
     // the LB itself was dropping packets for want of transmit room (or shortly after) says nothing of the server
     if (live.health.enabled && live.health.passive) {
@@ -173,6 +176,8 @@ export class Daemon implements CtlTarget {
   /** live workers (main thread): the dispatch rule, for the agents' packets; how one reaches another worker */
   private dispatcher: Dispatcher | null = null;
   toWorker: ((w: number, agent: string, b: Buffer) => void) | null = null;
+  /** live workers (main thread): told each change of a server's health or a service's home region, at once */
+  onState: (() => void) | null = null;
   /** live workers (main thread): told the services after each change (the workers apply the same) */
   onServices: ((cfgs: ServiceConfig[]) => void) | null = null;
 
