@@ -76,3 +76,6 @@ port.on('message', (m: ToWorker) => {
   }
 });
 post({ t: 'ready' });
+// (a test hook: worker 1 ends by itself this many ms after it started; the daemon must stop, exit 70)
+const exitMs = init.me === 1 ? Number(process.env.TSVS_TEST_LIVE_WORKER_EXIT ?? 0) : 0;
+if (exitMs > 0) setTimeout(() => process.exit(3), exitMs);

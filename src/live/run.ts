@@ -6,7 +6,7 @@ import { NativeModuleError } from '../capture/live.js';
 import { CtlServer, type CtlTarget } from '../ctl/server.js';
 import { Metrics } from './metrics.js';
 import { Cluster, workerCount } from './cluster.js';
-import { slotTable } from '../workers/layout.js';
+import { SLOTS, slotTable } from '../workers/layout.js';
 import { availableParallelism } from 'node:os';
 
 export async function runDaemon(cfg: Config, log: Logger, configFile: string): Promise<number> {
@@ -27,7 +27,10 @@ export async function runDaemon(cfg: Config, log: Logger, configFile: string): P
       n = 1;
     }
     // (a fanout group id per interface, from the pid: unique among the daemons of this host)
-    if (n > 1) role = { me: 0, n, group: 1 + ((process.pid * 16) % 0xef00), slots: slotTable(n, 1 / n) };
+    // (TSVS_TEST_LIVE_SLOTS=last, a test hook: every packet to the last worker thread, the main thread's engine
+    // idle: the live tests then run every feature through a worker thread)
+    const slots = process.env.TSVS_TEST_LIVE_SLOTS === 'last' ? new Uint8Array(SLOTS).fill(n - 1) : slotTable(n, 1 / n);
+    if (n > 1) role = { me: 0, n, group: 1 + ((process.pid * 16) % 0xef00), slots };
     d = new Daemon(cfg, log, configFile, role);
     d.start();
   } catch (e) {

@@ -206,7 +206,15 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       sh('bash', [TOPO, 'gw', P, mode === 'nat' ? 'nat' : 'direct']);
       const clients = Array.from({ length: 16 }, (_, i) => `10.77.1.${20 + i}`);
       for (const a of clients) sh('ip', ['netns', 'exec', `${P}-c`, 'ip', 'addr', 'add', `${a}/24`, 'dev', 'eth0']);
-      const lb = await startLb(config(mode).replace('live:\n', 'live:\n  workers: 2\n'));
+      // (the packets spread as the rule spreads them, also where the environment sends them all to the last worker)
+      const slots = process.env.TSVS_TEST_LIVE_SLOTS;
+      delete process.env.TSVS_TEST_LIVE_SLOTS;
+      let lb: Lb;
+      try {
+        lb = await startLb(config(mode).replace('live:\n', 'live:\n  workers: 2\n'));
+      } finally {
+        if (slots !== undefined) process.env.TSVS_TEST_LIVE_SLOTS = slots;
+      }
       const ctl = new CtlClient(lb.sock);
       const sub = new CtlClient(lb.sock);
       try {
@@ -877,6 +885,34 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
       assert.ok(ms < 2000, `SIGTERM took ${ms} ms`);
       assert.ok(!fs.existsSync(lb.sock), 'the control socket is removed on exit');
     }
+  });
+
+  it('live.workers: a worker thread that ends stops the daemon: exit 70, the failure in one error line, the tc filter taken off', async function () {
+    if (process.env.TSVS_LIVE_IO === 'pcap') this.skip(); // (no workers on the fallback path: the batched runs check this)
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    // (a test hook: worker 1 ends by itself this long after it started)
+    process.env.TSVS_TEST_LIVE_WORKER_EXIT = '1500';
+    let lb: Lb;
+    try {
+      lb = await startLb(config('nat').replace('live:\n', 'live:\n  workers: 2\n'));
+    } finally {
+      delete process.env.TSVS_TEST_LIVE_WORKER_EXIT;
+    }
+    const code = await new Promise<number | null>((resolve) => {
+      if (lb.proc.exitCode !== null) return resolve(lb.proc.exitCode);
+      const t = setTimeout(() => resolve(null), 10_000);
+      lb.proc.once('exit', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+    if (code === null) await stopLb(lb);
+    assert.equal(code, 70, lb.log().slice(-1500));
+    const errors = lb.log().split('\n').filter((l) => / ERROR /.test(l));
+    assert.equal(errors.length, 1, errors.join('\n'));
+    assert.match(errors[0]!, /worker thread failed: stopping error="worker 1 ended \(exit code 3\)"/);
+    const tc = await inNs('l', 'tc', ['filter', 'show', 'dev', 'eth0', 'ingress']);
+    assert.doesNotMatch(tc.stdout, /pref 4953/, 'the kernel-drop filter is taken off');
   });
 
   it('tsvs run without root privileges or a live: section fails with one line and exit 2', async function () {
