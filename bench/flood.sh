@@ -9,16 +9,7 @@ cd "$(dirname "$0")/.."
 T=${1:-60}
 P=tvf$$
 VIP=10.77.9.1
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  bash test/e2e/topology.sh down $P
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-bash test/e2e/topology.sh up $P
-bash test/e2e/topology.sh gw $P nat
+. bench/ns.sh
 for s in s1 s2; do
   ip netns exec $P-$s node test/e2e/httpd.mjs $s 8080 > /dev/null 2>&1 &
   pids+=($!)

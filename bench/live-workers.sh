@@ -10,16 +10,7 @@ T=${1:-5}
 ROUNDS=${2:-3}
 P=tvw$$
 VIP=10.77.9.1
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  bash test/e2e/topology.sh down $P
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-bash test/e2e/topology.sh up $P
-bash test/e2e/topology.sh gw $P nat
+. bench/ns.sh
 ip netns exec $P-c ip addr add 10.77.1.3/24 dev eth0
 for port in 5201 5202; do
   ip netns exec $P-s1 iperf3 -s -p $port > /dev/null 2>&1 &

@@ -14,17 +14,8 @@ T=${1:-5}
 ROUNDS=${2:-1}
 P=tvb$$
 VIP=10.77.9.1
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  ip netns exec $P-l nft delete table ip tsvsbench 2>/dev/null || true
-  bash test/e2e/topology.sh down $P
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-bash test/e2e/topology.sh up $P
-bash test/e2e/topology.sh gw $P nat
+bench_cleanup() { ip netns exec $P-l nft delete table ip tsvsbench 2>/dev/null || true; }
+. bench/ns.sh
 ip netns exec $P-s1 iperf3 -s -p 5201 > /dev/null 2>&1 &
 pids+=($!)
 cat > "$tmp/lb.yaml" <<YAML
