@@ -266,6 +266,16 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
         assert.ok(ct.counters.new! >= 64, JSON.stringify(ct.counters));
         const svc = (await ctl.call('services')) as Array<{ conns: number; servers: Array<{ conns: number; weight: number }> }>;
         assert.ok(svc[0]!.conns >= 64 && svc[0]!.servers[0]!.weight === 3, JSON.stringify(svc));
+        // a server added at run time (nat: its replies are new to every worker's filter and to the group's
+        // program, both replaced in place; fnat: its replies to the local address): from every client, the new
+        // server's connections complete too
+        const a = await inNs('l', 'node', [TSVS_JS, 'ctl', '--socket', lb.sock, '-a', '-t', `${VIP}:80`, '-r', '10.77.2.13:8080', mode === 'nat' ? '-m' : '-b', '-w', '4']);
+        assert.equal(a.code, 0, a.stderr);
+        await sleep(300);
+        const ev2 = await inNs('c', 'bash', ['-c', clients.map((x) => `for i in 1 2; do curl -s -m 5 --interface ${x} http://${VIP}/id || echo FAIL; done`).join('; ')]);
+        const got2 = count(ev2.stdout.trim().split('\n'));
+        assert.equal(got2.FAIL, undefined, JSON.stringify(got2));
+        assert.ok((got2.s3 ?? 0) >= 8, JSON.stringify(got2));
       } finally {
         ctl.close();
         sub.close();
