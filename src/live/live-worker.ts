@@ -30,12 +30,20 @@ const d = new Daemon(cfg, log, undefined, {
   up: {
     passive: (si, dest, ok) => post({ t: 'passive', si, d: dest, ok }),
     agent: (id, buf, off, len) => {
+      // (the hub sends it on; an agent down, as the main thread's health state says, is counted here as it would be there)
+      if (!agentUp(id)) return 'agent_down';
       post({ t: 'agent', id, b: buf.slice(off, off + len) });
       return null;
     },
   },
 });
 d.start();
+
+/** is agent `id` up: any of its servers healthy (the main thread sets them as the agent's heartbeats come and go) */
+function agentUp(id: string): boolean {
+  for (const s of d.services.list) for (let i = 0; i < s.agentOf.length; i++) if (s.agentOf[i] === id && s.dests.healthy[i] === 1) return true;
+  return false;
+}
 
 const subs = new Map<number, () => void>();
 port.on('message', (m: ToWorker) => {
