@@ -286,31 +286,32 @@ export class Daemon implements CtlTarget {
     if (filter === this.currentFilter) return;
     this.currentFilter = filter;
     if (!this.follower) this.log.info('capture filter', { filter });
-    if (multi && this.captures.length > 0) {
+    const first = this.captures.length === 0;
+    if (multi && !first) {
       // (replaced in place: a member's place in the fanout group is its order of joining, which a new ring would lose)
       for (const c of this.captures) (c as RingCapture).setFilter(filter);
-      return;
+    } else {
+      const old = this.captures.splice(0);
+      this.cfg.live!.interfaces.forEach((iface, i) => {
+        const cap =
+          this.io === 'batched'
+            ? new RingCapture(iface, filter, this.cfg.live!.ring_kb, this.cfg.live!.rx_coalesce_us, (buf, off, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt, off), this.batchEnd, multi ? { group: this.role.group + i, prog: prog! } : undefined)
+            : new LiveCapture(iface, { filter, bufferTimeoutMs: this.cfg.live!.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
+        this.captures.push(cap);
+        if (first) this.log.info('capturing', { iface, linktype: cap.linktype, ...(multi ? { worker: this.role.me, fanout_group: this.role.group + i } : {}) });
+      });
+      for (const c of old) c.close();
+      // (DR frames leave through a capture: the new ones)
+      this.sink.l2Ports.clear();
     }
-    const old = this.captures.splice(0);
-    this.cfg.live!.interfaces.forEach((iface, i) => {
-      const cap =
-        this.io === 'batched'
-          ? new RingCapture(iface, filter, this.cfg.live!.ring_kb, this.cfg.live!.rx_coalesce_us, (buf, off, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt, off), this.batchEnd, multi ? { group: this.role.group + i, prog: prog! } : undefined)
-          : new LiveCapture(iface, { filter, bufferTimeoutMs: this.cfg.live!.buffer_timeout_ms }, (buf, caplen, wirelen, lt) => this.packet(buf, caplen, wirelen, lt));
-      this.captures.push(cap);
-      if (old.length === 0) this.log.info('capturing', { iface, linktype: cap.linktype, ...(multi ? { worker: this.role.me, fanout_group: this.role.group + i } : {}) });
-    });
-    for (const c of old) c.close();
-    if (this.follower) return;
-    this.sink.l2Ports.clear();
-    if (this.cfg.live!.kernel_drop) {
-      for (const cap of this.captures) {
-        const why = setKernelDrop(cap.iface, filter, cap.linktype);
-        if (why === null) this.kernelDrop.add(cap.iface);
-        else this.log.warn('kernel drop not set: the kernel also sees what tsvs captures (and drops it, with ip_forward off)', { iface: cap.iface, why });
-      }
-      if (old.length === 0 && this.kernelDrop.size) this.log.info('kernel drop', { interfaces: [...this.kernelDrop], tc: 'ingress clsact, pref 4953' });
+    // the kernel drop follows the filter (the main thread's: one per interface)
+    if (this.follower || !this.cfg.live!.kernel_drop) return;
+    for (const cap of this.captures) {
+      const why = setKernelDrop(cap.iface, filter, cap.linktype);
+      if (why === null) this.kernelDrop.add(cap.iface);
+      else this.log.warn('kernel drop not set: the kernel also sees what tsvs captures (and drops it, with ip_forward off)', { iface: cap.iface, why });
     }
+    if (first && this.kernelDrop.size) this.log.info('kernel drop', { interfaces: [...this.kernelDrop], tc: 'ingress clsact, pref 4953' });
   }
 
   /** interfaces whose tc ingress drops what tsvs captures (src/live/tc-drop.ts) */
