@@ -8,8 +8,8 @@
  * The program computes what Dispatcher.workerOf computes, the same hashes (Murmur3's mix and fmix, in 32-bit
  * BPF arithmetic) over the same hash slots, for what a live capture sees:
  * - Ethernet (the kernel has taken any VLAN tag off into the packet's metadata) or raw IP link types;
- * - IPv4 (any header length, fragments: only the first has ports), IPv6 with no extension header (one
- *   with an extension header goes by its addresses alone: the next header is taken as its protocol);
+ * - IPv4 (any header length, fragments: only the first has ports), IPv6 with its extension headers walked
+ *   as the decoder walks them (a fragment after the first: its protocol, no ports);
  * - TCP and UDP ports, ICMP query ids (echo, timestamp, information, address mask; ICMPv6 echo), ICMP errors
  *   by the packet they quote (an IPv4 quote with its own header length, an IPv6 quote with no extension
  *   header, its first 8 bytes inside the error), as the replay's dispatcher does.
@@ -33,6 +33,9 @@ export interface DispatchRule {
   mask4: number;
   prefix6: number;
 }
+
+/** extension headers the dispatcher's decoder walks before it gives up (decode.ts MAX_IPV6_EXT) */
+const MAX_IPV6_EXT = 16;
 
 const R_LOCAL = 1;
 const R_SIDE = 2;
@@ -59,6 +62,7 @@ const LD_B_IND = 0x50;
 const LD_IMM = 0x00;
 const LD_MEM = 0x60;
 const LDX_MEM = 0x61;
+const STX = 0x03;
 const LDX_MSH = 0xb1;
 const ST = 0x02;
 const ADD_K = 0x04;
@@ -236,30 +240,31 @@ export function fanoutProgram(rule: DispatchRule, linktype: number): Int32Array 
   a.label('v4.error');
   quoted(a, base, 4);
 
-  /* ---- IPv6 (no extension header): addresses, protocol ---- */
+  /* ---- IPv6: addresses; the extension headers walked (X: the next one's offset) to the protocol ---- */
   a.label('v6');
   header6(a, LD_W_ABS, LD_B_ABS, base);
+  a.op(LD_IMM, 40);
+  a.op(TAX);
+  extensions6(a, base);
+  // X = the L4 header's offset (kept in M[SP] for an ICMP error's quote, until the ports are stored)
+  a.op(STX, SP);
+  a.op(LD_MEM, PROTO);
   a.op(JEQ_K, 6, 'v6.ports', 0);
   a.op(JEQ_K, 17, 'v6.ports', 0);
   a.op(JEQ_K, 58, 'v6.icmp', 'v6.noports');
   a.label('v6.ports');
-  loadPorts(a, LD_H_ABS, base + 40, 'v6.pick.ports');
+  loadPorts(a, LD_H_IND, base, 'v6.pick.ports');
   a.label('v6.icmp');
-  a.op(LD_B_ABS, base + 40);
+  a.op(LD_B_IND, base);
   a.op(JGE_K, 1, 0, 'v6.icmp.q');
   a.op(JGT_K, 4, 'v6.icmp.q', 'v6.error');
   a.label('v6.icmp.q');
-  a.op(LD_IMM, 40);
-  a.op(TAX);
-  a.op(LD_B_ABS, base + 40);
   icmpQuery(a, [128, 129], base, 'v6.pick.ports', 'v6.icmp.other');
   a.label('v6.icmp.other');
   zeroPorts(a, 'v6.pick.ports');
   a.label('v6.noports');
   zeroPorts(a, 'v6.pick.noports');
   a.label('v6.error');
-  a.op(LD_IMM, 40);
-  a.op(TAX);
   quoted(a, base, 6);
 
   /* ---- picks: M[T] says whether the ports count (TCP/UDP ports, ICMP ids) ---- */
@@ -447,13 +452,55 @@ function quoted(a: Asm, base: number, outer: 4 | 6): void {
   zeroPorts(a, outer === 4 ? 'v4.pair' : 'v6.pair');
 }
 
-/** X = the outer IP header's length again (IPv4: from its first byte; IPv6: 40) */
+/** X = the outer L4 header's offset again (IPv4: the header's length, from its first byte; IPv6: kept in M[SP]) */
 function outerX(a: Asm, base: number, outer: 4 | 6): void {
   if (outer === 4) a.op(LDX_MSH, base);
-  else {
-    a.op(LD_IMM, 40);
+  else a.op(LDX_MEM, SP);
+}
+
+/**
+ * IPv6 extension headers from X (M[PROTO]: the first one's type), as the dispatcher's decoder walks them:
+ * hop-by-hop, routing, destination options, mobility, HIP, shim6 ((length + 1) × 8 bytes), the fragment
+ * header (8: a fragment after the first has no L4 header, its next header the protocol) and AH ((length +
+ * 2) × 4), at most 17; on to M[PROTO] the protocol and X its header (a truncated one: a load past the packet
+ * ends the program, worker 0, where the dispatcher spreads what does not decode)
+ */
+function extensions6(a: Asm, base: number): void {
+  const done = a.fresh('ext.done');
+  for (let n = 0; n <= MAX_IPV6_EXT; n++) {
+    const std = a.fresh('ext.std');
+    const frag = a.fresh('ext.frag');
+    const ah = a.fresh('ext.ah');
+    const next = a.fresh('ext.next');
+    a.op(LD_MEM, PROTO);
+    for (const t of [0, 43, 60, 135, 139, 140]) a.op(JEQ_K, t, std, 0);
+    a.op(JEQ_K, 44, frag, 0);
+    a.op(JEQ_K, 51, ah, done);
+    a.label(std);
+    a.op(LD_B_IND, base);
+    a.op(ST, PROTO);
+    a.op(LD_B_IND, base + 1);
+    a.op(ADD_K, 1);
+    a.op(LSH_K, 3);
+    a.op(JA, next);
+    a.label(frag);
+    a.op(LD_B_IND, base);
+    a.op(ST, PROTO);
+    a.op(LD_H_IND, base + 2);
+    a.op(JSET_K, 0xfff8, 'v6.noports', 0);
+    a.op(LD_IMM, 8);
+    a.op(JA, next);
+    a.label(ah);
+    a.op(LD_B_IND, base);
+    a.op(ST, PROTO);
+    a.op(LD_B_IND, base + 1);
+    a.op(ADD_K, 2);
+    a.op(LSH_K, 2);
+    a.label(next);
+    a.op(ADD_X);
     a.op(TAX);
   }
+  a.label(done);
 }
 
 function quoteV4(a: Asm, base: number, outer: 4 | 6, bad: string): void {

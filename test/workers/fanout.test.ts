@@ -6,7 +6,7 @@
  * (so the local-port and one-side rules decide many packets), and for `tuple` mode. Packets the program does
  * not claim to decode as the dispatcher does are left out and counted: not decoded cleanly (the dispatcher
  * spreads those round-robin), VLAN-tagged frames (the kernel hands a fanout program the frame with its tag
- * taken off), IPv6 extension headers (outer or quoted).
+ * taken off), IPv6 extension headers in an ICMP error's quote (the outer packet's are walked).
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
@@ -21,7 +21,7 @@ import { Dispatcher, type DispatchMode } from '../../src/workers/dispatch.js';
 import { fanoutProgram } from '../../src/workers/fanout.js';
 import { slotTable } from '../../src/workers/layout.js';
 import { CORPUS, REPO } from '../helpers/corpus.js';
-import { eth, icmp, ipv4, udp } from '../helpers/packets.js';
+import { eth, icmp, ipv4, ipv6, tcp, udp } from '../helpers/packets.js';
 
 interface Pkt {
   b: Uint8Array;
@@ -83,7 +83,7 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
     ['tuple', 4, 0.25, false],
   ] as Array<[DispatchMode, number, number, boolean]>) {
     it(`${mode}, ${lanes} workers${persistence ? ', persistence /24' : ''}: every packet of ${FILES.length} captures goes where the replay's dispatcher sends it`, async function () {
-      const seen = { compared: 0, icmpErrors: 0, v6: 0, fragments: 0, raw: 0, local: 0, side: 0, left: { decode: 0, vlan: 0, ext6: 0 } };
+      const seen = { compared: 0, icmpErrors: 0, v6: 0, v6ext: 0, fragments: 0, raw: 0, local: 0, side: 0, left: { decode: 0, vlan: 0, ext6: 0 } };
       const v = new PacketView();
       for (const file of FILES) {
         const pkts = await packets(file);
@@ -103,7 +103,7 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
             continue;
           }
           const q = v.inner;
-          if ((v.ipVersion === 6 && v.ipHdrLen !== 40) || (v.icmpIsError && q.valid && q.ipVersion === 6 && q.l4Off - q.l3Off !== 40)) {
+          if (v.icmpIsError && q.valid && q.ipVersion === 6 && q.l4Off - q.l3Off !== 40) {
             seen.left.ext6++;
             continue;
           }
@@ -115,6 +115,7 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
           seen.compared++;
           if (v.icmpIsError) seen.icmpErrors++;
           if (v.ipVersion === 6) seen.v6++;
+          if (v.ipVersion === 6 && v.ipHdrLen !== 40) seen.v6ext++;
           if (v.isFragment) seen.fragments++;
           if (p.lt !== 1) seen.raw++;
           const roles = (a: Uint32Array) => rule.roles.find((r) => r.v6 === (v.ipVersion === 6) && r.words.every((w, i) => w === a[i]))?.role ?? 0;
@@ -157,6 +158,58 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
         }
       }
       assert.ok(differ > 50, `${mode}: the later fragments went elsewhere than their datagrams ${differ} times`);
+    }
+  });
+
+  it('IPv6 extension headers (hop-by-hop, routing, destination options, fragments first and later, AH, many): the protocol and ports after them, as the dispatcher', function () {
+    const cfg = parseConfig(
+      {
+        services: [
+          { proto: 'tcp', vip: '2001:db8:9::9', port: 80, scheduler: 'rr', forward: 'nat', servers: [{ addr: '2001:db8:8::1', port: 80 }] },
+          { proto: 'udp', vip: '2001:db8:9::9', port: 53, scheduler: 'rr', forward: 'fnat', laddrs: ['2001:db8:7::1'], servers: [{ addr: '2001:db8:8::2', port: 53 }] },
+        ],
+      },
+      'test',
+    );
+    const std = (type: number, words = 1) => ({ type, body: new Uint8Array(8 * words - 2) });
+    const frag = (offset: number, more: boolean) => {
+      const body = new Uint8Array(6);
+      body[0] = offset >> 8;
+      body[1] = (offset & 0xf8) | (more ? 1 : 0);
+      return { type: 44, body };
+    };
+    const ah = { type: 51, body: new Uint8Array(10) };
+    const chains = [[std(0)], [std(0), std(60, 2)], [std(43)], [frag(0, true)], [frag(8, true)], [frag(64, false)], [std(0), frag(0, true)], [std(60), frag(1208, true)], [ah], [std(0), ah, std(60)], Array.from({ length: 12 }, () => std(60))];
+    for (const mode of ['service', 'tuple'] as const) {
+      const d = new Dispatcher(slotTable(4, 0.25), new Services(cfg.services, cfg.regions), mode);
+      const prog = new Bpf(fanoutProgram(d.rule(), 1));
+      const spread = new Set<number>();
+      let n = 0;
+      for (let i = 0; i < 120; i++) {
+        const client = `2001:db8:${(i % 9) + 1}:${i % 5}::${i + 1}`;
+        const sport = 1024 + 37 * i;
+        const bodies: Array<[string, string, number, Uint8Array]> = [
+          [client, '2001:db8:9::9', 6, tcp({ src: client, dst: '2001:db8:9::9', v6: true, sport, dport: 80 })],
+          [client, '2001:db8:9::9', 17, udp({ src: client, dst: '2001:db8:9::9', v6: true, sport, dport: 53 })],
+          ['2001:db8:8::2', '2001:db8:7::1', 17, udp({ src: '2001:db8:8::2', dst: '2001:db8:7::1', v6: true, sport: 53, dport: sport })],
+          ['2001:db8:8::1', client, 6, tcp({ src: '2001:db8:8::1', dst: client, v6: true, sport: 80, dport: sport })],
+          [client, '2001:db8:9::9', 58, icmp({ src: client, dst: '2001:db8:9::9', v6: true, type: 128, rest: (i << 16) | 1 })],
+        ];
+        for (const chain of chains) {
+          for (const [src, dst, nh, l4] of bodies) {
+            const f = eth(0x86dd, ipv6({ src, dst, nh, ext: chain }, l4));
+            const v = new PacketView();
+            decode(f, 0, f.length, f.length, 1, v);
+            assert.equal(v.status, 0, `${JSON.stringify(chain.map((e) => e.type))}: decodes`);
+            const want = d.workerOf(f, 0, f.length, f.length, 1);
+            assert.equal(prog.run(f, 0, f.length, f.length) % 4, want, `${mode}: ${src} -> ${dst} proto ${nh} after ${JSON.stringify(chain.map((e) => e.type))}`);
+            spread.add(want);
+            n++;
+          }
+        }
+      }
+      assert.equal(n, 120 * chains.length * 5);
+      assert.equal(spread.size, 4, `${mode}: every worker named`);
     }
   });
 
