@@ -476,26 +476,25 @@ function extensions6(a: Asm, base: number): void {
     for (const t of [0, 43, 60, 135, 139, 140]) a.op(JEQ_K, t, std, 0);
     a.op(JEQ_K, 44, frag, 0);
     a.op(JEQ_K, 51, ah, done);
-    a.label(std);
-    a.op(LD_B_IND, base);
-    a.op(ST, PROTO);
-    a.op(LD_B_IND, base + 1);
-    a.op(ADD_K, 1);
-    a.op(LSH_K, 3);
-    a.op(JA, next);
+    // each: M[PROTO] = its next header; A = its length (X + A: the next one)
+    for (const [at, add, shift] of [
+      [std, 1, 3],
+      [ah, 2, 2],
+    ] as const) {
+      a.label(at);
+      a.op(LD_B_IND, base);
+      a.op(ST, PROTO);
+      a.op(LD_B_IND, base + 1);
+      a.op(ADD_K, add);
+      a.op(LSH_K, shift);
+      a.op(JA, next);
+    }
     a.label(frag);
     a.op(LD_B_IND, base);
     a.op(ST, PROTO);
     a.op(LD_H_IND, base + 2);
     a.op(JSET_K, 0xfff8, 'v6.noports', 0);
     a.op(LD_IMM, 8);
-    a.op(JA, next);
-    a.label(ah);
-    a.op(LD_B_IND, base);
-    a.op(ST, PROTO);
-    a.op(LD_B_IND, base + 1);
-    a.op(ADD_K, 2);
-    a.op(LSH_K, 2);
     a.label(next);
     a.op(ADD_X);
     a.op(TAX);
