@@ -11,8 +11,8 @@
  * - IPv4 (any header length, fragments: only the first has ports), IPv6 with its extension headers walked
  *   as the decoder walks them (a fragment after the first: its protocol, no ports);
  * - TCP and UDP ports, ICMP query ids (echo, timestamp, information, address mask; ICMPv6 echo), ICMP errors
- *   by the packet they quote (an IPv4 quote with its own header length, an IPv6 quote with no extension
- *   header, its first 8 bytes inside the error), as the replay's dispatcher does.
+ *   by the packet they quote (an IPv4 quote with its own header length, an IPv6 quote with its extension
+ *   headers, its first 8 bytes inside the error), as the replay's dispatcher does.
  * What it does not decode (not IP, or an ICMP error quoting too little) goes to worker 0, where the replay
  * spreads such packets round-robin (they are only counted there).
  *
@@ -34,8 +34,13 @@ export interface DispatchRule {
   prefix6: number;
 }
 
-/** extension headers the dispatcher's decoder walks before it gives up (decode.ts MAX_IPV6_EXT) */
-const MAX_IPV6_EXT = 16;
+/**
+ * IPv6 extension headers the program walks (the decoder: up to 17). Each costs ~30 instructions per walk
+ * (the outer packet's, an ICMP error's quote's), and a program has 4096: past 8 (rare: hop-by-hop, routing,
+ * destination options, fragment, AH make 5) the program takes the 9th header as the protocol, where the
+ * dispatcher would go on.
+ */
+const EXT_WALKED = 8;
 
 const R_LOCAL = 1;
 const R_SIDE = 2;
@@ -245,7 +250,7 @@ export function fanoutProgram(rule: DispatchRule, linktype: number): Int32Array 
   header6(a, LD_W_ABS, LD_B_ABS, base);
   a.op(LD_IMM, 40);
   a.op(TAX);
-  extensions6(a, base);
+  extensions6(a, base, null);
   // X = the L4 header's offset (kept in M[SP] for an ICMP error's quote, until the ports are stored)
   a.op(STX, SP);
   a.op(LD_MEM, PROTO);
@@ -266,6 +271,9 @@ export function fanoutProgram(rule: DispatchRule, linktype: number): Int32Array 
   zeroPorts(a, 'v6.pick.noports');
   a.label('v6.error');
   quoted(a, base, 6);
+  quoteV6(a, base);
+  quoteBad(a, 4);
+  quoteBad(a, 6);
 
   /* ---- picks: M[T] says whether the ports count (TCP/UDP ports, ICMP ids) ---- */
   for (const v6 of [false, true]) {
@@ -349,14 +357,19 @@ function header4(a: Asm, word: number, byte: number, half: number, off: number):
 
 /** an IPv6 header's addresses and next header at `off` (loads `word` and `byte`: ABS or IND) into the scratch */
 function header6(a: Asm, word: number, byte: number, off: number): void {
+  addresses6(a, word, off);
+  a.op(byte, off + 6);
+  a.op(ST, PROTO);
+}
+
+/** an IPv6 header's addresses at `off` (a `word` load: ABS or IND) into the scratch */
+function addresses6(a: Asm, word: number, off: number): void {
   for (let i = 0; i < 4; i++) {
     a.op(word, off + 8 + 4 * i);
     a.op(ST, S + i);
     a.op(word, off + 24 + 4 * i);
     a.op(ST, D + i);
   }
-  a.op(byte, off + 6);
-  a.op(ST, PROTO);
 }
 
 /** the ports at `off` (a load `code`: ABS or IND), then to `then` */
@@ -390,13 +403,15 @@ function icmpQuery(a: Asm, types: number[], base: number, yes: string, no: strin
 
 /**
  * An ICMP error whose own header is at X (from `base`): the quoted packet (IPv4 with its header length, or
- * IPv6 with no extension header) at X + 8, its first 8 bytes inside the error (else the error goes by its
- * own addresses, protocol 0, no ports, as the dispatcher does with a quote it cannot read); the quote's
- * tuple as it is (it went the other way: its worker is the connection's)
+ * IPv6 with its extension headers: quoteV6) at X + 8, its first 8 bytes inside the error (else the error goes
+ * by its own addresses: quoteBad); the quote's tuple as it is (it went the other way: its worker is the
+ * connection's)
  */
 function quoted(a: Asm, base: number, outer: 4 | 6): void {
   const q = base + 8; // the quote, from X
-  const bad = a.fresh('quote.bad');
+  const bad = `quote.bad.v${outer}`;
+  // (the outer L4 header's offset: kept in M[SP] until the quote's ports are stored; IPv6 has it there already)
+  if (outer === 4) a.op(STX, SP);
   const v4 = a.fresh('quote.v4');
   const v6 = a.fresh('quote.v6');
   // an IPv4 error that is itself a fragment: its quote is not read (the dispatcher's decoder does not)
@@ -416,7 +431,7 @@ function quoted(a: Asm, base: number, outer: 4 | 6): void {
   a.op(ADD_K, 8 + 20);
   a.op(LDX_MEM, T2);
   a.op(JGT_X, 0, bad, 0);
-  outerX(a, base, outer);
+  outerX(a);
   a.op(LD_B_IND, q);
   a.op(RSH_K, 4);
   a.op(JEQ_K, 4, v4, 0);
@@ -442,69 +457,104 @@ function quoted(a: Asm, base: number, outer: 4 | 6): void {
   a.op(ADD_K, 8 + 40 + 8);
   a.op(LDX_MEM, T2);
   a.op(JGT_X, 0, bad, 0);
-  quoteV6(a, base, outer);
+  // (one copy of an IPv6 quote's code for both outer versions: M[RS], free until the roles, says which. The
+  // kernel's checker merges what is stored on every path into it, so an IPv4 error stores the address words
+  // only an IPv6 one has: on its way to the IPv6 pair below, none may be unset on any path)
+  if (outer === 4) {
+    a.op(LD_IMM, 0);
+    for (let i = 1; i < 4; i++) {
+      a.op(ST, S + i);
+      a.op(ST, D + i);
+    }
+  }
+  a.op(LD_IMM, outer);
+  a.op(ST, RS);
+  a.op(JA, 'quote6');
+}
 
-  // a quote that cannot be read: the symmetric hash of the error's own addresses, protocol 0, no ports (no
-  // role rule: the dispatcher hashes the pair alone then)
-  a.label(bad);
+/**
+ * An ICMP error (IPv4 or IPv6: `outer`) whose quote cannot be read: the symmetric hash of its own addresses,
+ * protocol 0, no ports (no role rule: the dispatcher hashes the pair alone then). After every jump to it.
+ */
+function quoteBad(a: Asm, outer: 4 | 6): void {
+  a.label(`quote.bad.v${outer}`);
   a.op(LD_IMM, 0);
   a.op(ST, PROTO);
   zeroPorts(a, outer === 4 ? 'v4.pair' : 'v6.pair');
 }
 
-/** X = the outer L4 header's offset again (IPv4: the header's length, from its first byte; IPv6: kept in M[SP]) */
-function outerX(a: Asm, base: number, outer: 4 | 6): void {
-  if (outer === 4) a.op(LDX_MSH, base);
-  else a.op(LDX_MEM, SP);
+/** X = the outer L4 header's offset again (kept in M[SP]) */
+function outerX(a: Asm): void {
+  a.op(LDX_MEM, SP);
 }
 
 /**
- * IPv6 extension headers from X (M[PROTO]: the first one's type), as the dispatcher's decoder walks them:
- * hop-by-hop, routing, destination options, mobility, HIP, shim6 ((length + 1) × 8 bytes), the fragment
- * header (8: a fragment after the first has no L4 header, its next header the protocol) and AH ((length +
- * 2) × 4), at most 17; on to M[PROTO] the protocol and X its header (a truncated one: a load past the packet
- * ends the program, worker 0, where the dispatcher spreads what does not decode)
+ * IPv6 extension headers at `at` + X (M[PROTO]: the first one's type), as the dispatcher's decoder walks them:
+ * on to M[PROTO] the protocol and X its header. The outer packet's (`quote` null): hop-by-hop, routing,
+ * destination options, mobility, HIP, shim6 ((length + 1) × 8 bytes), the fragment header (8: a fragment
+ * after the first has no L4 header, its next header the protocol) and AH ((length + 2) × 4), EXT_WALKED (a
+ * truncated one: a load past the packet ends the program, worker 0, where the dispatcher spreads what does not
+ * decode). An ICMP error's quote (`quote`: where a quote that cannot be read goes): the quote decoder's
+ * kinds (no HIP or shim6), a quoted later fragment not read, and each header and the L4 header's first 8
+ * bytes within the error's IP packet (M[T2]: its end from `base`; M[T]: scratch).
  */
-function extensions6(a: Asm, base: number): void {
+function extensions6(a: Asm, at: number, quote: { base: number; bad: string } | null): void {
   const done = a.fresh('ext.done');
-  for (let n = 0; n <= MAX_IPV6_EXT; n++) {
+  // (quote: the next header's 8 bytes within the packet, or the quote is not read)
+  const within = (q: { base: number; bad: string }) => {
+    a.op(STX, T);
+    a.op(TXA);
+    a.op(ADD_K, at - q.base + 8);
+    a.op(LDX_MEM, T2);
+    a.op(JGT_X, 0, q.bad, 0);
+    a.op(LDX_MEM, T);
+  };
+  for (let n = 0; n < EXT_WALKED; n++) {
     const std = a.fresh('ext.std');
     const frag = a.fresh('ext.frag');
     const ah = a.fresh('ext.ah');
     const next = a.fresh('ext.next');
+    if (quote) within(quote);
     a.op(LD_MEM, PROTO);
-    for (const t of [0, 43, 60, 135, 139, 140]) a.op(JEQ_K, t, std, 0);
+    for (const t of quote ? [0, 43, 60, 135] : [0, 43, 60, 135, 139, 140]) a.op(JEQ_K, t, std, 0);
     a.op(JEQ_K, 44, frag, 0);
     a.op(JEQ_K, 51, ah, done);
     // each: M[PROTO] = its next header; A = its length (X + A: the next one)
-    for (const [at, add, shift] of [
+    for (const [label, add, shift] of [
       [std, 1, 3],
       [ah, 2, 2],
     ] as const) {
-      a.label(at);
-      a.op(LD_B_IND, base);
+      a.label(label);
+      a.op(LD_B_IND, at);
       a.op(ST, PROTO);
-      a.op(LD_B_IND, base + 1);
+      a.op(LD_B_IND, at + 1);
       a.op(ADD_K, add);
       a.op(LSH_K, shift);
       a.op(JA, next);
     }
     a.label(frag);
-    a.op(LD_B_IND, base);
+    if (quote) {
+      a.op(LD_H_IND, at + 2);
+      a.op(JSET_K, 0xfff8, quote.bad, 0);
+    }
+    a.op(LD_B_IND, at);
     a.op(ST, PROTO);
-    a.op(LD_H_IND, base + 2);
-    a.op(JSET_K, 0xfff8, 'v6.noports', 0);
+    if (!quote) {
+      a.op(LD_H_IND, at + 2);
+      a.op(JSET_K, 0xfff8, 'v6.noports', 0);
+    }
     a.op(LD_IMM, 8);
     a.label(next);
     a.op(ADD_X);
     a.op(TAX);
   }
+  if (quote) within(quote);
   a.label(done);
 }
 
 function quoteV4(a: Asm, base: number, outer: 4 | 6, bad: string): void {
   const q = base + 8;
-  outerX(a, base, outer);
+  outerX(a);
   // a quoted fragment after the first is not read: checked before the scratch takes the quote's addresses
   // (the error then goes by its own)
   a.op(LD_H_IND, q + 6);
@@ -522,14 +572,28 @@ function quoteV4(a: Asm, base: number, outer: 4 | 6, bad: string): void {
   quoteL4(a, q, 'v4');
 }
 
-function quoteV6(a: Asm, base: number, outer: 4 | 6): void {
+/** an IPv6 quote (emitted once, after both outer versions' errors: M[RS] says which, for a quote not read) */
+function quoteV6(a: Asm, base: number): void {
   const q = base + 8;
-  outerX(a, base, outer);
-  header6(a, LD_W_IND, LD_B_IND, q);
+  const bad = 'quote6.bad';
+  a.label('quote6');
+  // its extension headers walked first: a quote that cannot be read leaves the error's own addresses in place
+  outerX(a);
+  a.op(LD_B_IND, q + 6);
+  a.op(ST, PROTO);
   a.op(TXA);
   a.op(ADD_K, 40);
   a.op(TAX);
+  extensions6(a, q, { base, bad });
+  // (X, the quote's L4 header, kept while its addresses are read from its start)
+  a.op(STX, T);
+  outerX(a);
+  addresses6(a, LD_W_IND, q);
+  a.op(LDX_MEM, T);
   quoteL4(a, q, 'v6');
+  a.label(bad);
+  a.op(LD_MEM, RS);
+  a.op(JEQ_K, 4, 'quote.bad.v4', 'quote.bad.v6');
 }
 
 /** the quote's protocol in M[PROTO], its L4 header at X + q: ports (TCP, UDP), the ICMP id, else none */

@@ -6,7 +6,7 @@
  * (so the local-port and one-side rules decide many packets), and for `tuple` mode. Packets the program does
  * not claim to decode as the dispatcher does are left out and counted: not decoded cleanly (the dispatcher
  * spreads those round-robin), VLAN-tagged frames (the kernel hands a fanout program the frame with its tag
- * taken off), IPv6 extension headers in an ICMP error's quote (the outer packet's are walked).
+ * taken off).
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
@@ -83,7 +83,7 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
     ['tuple', 4, 0.25, false],
   ] as Array<[DispatchMode, number, number, boolean]>) {
     it(`${mode}, ${lanes} workers${persistence ? ', persistence /24' : ''}: every packet of ${FILES.length} captures goes where the replay's dispatcher sends it`, async function () {
-      const seen = { compared: 0, icmpErrors: 0, v6: 0, v6ext: 0, fragments: 0, raw: 0, local: 0, side: 0, left: { decode: 0, vlan: 0, ext6: 0 } };
+      const seen = { compared: 0, icmpErrors: 0, v6: 0, v6ext: 0, fragments: 0, raw: 0, local: 0, side: 0, left: { decode: 0, vlan: 0 } };
       const v = new PacketView();
       for (const file of FILES) {
         const pkts = await packets(file);
@@ -103,10 +103,7 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
             continue;
           }
           const q = v.inner;
-          if (v.icmpIsError && q.valid && q.ipVersion === 6 && q.l4Off - q.l3Off !== 40) {
-            seen.left.ext6++;
-            continue;
-          }
+          if (v.icmpIsError && q.valid && q.ipVersion === 6 && q.l4Off - q.l3Off !== 40) seen.v6ext++;
           let prog = progs.get(p.lt);
           if (!prog) progs.set(p.lt, (prog = new Bpf(fanoutProgram(rule, p.lt))));
           const want = d.workerOf(p.b, 0, p.b.length, p.wire, p.lt);
@@ -161,7 +158,7 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
     }
   });
 
-  it('IPv6 extension headers (hop-by-hop, routing, destination options, fragments first and later, AH, many): the protocol and ports after them, as the dispatcher', function () {
+  it('IPv6 extension headers (hop-by-hop, routing, destination options, fragments first and later, AH, 8 in a row), outside and in an ICMPv6 error\'s quote (whole or cut short): the protocol and ports after them, as the dispatcher', function () {
     const cfg = parseConfig(
       {
         services: [
@@ -179,12 +176,13 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
       return { type: 44, body };
     };
     const ah = { type: 51, body: new Uint8Array(10) };
-    const chains = [[std(0)], [std(0), std(60, 2)], [std(43)], [frag(0, true)], [frag(8, true)], [frag(64, false)], [std(0), frag(0, true)], [std(60), frag(1208, true)], [ah], [std(0), ah, std(60)], Array.from({ length: 12 }, () => std(60))];
+    const chains = [[std(0)], [std(0), std(60, 2)], [std(43)], [frag(0, true)], [frag(8, true)], [frag(64, false)], [std(0), frag(0, true)], [std(60), frag(1208, true)], [ah], [std(0), ah, std(60)], Array.from({ length: 8 }, () => std(60))];
     for (const mode of ['service', 'tuple'] as const) {
       const d = new Dispatcher(slotTable(4, 0.25), new Services(cfg.services, cfg.regions), mode);
       const prog = new Bpf(fanoutProgram(d.rule(), 1));
       const spread = new Set<number>();
       let n = 0;
+      let quoted = 0;
       for (let i = 0; i < 120; i++) {
         const client = `2001:db8:${(i % 9) + 1}:${i % 5}::${i + 1}`;
         const sport = 1024 + 37 * i;
@@ -197,7 +195,8 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
         ];
         for (const chain of chains) {
           for (const [src, dst, nh, l4] of bodies) {
-            const f = eth(0x86dd, ipv6({ src, dst, nh, ext: chain }, l4));
+            const pkt = ipv6({ src, dst, nh, ext: chain }, l4);
+            const f = eth(0x86dd, pkt);
             const v = new PacketView();
             decode(f, 0, f.length, f.length, 1, v);
             assert.equal(v.status, 0, `${JSON.stringify(chain.map((e) => e.type))}: decodes`);
@@ -205,10 +204,19 @@ describe('fanout: the dispatch rule as a BPF program for the kernel', function (
             assert.equal(prog.run(f, 0, f.length, f.length) % 4, want, `${mode}: ${src} -> ${dst} proto ${nh} after ${JSON.stringify(chain.map((e) => e.type))}`);
             spread.add(want);
             n++;
+            // the same packet quoted by an ICMPv6 error (destination unreachable) from a router, whole or cut
+            // short (the quote's headers and its L4 header's first 8 bytes must be inside the error)
+            for (const cut of [pkt.length, pkt.length - 4, 40 + (i % 24)]) {
+              const err = eth(0x86dd, ipv6({ src: '2001:db8:ff::1', dst: src, nh: 58 }, icmp({ src: '2001:db8:ff::1', dst: src, v6: true, type: 1, code: 3 }, pkt.subarray(0, cut))));
+              const w = d.workerOf(err, 0, err.length, err.length, 1);
+              assert.equal(prog.run(err, 0, err.length, err.length) % 4, w, `${mode}: an error quoting ${src} -> ${dst} proto ${nh} after ${JSON.stringify(chain.map((e) => e.type))}, cut at ${cut}`);
+              quoted++;
+            }
           }
         }
       }
       assert.equal(n, 120 * chains.length * 5);
+      assert.equal(quoted, 3 * n);
       assert.equal(spread.size, 4, `${mode}: every worker named`);
     }
   });
