@@ -197,7 +197,7 @@ export class Daemon implements CtlTarget {
   /** the fanout program of the services of the moment (live workers: the kernel's choice of worker per packet) */
   private fanoutProg(): Int32Array {
     this.dispatcher = new Dispatcher(this.role.slots, this.services, 'service');
-    return fanoutProgram(this.dispatcher.rule(), LINKTYPE_RAW);
+    return fanoutOf(this.dispatcher);
   }
 
   /** µs since the epoch, advancing with the monotonic clock */
@@ -370,6 +370,8 @@ export class Daemon implements CtlTarget {
 
   /** Apply a new list of services (reload, control socket); existing connections keep their servers. */
   applyServices(cfgs: ServiceConfig[]): { added: number; changed: number; deleted: number } {
+    // live workers: services whose fanout program the kernel would not take are refused before anything changes
+    if (this.role.n > 1 && !this.follower) fanoutOf(new Dispatcher(this.role.slots, new Services(cfgs, this.cfg.regions), 'service'));
     const r = this.services.apply(cfgs);
     // an agent's new servers: up as their agent is
     const hub = this.hub;
@@ -614,7 +616,13 @@ export class Daemon implements CtlTarget {
       this.log.error('reload failed, configuration kept', { error: (e as Error).message });
       return this.serviceCfgs.length;
     }
-    const r = this.applyServices(cfg.services);
+    let r;
+    try {
+      r = this.applyServices(cfg.services);
+    } catch (e) {
+      this.log.error('reload failed, configuration kept', { error: (e as Error).message });
+      return this.serviceCfgs.length;
+    }
     this.log.info('reloaded', { file: this.configFile, ...r });
     return this.serviceCfgs.length;
   }
@@ -631,6 +639,15 @@ export class Daemon implements CtlTarget {
     this.sink.close();
     closeProbes();
     this.hub?.close();
+  }
+}
+
+/** the fanout program of a dispatcher's rule; one the kernel would not take (too long) is a ConfigError */
+function fanoutOf(d: Dispatcher): Int32Array {
+  try {
+    return fanoutProgram(d.rule(), LINKTYPE_RAW);
+  } catch (e) {
+    throw new ConfigError(`live.workers: the services' ${(e as Error).message.replace(/^fanout: /, 'fanout program has ')}: fewer service addresses, or live.workers: 1`);
   }
 }
 

@@ -925,6 +925,36 @@ describe('live load balancing in network namespaces (tsvs run, curl, real server
     assert.doesNotMatch(tc.stdout, /pref 4953/, 'the kernel-drop filter is taken off');
   });
 
+  it('live.workers: services whose fanout program the kernel would not take (over 4096 instructions) are refused: at start one line and exit 2; through the control socket INVALID, the services unchanged', async function () {
+    if (process.env.TSVS_LIVE_IO === 'pcap') this.skip(); // (no workers on the fallback path: the batched runs check this)
+    sh('bash', [TOPO, 'gw', P, 'nat']);
+    // 60 dual-stack services: every VIP, local address and NAT server is a compare in the program
+    const many = Array.from({ length: 60 }, (_, i) => [
+      { proto: 'tcp', vip: `10.88.${i}.1`, port: 80, scheduler: 'rr', forward: 'fnat', laddrs: [`10.89.${i}.1`], servers: [{ addr: `10.90.${i}.1`, port: 80 }] },
+      { proto: 'tcp', vip: `2001:db8:88::${i + 1}`, port: 80, scheduler: 'rr', forward: 'nat', servers: [{ addr: `2001:db8:90::${i + 1}`, port: 80 }] },
+    ]).flat();
+    const big = path.join(tmp, 'big.yaml');
+    fs.writeFileSync(big, config('nat').replace('live:\n', 'live:\n  workers: 2\n').replace(/\nservices:[\s\S]*$/, `\nservices: ${JSON.stringify(many)}\n`));
+    const r = await inNs('l', 'node', [TSVS_JS, 'run', '--config', big], 20000);
+    assert.equal(r.code, 2, r.stderr.slice(-1500));
+    const errors = r.stderr.split('\n').filter((l) => / ERROR /.test(l));
+    assert.equal(errors.length, 1, r.stderr);
+    assert.match(errors[0]!, /cannot start error="live\.workers: the services' fanout program has \d{4} instructions \(the kernel takes 4096\): fewer service addresses, or live\.workers: 1"/);
+    // the same services sent to a running daemon with workers: refused, nothing changed
+    const lb = await startLb(config('nat').replace('live:\n', 'live:\n  workers: 2\n'));
+    const ctl = new CtlClient(lb.sock);
+    try {
+      await ctl.connect();
+      const before = await ctl.call('services.config');
+      await assert.rejects(ctl.call('services.set', { services: many }), /^Error: INVALID: live\.workers: the services' fanout program has \d{4} instructions/);
+      assert.deepEqual(await ctl.call('services.config'), before);
+      assert.equal(count(await requests(4)).FAIL, undefined);
+    } finally {
+      ctl.close();
+      await stopLb(lb);
+    }
+  });
+
   it('tsvs run without root privileges or a live: section fails with one line and exit 2', async function () {
     const cfg = path.join(tmp, 'nolive.yaml');
     fs.writeFileSync(cfg, 'services: []\n');
