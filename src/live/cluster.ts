@@ -22,6 +22,7 @@ import type { Logger } from '../log.js';
 import type { CtlTarget, IpvsTimeouts, TemplateEntry } from '../ctl/server.js';
 import type { ConnFilter, SnapshotConn, SnapshotService } from '../report/records.js';
 import type { FlowFilter, FlowRecord, FlowSort } from '../report/flows.js';
+import { sumInto } from '../report/sum.js';
 
 /** what a worker thread is made from (structured-cloneable) */
 export interface LiveWorkerInit {
@@ -65,21 +66,22 @@ const STATE_MS = 100;
 /** fields not summed when merging the workers' answers (the main thread's value stands) */
 const KEEP = new Set(['version', 'weight', 'health', 'region', 'per_batch', 'rx_per_batch', 'tx_per_batch', 'started', 'time', 'source']);
 
-/** a + b, field by field: numbers added, objects and arrays merged (an array by index), anything else a's */
+/** a + b as sumInto merges them, with packets per batch again from the summed packets and batches */
 export function sumAnswers(a: unknown, b: unknown): unknown {
-  if (typeof a === 'number' && typeof b === 'number') return a + b;
-  if (Array.isArray(a) && Array.isArray(b)) return a.map((x: unknown, i) => (i < b.length ? sumAnswers(x, b[i]) : x)).concat(b.slice(a.length));
-  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
-    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
-    for (const [k, v] of Object.entries(b as Record<string, unknown>)) out[k] = !(k in out) ? v : KEEP.has(k) ? out[k] : sumAnswers(out[k], v);
-    // (packets per batch again, from the sums)
-    if (typeof out.rx_packets === 'number' && typeof out.rx_batches === 'number') {
-      out.rx_per_batch = out.rx_batches ? Math.round((out.rx_packets / out.rx_batches) * 10) / 10 : 0;
-      out.tx_per_batch = out.tx_batches ? Math.round(((out.tx_packets as number) / (out.tx_batches as number)) * 10) / 10 : 0;
+  return perBatch(sumInto(a, b, KEEP));
+}
+
+function perBatch(o: unknown): unknown {
+  if (Array.isArray(o)) o.forEach(perBatch);
+  else if (o !== null && typeof o === 'object') {
+    const x = o as Record<string, unknown>;
+    for (const v of Object.values(x)) perBatch(v);
+    if (typeof x.rx_packets === 'number' && typeof x.rx_batches === 'number') {
+      x.rx_per_batch = x.rx_batches ? Math.round((x.rx_packets / x.rx_batches) * 10) / 10 : 0;
+      x.tx_per_batch = x.tx_batches ? Math.round(((x.tx_packets as number) / (x.tx_batches as number)) * 10) / 10 : 0;
     }
-    return out;
   }
-  return a ?? b;
+  return o;
 }
 
 function sumAll<T>(list: T[]): T {

@@ -18,6 +18,7 @@ import * as L from './layout.js';
 import { Lane, RecordError, type EntryOut, type LaneInit, type LaneResult } from './lane.js';
 import type { WorkerInit } from './worker.js';
 import { setPortPartition } from '../xmit/pool.js';
+import { sumInto } from '../report/sum.js';
 
 export interface WorkersOptions {
   /** lanes (engines): one on this thread, the others on worker threads */
@@ -61,18 +62,6 @@ export function workersRefuse(opts: ReplayOptions): string | null {
   if (opts.lb?.services.list.some((s) => s.regions !== null)) return 'region_select services';
   if (!opts.track) return 'decoding without tracking';
   return null;
-}
-
-/** numbers summed, strings and flags kept from the first, lists and objects merged by place and key; `keep`: keys not summed */
-export function sumInto(a: unknown, b: unknown, keep: ReadonlySet<string>): unknown {
-  if (typeof a === 'number' && typeof b === 'number') return a + b;
-  if (Array.isArray(a) && Array.isArray(b)) return a.map((x, i) => (i < b.length ? sumInto(x, b[i], keep) : x)).concat(b.slice(a.length));
-  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object') {
-    const o: Record<string, unknown> = { ...(a as Record<string, unknown>) };
-    for (const [k, v] of Object.entries(b as Record<string, unknown>)) o[k] = k in o ? (keep.has(k) ? o[k] : sumInto(o[k], v, keep)) : v;
-    return o;
-  }
-  return a === undefined ? b : a;
 }
 
 const KEEP = new Set(['weight', 'region', 'time']);
