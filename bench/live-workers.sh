@@ -36,8 +36,6 @@ two() { # two [IPERF3 OPTIONS]: the two clients at once; prints the sum (TCP Gbi
   wait $a $b
   node -e 'const fs=require("fs");let t=0;for(const f of process.argv.slice(1)){const j=JSON.parse(fs.readFileSync(f,"utf8"));if(j.start.test_start.protocol==="UDP"){const u=j.end.sum;t+=(u.packets-u.lost_packets)/u.seconds}else t+=j.end.sum_received.bits_per_second/1e9}console.log(t>1000?Math.round(t):t.toFixed(3))' "$tmp/a.json" "$tmp/b.json"
 }
-declare -A R
-add() { R[$1]="${R[$1]:-} $2"; }
 for round in $(seq "$ROUNDS"); do
   for w in 1 2; do
     ip netns exec $P-l bin/tsvs run --config "$tmp/lb$w.yaml" 2> "$tmp/tsvs-$w.log" &
@@ -50,8 +48,7 @@ for round in $(seq "$ROUNDS"); do
     wait $lb 2>/dev/null || true
   done
 done
-for k in "${!R[@]}"; do R[$k]=$(printf '%s\n' ${R[$k]} | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'); done
-ratio() { node -e "console.log(($1/$2).toFixed(3))"; }
+medians
 echo "live workers (bash bench/live-workers.sh $T $ROUNDS): two iperf3 clients at once (two addresses, one per worker), ${T} s, medians of $ROUNDS rounds"
 printf '  TCP Gbit/s (sum)          workers 1 %8s  workers 2 %8s   ratio %s\n' "${R[tcp-1]}" "${R[tcp-2]}" "$(ratio ${R[tcp-2]} ${R[tcp-1]})"
 printf '  UDP 64-byte pkt/s (sum)   workers 1 %8s  workers 2 %8s   ratio %s\n' "${R[udp-1]}" "${R[udp-2]}" "$(ratio ${R[udp-2]} ${R[udp-1]})"

@@ -38,8 +38,6 @@ measure() { # measure PARALLEL: "tcp_gbit udp_pps udp_refused_per_s"
   tcp=$(ip netns exec $P-c iperf3 -c $VIP -p 5201 -P "$1" -t "$T" -J | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((j.end.sum_received.bits_per_second/1e9).toFixed(3))})')
   echo "$tcp $(udp "$1")"
 }
-declare -A R
-add() { R[$1]="${R[$1]:-} $2"; } # add KEY VALUE: one more round's figure
 run_path() { # run_path batched|pcap|nft: one round of every measurement on that path
   local io=$1 lb=0 par t u r uw rw
   if [ "$io" = nft ]; then
@@ -80,8 +78,7 @@ for round in $(seq "$ROUNDS"); do
   for io in batched pcap nft; do run_path $io; done
 done
 # each figure: the median of its rounds
-for k in "${!R[@]}"; do R[$k]=$(printf '%s\n' ${R[$k]} | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'); done
-ratio() { node -e "console.log(($1/$2).toFixed(3))"; }
+medians
 echo "live (bash bench/live.sh $T $ROUNDS): iperf3 through the LB namespace, ${T} s each, $( [ "$ROUNDS" = 1 ] && echo 'one round' || echo "medians of $ROUNDS rounds" ); tsvs batched (TPACKET_V2 ring, coalescing, sendmmsg on transmit threads), tsvs pcap (libpcap, raw-socket), the kernel's nftables DNAT"
 for par in 1 4; do
   printf '  %d stream%s TCP Gbit/s        batched %8s  pcap %8s  nftables %8s   ratios batched %s pcap %s\n' $par "$([ $par = 1 ] && echo ' ' || echo s)" "${R[batched-tcp-$par]}" "${R[pcap-tcp-$par]}" "${R[nft-tcp-$par]}" "$(ratio ${R[batched-tcp-$par]} ${R[nft-tcp-$par]})" "$(ratio ${R[pcap-tcp-$par]} ${R[nft-tcp-$par]})"
