@@ -82,7 +82,6 @@ const XOR_X = 0xac;
 const JA = 0x05;
 const JEQ_K = 0x15;
 const JEQ_X = 0x1d;
-const JGT_K = 0x25;
 const JGT_X = 0x2d;
 const JGE_K = 0x35;
 const JSET_K = 0x45;
@@ -226,20 +225,7 @@ export function fanoutProgram(rule: DispatchRule, linktype: number): Int32Array 
   header4(a, LD_W_ABS, LD_B_ABS, LD_H_ABS, base);
   a.op(JSET_K, 0x1fff, 'v4.noports', 0); // a fragment after the first: no L4 header
   a.op(LDX_MSH, base);
-  a.op(LD_MEM, PROTO);
-  a.op(JEQ_K, 6, 'v4.ports', 0);
-  a.op(JEQ_K, 17, 'v4.ports', 0);
-  a.op(JEQ_K, 1, 'v4.icmp', 'v4.noports');
-  a.label('v4.ports');
-  loadPorts(a, LD_H_IND, base, 'v4.pick.ports');
-  a.label('v4.icmp');
-  a.op(LD_B_IND, base);
-  for (const t of [3, 4, 5, 11, 12]) a.op(JEQ_K, t, 'v4.error', 0);
-  icmpQuery(a, [8, 0, 13, 14, 15, 16, 17, 18], base, 'v4.pick.ports', 'v4.icmp.other');
-  a.label('v4.icmp.other');
-  zeroPorts(a, 'v4.pick.ports');
-  a.label('v4.noports');
-  zeroPorts(a, 'v4.pick.noports');
+  transport(a, 'v4', base, 1, [3, 4, 5, 11, 12], [8, 0, 13, 14, 15, 16, 17, 18]);
 
   /* ---- an IPv4 ICMP error: the quoted packet at X + 8 ---- */
   a.label('v4.error');
@@ -253,22 +239,7 @@ export function fanoutProgram(rule: DispatchRule, linktype: number): Int32Array 
   extensions6(a, base, null);
   // X = the L4 header's offset (kept in M[SP] for an ICMP error's quote, until the ports are stored)
   a.op(STX, SP);
-  a.op(LD_MEM, PROTO);
-  a.op(JEQ_K, 6, 'v6.ports', 0);
-  a.op(JEQ_K, 17, 'v6.ports', 0);
-  a.op(JEQ_K, 58, 'v6.icmp', 'v6.noports');
-  a.label('v6.ports');
-  loadPorts(a, LD_H_IND, base, 'v6.pick.ports');
-  a.label('v6.icmp');
-  a.op(LD_B_IND, base);
-  a.op(JGE_K, 1, 0, 'v6.icmp.q');
-  a.op(JGT_K, 4, 'v6.icmp.q', 'v6.error');
-  a.label('v6.icmp.q');
-  icmpQuery(a, [128, 129], base, 'v6.pick.ports', 'v6.icmp.other');
-  a.label('v6.icmp.other');
-  zeroPorts(a, 'v6.pick.ports');
-  a.label('v6.noports');
-  zeroPorts(a, 'v6.pick.noports');
+  transport(a, 'v6', base, 58, [1, 2, 3, 4], [128, 129]);
   a.label('v6.error');
   quoted(a, base, 6);
   quoteV6(a, base);
@@ -342,6 +313,27 @@ export function fanoutProgram(rule: DispatchRule, linktype: number): Int32Array 
     a.op(RET_K, w);
   }
   return a.assemble();
+}
+
+/**
+ * The L4 header at X (M[PROTO] its protocol): TCP and UDP ports; ICMP (`icmp`: 1 or 58) errors of
+ * `errors` to `${f}.error`, the id of `queries` as both ports, other types none; other protocols none
+ */
+function transport(a: Asm, f: 'v4' | 'v6', base: number, icmp: number, errors: number[], queries: number[]): void {
+  a.op(LD_MEM, PROTO);
+  a.op(JEQ_K, 6, `${f}.ports`, 0);
+  a.op(JEQ_K, 17, `${f}.ports`, 0);
+  a.op(JEQ_K, icmp, `${f}.icmp`, `${f}.noports`);
+  a.label(`${f}.ports`);
+  loadPorts(a, LD_H_IND, base, `${f}.pick.ports`);
+  a.label(`${f}.icmp`);
+  a.op(LD_B_IND, base);
+  for (const t of errors) a.op(JEQ_K, t, `${f}.error`, 0);
+  icmpQuery(a, queries, base, `${f}.pick.ports`, `${f}.icmp.other`);
+  a.label(`${f}.icmp.other`);
+  zeroPorts(a, `${f}.pick.ports`);
+  a.label(`${f}.noports`);
+  zeroPorts(a, `${f}.pick.noports`);
 }
 
 /** an IPv4 header's addresses and protocol at `off` into the scratch, and A = its flags and fragment offset */
