@@ -17,7 +17,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Daemon, MetricsData, ServiceState } from './daemon.js';
-import type { Config, ServiceConfig } from '../config.js';
+import { ConfigError, type Config, type ServiceConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { CtlTarget, IpvsTimeouts, TemplateEntry } from '../ctl/server.js';
 import type { ConnFilter, SnapshotConn, SnapshotService } from '../report/records.js';
@@ -390,6 +390,6 @@ export function workerCount(v: number | 'auto', cores: number): number {
   const e = process.env.TSVS_LIVE_WORKERS;
   const want = e !== undefined && e !== '' ? (e === 'auto' ? 'auto' : Number(e)) : v;
   if (want === 'auto') return Math.max(1, cores);
-  if (!Number.isInteger(want) || want < 1 || want > 64) throw new Error(`TSVS_LIVE_WORKERS: 1 to 64 or auto, not ${JSON.stringify(e)}`);
+  if (!Number.isInteger(want) || want < 1 || want > 64) throw new ConfigError(`TSVS_LIVE_WORKERS: 1 to 64 or auto, not ${JSON.stringify(e)}`);
   return want;
 }

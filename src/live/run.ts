@@ -22,8 +22,9 @@ export async function runDaemon(cfg: Config, log: Logger, configFile: string): P
   try {
     // live workers: engines on worker threads, the kernel's fanout handing each its packets (cluster.ts)
     let n = workerCount(cfg.live!.workers, availableParallelism());
-    if (n > 1 && ioChoice(cfg).io !== 'batched') {
-      log.warn('live.workers needs the batched path: one worker', { workers: n, why: ioChoice(cfg).why });
+    const io = ioChoice(cfg);
+    if (n > 1 && io.io !== 'batched') {
+      log.warn('live.workers needs the batched path: one worker', { workers: n, why: io.why });
       n = 1;
     }
     // (a fanout group id per interface, from the pid: unique among the daemons of this host)
@@ -34,7 +35,7 @@ export async function runDaemon(cfg: Config, log: Logger, configFile: string): P
     d = new Daemon(cfg, log, configFile, role);
     d.start();
   } catch (e) {
-    if (e instanceof NativeModuleError || e instanceof ConfigError || /^TSVS_LIVE_WORKERS/.test((e as Error).message) || (e as NodeJS.ErrnoException).code === 'EPERM' || /Operation not permitted|permission/i.test((e as Error).message)) {
+    if (e instanceof NativeModuleError || e instanceof ConfigError || (e as NodeJS.ErrnoException).code === 'EPERM' || /Operation not permitted|permission/i.test((e as Error).message)) {
       log.error('cannot start', { error: (e as Error).message });
       return 2;
     }
